@@ -1,0 +1,37 @@
+"""Run an ordinary Python script on Amazon SageMaker by adding one flag.
+
+``python script.py`` runs ``main`` here; ``python script.py --sagemaker-run=yes``
+runs the same script, with the same arguments, as a SageMaker Processing or
+Training job; ``--sagemaker-run=local`` runs that job on this machine without
+Docker. Importing this package loads neither boto3 nor the SageMaker SDK.
+"""
+from ._version import __version__
+from .api import sagemaker_processing_main, sagemaker_training_main
+from .args import OPTIONAL, PathArgument
+from .errors import (
+    AwsError,
+    DeclarationError,
+    Interrupted,
+    JobFailed,
+    RemoteError,
+    UsageError,
+)
+from .options import ProcessingOptions, TrainingOptions
+from .spec import JobResult
+
+__all__ = [
+    "__version__",
+    "sagemaker_processing_main",
+    "sagemaker_training_main",
+    "PathArgument",
+    "OPTIONAL",
+    "ProcessingOptions",
+    "TrainingOptions",
+    "JobResult",
+    "RemoteError",
+    "UsageError",
+    "DeclarationError",
+    "AwsError",
+    "JobFailed",
+    "Interrupted",
+]

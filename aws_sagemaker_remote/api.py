@@ -1,0 +1,237 @@
+"""The two entry functions: run ``main`` here, or as a SageMaker job.
+
+``sagemaker_processing_main`` and ``sagemaker_training_main`` build the parser
+from the declaration, parse the command line and then either call ``main``
+(``--sagemaker-run=no``, the default) or hand over to the launcher
+(``yes`` / ``local``), which is imported only then: a local run never imports
+boto3. These functions are the only place (with the CLI) that calls
+``sys.exit``.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
+
+from .errors import RemoteError, UsageError
+from .flags import Declaration, build_parser, declare
+from .options import OPTIONS_BY_KIND, CommonOptions
+
+MainFunction = Callable[[argparse.Namespace], Any]
+
+
+def sagemaker_processing_main(
+    main: MainFunction,
+    inputs: Optional[Mapping[str, Any]] = None,
+    outputs: Optional[Mapping[str, Any]] = None,
+    dependencies: Optional[Mapping[str, Any]] = None,
+    *,
+    modules: Optional[Mapping[str, Any]] = None,
+    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
+    description: Optional[str] = None,
+    script: Optional[str] = None,
+    argv: Optional[Sequence[str]] = None,
+    **options: Any,
+) -> Any:
+    """Run ``main(args)`` here, or as a SageMaker Processing job with ``--sagemaker-run=yes``.
+
+    :param main: the script's function; it gets the parsed ``argparse.Namespace``.
+    :param inputs: name → local path, ``s3://`` URI, :class:`~aws_sagemaker_remote.args.PathArgument`
+        or :data:`~aws_sagemaker_remote.args.OPTIONAL`. Each makes a flag ``--NAME``.
+    :param outputs: name → local folder, ``(local, remote)`` tuple or ``PathArgument``; each makes
+        ``--NAME`` (local folder) and ``--NAME-s3`` (``s3://`` URI or ``default``).
+    :param dependencies: name → module folder, ``.py`` file or imported module; each makes ``--NAME``.
+        Uploaded with the script and put on ``PYTHONPATH`` inside the job.
+    :param modules: another name for ``dependencies`` (the first project's keyword).
+    :param additional_arguments: a list of ``add_argument`` keyword dicts; ``dest`` is the flag,
+        e.g. ``{'dest': '--filter-width', 'default': 32, 'help': 'Filter width'}``.
+    :param argparse_callback: called with the parser to add flags of your own.
+    :param description: the parser's description (shown by ``--help``).
+    :param script: the script to run in the job (default: the file that defines ``main``).
+    :param argv: the command line (default: ``sys.argv[1:]``).
+    :param options: defaults of the ``--sagemaker-*`` flags, by field name of
+        :class:`~aws_sagemaker_remote.options.ProcessingOptions`: ``run``, ``wait``, ``image``,
+        ``instance``, ``instance_count``, ``volume_size``, ``max_run``, ``role``, ``requirements``,
+        ``configuration_script``, ``configuration_command``, ``env``, ``tags``, ``base_job_name``, …
+    :returns: what ``main`` returned (local run) or the :class:`~aws_sagemaker_remote.spec.JobResult`.
+    """
+    return _entry("processing", main, inputs, outputs, _merge_dependencies(dependencies, modules),
+                  additional_arguments, argparse_callback, description, script, argv, {}, options)
+
+
+def sagemaker_training_main(
+    main: MainFunction,
+    inputs: Optional[Mapping[str, Any]] = None,
+    outputs: Optional[Mapping[str, Any]] = None,
+    dependencies: Optional[Mapping[str, Any]] = None,
+    *,
+    modules: Optional[Mapping[str, Any]] = None,
+    channels: Optional[Mapping[str, Any]] = None,
+    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
+    description: Optional[str] = None,
+    script: Optional[str] = None,
+    argv: Optional[Sequence[str]] = None,
+    metrics: Optional[Mapping[str, str]] = None,
+    hyperparameters: Optional[Mapping[str, Any]] = None,
+    model_dir: Optional[str] = None,
+    output_dir: Optional[str] = None,
+    checkpoint_dir: Optional[str] = None,
+    **options: Any,
+) -> Any:
+    """Run ``main(args)`` here, or as a SageMaker Training job with ``--sagemaker-run=yes``.
+
+    :param inputs: channel name → local path, ``s3://`` URI or ``PathArgument``; each makes ``--NAME``.
+        Inside the job the flag points at ``/opt/ml/input/data/NAME``.
+    :param channels: another name for ``inputs``.
+    :param outputs: extra output folders (uploaded inside ``output.tar.gz``).
+    :param metrics: metric name → regex with one group, e.g. ``{'loss': r'loss: ([0-9.]+)'}``.
+    :param hyperparameters: extra key → value pairs recorded on the job.
+    :param model_dir: local default of ``--model-dir`` (``output/model``); ``/opt/ml/model`` in the job.
+    :param output_dir: local default of ``--output-dir`` (``output/data``); ``/opt/ml/output/data`` in the job.
+    :param checkpoint_dir: local default of ``--checkpoint-dir`` (``output/checkpoints``);
+        ``/opt/ml/checkpoints`` in the job, synced with the checkpoint S3 location.
+    :param options: defaults of the ``--sagemaker-*`` flags, by field name of
+        :class:`~aws_sagemaker_remote.options.TrainingOptions` (adds ``spot``, ``max_wait``,
+        ``checkpoint_s3``, ``input_mode``, ``metric``, ``output_s3``, ``download_model``, …).
+
+    The other parameters are those of :func:`sagemaker_processing_main`.
+    """
+    if channels:
+        inputs = {**dict(inputs or {}), **dict(channels)}
+    dirs = {k: v for k, v in (("model_dir", model_dir), ("output_dir", output_dir),
+                               ("checkpoint_dir", checkpoint_dir)) if v}
+    training = {"training_dirs": dirs, "metrics": metrics, "hyperparameters": hyperparameters}
+    return _entry("training", main, inputs, outputs, _merge_dependencies(dependencies, modules),
+                  additional_arguments, argparse_callback, description, script, argv, training, options)
+
+
+def _merge_dependencies(dependencies: Optional[Mapping[str, Any]],
+                        modules: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    if dependencies and modules:
+        return {**dict(modules), **dict(dependencies)}
+    return dependencies or modules
+
+
+def _script_of(main: Callable[..., Any]) -> str:
+    try:
+        path = inspect.getsourcefile(main)
+    except TypeError:
+        path = None
+    if path and os.path.exists(path):
+        return path
+    return os.path.abspath(sys.argv[0])
+
+
+def prepare(
+    kind: str,
+    main: Optional[MainFunction],
+    inputs: Optional[Mapping[str, Any]],
+    outputs: Optional[Mapping[str, Any]],
+    dependencies: Optional[Mapping[str, Any]],
+    additional_arguments: Optional[Iterable[Mapping[str, Any]]],
+    argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]],
+    description: Optional[str],
+    script: Optional[str],
+    training: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> "tuple[Declaration, CommonOptions, argparse.ArgumentParser]":
+    """Declaration, keyword options and parser (no parsing yet)."""
+    decl = declare(
+        kind,
+        script or (_script_of(main) if main is not None else sys.argv[0]),
+        inputs=inputs,
+        outputs=outputs,
+        dependencies=dependencies,
+        additional_arguments=additional_arguments,
+        argparse_callback=argparse_callback,
+        description=description,
+        **training,
+    )
+    opts = OPTIONS_BY_KIND[kind].from_keywords(options)
+    return decl, opts, build_parser(decl, opts)
+
+
+def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencies: Any,
+           additional_arguments: Any, argparse_callback: Any, description: Any, script: Any,
+           argv: Optional[Sequence[str]], training: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        decl, opts, parser = prepare(kind, main, inputs, outputs, dependencies, additional_arguments,
+                                     argparse_callback, description, script, training, options)
+        namespace = parser.parse_args(argv)
+        opts = type(opts).from_namespace(namespace)
+        if opts.run == "no":
+            return run_locally(decl, namespace, main)
+        from .launch import launch  # the remote path: boto3 loads from here on
+
+        return launch(decl, parser, namespace, opts, argv)
+    except RemoteError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _fail(exc: RemoteError) -> "NoReturn":  # type: ignore[name-defined]
+    prog = os.path.basename(sys.argv[0]) or "aws-sagemaker-remote"
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)
+
+
+def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunction) -> Any:
+    """Call ``main(namespace)`` once, after checking inputs and creating output folders.
+
+    ``s3://`` inputs are downloaded to a local cache first and outputs with an
+    explicit ``s3://`` destination are written to a temporary folder and uploaded
+    after ``main`` returns; only then is boto3 imported.
+    """
+    from .args import is_s3_uri
+
+    uploads: List["tuple[str, str]"] = []
+    for d in decl.inputs:
+        value = getattr(namespace, d.dest, None)
+        if value is None or value == "":
+            if d.arg.optional:
+                setattr(namespace, d.dest, None)
+                continue
+            raise UsageError(f"input {d.name!r} needs a path", flag=d.flag)
+        if is_s3_uri(value):
+            from .localio import download_input
+
+            setattr(namespace, d.dest, download_input(str(value)))
+        elif not os.path.exists(str(value)):
+            raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
+    for d in decl.outputs:
+        local = getattr(namespace, d.dest, None)
+        remote = getattr(namespace, d.remote_dest, "default")
+        if remote and remote != "default":
+            if not is_s3_uri(remote):
+                raise UsageError(f"{remote!r} is not an s3:// URI or 'default'", flag=d.remote_flag)
+            import tempfile
+
+            local = tempfile.mkdtemp(prefix=f"{d.name}-")
+            setattr(namespace, d.dest, local)
+            uploads.append((local, str(remote)))
+        if local:
+            os.makedirs(str(local), exist_ok=True)
+    for key, _ in decl.training_dirs:
+        folder = getattr(namespace, key, None)
+        if folder:
+            os.makedirs(str(folder), exist_ok=True)
+    for d in decl.dependencies:
+        path = getattr(namespace, d.dest, None)
+        if path and os.path.exists(str(path)):
+            parent = os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep))
+            if parent not in sys.path:
+                sys.path.append(parent)
+    result = main(namespace)
+    if uploads:
+        from .localio import upload_output
+
+        for local, remote in uploads:
+            upload_output(local, remote)
+    return result

@@ -1,0 +1,149 @@
+"""Every path inside the SageMaker container, in one place.
+
+SageMaker lays out ``/opt/ml`` the same way in every job; the paths below come
+from the Processing and Training container contracts in the SageMaker
+developer guide ("Build your own processing container", "How Amazon SageMaker
+provides training information"). Nothing else in the package spells ``/opt/ml``.
+
+The root can be moved: :class:`ContainerPaths` takes a ``root`` so the local
+backend can give each emulated instance its own folder, and the bootstrap reads
+``AWS_SAGEMAKER_REMOTE_OPT_ML`` (set only by the local backend) to find it.
+This module is standard-library only because it ships inside the job.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Optional
+
+#: The root SageMaker mounts everything under.
+OPT_ML = "/opt/ml"
+#: Environment variable through which the local backend moves the root.
+ROOT_ENV = "AWS_SAGEMAKER_REMOTE_OPT_ML"
+
+# Where the code bundle is unpacked inside the job (our own convention).
+CODE_CHANNEL = "code"
+BUNDLE_FILENAME = "bundle.tar.gz"
+
+
+class ContainerPaths:
+    """The ``/opt/ml`` layout, relative to a movable root.
+
+    ``ContainerPaths()`` describes a real container; ``ContainerPaths("/tmp/x/opt/ml")``
+    describes the same layout under a temporary folder.
+    """
+
+    def __init__(self, root: str = OPT_ML) -> None:
+        self.root = root
+
+    @classmethod
+    def from_env(cls) -> "ContainerPaths":
+        """The layout of the job this process runs in (honours the local backend's root)."""
+        return cls(os.environ.get(ROOT_ENV) or OPT_ML)
+
+    def _join(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    # --- processing -----------------------------------------------------
+    def processing_input(self, name: str) -> str:
+        """Default ``LocalPath`` of a processing input."""
+        return self._join("processing", "input", name)
+
+    def processing_output(self, name: str) -> str:
+        """Default ``LocalPath`` of a processing output."""
+        return self._join("processing", "output", name)
+
+    @property
+    def processing_code(self) -> str:
+        """Where the code bundle input is downloaded in a processing job."""
+        return self.processing_input(CODE_CHANNEL)
+
+    @property
+    def processing_job_config(self) -> str:
+        return self._join("config", "processingjobconfig.json")
+
+    @property
+    def processing_resource_config(self) -> str:
+        return self._join("config", "resourceconfig.json")
+
+    @property
+    def processing_failure(self) -> str:
+        """Text written here becomes the processing job's ``ExitMessage``."""
+        return self._join("output", "message")
+
+    # --- training -------------------------------------------------------
+    def training_channel(self, name: str) -> str:
+        return self._join("input", "data", name)
+
+    @property
+    def training_code(self) -> str:
+        return self.training_channel(CODE_CHANNEL)
+
+    @property
+    def training_config_dir(self) -> str:
+        return self._join("input", "config")
+
+    @property
+    def hyperparameters(self) -> str:
+        return self._join("input", "config", "hyperparameters.json")
+
+    @property
+    def input_data_config(self) -> str:
+        return self._join("input", "config", "inputdataconfig.json")
+
+    @property
+    def training_resource_config(self) -> str:
+        return self._join("input", "config", "resourceconfig.json")
+
+    @property
+    def model_dir(self) -> str:
+        return self._join("model")
+
+    @property
+    def output_data_dir(self) -> str:
+        return self._join("output", "data")
+
+    @property
+    def training_failure(self) -> str:
+        """Text written here becomes the training job's ``FailureReason``."""
+        return self._join("output", "failure")
+
+    @property
+    def checkpoints(self) -> str:
+        return self._join("checkpoints")
+
+    # --- both -----------------------------------------------------------
+    def code_dir(self, kind: str) -> str:
+        """Where the bundle input lands for a job ``kind`` ('processing' or 'training')."""
+        return self.processing_code if kind == "processing" else self.training_code
+
+    def failure_file(self, kind: str) -> str:
+        return self.processing_failure if kind == "processing" else self.training_failure
+
+    def resource_config(self, kind: str) -> str:
+        return self.processing_resource_config if kind == "processing" else self.training_resource_config
+
+    @property
+    def unpacked_code(self) -> str:
+        """Where the bootstrap unpacks the bundle (our convention, writable in every image)."""
+        return self._join("code")
+
+    def relocate(self, value: str, new_root: Optional[str]) -> str:
+        """Rewrite a string naming a path under this root to the same path under ``new_root``.
+
+        Used by the local backend on container arguments such as ``--input=/opt/ml/...``:
+        the prefix is replaced where a path starts (beginning of the value or after ``=``).
+        """
+        if not new_root:
+            return value
+        root = self.root.rstrip("/")
+        if value == root or value.startswith(root + "/"):
+            return new_root.rstrip("/") + value[len(root):]
+        head, sep, tail = value.partition("=")
+        if sep and (tail == root or tail.startswith(root + "/")):
+            return head + sep + new_root.rstrip("/") + tail[len(root):]
+        return value
+
+
+#: The layout of a real SageMaker container.
+DEFAULT = ContainerPaths()

@@ -1,0 +1,347 @@
+"""Step 1 of the data flow: the declaration and the command-line parser it generates.
+
+A script declares its inputs, outputs and dependencies (plus extra flags); this
+module normalises that declaration into a frozen :class:`Declaration` and builds
+the argparse parser: one flag per path, the user's own flags, and the
+``--sagemaker-*`` flags of :mod:`aws_sagemaker_remote.options`.
+No AWS import here; standard library only (this module also runs inside the job).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import types
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .args import OPTIONAL, PathArgument, _Optional, is_s3_uri
+from .errors import DeclarationError
+from .options import CommonOptions, dest_name, flag_name
+
+KINDS = ("processing", "training")
+
+#: Training's generated directory flags: keyword → (flag, local default, help).
+TRAINING_DIRS: Tuple[Tuple[str, str, str], ...] = (
+    ("model_dir", "output/model", "Where the script saves its model (in the job: /opt/ml/model, uploaded as model.tar.gz)."),
+    ("output_dir", "output/data", "Where the script writes other output data (in the job: /opt/ml/output/data, "
+                                  "uploaded as output.tar.gz)."),
+    ("checkpoint_dir", "output/checkpoints", "Where the script saves and finds checkpoints (in the job: "
+                                             "/opt/ml/checkpoints, synced with S3)."),
+)
+
+
+@dataclass(frozen=True)
+class PathDecl:
+    """One declared input, output or dependency, normalised."""
+
+    name: str
+    default: Optional[str]
+    arg: PathArgument
+    #: for outputs: the default of the ``--NAME-s3`` flag
+    remote: str = "default"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name
+
+    @property
+    def dest(self) -> str:
+        return self.name
+
+    @property
+    def remote_flag(self) -> str:
+        return f"--{self.name}-s3"
+
+    @property
+    def remote_dest(self) -> str:
+        return f"{self.name}_s3"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """Everything a script declares about itself, before any flag is parsed."""
+
+    kind: str
+    script: str
+    inputs: Tuple[PathDecl, ...] = ()
+    outputs: Tuple[PathDecl, ...] = ()
+    dependencies: Tuple[PathDecl, ...] = ()
+    additional_arguments: Tuple[Mapping[str, Any], ...] = ()
+    argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None
+    description: Optional[str] = None
+    #: training only: ((keyword, default), ...) of the model/output/checkpoint dirs
+    training_dirs: Tuple[Tuple[str, str], ...] = ()
+    #: training only: metric name → regex declared by the script
+    metrics: Tuple[Tuple[str, str], ...] = ()
+    hyperparameters: Tuple[Tuple[str, str], ...] = ()
+
+    def path_decls(self) -> Tuple[PathDecl, ...]:
+        return self.inputs + self.outputs + self.dependencies
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (usage is on ``--help``)."""
+
+    def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# --- normalising declarations ------------------------------------------------------
+
+def _input_decl(name: str, value: Any) -> PathDecl:
+    if isinstance(value, _Optional) or value is None:
+        return PathDecl(name, None, PathArgument(None, optional=True))
+    if isinstance(value, PathArgument):
+        default = value.local if value.local is not None else (value.remote if is_s3_uri(value.remote) else None)
+        arg = value if default is not None else _with(value, optional=True)
+        return PathDecl(name, _fspath(default), arg)
+    if isinstance(value, (str, os.PathLike)):
+        return PathDecl(name, _fspath(value), PathArgument(_fspath(value)))
+    raise DeclarationError(f"inputs[{name!r}] must be a path, an s3:// URI, PathArgument or OPTIONAL, "
+                           f"not {type(value).__name__}")
+
+
+def _output_decl(name: str, value: Any) -> PathDecl:
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise DeclarationError(f"outputs[{name!r}] tuple must be (local, remote)")
+        local, remote = value
+        return PathDecl(name, _fspath(local), PathArgument(_fspath(local), remote=str(remote)), str(remote))
+    if isinstance(value, PathArgument):
+        return PathDecl(name, _fspath(value.local), value, value.remote)
+    if isinstance(value, (str, os.PathLike)):
+        return PathDecl(name, _fspath(value), PathArgument(_fspath(value)))
+    if isinstance(value, _Optional) or value is None:
+        return PathDecl(name, None, PathArgument(None, optional=True))
+    raise DeclarationError(f"outputs[{name!r}] must be a path, a (local, remote) tuple or PathArgument, "
+                           f"not {type(value).__name__}")
+
+
+def _dependency_decl(name: str, value: Any) -> PathDecl:
+    if isinstance(value, types.ModuleType):
+        path = module_path(value)
+    elif isinstance(value, PathArgument):
+        path = _fspath(value.local)
+    elif isinstance(value, (str, os.PathLike)):
+        path = _fspath(value)
+    else:
+        raise DeclarationError(f"dependencies[{name!r}] must be a path or an imported module, "
+                               f"not {type(value).__name__}")
+    return PathDecl(name, path, PathArgument(path))
+
+
+def module_path(module: types.ModuleType) -> str:
+    """The folder of a package, or the file of a single-file module."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        paths = list(getattr(module, "__path__", []) or [])
+        if paths:
+            return str(paths[0])
+        raise DeclarationError(f"module {module.__name__} has no file to upload")
+    if os.path.basename(file) == "__init__.py":
+        return os.path.dirname(os.path.abspath(file))
+    return os.path.abspath(file)
+
+
+def _fspath(value: Any) -> Optional[str]:
+    return None if value is None else os.fspath(value)
+
+
+def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, Any]]:
+    if mapping is None:
+        return []
+    if not isinstance(mapping, Mapping):
+        raise DeclarationError(f"{what} must be a dict of name → path, not {type(mapping).__name__}")
+    out = []
+    for name, value in mapping.items():
+        if not isinstance(name, str) or not name or name.startswith("-") or " " in name:
+            raise DeclarationError(f"{what} name {name!r} cannot be a flag name")
+        out.append((name, value))
+    return out
+
+
+def declare(
+    kind: str,
+    script: str,
+    inputs: Optional[Mapping[str, Any]] = None,
+    outputs: Optional[Mapping[str, Any]] = None,
+    dependencies: Optional[Mapping[str, Any]] = None,
+    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
+    description: Optional[str] = None,
+    training_dirs: Optional[Mapping[str, str]] = None,
+    metrics: Optional[Mapping[str, str]] = None,
+    hyperparameters: Optional[Mapping[str, Any]] = None,
+) -> Declaration:
+    """Normalise a script's declaration; raises :class:`DeclarationError` when it is inconsistent."""
+    if kind not in KINDS:
+        raise DeclarationError(f"kind must be one of {', '.join(KINDS)}")
+    ins = tuple(_input_decl(n, v) for n, v in _items(inputs, "inputs"))
+    outs = tuple(_output_decl(n, v) for n, v in _items(outputs, "outputs"))
+    deps = tuple(_dependency_decl(n, v) for n, v in _items(dependencies, "dependencies"))
+    dirs: Tuple[Tuple[str, str], ...] = ()
+    if kind == "training":
+        given = dict(training_dirs or {})
+        dirs = tuple((key, str(given.get(key) or default)) for key, default, _ in TRAINING_DIRS)
+    seen: Dict[str, str] = {}
+    for what, decls in (("inputs", ins), ("outputs", outs), ("dependencies", deps)):
+        for d in decls:
+            if d.name in seen:
+                raise DeclarationError(f"{what} name {d.name!r} is also declared in {seen[d.name]}; "
+                                       f"each name makes one flag --{d.name}")
+            seen[d.name] = what
+    for key, _ in dirs:
+        if key in seen:
+            raise DeclarationError(f"{seen[key]} name {key!r} collides with the generated training flag "
+                                   f"--{key.replace('_', '-')}")
+    return Declaration(
+        kind=kind,
+        script=os.path.abspath(script),
+        inputs=ins,
+        outputs=outs,
+        dependencies=deps,
+        additional_arguments=tuple(dict(a) for a in (additional_arguments or ())),
+        argparse_callback=argparse_callback,
+        description=description,
+        training_dirs=dirs,
+        metrics=tuple((str(k), str(v)) for k, v in (metrics or {}).items()),
+        hyperparameters=tuple((str(k), str(v)) for k, v in (hyperparameters or {}).items()),
+    )
+
+
+# --- building the parser -------------------------------------------------------------
+
+def _add(target: Any, flag: str, **kwargs: Any) -> argparse.Action:
+    try:
+        return target.add_argument(flag, **kwargs)
+    except argparse.ArgumentError as exc:
+        raise DeclarationError(f"{flag} is declared twice: {exc.message}") from None
+
+
+def _dir_flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: CommonOptions) -> argparse.ArgumentParser:
+    """Add every generated flag of ``decl`` and ``options`` to an existing parser.
+
+    The ``--sagemaker-*`` flags go in first so that a user flag colliding with one
+    is reported as the user's declaration error.
+    """
+    groups: Dict[str, Any] = {}
+    if decl.inputs:
+        groups["inputs"] = parser.add_argument_group("inputs", "Input paths: local paths or s3:// URIs.")
+    if decl.outputs:
+        groups["outputs"] = parser.add_argument_group(
+            "outputs", "Output folders, and where the job uploads them (s3:// URI or 'default').")
+    if decl.dependencies:
+        groups["dependencies"] = parser.add_argument_group(
+            "dependencies", "Module folders or files uploaded with the script and put on PYTHONPATH.")
+    if decl.training_dirs:
+        groups["training"] = parser.add_argument_group(
+            "training folders", "Local defaults; inside the job they point at the SageMaker folders.")
+    sm_group = parser.add_argument_group(
+        "SageMaker options", "Where and how the script runs; the defaults come from the script.")
+    options.add_arguments(sm_group)
+
+    for d in decl.inputs:
+        hint = d.arg.help or f"Input {d.name!r}" + (" (optional)" if d.arg.optional else "")
+        _add(groups["inputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
+             help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
+    for d in decl.outputs:
+        hint = d.arg.help or f"Output {d.name!r} local folder"
+        _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
+             help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
+        _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
+             help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
+    for d in decl.dependencies:
+        _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
+             help=f"Module {d.name!r} (default: {d.default})")
+    helps = {key: text for key, _, text in TRAINING_DIRS}
+    for key, default in decl.training_dirs:
+        _add(groups["training"], _dir_flag(key), dest=key, default=default, metavar="DIR",
+             help=f"{helps[key]} (default: {default})")
+
+    for spec in decl.additional_arguments:
+        kwargs = dict(spec)
+        names = kwargs.pop("name_or_flags", None) or kwargs.pop("flags", None) or kwargs.pop("dest", None)
+        if names is None:
+            raise DeclarationError("additional_arguments entries need 'dest' (the flag, e.g. '--filter-width')")
+        names = [names] if isinstance(names, str) else list(names)
+        try:
+            parser.add_argument(*names, **kwargs)
+        except argparse.ArgumentError as exc:
+            raise DeclarationError(f"additional argument {names[0]} collides with a generated flag: "
+                                   f"{exc.message}") from None
+        except (TypeError, ValueError) as exc:
+            raise DeclarationError(f"additional argument {names[0]}: {exc}") from None
+    if decl.argparse_callback is not None:
+        try:
+            decl.argparse_callback(parser)
+        except argparse.ArgumentError as exc:
+            raise DeclarationError(f"argparse_callback adds a flag that collides with a generated flag: "
+                                   f"{exc.message}") from None
+    _check_dests(parser)
+    return parser
+
+
+def _check_dests(parser: argparse.ArgumentParser) -> None:
+    """Two flags writing the same attribute would silently shadow each other."""
+    owners: Dict[str, str] = {}
+    for action in parser._actions:
+        if action.dest in (argparse.SUPPRESS, "help") or not action.option_strings and action.dest == "help":
+            continue
+        flag = action.option_strings[0] if action.option_strings else action.dest
+        if action.dest in owners and owners[action.dest] != flag:
+            raise DeclarationError(f"{flag} and {owners[action.dest]} both set args.{action.dest}")
+        owners[action.dest] = flag
+
+
+def build_parser(decl: Declaration, options: CommonOptions, prog: Optional[str] = None) -> Parser:
+    """A new parser with every generated flag (see :func:`add_arguments`)."""
+    parser = Parser(
+        prog=prog or os.path.basename(decl.script),
+        description=decl.description,
+        allow_abbrev=False,  # an abbreviation could not be found again when the argv is rewritten
+    )
+    add_arguments(parser, decl, options)
+    return parser
+
+
+# --- knowing which tokens the job re-invocation replaces ---------------------------------
+
+#: How many value tokens an option takes: 1 (always), '?' (optional) or 0.
+Arity = Any
+
+
+def flag_arity(parser: argparse.ArgumentParser, flags: Iterable[str]) -> Dict[str, Arity]:
+    """For each of ``flags``, how its action consumes values (used to strip it from argv)."""
+    out: Dict[str, Arity] = {}
+    wanted = set(flags)
+    for action in parser._actions:
+        for s in action.option_strings:
+            if s in wanted:
+                if action.nargs == "?":
+                    out[s] = "?"
+                elif action.nargs == 0:
+                    out[s] = 0
+                elif action.nargs is None:
+                    out[s] = 1
+                else:
+                    raise DeclarationError(f"{s}: generated flags take one value")
+    return out
+
+
+def generated_flags(decl: Declaration, options: CommonOptions) -> List[str]:
+    """Flags that the job re-invocation rewrites: every path flag and every ``--sagemaker-*`` flag."""
+    flags = [flag_name(f) for f in options.option_fields()]
+    for d in decl.path_decls():
+        flags.append(d.flag)
+    for d in decl.outputs:
+        flags.append(d.remote_flag)
+    flags.extend(_dir_flag(key) for key, _ in decl.training_dirs)
+    return flags
+
+
+def sagemaker_dests(options: CommonOptions) -> List[str]:
+    return [dest_name(f) for f in options.option_fields()]

@@ -1,0 +1,348 @@
+"""Job options: one frozen dataclass per job kind, the single source of defaults.
+
+Each field is declared once, with its flag name, help text and parser; the same
+declaration gives
+
+* the keyword of :func:`~aws_sagemaker_remote.sagemaker_processing_main` /
+  :func:`~aws_sagemaker_remote.sagemaker_training_main` (the field name),
+* the ``--sagemaker-*`` flag (``metadata["flag"]``), whose default is the keyword's value,
+* the row of the generated flag reference in the docs.
+
+Why not argparse-dataclass: the classes below are imported inside the job,
+where only the standard library is guaranteed, and several flags need argparse
+features it cannot express (``--sagemaker-wait=no`` and a bare ``--sagemaker-spot``
+on one flag, repeatable ``KEY=VALUE`` flags merged with keyword dicts).
+Standard library only: this module ships inside the job.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+
+from .args import INPUT_MODES, parse_bool, parse_run
+from .errors import UsageError
+
+T = TypeVar("T", bound="CommonOptions")
+
+DEFAULT_PREFIX = "aws-sagemaker-remote"
+DEFAULT_INSTANCE = "ml.m4.xlarge"  # seeds 000/001: default instance type
+DEFAULT_MAX_RUN = 86400  # seeds 000/001: one day
+#: Framework image shorthand (resolved with the optional ``sagemaker`` SDK); see docs/options.
+DEFAULT_IMAGE = "sklearn:1.2-1"
+DEFAULT_PROCESSING_VOLUME = 30  # seed 000
+DEFAULT_TRAINING_VOLUME = 1  # seed 001
+
+
+# --- value parsers (keyword values and command-line strings) ------------------
+
+def _bool(value: Any) -> bool:
+    return parse_bool(value)
+
+
+def _opt_str(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    text = str(value)
+    return text if text != "" else None
+
+
+def _opt_int(value: Any) -> Optional[int]:
+    if value is None or value == "":
+        return None
+    return _int(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _csv(value: Any) -> Tuple[str, ...]:
+    """``"a,b"`` or ``["a", "b"]`` → ``("a", "b")``."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(",")
+    else:
+        items = value
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def parse_pair(value: str, sep: str = "=") -> Tuple[str, str]:
+    """``"KEY=VALUE"`` → ``("KEY", "VALUE")``; the value may itself contain ``=``."""
+    key, found, rest = str(value).partition(sep)
+    if not found or not key:
+        raise ValueError(f"expected KEY{sep}VALUE, got {value!r}")
+    return key, rest
+
+
+def _pairs(value: Any) -> Tuple[Tuple[str, str], ...]:
+    """A mapping, a list of ``KEY=VALUE`` strings or of pairs → a tuple of pairs."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        return tuple((str(k), "" if v is None else str(v)) for k, v in value.items())
+    if isinstance(value, str):
+        return (parse_pair(value),)
+    out: List[Tuple[str, str]] = []
+    for item in value:
+        if isinstance(item, str):
+            out.append(parse_pair(item))
+        else:
+            k, v = item
+            out.append((str(k), str(v)))
+    return tuple(out)
+
+
+def _input_mode(value: Any) -> str:
+    text = str(value)
+    for mode in INPUT_MODES:
+        if text.lower() == mode.lower():
+            return mode
+    raise ValueError(f"expected one of {', '.join(INPUT_MODES)}, got {value!r}")
+
+
+# --- declaration helper --------------------------------------------------------
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    convert: Callable[[Any], Any] = _opt_str,
+    metavar: Optional[str] = None,
+    boolean: bool = False,
+    repeat: bool = False,
+    flag: Optional[str] = None,
+) -> Any:
+    """Declare an option field.
+
+    :param convert: parses a keyword value or one command-line string.
+    :param boolean: the flag takes an optional yes/no value (a bare flag means yes).
+    :param repeat: the flag may be given several times; each occurrence adds one
+        ``convert``-ed item to the keyword's items.
+    """
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "convert": convert,
+            "metavar": metavar,
+            "boolean": boolean,
+            "repeat": repeat,
+            "flag": flag,
+        },
+    )
+
+
+def flag_name(f: "dataclasses.Field[Any]") -> str:
+    """The command-line flag of an option field."""
+    return f.metadata.get("flag") or "--sagemaker-" + f.name.replace("_", "-")
+
+
+def dest_name(f: "dataclasses.Field[Any]") -> str:
+    """The attribute name of an option field in the parsed namespace."""
+    return "sagemaker_" + f.name
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """Options shared by Processing and Training jobs."""
+
+    run: str = option("no", "Where to run: no (call main here), yes (launch a SageMaker job) or local "
+                      "(run the job's container command on this machine, no Docker, no AWS). "
+                      "Also accepts true/false/1/0.", convert=parse_run, metavar="{no,yes,local}")
+    wait: bool = option(True, "Follow the job's status and logs until it ends.", convert=_bool, boolean=True)
+    detach: bool = option(False, "Do not wait, and leave the job running on Ctrl-C.", convert=_bool, boolean=True)
+    dry_run: bool = option(False, "Print the job request and the upload plan as JSON; create and upload nothing.",
+                           convert=_bool, boolean=True)
+    output_json: Optional[str] = option(None, "Write the job's result (job name, status, output URIs) to this JSON file.",
+                                        metavar="FILE")
+    profile: Optional[str] = option(None, "AWS profile for credentials and region.", metavar="NAME")
+    region: Optional[str] = option(None, "AWS region (default: the profile's or AWS_DEFAULT_REGION).", metavar="REGION")
+    endpoint_url: Optional[str] = option(None, "SageMaker endpoint URL, for example a VPC endpoint "
+                                         "(S3 and logs use AWS_ENDPOINT_URL or their defaults).", metavar="URL")
+    role: Optional[str] = option(None, "IAM role (ARN or role name) that SageMaker assumes to run the job. "
+                                 "Required to launch on SageMaker.", metavar="ROLE")
+    assume_role: Optional[str] = option(None, "ARN of an IAM role to assume before calling AWS.", metavar="ARN")
+    image: str = option(DEFAULT_IMAGE, "Container image URI, or a framework shorthand NAME:VERSION "
+                        "resolved with the sagemaker SDK (pip install aws-sagemaker-remote[sdk]).", metavar="URI")
+    instance: str = option(DEFAULT_INSTANCE, "Instance type.", metavar="TYPE")
+    instance_count: int = option(1, "Number of instances.", convert=_int, metavar="N")
+    volume_size: int = option(DEFAULT_PROCESSING_VOLUME, "Size of each instance's storage volume in GB.",
+                              convert=_int, metavar="GB")
+    max_run: int = option(DEFAULT_MAX_RUN, "Maximum run time in seconds.", convert=_int, metavar="SECONDS")
+    job_name: Optional[str] = option(None, "Job name (default: the base job name, a UTC timestamp and a random suffix).",
+                                     metavar="NAME")
+    base_job_name: Optional[str] = option(None, "Prefix of generated job names (default: the script's name).",
+                                          metavar="NAME")
+    requirements: Optional[str] = option(None, "requirements file installed with pip inside the job before the script runs.",
+                                         metavar="FILE")
+    configuration_script: Optional[str] = option(None, "Bash script sourced inside the job before the script runs "
+                                                 "(what it exports reaches the script).", metavar="FILE")
+    configuration_command: Optional[str] = option(None, "Bash command run inside the job before the script runs, "
+                                                  "in the same shell as the configuration script.", metavar="COMMAND")
+    env: Tuple[Tuple[str, str], ...] = option((), "Environment variable for the job, KEY=VALUE (repeatable).",
+                                              convert=_pairs, repeat=True, metavar="KEY=VALUE")
+    tags: Tuple[Tuple[str, str], ...] = option((), "Tag for the job, KEY=VALUE (repeatable).", convert=_pairs,
+                                               repeat=True, metavar="KEY=VALUE")
+    volume_kms_key: Optional[str] = option(None, "KMS key that encrypts the instances' storage volumes.", metavar="KEY")
+    output_kms_key: Optional[str] = option(None, "KMS key that encrypts the job's outputs in S3.", metavar="KEY")
+    subnets: Tuple[str, ...] = option((), "VPC subnet IDs, comma-separated.", convert=_csv, metavar="IDS")
+    security_groups: Tuple[str, ...] = option((), "VPC security group IDs, comma-separated.", convert=_csv,
+                                              metavar="IDS")
+    network_isolation: bool = option(False, "Run the container without network access "
+                                     "(requirements cannot be installed then).", convert=_bool, boolean=True)
+    traffic_encryption: bool = option(False, "Encrypt traffic between the job's instances.", convert=_bool,
+                                      boolean=True)
+    bucket: Optional[str] = option(None, "S3 bucket for code, inputs and outputs "
+                                   "(default: sagemaker-REGION-ACCOUNT, created if missing).", metavar="BUCKET")
+    prefix: str = option(DEFAULT_PREFIX, "Key prefix in the bucket.", metavar="PREFIX")
+    download_outputs: bool = option(False, "After the job completes, download each output into its local path.",
+                                    convert=_bool, boolean=True)
+
+    # ------------------------------------------------------------------
+    @classmethod
+    def from_keywords(cls: Type[T], keywords: Mapping[str, Any]) -> T:
+        """Build options from function keywords, converting each value like its flag would.
+
+        Unknown keywords and values a flag would refuse raise :class:`UsageError`.
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(keywords) - set(known))
+        if unknown:
+            raise UsageError(
+                f"unknown keyword{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(known))}"
+            )
+        values: Dict[str, Any] = {}
+        for name, value in keywords.items():
+            f = known[name]
+            try:
+                values[name] = f.metadata["convert"](value)
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"{exc}", flag=f"{name}= (keyword)") from None
+        return cls(**values)
+
+    @classmethod
+    def option_fields(cls) -> Tuple["dataclasses.Field[Any]", ...]:
+        return fields(cls)
+
+    def add_arguments(self, group: Any) -> None:
+        """Add one ``--sagemaker-*`` flag per field to an argparse parser or group.
+
+        The flag's default is this instance's value, so keywords set defaults and the
+        command line overrides them.
+        """
+        for f in fields(self):
+            md = f.metadata
+            default = getattr(self, f.name)
+            shown = _show_default(default)
+            kwargs: Dict[str, Any] = {
+                "dest": dest_name(f),
+                "help": f"{md['help']} (default: {shown})".replace("%", "%%"),
+                "metavar": md["metavar"],
+            }
+            convert = _for_argparse(md["convert"], flag_name(f))
+            if md["boolean"]:
+                kwargs.update(nargs="?", const=True, type=convert, default=default, metavar="{yes,no}")
+            elif md["repeat"]:
+                kwargs.update(action=_ExtendPairs, type=_for_argparse(parse_pair, flag_name(f)), default=default)
+            else:
+                kwargs.update(type=convert, default=default)
+            group.add_argument(flag_name(f), **kwargs)
+
+    @classmethod
+    def from_namespace(cls: Type[T], namespace: argparse.Namespace) -> T:
+        """Read the parsed ``--sagemaker-*`` values back into an options instance."""
+        return cls(**{f.name: getattr(namespace, dest_name(f)) for f in fields(cls)})
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ProcessingOptions(CommonOptions):
+    """Options of a Processing job (see :func:`~aws_sagemaker_remote.sagemaker_processing_main`)."""
+
+
+@dataclass(frozen=True)
+class TrainingOptions(CommonOptions):
+    """Options of a Training job (see :func:`~aws_sagemaker_remote.sagemaker_training_main`)."""
+
+    volume_size: int = option(DEFAULT_TRAINING_VOLUME, "Size of each instance's storage volume in GB.",
+                              convert=_int, metavar="GB")
+    algorithm_name: Optional[str] = option(None, "SageMaker algorithm resource to run instead of an image.",
+                                           metavar="NAME")
+    input_mode: str = option("File", "Default input mode of the channels: File, Pipe or FastFile.",
+                             convert=_input_mode, metavar="{File,Pipe,FastFile}")
+    metric: Tuple[Tuple[str, str], ...] = option((), "Metric definition NAME=REGEX (repeatable); the regex's "
+                                                 "first group is the value.", convert=_pairs, repeat=True,
+                                                 metavar="NAME=REGEX")
+    hyperparameter: Tuple[Tuple[str, str], ...] = option((), "Extra hyperparameter KEY=VALUE recorded on the job "
+                                                         "(repeatable).", convert=_pairs, repeat=True,
+                                                         metavar="KEY=VALUE")
+    output_s3: str = option("default", "Model artifact path (OutputDataConfig.S3OutputPath); default: "
+                            "s3://BUCKET/PREFIX/jobs/.", metavar="URI")
+    spot: bool = option(False, "Use managed spot training (implies a checkpoint location).", convert=_bool,
+                        boolean=True)
+    max_wait: Optional[int] = option(None, "Maximum seconds to wait for spot capacity and run "
+                                     "(at least --sagemaker-max-run; default: the max run time).",
+                                     convert=_opt_int, metavar="SECONDS")
+    checkpoint_s3: Optional[str] = option(None, "S3 URI where /opt/ml/checkpoints is synced, or 'default' "
+                                          "(s3://BUCKET/PREFIX/jobs/BASE-JOB-NAME/checkpoints).", metavar="URI")
+    download_model: Optional[str] = option(None, "After completion, download model.tar.gz and unpack it here.",
+                                           metavar="DIR")
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        if not value:
+            return "none"
+        if isinstance(value[0], tuple):
+            return " ".join(f"{k}={v}" for k, v in value)
+        return ",".join(value)
+    return "none" if value is None else str(value)
+
+
+def _for_argparse(convert: Callable[[Any], Any], flag: str) -> Callable[[str], Any]:
+    """Wrap a converter so argparse reports its message (argparse hides a bare ValueError's text)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = flag
+    return parse
+
+
+class _ExtendPairs(argparse.Action):
+    """Append one ``KEY=VALUE`` pair to the keyword's pairs; a later key replaces an earlier one."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        current = dict(getattr(namespace, self.dest) or ())
+        key, value = values
+        current.pop(key, None)
+        current[key] = value
+        setattr(namespace, self.dest, tuple(current.items()))
+
+
+OPTIONS_BY_KIND: Dict[str, Type[CommonOptions]] = {
+    "processing": ProcessingOptions,
+    "training": TrainingOptions,
+}
+
+
+def all_flags(kind: str) -> Sequence[str]:
+    """Every ``--sagemaker-*`` flag of a job kind."""
+    return [flag_name(f) for f in fields(OPTIONS_BY_KIND[kind])]

@@ -1,0 +1,449 @@
+"""Step 2 of the data flow: parsed flags → a frozen :class:`~aws_sagemaker_remote.spec.JobSpec`.
+
+Pure: no network, no clock and no randomness of its own (both are passed in).
+Every limit of the CreateProcessingJob / CreateTrainingJob API reference that
+the user's input can break is checked here, so a bad value fails with exit
+code 2 before anything is uploaded or created. Limits follow the botocore
+service model (``sagemaker/2017-07-24``) and the SageMaker API reference; where
+they differ from the older numbers in the Kubeflow component documents, the
+API wins (docs/reference.rst lists them).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import re
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .args import is_s3_uri
+from .container import DEFAULT as PATHS
+from .errors import UsageError
+from .flags import Arity, Declaration, flag_arity, generated_flags
+from .options import CommonOptions, TrainingOptions
+from .spec import CodeSpec, InputChannel, JobSpec, OutputChannel
+
+# --- limits (botocore sagemaker service model / API reference) ---------------------
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+JOB_NAME_MAX = 63
+CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
+ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+VPC_ID_RE = re.compile(r"^[-0-9a-zA-Z]{1,32}$")
+KMS_RE = re.compile(r"^[a-zA-Z0-9:/_-]{1,2048}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+INSTANCE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+TAG_SPECIALS = set("_.:/=+-@ ")
+
+LIMITS: Dict[str, Dict[str, int]] = {
+    "processing": {
+        "inputs": 10,  # ProcessingInputs, including the code bundle
+        "outputs": 10,
+        "env_entries": 100,
+        "env_key": 256,
+        "env_value": 256,
+        "max_run": 777600,  # StoppingCondition.MaxRuntimeInSeconds (seed 000 says 432000: older)
+        "instance_count": 100,
+        "volume": 16384,
+        "arguments": 100,
+        "argument_length": 256,
+    },
+    "training": {
+        "inputs": 20,  # InputDataConfig channels, including the code channel
+        "outputs": 10,  # our sub-folders of /opt/ml/output/data
+        "env_entries": 100,
+        "env_key": 512,
+        "env_value": 512,
+        "max_run": 2419200,  # 28 days, API reference for MaxRuntimeInSeconds
+        "instance_count": 100,
+        "volume": 16384,
+        "arguments": 100,
+        "argument_length": 256,
+    },
+}
+TAGS_MAX = 50
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+METRICS_MAX = 40
+HYPERPARAMETERS_MAX = 100
+HYPERPARAMETER_VALUE_MAX = 2500
+S3_URI_MAX = 1024
+#: length of ``-YYYYmmdd-HHMMSS-xxxx``
+NAME_SUFFIX_LEN = 21
+
+
+# --- job names ------------------------------------------------------------------------
+
+def sanitize_base_name(name: str) -> str:
+    """Make any text a valid job-name stem: invalid characters become ``-``."""
+    cleaned = re.sub(r"[^a-zA-Z0-9-]", "-", name).strip("-")
+    cleaned = re.sub(r"-{2,}", "-", cleaned)
+    return cleaned or "job"
+
+
+def make_job_name(base: str, now: _dt.datetime, token: str) -> str:
+    """``<base>-YYYYmmdd-HHMMSS-<token>``, always matching SageMaker's job-name pattern."""
+    stem = sanitize_base_name(base)[: JOB_NAME_MAX - NAME_SUFFIX_LEN].rstrip("-") or "job"
+    token = re.sub(r"[^a-zA-Z0-9]", "", token)[:4] or "0000"
+    return f"{stem}-{now.strftime('%Y%m%d-%H%M%S')}-{token}"
+
+
+def check_job_name(name: str, flag: str = "--sagemaker-job-name") -> str:
+    if not JOB_NAME_RE.match(name):
+        raise UsageError(f"{name!r} is not a valid job name: 1-63 letters, digits and hyphens, "
+                         f"starting and ending with a letter or digit", flag=flag)
+    return name
+
+
+# --- re-invocation ---------------------------------------------------------------------
+
+def strip_flags(argv: Sequence[str], arity: Mapping[str, Arity]) -> List[str]:
+    """Remove the given long flags (and the values they consumed) from an argument list.
+
+    Mirrors argparse: ``--flag=value`` is one token; ``--flag value`` takes the next
+    token when the flag requires a value, or when its value is optional and the next
+    token does not look like a flag. Everything else, and everything after ``--``,
+    is kept verbatim and in order.
+    """
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        name = token.split("=", 1)[0] if token.startswith("--") else None
+        if name is not None and name in arity:
+            takes = arity[name]
+            if "=" in token or takes == 0:
+                i += 1
+            elif takes == "?":
+                nxt = argv[i + 1] if i + 1 < len(argv) else None
+                i += 2 if (nxt is not None and not nxt.startswith("-")) else 1
+            else:
+                i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+def remote_arguments(
+    argv: Sequence[str],
+    parser: argparse.ArgumentParser,
+    decl: Declaration,
+    options: CommonOptions,
+    mapped: Sequence[Tuple[str, str]],
+) -> Tuple[str, ...]:
+    """The script's argument list inside the job.
+
+    ``mapped`` is ``[(flag, container value), ...]``. The user's own tokens are kept
+    exactly; generated flags are replaced by ``--flag=value`` pairs placed first
+    (before any ``--``), led by ``--sagemaker-run=no`` so the job does not launch itself.
+    """
+    arity = flag_arity(parser, generated_flags(decl, options))
+    kept = strip_flags(argv, arity)
+    head = ["--sagemaker-run=no"] + [f"{flag}={value}" for flag, value in mapped]
+    return tuple(head + kept)
+
+
+# --- planning ---------------------------------------------------------------------------
+
+def _local_abs(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _inside(path: str, folder: str) -> bool:
+    try:
+        return os.path.commonpath([os.path.abspath(path), os.path.abspath(folder)]) == os.path.abspath(folder)
+    except ValueError:
+        return False
+
+
+def plan_job(
+    decl: Declaration,
+    namespace: argparse.Namespace,
+    options: CommonOptions,
+    argv: Sequence[str],
+    parser: argparse.ArgumentParser,
+    now: _dt.datetime,
+    token: str,
+) -> JobSpec:
+    """Turn the parsed command line into a :class:`JobSpec`, checking every limit.
+
+    :param now: UTC time used in generated job names.
+    :param token: a short random string used in generated job names.
+    :raises UsageError: naming the flag at fault.
+    """
+    kind = decl.kind
+    limits = LIMITS[kind]
+    script_dir = os.path.dirname(decl.script)
+
+    # job name
+    base = options.base_job_name or os.path.splitext(os.path.basename(decl.script))[0]
+    base_name = sanitize_base_name(base)
+    job_name = check_job_name(options.job_name) if options.job_name else make_job_name(base, now, token)
+
+    mapped: List[Tuple[str, str]] = []
+    excludes: List[str] = []
+
+    # inputs
+    inputs: List[InputChannel] = []
+    default_mode = options.input_mode if isinstance(options, TrainingOptions) else None
+    for d in decl.inputs:
+        value = getattr(namespace, d.dest, None)
+        if value is None or value == "":
+            if d.arg.optional:
+                continue
+            raise UsageError(f"input {d.name!r} needs a path (local path or s3:// URI)", flag=d.flag)
+        value = str(value)
+        if kind == "training":
+            if not CHANNEL_NAME_RE.match(d.name):
+                raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
+            container = PATHS.training_channel(d.name)
+        else:
+            container = d.arg.container_path or PATHS.processing_input(d.name)
+        if is_s3_uri(value):
+            _check_s3(value, d.flag)
+            source = value
+            container_value = container
+        else:
+            source = _local_abs(value)
+            if not os.path.exists(source):
+                raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
+            container_value = container + "/" + os.path.basename(source) if os.path.isfile(source) else container
+            if _inside(source, script_dir):
+                excludes.append(source)
+        mode = d.arg.mode
+        if default_mode and mode == "File":
+            mode = default_mode
+        if kind == "processing" and mode not in ("File", "Pipe"):
+            raise UsageError(f"processing inputs support mode File or Pipe, not {mode}", flag=d.flag)
+        inputs.append(InputChannel(
+            name=d.name, source=source, flag=d.flag, container_path=container, container_value=container_value,
+            mode=mode, s3_data_type=d.arg.s3_data_type, distribution=d.arg.distribution,
+            compression=d.arg.compression, content_type=d.arg.content_type, record_wrapper=d.arg.record_wrapper,
+        ))
+        mapped.append((d.flag, container_value))
+    if len(inputs) + 1 > limits["inputs"]:
+        raise UsageError(f"{len(inputs)} inputs: a {kind} job takes at most {limits['inputs'] - 1} "
+                         f"besides the code bundle", flag="inputs")
+
+    # outputs
+    outputs: List[OutputChannel] = []
+    for d in decl.outputs:
+        local = getattr(namespace, d.dest, None)
+        remote = str(getattr(namespace, d.remote_dest, "default") or "default")
+        if remote != "default":
+            _check_s3(remote, d.remote_flag)
+        container = (PATHS.output_data_dir + "/" + d.name) if kind == "training" else (
+            d.arg.container_path or PATHS.processing_output(d.name))
+        if local:
+            local = _local_abs(str(local))
+            if _inside(local, script_dir):
+                excludes.append(local)
+        outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, destination=remote,
+                                     container_path=container, upload_mode=d.arg.upload_mode))
+        mapped.append((d.flag, container))
+    if len(outputs) > limits["outputs"]:
+        raise UsageError(f"{len(outputs)} outputs: a {kind} job takes at most {limits['outputs']}", flag="outputs")
+
+    # training folders
+    dir_targets = {"model_dir": PATHS.model_dir, "output_dir": PATHS.output_data_dir,
+                   "checkpoint_dir": PATHS.checkpoints}
+    for key, _default in decl.training_dirs:
+        local = getattr(namespace, key, None)
+        if local:
+            local = _local_abs(str(local))
+            if _inside(local, script_dir):
+                excludes.append(local)
+        mapped.append(("--" + key.replace("_", "-"), dir_targets[key]))
+
+    # code
+    deps: List[Tuple[str, str]] = []
+    seen_modules: Dict[str, str] = {}
+    for d in decl.dependencies:
+        value = getattr(namespace, d.dest, None)
+        if not value:
+            raise UsageError(f"dependency {d.name!r} needs a path", flag=d.flag)
+        path = _local_abs(str(value))
+        if not os.path.exists(path):
+            raise UsageError(f"dependency path {value!r} does not exist", flag=d.flag)
+        module = os.path.basename(path.rstrip(os.sep))
+        if module in seen_modules:
+            raise UsageError(f"dependencies {seen_modules[module]!r} and {d.name!r} are both named {module!r} "
+                             f"on PYTHONPATH", flag=d.flag)
+        seen_modules[module] = d.name
+        deps.append((module, path))
+        mapped.append((d.flag, PATHS.unpacked_code + "/deps/" + module))
+    code = CodeSpec(
+        script=decl.script,
+        script_dir=script_dir,
+        dependencies=tuple(deps),
+        requirements=_existing_file(options.requirements, "--sagemaker-requirements"),
+        configuration_script=_existing_file(options.configuration_script, "--sagemaker-configuration-script"),
+        configuration_command=options.configuration_command or None,
+        exclude_paths=tuple(sorted(set(excludes))),
+    )
+
+    arguments = remote_arguments(argv, parser, decl, options, mapped)
+    _check_arguments(arguments, limits)
+    _check_options(kind, options, limits)
+    environment = _check_env(options.env, limits)
+    tags = _check_tags(options.tags)
+
+    metrics: Tuple[Tuple[str, str], ...] = ()
+    hyper: Tuple[Tuple[str, str], ...] = ()
+    if isinstance(options, TrainingOptions):
+        metrics = _check_metrics(tuple(dict(list(decl.metrics) + list(options.metric)).items()))
+        hyper = tuple(dict(list(decl.hyperparameters) + list(options.hyperparameter)).items())
+    return JobSpec(
+        kind=kind,
+        job_name=job_name,
+        code=code,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        arguments=arguments,
+        options=options,
+        environment=environment,
+        tags=tags,
+        metrics=metrics,
+        hyperparameters=hyper,
+        base_job_name=base_name,
+    )
+
+
+# --- checks -------------------------------------------------------------------------------
+
+def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
+    if not path:
+        return None
+    full = _local_abs(path)
+    if not os.path.isfile(full):
+        raise UsageError(f"file {path!r} does not exist", flag=flag)
+    return full
+
+
+def _check_s3(uri: str, flag: str) -> None:
+    if not is_s3_uri(uri) or len(uri) > S3_URI_MAX:
+        raise UsageError(f"{uri!r} is not an s3://bucket/key URI of at most {S3_URI_MAX} characters", flag=flag)
+
+
+def _check_arguments(arguments: Sequence[str], limits: Mapping[str, int]) -> None:
+    # the bootstrap's own arguments come first: two of them (bundle path and '--')
+    if len(arguments) + 2 > limits["arguments"]:
+        raise UsageError(f"the script gets {len(arguments)} arguments; SageMaker passes at most "
+                         f"{limits['arguments'] - 2}", flag="arguments")
+    for arg in arguments:
+        if len(arg) > limits["argument_length"]:
+            raise UsageError(f"argument {arg[:40]!r}... is {len(arg)} characters; SageMaker passes at most "
+                             f"{limits['argument_length']} per argument (put long values in a file input)",
+                             flag="arguments")
+
+
+def _check_range(value: int, low: int, high: Optional[int], flag: str) -> None:
+    if value < low or (high is not None and value > high):
+        allowed = f"{low}..{high}" if high is not None else f"at least {low}"
+        raise UsageError(f"{value} is out of range; allowed: {allowed}", flag=flag)
+
+
+def _check_options(kind: str, o: CommonOptions, limits: Mapping[str, int]) -> None:
+    _check_range(o.instance_count, 1, limits["instance_count"], "--sagemaker-instance-count")
+    _check_range(o.volume_size, 1, limits["volume"], "--sagemaker-volume-size")
+    _check_range(o.max_run, 1, limits["max_run"], "--sagemaker-max-run")
+    if not INSTANCE_RE.match(o.instance):
+        raise UsageError(f"{o.instance!r} is not an instance type like ml.m5.large", flag="--sagemaker-instance")
+    if o.base_job_name is not None and not o.base_job_name.strip():
+        raise UsageError("must not be empty", flag="--sagemaker-base-job-name")
+    if o.role and not (ROLE_ARN_RE.match(o.role) or ROLE_NAME_RE.match(o.role)):
+        raise UsageError(f"{o.role!r} is neither an IAM role ARN nor a role name", flag="--sagemaker-role")
+    if o.assume_role and not ROLE_ARN_RE.match(o.assume_role):
+        raise UsageError(f"{o.assume_role!r} is not an IAM role ARN", flag="--sagemaker-assume-role")
+    for flag, key in (("--sagemaker-volume-kms-key", o.volume_kms_key), ("--sagemaker-output-kms-key", o.output_kms_key)):
+        if key and not KMS_RE.match(key):
+            raise UsageError(f"{key!r} is not a KMS key ID or ARN", flag=flag)
+    if bool(o.subnets) != bool(o.security_groups):
+        raise UsageError("a VPC needs both --sagemaker-subnets and --sagemaker-security-groups",
+                         flag="--sagemaker-subnets" if not o.subnets else "--sagemaker-security-groups")
+    for flag, ids, most in (("--sagemaker-subnets", o.subnets, 16), ("--sagemaker-security-groups", o.security_groups, 5)):
+        if len(ids) > most:
+            raise UsageError(f"{len(ids)} given; allowed: at most {most}", flag=flag)
+        for i in ids:
+            if not VPC_ID_RE.match(i):
+                raise UsageError(f"{i!r} is not a VPC ID", flag=flag)
+    if o.bucket and not BUCKET_RE.match(o.bucket):
+        raise UsageError(f"{o.bucket!r} is not an S3 bucket name", flag="--sagemaker-bucket")
+    if o.image is not None and (not o.image or len(o.image) > 255):
+        raise UsageError("an image URI has 1-255 characters", flag="--sagemaker-image")
+    if isinstance(o, TrainingOptions):
+        if o.output_s3 != "default":
+            _check_s3(o.output_s3, "--sagemaker-output-s3")
+        if o.checkpoint_s3 not in (None, "default"):
+            _check_s3(o.checkpoint_s3, "--sagemaker-checkpoint-s3")
+        if o.max_wait is not None:
+            if not o.spot:
+                raise UsageError("only applies with --sagemaker-spot", flag="--sagemaker-max-wait")
+            if o.max_wait < o.max_run:
+                raise UsageError(f"{o.max_wait} is less than --sagemaker-max-run={o.max_run}; "
+                                 f"allowed: at least the max run time", flag="--sagemaker-max-wait")
+            _check_range(o.max_wait, 1, limits["max_run"], "--sagemaker-max-wait")
+        if o.algorithm_name and o.image and o.image != _default_image(o):
+            raise UsageError("give either --sagemaker-image or --sagemaker-algorithm-name, not both",
+                             flag="--sagemaker-algorithm-name")
+
+
+def _default_image(o: CommonOptions) -> str:
+    from .options import DEFAULT_IMAGE
+
+    return DEFAULT_IMAGE
+
+
+def _check_env(pairs: Iterable[Tuple[str, str]], limits: Mapping[str, int]) -> Tuple[Tuple[str, str], ...]:
+    env = dict(pairs)
+    if len(env) > limits["env_entries"]:
+        raise UsageError(f"{len(env)} variables; allowed: at most {limits['env_entries']}", flag="--sagemaker-env")
+    for k, v in env.items():
+        if not ENV_KEY_RE.match(k) or len(k) > limits["env_key"]:
+            raise UsageError(f"{k!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*, at most "
+                             f"{limits['env_key']} characters)", flag="--sagemaker-env")
+        if len(v) > limits["env_value"]:
+            raise UsageError(f"the value of {k} has {len(v)} characters; allowed: at most {limits['env_value']}",
+                             flag="--sagemaker-env")
+    return tuple(env.items())
+
+
+def _tag_text_ok(text: str) -> bool:
+    return all(ch.isalnum() or ch.isspace() or ch in TAG_SPECIALS for ch in text)
+
+
+def _check_tags(pairs: Iterable[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]:
+    tags = dict(pairs)
+    if len(tags) > TAGS_MAX:
+        raise UsageError(f"{len(tags)} tags; allowed: at most {TAGS_MAX}", flag="--sagemaker-tags")
+    for k, v in tags.items():
+        if not k or len(k) > TAG_KEY_MAX or not _tag_text_ok(k) or k.lower().startswith("aws:"):
+            raise UsageError(f"tag key {k!r}: 1-{TAG_KEY_MAX} letters, digits, spaces or _.:/=+-@, "
+                             f"not starting with aws:", flag="--sagemaker-tags")
+        if len(v) > TAG_VALUE_MAX or not _tag_text_ok(v):
+            raise UsageError(f"tag value of {k!r}: at most {TAG_VALUE_MAX} letters, digits, spaces or _.:/=+-@",
+                             flag="--sagemaker-tags")
+    return tuple(tags.items())
+
+
+def _check_metrics(pairs: Tuple[Tuple[str, str], ...]) -> Tuple[Tuple[str, str], ...]:
+    if len(pairs) > METRICS_MAX:
+        raise UsageError(f"{len(pairs)} metrics; allowed: at most {METRICS_MAX}", flag="--sagemaker-metric")
+    for name, regex in pairs:
+        if not name or len(name) > 255:
+            raise UsageError(f"metric name {name!r}: 1-255 characters", flag="--sagemaker-metric")
+        if not regex or len(regex) > 500:
+            raise UsageError(f"metric {name!r}: the regex has 1-500 characters", flag="--sagemaker-metric")
+        try:
+            compiled = re.compile(regex)
+        except re.error as exc:
+            raise UsageError(f"metric {name!r}: invalid regex ({exc})", flag="--sagemaker-metric") from None
+        if compiled.groups < 1:
+            raise UsageError(f"metric {name!r}: the regex needs a group around the value, like 'loss: ([0-9.]+)'",
+                             flag="--sagemaker-metric")
+    return pairs

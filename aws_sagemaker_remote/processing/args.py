@@ -1,0 +1,29 @@
+"""``sagemaker_processing_args``: add the generated processing flags to your own parser."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Mapping, Optional
+
+from .._parsers import add_generated_arguments, parser_for_docs
+
+__all__ = ["sagemaker_processing_args", "sagemaker_processing_parser_for_docs"]
+
+
+def sagemaker_processing_args(
+    parser: argparse.ArgumentParser,
+    inputs: Optional[Mapping[str, Any]] = None,
+    outputs: Optional[Mapping[str, Any]] = None,
+    dependencies: Optional[Mapping[str, Any]] = None,
+    **options: Any,
+) -> argparse.ArgumentParser:
+    """Add the flags ``sagemaker_processing_main`` would generate to ``parser`` and return it.
+
+    Same keywords as :func:`~aws_sagemaker_remote.sagemaker_processing_main`
+    (``inputs``, ``outputs``, ``dependencies``/``modules`` and the ``--sagemaker-*`` defaults).
+    """
+    return add_generated_arguments("processing", parser, inputs, outputs, dependencies, **options)
+
+
+def sagemaker_processing_parser_for_docs() -> argparse.ArgumentParser:
+    """The parser of the documented example declaration (rendered by sphinx-argparse)."""
+    return parser_for_docs("processing", "aws-sagemaker-remote-processing")
