@@ -1,0 +1,278 @@
+"""The one place that builds boto3 sessions and clients, and translates botocore errors.
+
+Only the remote path imports this module (``import aws_sagemaker_remote`` does
+not), so boto3's import cost is paid only when a job is launched.
+
+Everything else receives clients from :func:`make_clients` and wraps its AWS
+calls in :func:`translate_errors`, which turns botocore's exceptions into the
+framework's tree (:mod:`aws_sagemaker_remote.errors`) with ``raise ... from exc``
+so the original stays in the traceback chain::
+
+    NoCredentialsError, PartialCredentialsError,
+    NoRegionError, credential-provider errors       → CredentialsError
+    EndpointConnectionError, ConnectTimeoutError,
+    ReadTimeoutError, ConnectionClosedError,
+    other HTTPClientError / ConnectionError         → EndpointError
+    ClientError (throttling codes)                  → ThrottledError
+    ClientError (expired / invalid credentials)     → CredentialsError
+    ClientError (any other code)                    → AwsError(code=...)
+    ParamValidationError, other BotoCoreError       → AwsError
+    ProfileNotFound                                 → UsageError (--sagemaker-profile)
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Union
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from ._version import __version__
+from .errors import AwsError, CredentialsError, EndpointError, ThrottledError, UsageError
+
+#: Session name of the temporary credentials from ``--sagemaker-assume-role``
+#: (shows up in CloudTrail, so a job launch can be traced back to this tool).
+ROLE_SESSION_NAME = "aws-sagemaker-remote"
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_CONNECT_TIMEOUT = 10
+DEFAULT_READ_TIMEOUT = 60
+USER_AGENT_EXTRA = f"aws-sagemaker-remote/{__version__}"
+
+#: AWS error codes that mean "slow down"; botocore has retried them already
+#: by the time they reach us.
+THROTTLING_CODES = frozenset({
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+})
+#: AWS error codes that mean the credentials themselves are bad or expired.
+CREDENTIAL_CODES = frozenset({
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+})
+# Botocore error families that are about finding or refreshing credentials.
+_CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError, CredentialRetrievalError)
+_CREDENTIAL_ERROR_NAMES = ("NoAuthTokenError", "TokenRetrievalError", "SSOError", "RefreshWithMFAUnsupportedError")
+
+# Messages must never carry secrets: access key ids and URL user-info (proxy
+# URLs may hold a password) are masked before anything is shown.
+_ACCESS_KEY_RE = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b")
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_MAX_MESSAGE = 500
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The boto3 clients a launch needs, built once by :func:`make_clients` and passed in."""
+
+    s3: Any
+    sagemaker: Any
+    logs: Any
+    sts: Any
+
+    @property
+    def region(self) -> str:
+        """The region the clients talk to."""
+        return str(self.sagemaker.meta.region_name)
+
+
+def make_session(profile: Optional[str], region: Optional[str], assume_role: Optional[str]) -> "boto3.Session":
+    """A boto3 session for ``profile`` and ``region``, optionally on an assumed role's credentials.
+
+    :param profile: named profile (``--sagemaker-profile``); None uses the default chain.
+    :param region: explicit region (``--sagemaker-region``); None uses the profile's or
+        ``AWS_DEFAULT_REGION``.
+    :param assume_role: role ARN to assume with STS before any other call (session
+        name ``aws-sagemaker-remote``).
+    :raises UsageError: the profile does not exist.
+    :raises CredentialsError: no region is configured anywhere, or assuming the role
+        failed for lack of credentials.
+    """
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as exc:
+        raise UsageError(f"no AWS profile named {profile!r} in the AWS config files",
+                         flag="--sagemaker-profile") from exc
+    if not session.region_name:
+        raise CredentialsError(
+            "no AWS region configured: pass --sagemaker-region REGION or set AWS_DEFAULT_REGION"
+        )
+    if not assume_role:
+        return session
+    with translate_errors(f"assuming role {assume_role}"):
+        sts = session.client("sts", config=_client_config())
+        creds = sts.assume_role(RoleArn=assume_role, RoleSessionName=ROLE_SESSION_NAME)["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=session.region_name,
+    )
+
+
+def _client_config() -> Config:
+    # "standard" retries back off on throttling and transient errors and also
+    # retry connection errors, which "legacy" treats inconsistently.
+    return Config(
+        retries={"mode": "standard", "max_attempts": DEFAULT_MAX_ATTEMPTS},
+        connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+        read_timeout=DEFAULT_READ_TIMEOUT,
+        user_agent_extra=USER_AGENT_EXTRA,
+    )
+
+
+def make_clients(session: "boto3.Session", sagemaker_endpoint_url: Optional[str] = None) -> Clients:
+    """Build the S3, SageMaker, CloudWatch Logs and STS clients of ``session``.
+
+    :param sagemaker_endpoint_url: SageMaker endpoint (``--sagemaker-endpoint-url``,
+        for example a VPC endpoint). Other endpoints come from boto3's own
+        configuration (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``, the config file).
+    """
+    config = _client_config()
+    with translate_errors("creating AWS clients"):
+        return Clients(
+            s3=session.client("s3", config=config),
+            sagemaker=session.client("sagemaker", config=config, endpoint_url=sagemaker_endpoint_url),
+            logs=session.client("logs", config=config),
+            sts=session.client("sts", config=config),
+        )
+
+
+def account_id(clients: Clients) -> str:
+    """The AWS account id of the caller (STS GetCallerIdentity)."""
+    with translate_errors("getting the AWS account id"):
+        return str(clients.sts.get_caller_identity()["Account"])
+
+
+def partition(region: Optional[str]) -> str:
+    """The ARN partition of a region (``aws``, ``aws-cn``, ``aws-us-gov``, ...)."""
+    region = region or ""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("us-iso-"):
+        return "aws-iso"
+    if region.startswith("us-isob-"):
+        return "aws-iso-b"
+    return "aws"
+
+
+def resolve_role(role: str, account: str, region: Optional[str] = None) -> str:
+    """The ARN of an IAM role given by ARN or by name.
+
+    ``"MyRole"`` → ``arn:aws:iam::<account>:role/MyRole``; a name with a path
+    (``"service-role/MyRole"``) keeps it; an ARN is returned unchanged. The
+    partition follows ``region`` (China and GovCloud regions have their own).
+    """
+    role = role.strip()
+    if role.startswith("arn:"):
+        return role
+    name = role[len("role/"):] if role.startswith("role/") else role
+    return f"arn:{partition(region)}:iam::{account}:role/{name.lstrip('/')}"
+
+
+def _clean(text: Any) -> str:
+    """One line, secrets masked, bounded length."""
+    line = " ".join(str(text).split())
+    line = _ACCESS_KEY_RE.sub("<access-key-id>", line)
+    line = _USERINFO_RE.sub(r"\g<scheme>***@", line)
+    if len(line) > _MAX_MESSAGE:
+        line = line[: _MAX_MESSAGE - 3] + "..."
+    return line
+
+
+def _endpoint_of(exc: BotoCoreError) -> str:
+    kwargs = getattr(exc, "kwargs", {}) or {}
+    url = kwargs.get("endpoint_url") or kwargs.get("proxy_url")
+    return _clean(url) if url else "the AWS endpoint"
+
+
+def _is_credential_error(exc: BotoCoreError) -> bool:
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return True
+    return any(cls.__name__ in _CREDENTIAL_ERROR_NAMES for cls in type(exc).__mro__)
+
+
+def translate(exc: BaseException, action: str) -> Optional[Union[AwsError, UsageError]]:
+    """The framework error for a foreign exception raised while doing ``action``, or None.
+
+    :param action: what was being done, in words (``"creating processing job x"``);
+        it starts every message so the user knows which step failed.
+    """
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {}) or {}
+        code = str(error.get("Code") or "Unknown")
+        message = _clean(error.get("Message") or exc)
+        text = f"{action}: {code}: {message}"
+        if code in THROTTLING_CODES:
+            return ThrottledError(f"{text} (still throttled after {DEFAULT_MAX_ATTEMPTS} attempts)", code=code)
+        if code in CREDENTIAL_CODES:
+            return CredentialsError(f"{text} (check the AWS credentials or --sagemaker-profile)", code=code)
+        return AwsError(text, code=code)
+    if not isinstance(exc, BotoCoreError):
+        return None
+    if isinstance(exc, ProfileNotFound):
+        return UsageError(f"{action}: {_clean(exc)}", flag="--sagemaker-profile")
+    if isinstance(exc, NoRegionError):
+        return CredentialsError(
+            f"{action}: no AWS region configured: pass --sagemaker-region REGION or set AWS_DEFAULT_REGION"
+        )
+    if _is_credential_error(exc):
+        return CredentialsError(
+            f"{action}: {_clean(exc)} (configure AWS credentials, or pass --sagemaker-profile)"
+        )
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return EndpointError(f"cannot reach {_endpoint_of(exc)} while {action}: {_clean(exc)}")
+    if isinstance(exc, ParamValidationError):
+        return AwsError(f"{action}: invalid request: {_clean(exc)}", code="ParamValidationError")
+    return AwsError(f"{action}: {_clean(exc)}")
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Translate botocore exceptions raised inside the block (see the module docstring).
+
+    ::
+
+        with translate_errors(f"creating processing job {name}"):
+            client.create_processing_job(**request)
+    """
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        ours = translate(exc, action)
+        if ours is None:  # pragma: no cover - both families are always mapped
+            raise
+        raise ours from exc
+
+
+def error_code(exc: BaseException) -> Optional[str]:
+    """The AWS error code of a botocore ``ClientError`` (None for anything else)."""
+    if isinstance(exc, ClientError):
+        return (exc.response.get("Error", {}) or {}).get("Code")
+    return None

@@ -1,0 +1,275 @@
+"""The remote path: plan → stage → render → backend → watch, for ``yes`` and ``local``.
+
+Imported only when ``--sagemaker-run`` is ``yes`` or ``local``; this is where
+boto3 may load. Each step gets a value and returns a new one; this module only
+wires them together and decides which store and backend to use:
+
+* ``yes``: S3 through boto3, the SageMaker backend.
+* ``local``: the local backend; S3 through boto3 when an endpoint
+  (``AWS_ENDPOINT_URL``) or credentials are configured, otherwise the local
+  stand-in folder (:class:`~aws_sagemaker_remote.store.LocalStore`), so it works
+  on a machine with no AWS account.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, TextIO
+
+from .bundle import build_bundle
+from .errors import JobFailed, UsageError
+from .flags import Declaration
+from .options import CommonOptions, TrainingOptions
+from .plan import plan_job
+from .render import render
+from .spec import JobResult, JobSpec, StagedJob
+from .stage import human_bytes, stage
+from .store import LocalStore, S3Store, Store, download_prefix
+
+#: Account and region the local backend uses when no AWS is configured.
+LOCAL_ACCOUNT = "000000000000"
+LOCAL_REGION = "us-east-1"
+LOCAL_BUCKET = "sagemaker-local"
+
+_SHORTHAND = re.compile(r"^([a-z0-9][a-z0-9-]*):([A-Za-z0-9._-]+)$")
+
+
+@dataclass
+class Target:
+    """Where a job goes: the store for its files, the backend that runs it, and names."""
+
+    store: Store
+    backend: Any
+    region: str
+    account: str
+    bucket: str
+    role_arn: str
+    image_uri: str
+
+
+def is_image_shorthand(image: str) -> bool:
+    """``NAME:VERSION`` without a registry (every ECR URI has a ``/``)."""
+    return "/" not in image and bool(_SHORTHAND.match(image))
+
+
+def resolve_image(image: str, region: str, kind: str, instance: str) -> str:
+    """A full image URI; framework shorthands are looked up with the sagemaker SDK."""
+    if not is_image_shorthand(image):
+        return image
+    framework, version = _SHORTHAND.match(image).groups()  # type: ignore[union-attr]
+    try:
+        try:
+            from sagemaker.core import image_uris  # SDK v3
+        except ImportError:
+            from sagemaker import image_uris  # type: ignore[no-redef]  # SDK v2
+        scope = "training" if kind == "training" else "processing"
+        return str(image_uris.retrieve(framework, region=region, version=version, instance_type=instance,
+                                       image_scope=scope))
+    except ImportError:
+        raise UsageError(f"{image!r} is a framework shorthand; install the SDK extra "
+                         f"(pip install 'aws-sagemaker-remote[sdk]') or pass a full image URI",
+                         flag="--sagemaker-image") from None
+    except Exception as exc:  # the SDK raises ValueError and friends for unknown names/versions
+        raise UsageError(f"cannot resolve {image!r} in {region}: {exc}", flag="--sagemaker-image") from None
+
+
+def _aws_available() -> bool:
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
+
+
+def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
+    """Session, clients, account, bucket and role for a job that uses AWS (``yes``, or ``local`` with AWS)."""
+    from .aws import account_id, make_clients, make_session, resolve_role, translate_errors
+
+    session = make_session(o.profile, o.region, o.assume_role)
+    clients = make_clients(session, o.endpoint_url)
+    region = session.region_name or LOCAL_REGION
+    with translate_errors("looking up the AWS account"):
+        account = account_id(clients)
+    bucket = o.bucket or f"sagemaker-{region}-{account}"
+    store = S3Store(clients.s3)
+    if backend_kind == "yes":
+        from .backends.sagemaker import SageMakerBackend
+
+        backend: Any = SageMakerBackend(clients.sagemaker, clients.logs, region)
+        image = resolve_image(o.image, region, kind, o.instance)
+        role = resolve_role(o.role, account) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
+    else:
+        from .backends.local import LocalBackend
+
+        backend = LocalBackend(store)
+        image = o.image
+        role = resolve_role(o.role, account) if o.role else f"arn:aws:iam::{account}:role/aws-sagemaker-remote-local"
+    with translate_errors(f"checking bucket {bucket}"):
+        store.ensure_bucket(bucket, region, create=not o.dry_run)
+    return Target(store, backend, region, account, bucket, role, image)
+
+
+def local_target(o: CommonOptions) -> Target:
+    """The local backend over the local stand-in store (no AWS at all)."""
+    from .backends.local import LocalBackend
+
+    store = LocalStore()
+    bucket = o.bucket or LOCAL_BUCKET
+    store.ensure_bucket(bucket, None, create=not o.dry_run)
+    account = LOCAL_ACCOUNT
+    role = o.role if (o.role or "").startswith("arn:") else f"arn:aws:iam::{account}:role/{o.role or 'aws-sagemaker-remote-local'}"
+    return Target(store, LocalBackend(store), o.region or LOCAL_REGION, account, bucket, role, o.image)
+
+
+def choose_target(o: CommonOptions, kind: str) -> Target:
+    if o.run == "yes":
+        if not o.role and not o.dry_run:
+            raise UsageError("a role is needed to launch on SageMaker: an IAM role ARN or name that "
+                             "SageMaker can assume", flag="--sagemaker-role")
+        if is_image_shorthand(o.image) and importlib.util.find_spec("sagemaker") is None:
+            raise UsageError(f"{o.image!r} is a framework shorthand; install the SDK extra "
+                             f"(pip install 'aws-sagemaker-remote[sdk]') or pass a full image URI",
+                             flag="--sagemaker-image")
+        return aws_target(o, kind, "yes")
+    if _aws_available():
+        return aws_target(o, kind, "local")
+    return local_target(o)
+
+
+def launch(
+    decl: Declaration,
+    parser: argparse.ArgumentParser,
+    namespace: argparse.Namespace,
+    options: CommonOptions,
+    argv: Sequence[str],
+    *,
+    out: Optional[TextIO] = None,
+    err: Optional[TextIO] = None,
+) -> JobResult:
+    """Run the script as a job (``--sagemaker-run=yes`` or ``local``) and return its result.
+
+    :raises UsageError: bad input (nothing uploaded or created).
+    :raises JobFailed: the job ended Failed or Stopped.
+    :raises Interrupted: Ctrl-C while waiting.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    now = _dt.datetime.now(_dt.timezone.utc)
+    spec = plan_job(decl, namespace, options, argv, parser, now=now, token=secrets.token_hex(2))
+    target = choose_target(options, spec.kind)
+    staged = _stage(spec, target, err)
+    request = render(staged)
+    if options.dry_run:
+        out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
+        return JobResult(kind=spec.kind, job_name=spec.job_name, status="DryRun")
+    return _run(staged, request, target, out, err)
+
+
+def _stage(spec: JobSpec, target: Target, err: TextIO) -> StagedJob:
+    from .aws import translate_errors
+
+    bundle = build_bundle(spec.code, spec.kind)
+    try:
+        with translate_errors(f"staging files to s3://{target.bucket}"):
+            return stage(spec, bundle, target.store, bucket=target.bucket, prefix=spec.options.prefix,
+                         region=target.region, role_arn=target.role_arn, image_uri=target.image_uri,
+                         dry_run=spec.options.dry_run, progress_stream=err)
+    finally:
+        os.unlink(bundle.path)
+
+
+def dry_run_report(staged: StagedJob, request: Dict[str, Any], target: Target) -> Dict[str, Any]:
+    """What ``--sagemaker-dry-run`` prints: the request and the upload plan."""
+    return {
+        "kind": staged.spec.kind,
+        "job_name": staged.spec.job_name,
+        "store": target.store.name,
+        "request": request,
+        "uploads": [
+            {"path": u.local_path, "uri": u.uri, "size": u.size, "staged": u.present}
+            for u in staged.uploads
+        ],
+        "upload_bytes": sum(u.size for u in staged.uploads if not u.present),
+    }
+
+
+def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO, err: TextIO) -> JobResult:
+    from .aws import translate_errors
+    from .watch import summary_lines, wait
+
+    spec, o = staged.spec, staged.spec.options
+    kind, name = spec.kind, spec.job_name
+    skipped = sum(1 for u in staged.uploads if u.present)
+    sent = sum(u.size for u in staged.uploads if not u.present)
+    err.write(f"staged {len(staged.uploads)} file(s) to s3://{target.bucket}/{staged.prefix} "
+              f"({human_bytes(sent)} uploaded, {skipped} already there)\n")
+    with translate_errors(f"creating {kind} job {name}"):
+        target.backend.create(kind, request)
+    url = target.backend.console_url(kind, name)
+    err.write(f"created {kind} job {name} ({target.backend.name})" + (f": {url}" if url else "") + "\n")
+    must_wait = o.wait and not o.detach
+    if not must_wait and target.backend.name == "local":
+        err.write("the local backend runs the job in this process: waiting for it\n")
+        must_wait = True
+    if not must_wait:
+        result = JobResult(kind=kind, job_name=name, status="InProgress", output_artifacts=dict(staged.output_uris),
+                           console_url=url)
+    else:
+        result = wait(target.backend, kind, name, out=out, err=err, detach=o.detach, metrics=spec.metrics)
+    for line in summary_lines(result):
+        err.write(line + "\n")
+    if o.output_json:
+        with open(o.output_json, "w", encoding="utf-8") as fh:
+            json.dump(result.to_json(), fh, indent=2, sort_keys=True)
+    if result.status not in ("Completed", "InProgress"):
+        raise JobFailed(f"{kind} job {name} {result.status.lower()}"
+                        + (f": {result.failure_reason}" if result.failure_reason else ""), result)
+    if result.status == "Completed":
+        _download(staged, result, target.store, err)
+    return result
+
+
+def _download(staged: StagedJob, result: JobResult, store: Store, err: TextIO) -> None:
+    o = staged.spec.options
+    if o.download_outputs:
+        for out_ch in staged.spec.outputs:
+            uri = result.output_artifacts.get(out_ch.name) or staged.output_uris[out_ch.name]
+            if out_ch.local_path:
+                files = download_prefix(store, uri if uri.endswith("/") else uri + "/", out_ch.local_path)
+                err.write(f"downloaded {len(files)} file(s) of {out_ch.name} to {out_ch.local_path}\n")
+    if isinstance(o, TrainingOptions) and o.download_model and result.model_artifact_url:
+        dest = os.path.abspath(o.download_model)
+        os.makedirs(dest, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix="model-")
+        try:
+            archive = os.path.join(tmp, "model.tar.gz")
+            store.download_file(result.model_artifact_url, archive)
+            with tarfile.open(archive) as tar:
+                _safe_extract(tar, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        err.write(f"unpacked {result.model_artifact_url} into {dest}\n")
+
+
+def _safe_extract(tar: tarfile.TarFile, dest: str) -> None:
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is not None:
+        tar.extractall(dest, filter=data_filter)
+        return
+    root = os.path.realpath(dest)
+    for member in tar.getmembers():
+        target = os.path.realpath(os.path.join(dest, member.name))
+        if not target.startswith(root + os.sep) and target != root:
+            raise JobFailed(f"model archive entry {member.name!r} points outside {dest}")
+    tar.extractall(dest)
+

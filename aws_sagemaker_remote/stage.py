@@ -1,0 +1,283 @@
+"""Step 3 of the data flow: put the bundle and local inputs in S3 by content address.
+
+Every staged thing is a *tree* (a folder, a single file, or the bundle) stored
+under ``s3://BUCKET/PREFIX/cas/sha256/<digest>/`` with its files at their
+relative paths, which is exactly the ``S3Prefix`` a job input needs. The digest
+covers every relative path, size and file digest, so equal content has an
+equal address. A small marker object ``.../cas/sha256/<digest>.json`` (outside
+the prefix, so the job never downloads it) is written last: when it exists,
+the whole tree is there and nothing is uploaded — a second launch with nothing
+changed uploads zero bytes. An interrupted upload resumes: files already
+present with the right size are skipped.
+
+Hashing reads each file once per launch; a cache keyed by path, size, mtime and
+inode skips even that for unchanged large files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
+
+from .bundle import Bundle
+from .container import BUNDLE_FILENAME
+from .spec import InputChannel, JobSpec, StagedJob, UploadItem
+from .store import Store, home_dir, join_uri
+
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    rel: str  # posix path inside the tree
+    path: str  # local file
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A folder or file to stage, with its content address."""
+
+    digest: str
+    files: Tuple[TreeFile, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+class HashCache:
+    """``path → sha256`` for files whose size, mtime and inode are unchanged since last time."""
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        self.path = path or os.path.join(home_dir(), "cache", "sha256.json")
+        self._lock = threading.Lock()
+        self._dirty = False
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                self._data: Dict[str, List[Any]] = json.load(fh)
+        except (OSError, ValueError):
+            self._data = {}
+
+    def sha256(self, path: str) -> str:
+        st = os.stat(path)
+        key = os.path.abspath(path)
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        with self._lock:
+            hit = self._data.get(key)
+        if hit and hit[:3] == stamp:
+            return str(hit[3])
+        digest = file_sha256(path)
+        with self._lock:
+            self._data[key] = stamp + [digest]
+            self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = self.path + f".{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(self._data, fh)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_of(files: Sequence[Tuple[str, str]], cache: Optional[HashCache] = None) -> Tree:
+    """The tree of ``(relative path, local file)`` pairs."""
+    entries = []
+    for rel, path in sorted(files):
+        sha = cache.sha256(path) if cache else file_sha256(path)
+        entries.append(TreeFile(rel=rel, path=path, size=os.path.getsize(path), sha256=sha))
+    listing = "".join(f"{f.rel}\0{f.size}\0{f.sha256}\n" for f in entries)
+    return Tree(digest=hashlib.sha256(listing.encode("utf-8")).hexdigest(), files=tuple(entries))
+
+
+def tree_of_path(path: str, cache: Optional[HashCache] = None) -> Tree:
+    """A folder (every file below it) or a single file (under its own name)."""
+    if os.path.isdir(path):
+        pairs = []
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            for name in sorted(names):
+                full = os.path.join(root, name)
+                if os.path.isfile(full):
+                    pairs.append((os.path.relpath(full, path).replace(os.sep, "/"), full))
+        return tree_of(pairs, cache)
+    return tree_of([(os.path.basename(path), path)], cache)
+
+
+def tree_uri(bucket: str, prefix: str, digest: str) -> str:
+    """The ``S3Prefix`` URI of a staged tree (with a trailing slash: it names a folder)."""
+    return join_uri(bucket, prefix, "cas", "sha256", digest) + "/"
+
+
+def marker_uri(bucket: str, prefix: str, digest: str) -> str:
+    return join_uri(bucket, prefix, "cas", "sha256", digest + ".json")
+
+
+class Progress:
+    """Bytes transferred, on one stderr line; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, stream: Optional[TextIO] = None, enabled: Optional[bool] = None) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def __call__(self, amount: int) -> None:
+        with self._lock:
+            self.done += amount
+            now = time.monotonic()
+            if not self.enabled or (now - self._last < 0.1 and self.done < self.total):
+                return
+            self._last = now
+            width = 30
+            filled = int(width * min(self.done, self.total) / self.total)
+            self.stream.write(f"\rupload [{'#' * filled}{'.' * (width - filled)}] "
+                              f"{human_bytes(self.done)}/{human_bytes(self.total)}")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree) -> Tuple[str, List[UploadItem]]:
+    """The tree's URI and the upload plan (read-only: only HEAD and LIST requests)."""
+    base = tree_uri(bucket, prefix, tree.digest)
+    if store.head(marker_uri(bucket, prefix, tree.digest)) is not None:
+        return base, [UploadItem(f.path, base + f.rel, f.size, True) for f in tree.files]
+    existing = dict(store.list(base))
+    return base, [UploadItem(f.path, base + f.rel, f.size, existing.get(base + f.rel) == f.size)
+                  for f in tree.files]
+
+
+def upload_tree(store: Store, bucket: str, prefix: str, tree: Tree, items: Sequence[UploadItem],
+                progress: Optional[Callable[[int], None]] = None) -> None:
+    """Upload what is missing, then write the marker that says the tree is complete."""
+    if all(i.present for i in items) and store.head(marker_uri(bucket, prefix, tree.digest)) is not None:
+        return
+    for item in items:
+        if not item.present:
+            store.upload_file(item.local_path, item.uri, progress)
+    listing = [{"path": f.rel, "size": f.size, "sha256": f.sha256} for f in tree.files]
+    store.put_bytes(json.dumps({"files": listing}, sort_keys=True).encode("utf-8"),
+                    marker_uri(bucket, prefix, tree.digest))
+
+
+def default_output_uri(bucket: str, prefix: str, job_name: str, output: str) -> str:
+    return join_uri(bucket, prefix, "jobs", job_name, "output", output)
+
+
+def default_model_output_uri(bucket: str, prefix: str) -> str:
+    """``S3OutputPath``; SageMaker appends ``<job>/output/model.tar.gz``."""
+    return join_uri(bucket, prefix, "jobs")
+
+
+def default_checkpoint_uri(bucket: str, prefix: str, base_job_name: str) -> str:
+    """Shared by every job of one base name, so the next run resumes from the last checkpoint."""
+    return join_uri(bucket, prefix, "checkpoints", base_job_name)
+
+
+def stage(
+    spec: JobSpec,
+    bundle: Bundle,
+    store: Store,
+    *,
+    bucket: str,
+    prefix: str,
+    region: str,
+    role_arn: str,
+    image_uri: str,
+    dry_run: bool = False,
+    progress_stream: Optional[TextIO] = None,
+    cache: Optional[HashCache] = None,
+) -> StagedJob:
+    """Upload the bundle and every local input (unless ``dry_run``) and return the staged job.
+
+    ``s3://`` inputs are passed through untouched.
+    """
+    from .options import TrainingOptions
+
+    cache = cache or HashCache()
+    trees: List[Tuple[Tree, List[UploadItem]]] = []
+    bundle_tree = tree_of([(BUNDLE_FILENAME, bundle.path)])
+    code_uri, items = plan_tree(store, bucket, prefix, bundle_tree)
+    trees.append((bundle_tree, items))
+    input_uris: Dict[str, str] = {}
+    for ch in spec.inputs:
+        if ch.is_s3:
+            input_uris[ch.name] = ch.source
+            continue
+        tree = tree_of_path(ch.source, cache)
+        uri, items = plan_tree(store, bucket, prefix, tree)
+        input_uris[ch.name] = uri
+        trees.append((tree, items))
+    cache.save()
+    uploads = tuple(item for _, items in trees for item in items)
+
+    if not dry_run:
+        missing = sum(i.size for i in uploads if not i.present)
+        bar = Progress(missing, progress_stream)
+        try:
+            for tree, items in trees:
+                upload_tree(store, bucket, prefix, tree, items, bar)
+        finally:
+            bar.close()
+
+    output_uris = {
+        out.name: out.destination if out.destination != "default"
+        else default_output_uri(bucket, prefix, spec.job_name, out.name)
+        for out in spec.outputs
+    }
+    model_output_uri = checkpoint_uri = None
+    o = spec.options
+    if isinstance(o, TrainingOptions):
+        model_output_uri = o.output_s3 if o.output_s3 != "default" else default_model_output_uri(bucket, prefix)
+        if o.checkpoint_s3 and o.checkpoint_s3 != "default":
+            checkpoint_uri = o.checkpoint_s3
+        elif o.spot or o.checkpoint_s3 == "default":
+            checkpoint_uri = default_checkpoint_uri(bucket, prefix, spec.base_job_name)
+    return StagedJob(
+        spec=spec,
+        region=region,
+        role_arn=role_arn,
+        image_uri=image_uri,
+        bucket=bucket,
+        prefix=prefix.strip("/"),
+        code_uri=code_uri,
+        input_uris=input_uris,
+        output_uris=output_uris,
+        model_output_uri=model_output_uri,
+        checkpoint_uri=checkpoint_uri,
+        uploads=uploads,
+    )

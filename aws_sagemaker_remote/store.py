@@ -1,0 +1,335 @@
+"""The S3 seam: one small interface, two implementations.
+
+:class:`S3Store` talks to S3 through an injected boto3 client (like s3transfer's
+``TransferManager``, it never builds its own). :class:`LocalStore` keeps the same
+``s3://bucket/key`` namespace in a folder, so ``--sagemaker-run=local`` works on
+a machine with no AWS account: staging writes there and the local backend
+reads from there. Both are used by staging, by the local backend and by local
+runs with ``s3://`` paths.
+
+The module imports no AWS library at import time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Iterator, List, Optional, Protocol, Tuple
+
+#: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
+HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
+
+Progress = Optional[Callable[[int], None]]
+
+
+def home_dir() -> str:
+    """``$AWS_SAGEMAKER_REMOTE_HOME`` or ``~/.cache/aws-sagemaker-remote``."""
+    return os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "aws-sagemaker-remote")
+
+
+def split_uri(uri: str) -> Tuple[str, str]:
+    """``s3://bucket/key`` → ``("bucket", "key")``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def join_uri(bucket: str, *parts: str) -> str:
+    key = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    return f"s3://{bucket}/{key}" if key else f"s3://{bucket}/"
+
+
+class Store(Protocol):
+    """What staging, the local backend and local runs need from S3."""
+
+    #: "s3" or "local"; shown to the user
+    name: str
+
+    def head(self, uri: str) -> Optional[int]:
+        """The object's size, or None when it does not exist."""
+
+    def list(self, uri: str) -> List[Tuple[str, int]]:
+        """Every object whose key starts with the URI's key: (uri, size), sorted by key."""
+
+    def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
+        """(uri, version tag) of every object under ``uri``: changes whenever an object changes."""
+
+    def upload_file(self, path: str, uri: str, progress: Progress = None) -> None:
+        """Upload a local file (streamed; multipart for large files)."""
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        """Write a small object."""
+
+    def get_bytes(self, uri: str) -> bytes:
+        """Read a small object."""
+
+    def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
+        """Download one object to a local file (created atomically)."""
+
+    def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
+        """True when the bucket exists (creating it if allowed)."""
+
+
+class LocalStore:
+    """``s3://bucket/key`` ↔ ``ROOT/bucket/key`` on this machine."""
+
+    name = "local"
+
+    def __init__(self, root: Optional[str] = None) -> None:
+        self.root = os.path.abspath(root or os.path.join(home_dir(), "s3"))
+
+    def path(self, uri: str) -> str:
+        """The local file that stands for ``uri``."""
+        bucket, key = split_uri(uri)
+        return os.path.join(self.root, bucket, *[p for p in key.split("/") if p])
+
+    def head(self, uri: str) -> Optional[int]:
+        path = self.path(uri)
+        return os.path.getsize(path) if os.path.isfile(path) else None
+
+    def list(self, uri: str) -> List[Tuple[str, int]]:
+        bucket, key = split_uri(uri)
+        base = os.path.join(self.root, bucket)
+        out: List[Tuple[str, int]] = []
+        if not os.path.isdir(base):
+            return out
+        for folder, dirs, files in os.walk(base):
+            dirs.sort()
+            for name in files:
+                full = os.path.join(folder, name)
+                rel = os.path.relpath(full, base).replace(os.sep, "/")
+                if rel.startswith(key) and not name.startswith(".tmp-"):
+                    out.append((f"s3://{bucket}/{rel}", os.path.getsize(full)))
+        return sorted(out)
+
+    def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
+        out = []
+        for obj, size in self.list(uri):
+            st = os.stat(self.path(obj))
+            out.append((obj, f"{size}-{st.st_mtime_ns}"))
+        return out
+
+    def _write(self, uri: str, writer: Callable[[Any], None]) -> None:
+        dest = self.path(uri)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(dest))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                writer(fh)
+            os.replace(tmp, dest)  # readers never see half a file
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def upload_file(self, path: str, uri: str, progress: Progress = None) -> None:
+        def copy(fh: Any) -> None:
+            with open(path, "rb") as src:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    fh.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+
+        self._write(uri, copy)
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        self._write(uri, lambda fh: fh.write(data))
+
+    def get_bytes(self, uri: str) -> bytes:
+        path = self.path(uri)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{uri} does not exist in the local store {self.root}")
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
+        src = self.path(uri)
+        if not os.path.isfile(src):
+            raise FileNotFoundError(f"{uri} does not exist in the local store {self.root}")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".part"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, path)
+        if progress:
+            progress(os.path.getsize(path))
+
+    def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
+        folder = os.path.join(self.root, bucket)
+        if not os.path.isdir(folder) and create:
+            os.makedirs(folder, exist_ok=True)
+        return os.path.isdir(folder)
+
+
+# Multipart above 16 MiB in 16 MiB parts, at most 4 parts in flight: memory stays
+# bounded (s3transfer reads each part from disk as it sends it).
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+MAX_CONCURRENCY = 4
+
+
+class S3Store:
+    """The real S3, through an injected boto3 S3 client."""
+
+    name = "s3"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        from boto3.s3.transfer import TransferConfig
+
+        self.transfer_config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_CHUNKSIZE,
+            max_concurrency=MAX_CONCURRENCY,
+        )
+
+    def head(self, uri: str) -> Optional[int]:
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_uri(uri)
+        try:
+            return int(self.client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                return None
+            raise
+
+    def list(self, uri: str) -> List[Tuple[str, int]]:
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_uri(uri)
+        out: List[Tuple[str, int]] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+                for obj in page.get("Contents", []) or []:
+                    out.append((f"s3://{bucket}/{obj['Key']}", int(obj["Size"])))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+                return []
+            raise
+        return sorted(out)
+
+    def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
+        bucket, key = split_uri(uri)
+        out: List[Tuple[str, str]] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []) or []:
+                out.append((f"s3://{bucket}/{obj['Key']}", f"{obj['Size']}-{obj.get('ETag', '')}"))
+        return sorted(out)
+
+    def upload_file(self, path: str, uri: str, progress: Progress = None) -> None:
+        bucket, key = split_uri(uri)
+        self.client.upload_file(path, bucket, key, Config=self.transfer_config, Callback=progress)
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        bucket, key = split_uri(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def get_bytes(self, uri: str) -> bytes:
+        bucket, key = split_uri(uri)
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
+        bucket, key = split_uri(uri)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".part"
+        self.client.download_file(bucket, key, tmp, Config=self.transfer_config, Callback=progress)
+        os.replace(tmp, path)
+
+    def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=bucket)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+        if not create:
+            return False
+        kwargs: dict = {"Bucket": bucket}
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        self.client.create_bucket(**kwargs)
+        return True
+
+
+# --- SageMaker's S3 input semantics, shared by the local backend and local runs -------
+
+def prefix_objects(store: Store, uri: str) -> List[Tuple[str, str, int]]:
+    """Objects an ``S3Prefix`` input ``uri`` names: (uri, relative local path, size).
+
+    Like SageMaker, the local path is the key relative to the prefix's folder:
+    ``s3://b/data/`` + ``data/x/y.csv`` → ``x/y.csv``; ``s3://b/data/train`` +
+    ``data/train.csv`` → ``train.csv``.
+    """
+    _, key = split_uri(uri)
+    if not key or key.endswith("/"):
+        base = key
+    elif "/" in key:
+        base = key.rsplit("/", 1)[0] + "/"
+    else:
+        base = ""
+    out = []
+    for obj_uri, size in store.list(uri):
+        _, obj_key = split_uri(obj_uri)
+        if obj_key.endswith("/"):
+            continue  # folder marker objects
+        out.append((obj_uri, obj_key[len(base):], size))
+    return out
+
+
+def manifest_objects(store: Store, uri: str) -> List[Tuple[str, str, int]]:
+    """Objects a ``ManifestFile`` input names: ``[{"prefix": "s3://b/p/"}, "rel/a", ...]``."""
+    entries = json.loads(store.get_bytes(uri).decode("utf-8"))
+    if not entries or not isinstance(entries[0], dict) or "prefix" not in entries[0]:
+        raise ValueError(f"{uri}: a manifest starts with {{\"prefix\": \"s3://...\"}}")
+    prefix = entries[0]["prefix"]
+    out = []
+    for rel in entries[1:]:
+        obj = prefix + rel if prefix.endswith("/") else prefix + "/" + rel
+        out.append((obj, rel, store.head(obj) or 0))
+    return out
+
+
+def iter_files(folder: str) -> Iterator[Tuple[str, str]]:
+    """(absolute path, relative posix path) of every file under ``folder``, sorted."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            yield full, os.path.relpath(full, folder).replace(os.sep, "/")
+
+
+def upload_folder(store: Store, folder: str, uri: str) -> List[str]:
+    """Upload every file under ``folder`` below ``uri``; returns the object URIs."""
+    out = []
+    base = uri.rstrip("/")
+    for full, rel in iter_files(folder):
+        target = f"{base}/{rel}"
+        store.upload_file(full, target)
+        out.append(target)
+    return out
+
+
+def download_prefix(store: Store, uri: str, dest: str) -> List[str]:
+    """Download every object of an ``S3Prefix`` input into ``dest``; returns local paths."""
+    paths = []
+    for obj_uri, rel, _size in prefix_objects(store, uri):
+        local = os.path.join(dest, *rel.split("/"))
+        store.download_file(obj_uri, local)
+        paths.append(local)
+    return paths
+
+
+def default_store() -> Store:
+    """S3 when an endpoint or credentials are configured, the local stand-in otherwise.
+
+    Imports boto3 only to look for credentials; used by local runs with ``s3://`` paths.
+    """
+    import boto3
+
+    if os.environ.get("AWS_ENDPOINT_URL") or boto3.Session().get_credentials() is not None:
+        return S3Store(boto3.client("s3"))
+    return LocalStore()

@@ -1,0 +1,120 @@
+"""The moto harness itself: boto3 calls travel over HTTP to the loopback server and are recorded."""
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+import pytest
+
+
+def _s3():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def test_server_is_bound_to_loopback_only(moto_server) -> None:
+    parsed = urllib.parse.urlparse(moto_server.url)
+    assert parsed.scheme == "http"
+    assert parsed.hostname == "127.0.0.1"
+    assert parsed.port and parsed.port > 0
+
+
+def test_aws_fixture_sets_endpoint_and_dummy_credentials(aws) -> None:
+    assert os.environ["AWS_ENDPOINT_URL"] == aws.url
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "testing"
+    assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"
+
+
+def test_s3_calls_reach_the_server_and_are_logged(aws) -> None:
+    s3 = _s3()
+    s3.create_bucket(Bucket="harness-bucket")
+    s3.put_object(Bucket="harness-bucket", Key="dir/hello.txt", Body=b"hello")
+    body = s3.get_object(Bucket="harness-bucket", Key="dir/hello.txt")["Body"].read()
+    assert body == b"hello"
+
+    ops = aws.operations("s3")
+    assert ops == ["CreateBucket", "PutObject", "GetObject"]
+    put = [r for r in aws.requests if r.operation == "PutObject"][0]
+    assert (put.method, put.bucket, put.key, put.status) == ("PUT", "harness-bucket", "dir/hello.txt", 200)
+    assert put.content_length == len(b"hello")
+    assert aws.s3_uploads() == [put]
+
+
+def test_multipart_upload_parts_are_recorded_as_uploads(aws) -> None:
+    s3 = _s3()
+    s3.create_bucket(Bucket="mp-bucket")
+    upload = s3.create_multipart_upload(Bucket="mp-bucket", Key="big.bin")
+    part = s3.upload_part(Bucket="mp-bucket", Key="big.bin", UploadId=upload["UploadId"], PartNumber=1,
+                          Body=b"x" * 1024)
+    s3.complete_multipart_upload(Bucket="mp-bucket", Key="big.bin", UploadId=upload["UploadId"],
+                                 MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    assert [r.operation for r in aws.s3_uploads()] == ["CreateMultipartUpload", "UploadPart"]
+    assert aws.operations("s3")[-1] == "CompleteMultipartUpload"
+
+
+def test_json_and_query_services_are_named(aws) -> None:
+    import boto3
+
+    identity = boto3.client("sts").get_caller_identity()
+    assert identity["Account"] == "123456789012"
+    boto3.client("sagemaker").list_processing_jobs()
+    assert ("sts", "GetCallerIdentity") in [(r.service, r.operation) for r in aws.requests]
+    assert ("sagemaker", "ListProcessingJobs") in [(r.service, r.operation) for r in aws.requests]
+
+
+def test_reset_forgets_state_and_clears_the_log(aws) -> None:
+    s3 = _s3()
+    s3.create_bucket(Bucket="to-forget")
+    assert aws.requests
+    aws.reset()
+    assert aws.requests == []
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == []
+
+
+def test_clear_log_keeps_state(aws) -> None:
+    s3 = _s3()
+    s3.create_bucket(Bucket="kept")
+    aws.clear_log()
+    assert aws.requests == []
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["kept"]
+    assert aws.operations() == ["ListBuckets"]
+
+
+def test_state_does_not_leak_between_tests_part_one(aws) -> None:
+    _s3().create_bucket(Bucket="leak-check")
+
+
+def test_state_does_not_leak_between_tests_part_two(aws) -> None:
+    assert "leak-check" not in [b["Name"] for b in _s3().list_buckets()["Buckets"]]
+
+
+def test_environment_is_scrubbed_without_the_aws_fixture(tmp_path) -> None:
+    assert "AWS_ENDPOINT_URL" not in os.environ
+    assert "AWS_ACCESS_KEY_ID" not in os.environ
+    assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert not os.path.exists(os.environ["AWS_CONFIG_FILE"])
+    assert not os.path.exists(os.environ["AWS_SHARED_CREDENTIALS_FILE"])
+    assert os.path.isdir(os.environ["AWS_SAGEMAKER_REMOTE_HOME"])
+
+
+def test_boto3_without_the_aws_fixture_finds_no_credentials() -> None:
+    """A test that forgets ``aws`` fails locally instead of reaching AWS."""
+    import botocore.exceptions
+
+    with pytest.raises((botocore.exceptions.NoCredentialsError, botocore.exceptions.NoRegionError)):
+        import boto3
+
+        boto3.client("s3", region_name="us-east-1").list_buckets()
+
+
+def test_subprocesses_inherit_the_server_settings(aws, run_python) -> None:
+    code = (
+        "import boto3; s3 = boto3.client('s3'); s3.create_bucket(Bucket='from-child'); "
+        "print(sorted(b['Name'] for b in s3.list_buckets()['Buckets']))"
+    )
+    done = run_python("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['from-child']"
+    assert aws.operations("s3") == ["CreateBucket", "ListBuckets"]
