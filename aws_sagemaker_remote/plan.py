@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -297,7 +298,8 @@ def plan_job(
     hyper: Tuple[Tuple[str, str], ...] = ()
     if isinstance(options, TrainingOptions):
         metrics = _check_metrics(tuple(dict(list(decl.metrics) + list(options.metric)).items()))
-        hyper = tuple(dict(list(decl.hyperparameters) + list(options.hyperparameter)).items())
+        shown = script_hyperparameters(namespace, options, decl, dict(mapped))
+        hyper = tuple(dict(shown + list(decl.hyperparameters) + list(options.hyperparameter)).items())
     return JobSpec(
         kind=kind,
         job_name=job_name,
@@ -312,6 +314,29 @@ def plan_job(
         hyperparameters=hyper,
         base_job_name=base_name,
     )
+
+
+def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions, decl: Declaration,
+                           mapped: Mapping[str, str]) -> List[Tuple[str, str]]:
+    """The script's parsed arguments as strings, paths as the job sees them, for the console.
+
+    Display only: the job gets its real argument list from ``ContainerArguments``.
+    """
+    from .flags import sagemaker_dests
+
+    skip = set(sagemaker_dests(options))
+    flag_of = {d.dest: d.flag for d in decl.path_decls()}
+    flag_of.update({key: "--" + key.replace("_", "-") for key, _ in decl.training_dirs})
+    out: List[Tuple[str, str]] = []
+    for dest, value in sorted(vars(namespace).items()):
+        if dest in skip:
+            continue
+        if dest in flag_of:
+            value = mapped.get(flag_of[dest], value)
+        if value is None:
+            continue
+        out.append((dest, value if isinstance(value, str) else json.dumps(value, default=str)))
+    return out
 
 
 # --- checks -------------------------------------------------------------------------------

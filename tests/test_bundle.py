@@ -1,0 +1,124 @@
+"""The code bundle: deterministic bytes, the right files, the default exclusions."""
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from aws_sagemaker_remote.bundle import IgnoreRules, build_bundle
+from aws_sagemaker_remote.spec import CodeSpec
+
+
+def _project(root: Path) -> CodeSpec:
+    (root / "proj").mkdir()
+    proj = root / "proj"
+    (proj / "train.py").write_text("print('train')\n")
+    (proj / "helpers.py").write_text("X = 1\n")
+    (proj / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(proj / "run.sh", 0o755)
+    for junk in (".git/config", "__pycache__/x.cpython-311.pyc", "m.pyc", ".env", "cert.pem", "my.key",
+                 "id_rsa", "id_rsa.pub", ".aws/credentials", "venv/lib/x.py", ".venv/lib/y.py",
+                 "envdir/pyvenv.cfg", "envdir/lib/z.py", "data/big.bin", "notes/draft.md", "logs/a.log"):
+        path = proj / junk
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("secret")
+    (proj / ".sagemakerignore").write_text("# comments are ignored\nnotes/\n*.log\n")
+    lib = root / "mylib"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    (lib / "sub" / "mod.py").write_text("Y = 2\n")
+    (lib / "__pycache__").mkdir()
+    (lib / "__pycache__" / "a.pyc").write_text("x")
+    single = root / "tools.py"
+    single.write_text("Z = 3\n")
+    req = root / "reqs-prod.txt"
+    req.write_text("# nothing\n")
+    conf = root / "setup.sh"
+    conf.write_text("export A=1\n")
+    return CodeSpec(
+        script=str(proj / "train.py"),
+        script_dir=str(proj),
+        dependencies=(("mylib", str(lib)), ("tools.py", str(single))),
+        requirements=str(req),
+        configuration_script=str(conf),
+        configuration_command="export B=2 && true",
+        exclude_paths=(str(proj / "data"),),
+    )
+
+
+def _members(path: str) -> Dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_bundle_contents_and_exclusions(tmp_path: Path) -> None:
+    code = _project(tmp_path)
+    bundle = build_bundle(code, "training", workdir=str(tmp_path))
+    names = set(_members(bundle.path))
+    assert {"script/train.py", "script/helpers.py", "script/run.sh", "script/.sagemakerignore",
+            "deps/mylib/__init__.py", "deps/mylib/sub/mod.py", "deps/tools.py",
+            "requirements/reqs-prod.txt", "config/setup.sh", "manifest.json",
+            "runtime/aws_sagemaker_remote/bootstrap.py", "runtime/aws_sagemaker_remote/container.py",
+            "runtime/aws_sagemaker_remote/api.py"} <= names
+    leaked = [n for n in names if any(bad in n for bad in (
+        ".git/", "__pycache__", ".pyc", ".env", ".pem", ".key", "id_rsa", ".aws/", "venv/", "envdir/",
+        "data/big.bin", "notes/", ".log"))]
+    assert leaked == []
+    with tarfile.open(bundle.path) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest["script"] == "script/train.py"
+    assert manifest["requirements"] == "requirements/reqs-prod.txt"
+    assert manifest["configuration_script"] == "config/setup.sh"
+    assert manifest["configuration_command"] == "export B=2 && true"
+    assert manifest["kind"] == "training"
+
+
+def test_bundle_is_deterministic(tmp_path: Path) -> None:
+    code = _project(tmp_path)
+    first = build_bundle(code, "processing", workdir=str(tmp_path))
+    # touch every file: new mtimes must not change the bytes
+    later = time.time() + 1000
+    for folder, _dirs, files in os.walk(tmp_path / "proj"):
+        for name in files:
+            os.utime(os.path.join(folder, name), (later, later))
+    second = build_bundle(code, "processing", workdir=str(tmp_path))
+    assert first.sha256 == second.sha256
+    assert Path(first.path).read_bytes() == Path(second.path).read_bytes()
+    members = _members(second.path)
+    assert [m for m in members] == sorted(members)
+    assert {m.mtime for m in members.values()} == {315532800}
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members.values()} == {(0, 0, "", "")}
+    assert members["script/run.sh"].mode == 0o755
+    assert members["script/train.py"].mode == 0o644
+    # a content change changes the digest
+    (tmp_path / "proj" / "helpers.py").write_text("X = 2\n")
+    assert build_bundle(code, "processing", workdir=str(tmp_path)).sha256 != first.sha256
+
+
+@pytest.mark.parametrize(
+    "pattern,path,is_dir,ignored",
+    [
+        ("*.log", "a/b/c.log", False, True),
+        ("/top.txt", "top.txt", False, True),
+        ("/top.txt", "sub/top.txt", False, False),
+        ("build/", "build", True, True),
+        ("build/", "build", False, False),
+        ("**/secret", "x/y/secret", False, True),
+        ("docs/**", "docs/a/b.md", False, True),
+        ("file?.txt", "file1.txt", False, True),
+        ("[ab].txt", "c.txt", False, False),
+    ],
+)
+def test_ignore_rules(pattern: str, path: str, is_dir: bool, ignored: bool) -> None:
+    assert IgnoreRules([pattern]).ignored(path, is_dir) is ignored
+
+
+def test_negation_wins_when_last() -> None:
+    rules = IgnoreRules(["*.csv", "!keep.csv"])
+    assert rules.ignored("drop.csv", False)
+    assert not rules.ignored("keep.csv", False)
