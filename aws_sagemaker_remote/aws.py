@@ -47,6 +47,7 @@ from .errors import AwsError, CredentialsError, EndpointError, ThrottledError, U
 #: Session name of the temporary credentials from ``--sagemaker-assume-role``
 #: (shows up in CloudTrail, so a job launch can be traced back to this tool).
 ROLE_SESSION_NAME = "aws-sagemaker-remote"
+#: botocore's ``retries.max_attempts``: retries after the first attempt (so six requests in all).
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_READ_TIMEOUT = 60
@@ -76,12 +77,14 @@ CREDENTIAL_CODES = frozenset({
 })
 # Botocore error families that are about finding or refreshing credentials.
 _CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError, CredentialRetrievalError)
-_CREDENTIAL_ERROR_NAMES = ("NoAuthTokenError", "TokenRetrievalError", "SSOError", "RefreshWithMFAUnsupportedError")
+_CREDENTIAL_ERROR_NAMES = (
+    "NoAuthTokenError", "TokenRetrievalError", "SSOError", "LoginError", "RefreshWithMFAUnsupportedError",
+)
 
 # Messages must never carry secrets: access key ids and URL user-info (proxy
 # URLs may hold a password) are masked before anything is shown.
 _ACCESS_KEY_RE = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b")
-_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^@\s\"']+@")
 _MAX_MESSAGE = 500
 
 
@@ -112,11 +115,12 @@ def make_session(profile: Optional[str], region: Optional[str], assume_role: Opt
     :raises CredentialsError: no region is configured anywhere, or assuming the role
         failed for lack of credentials.
     """
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound as exc:
-        raise UsageError(f"no AWS profile named {profile!r} in the AWS config files",
-                         flag="--sagemaker-profile") from exc
+    with translate_errors("reading the AWS configuration"):
+        try:
+            session = boto3.Session(profile_name=profile, region_name=region)
+        except ProfileNotFound as exc:
+            raise UsageError(f"no AWS profile named {profile!r} in the AWS config files",
+                             flag="--sagemaker-profile") from exc
     if not session.region_name:
         raise CredentialsError(
             "no AWS region configured: pass --sagemaker-region REGION or set AWS_DEFAULT_REGION"
@@ -230,7 +234,7 @@ def translate(exc: BaseException, action: str) -> Optional[Union[AwsError, Usage
         message = _clean(error.get("Message") or exc)
         text = f"{action}: {code}: {message}"
         if code in THROTTLING_CODES:
-            return ThrottledError(f"{text} (still throttled after {DEFAULT_MAX_ATTEMPTS} attempts)", code=code)
+            return ThrottledError(f"{text} (still throttled after {DEFAULT_MAX_ATTEMPTS} retries)", code=code)
         if code in CREDENTIAL_CODES:
             return CredentialsError(f"{text} (check the AWS credentials or --sagemaker-profile)", code=code)
         return AwsError(text, code=code)

@@ -9,6 +9,7 @@ No AWS import here; standard library only (this module also runs inside the job)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import types
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def _input_decl(name: str, value: Any) -> PathDecl:
         return PathDecl(name, None, PathArgument(None, optional=True))
     if isinstance(value, PathArgument):
         default = value.local if value.local is not None else (value.remote if is_s3_uri(value.remote) else None)
-        arg = value if default is not None else _with(value, optional=True)
+        arg = value if default is not None else dataclasses.replace(value, optional=True)
         return PathDecl(name, _fspath(default), arg)
     if isinstance(value, (str, os.PathLike)):
         return PathDecl(name, _fspath(value), PathArgument(_fspath(value)))

@@ -107,13 +107,13 @@ def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
 
         backend: Any = SageMakerBackend(clients.sagemaker, clients.logs, region)
         image = resolve_image(o.image, region, kind, o.instance)
-        role = resolve_role(o.role, account) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
+        role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
     else:
         from .backends.local import LocalBackend
 
         backend = LocalBackend(store)
         image = o.image
-        role = resolve_role(o.role, account) if o.role else f"arn:aws:iam::{account}:role/aws-sagemaker-remote-local"
+        role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/aws-sagemaker-remote-local"
     with translate_errors(f"checking bucket {bucket}"):
         store.ensure_bucket(bucket, region, create=not o.dry_run)
     return Target(store, backend, region, account, bucket, role, image)
