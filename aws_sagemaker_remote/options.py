@@ -243,9 +243,11 @@ class CommonOptions:
             md = f.metadata
             default = getattr(self, f.name)
             shown = _show_default(default)
+            # a None default that the help text already explains needs no "(default: none)"
+            text = md["help"] if default is None and "default" in md["help"] else f"{md['help']} (default: {shown})"
             kwargs: Dict[str, Any] = {
                 "dest": dest_name(f),
-                "help": f"{md['help']} (default: {shown})".replace("%", "%%"),
+                "help": text.replace("%", "%%"),
                 "metavar": md["metavar"],
             }
             convert = _for_argparse(md["convert"], flag_name(f))

@@ -14,6 +14,11 @@ Fixtures
     credentials, no config file and no proxy, a test that forgets the ``aws``
     fixture fails instead of reaching a real AWS endpoint.
 
+``loopback_only`` (autouse, every test)
+    In the test process, refuses every socket connection and name lookup that
+    is not for a loopback address, with an error saying so; subprocesses stay
+    on loopback through the scrubbed environment.
+
 ``moto_server`` (session)
     moto's WSGI application served by werkzeug on ``127.0.0.1`` and a free
     port, in one daemon thread, behind a middleware that records every request
@@ -26,7 +31,9 @@ Fixtures
       log) and clear the log;
     * ``s3_uploads()``: the recorded requests that sent object bytes to S3
       (``PutObject``, ``CreateMultipartUpload``, ``UploadPart``);
-    * ``operations(service=None)``: the recorded operation names, in order.
+    * ``operations(service=None)``: the recorded operation names, in order;
+    * ``json_bodies(operation)``: the decoded JSON requests of one operation
+      (``aws.json_bodies("CreateProcessingJob")[0]["AppSpecification"]``).
 
     Only this fixture starts a server; it is shut down at the end of the session.
 
@@ -53,8 +60,12 @@ Fixtures
 """
 from __future__ import annotations
 
+import errno
 import io
+import ipaddress
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -76,8 +87,8 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "http
 #: Seconds a subprocess started by ``run_python``/``run_script`` may take by default.
 DEFAULT_SCRIPT_TIMEOUT = 300.0
 
-#: Largest form body the recorder reads to find a query-protocol ``Action`` (STS, IAM).
-FORM_BODY_LIMIT = 1 << 20
+#: Largest JSON or form body the recorder keeps (SageMaker requests are far smaller).
+BODY_LIMIT = 1 << 20
 
 
 # --- request recording -----------------------------------------------------------------
@@ -103,6 +114,15 @@ class RecordedRequest:
     key: Optional[str]
     content_length: int
     status: Optional[int]
+    #: the request body of JSON and query-protocol calls (SageMaker, Logs, STS, IAM);
+    #: never S3 object data, so the log stays small
+    body: Optional[bytes] = None
+
+    def json(self) -> Any:
+        """The decoded JSON body of a JSON-protocol call (SageMaker, CloudWatch Logs)."""
+        if self.body is None:
+            raise ValueError(f"{self.operation or self.path}: no body was recorded")
+        return json.loads(self.body.decode("utf-8"))
 
     @property
     def query_params(self) -> Dict[str, List[str]]:
@@ -183,6 +203,19 @@ def _first_subresource(query: Mapping[str, Any]) -> str:
 S3_UPLOAD_OPERATIONS = ("PutObject", "CreateMultipartUpload", "UploadPart")
 
 
+def _wsgi_text(value: str) -> str:
+    """WSGI hands over the already-unquoted path as latin-1 text; S3 keys are UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+def _is_form(environ: Mapping[str, Any], method: str, length: int) -> bool:
+    content_type = str(environ.get("CONTENT_TYPE") or "")
+    return method == "POST" and length > 0 and content_type.startswith("application/x-www-form-urlencoded")
+
+
 class RecordingMiddleware:
     """WSGI middleware that records each request before handing it to moto.
 
@@ -197,13 +230,20 @@ class RecordingMiddleware:
 
     def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        path = urllib.parse.unquote(str(environ.get("PATH_INFO") or "/"))
+        path = _wsgi_text(str(environ.get("PATH_INFO") or "/"))
         query_string = str(environ.get("QUERY_STRING") or "")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        service, operation, bucket, key = self._classify(environ, method, path, query_string, length)
+        body: Optional[bytes] = None
+        if environ.get("HTTP_X_AMZ_TARGET") or _is_form(environ, method, length):
+            # JSON and query-protocol calls: keep the body (the request itself) and
+            # hand moto an identical stream. S3 bodies are object data: never read.
+            body = environ["wsgi.input"].read(length) if 0 < length <= BODY_LIMIT else None
+            if body is not None:
+                environ["wsgi.input"] = io.BytesIO(body)
+        service, operation, bucket, key = self._classify(environ, method, path, query_string, body)
         captured: Dict[str, int] = {}
 
         def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -215,12 +255,12 @@ class RecordingMiddleware:
         finally:
             record = RecordedRequest(method=method, path=path, query=query_string, service=service,
                                      operation=operation, bucket=bucket, key=key, content_length=length,
-                                     status=captured.get("status"))
+                                     status=captured.get("status"), body=body)
             with self._lock:
                 self._log.append(record)
 
     def _classify(self, environ: Dict[str, Any], method: str, path: str, query_string: str,
-                  length: int) -> Tuple[Optional[str], Optional[str], Optional[str], Optional[str]]:
+                  body: Optional[bytes]) -> Tuple[Optional[str], Optional[str], Optional[str], Optional[str]]:
         if path.startswith("/moto-api"):
             return "moto-api", path[len("/moto-api"):].strip("/") or None, None, None
         service = _service_from_auth(environ)
@@ -228,13 +268,8 @@ class RecordingMiddleware:
         if target:
             # "SageMaker.CreateProcessingJob", "Logs_20140328.GetLogEvents"
             return service, str(target).rsplit(".", 1)[-1], None, None
-        content_type = str(environ.get("CONTENT_TYPE") or "")
-        if method == "POST" and content_type.startswith("application/x-www-form-urlencoded") \
-                and 0 < length <= FORM_BODY_LIMIT:
-            # Query-protocol services (STS, IAM) name the operation in the body; read
-            # it and hand moto an identical stream.
-            body = environ["wsgi.input"].read(length)
-            environ["wsgi.input"] = io.BytesIO(body)
+        if body is not None and _is_form(environ, method, len(body)):
+            # Query-protocol services (STS, IAM) name the operation in the body.
             action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
             return service, action, None, None
         if service in (None, "s3"):
@@ -307,6 +342,10 @@ class MotoServer:
         """Recorded ``PutObject``, ``CreateMultipartUpload`` and ``UploadPart`` requests."""
         return [r for r in self.requests if r.service == "s3" and r.operation in S3_UPLOAD_OPERATIONS]
 
+    def json_bodies(self, operation: str) -> List[Any]:
+        """The decoded JSON requests of one operation (``"CreateProcessingJob"``), oldest first."""
+        return [r.json() for r in self.requests if r.operation == operation and r.body is not None]
+
     def operations(self, service: Optional[str] = None) -> List[str]:
         """The recorded operation names, oldest first, optionally of one service (``s3``, ``sagemaker``...)."""
         return [r.operation or f"{r.method} {r.path}" for r in self.requests
@@ -315,6 +354,7 @@ class MotoServer:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
+    """The session's moto server on 127.0.0.1 (prefer ``aws``, which also sets the environment)."""
     server = MotoServer().start()
     try:
         yield server
@@ -324,6 +364,7 @@ def moto_server() -> Iterator[MotoServer]:
 
 @pytest.fixture
 def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    """Send every boto3 client, here and in subprocesses, to the moto server; reset it afterwards."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -359,6 +400,55 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
         # would inherit the previous test's AWS settings.
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     return remote_home
+
+
+def _is_loopback_host(host: Any) -> bool:
+    if not isinstance(host, str):
+        return False
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse, in this process, every connection and name lookup that leaves the machine.
+
+    A test that would reach AWS or any other host gets the error an offline
+    machine gives (botocore reports it as ``EndpointConnectionError``), with a
+    message saying why. Unix sockets and loopback addresses are untouched.
+    Subprocesses are kept on loopback by the environment instead (no
+    credentials, no config, no proxy, ``AWS_ENDPOINT_URL`` only from ``aws``).
+    """
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+    original_getaddrinfo = socket.getaddrinfo
+
+    def allowed(address: Any) -> bool:
+        return not isinstance(address, tuple) or _is_loopback_host(address[0])
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not allowed(address):
+            raise OSError(errno.ENETUNREACH, f"tests may only connect to loopback, not {address!r}")
+        return original_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not allowed(address):
+            return errno.ENETUNREACH
+        return original_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not _is_loopback_host(name):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests may only resolve loopback names, not {name!r}")
+        return original_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 # --- subprocesses -----------------------------------------------------------------------------

@@ -64,6 +64,21 @@ def test_json_and_query_services_are_named(aws) -> None:
     assert ("sagemaker", "ListProcessingJobs") in [(r.service, r.operation) for r in aws.requests]
 
 
+def test_json_request_bodies_are_recorded(aws) -> None:
+    import boto3
+
+    boto3.client("sagemaker").list_processing_jobs(MaxResults=5, NameContains="wordcount")
+    assert aws.json_bodies("ListProcessingJobs") == [{"MaxResults": 5, "NameContains": "wordcount"}]
+    assert aws.json_bodies("CreateProcessingJob") == []
+
+
+def test_s3_object_bytes_are_not_kept_in_the_log(aws) -> None:
+    s3 = _s3()
+    s3.create_bucket(Bucket="quiet")
+    s3.put_object(Bucket="quiet", Key="k", Body=b"payload")
+    assert [r.body for r in aws.s3_uploads()] == [None]
+
+
 def test_reset_forgets_state_and_clears_the_log(aws) -> None:
     s3 = _s3()
     s3.create_bucket(Bucket="to-forget")
@@ -118,3 +133,32 @@ def test_subprocesses_inherit_the_server_settings(aws, run_python) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['from-child']"
     assert aws.operations("s3") == ["CreateBucket", "ListBuckets"]
+
+
+def test_connections_outside_loopback_are_refused() -> None:
+    import socket
+
+    with pytest.raises(OSError, match="loopback"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
+    with pytest.raises(socket.gaierror, match="loopback"):
+        socket.getaddrinfo("s3.amazonaws.com", 443)
+
+
+def test_boto3_with_credentials_but_no_endpoint_cannot_reach_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client("s3", region_name="us-east-1",
+                          config=botocore.config.Config(retries={"max_attempts": 1}))
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        client.list_buckets()
+
+
+def test_keys_with_special_characters_are_logged_as_sent(aws) -> None:
+    s3 = _s3()
+    s3.create_bucket(Bucket="odd-keys")
+    s3.put_object(Bucket="odd-keys", Key="dir/na me+ä%20.txt", Body=b"1")
+    assert [r.key for r in aws.s3_uploads()] == ["dir/na me+ä%20.txt"]
