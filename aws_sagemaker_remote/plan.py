@@ -356,7 +356,7 @@ def _check_s3(uri: str, flag: str) -> None:
 
 
 def _check_arguments(arguments: Sequence[str], limits: Mapping[str, int]) -> None:
-    # the bootstrap's own arguments come first: two of them (bundle path and '--')
+    # the bootstrap's own arguments come first: two of them (bundle path and unpack folder)
     if len(arguments) + 2 > limits["arguments"]:
         raise UsageError(f"the script gets {len(arguments)} arguments; SageMaker passes at most "
                          f"{limits['arguments'] - 2}", flag="arguments")

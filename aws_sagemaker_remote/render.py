@@ -51,10 +51,6 @@ def render(staged: StagedJob) -> Dict[str, Any]:
     return render_training(staged)
 
 
-def _prefix_uri(uri: str) -> str:
-    return uri
-
-
 def render_processing(staged: StagedJob) -> Dict[str, Any]:
     spec, o = staged.spec, staged.spec.options
     inputs: List[Dict[str, Any]] = [{

@@ -1,0 +1,428 @@
+"""The job side: prepares the environment inside the job image and runs the user's script.
+
+This module runs inside the SageMaker container (and under the local backend)
+with nothing but Python 3's standard library, from the ``runtime/`` folder of
+the code bundle. It supports Python 3.8 and later. The container starts it
+through :data:`aws_sagemaker_remote.render.BOOTSTRAP_STUB`, which unpacks the
+bundle and calls :func:`main`.
+
+Steps, in order (see ``docs/container.rst``):
+
+1. read ``<unpack_dir>/manifest.json``;
+2. run the configuration script (``source FILE``) and the configuration
+   command (``eval COMMAND``) in one ``bash`` process with ``set -e``, and keep
+   the environment they leave behind: what they ``export`` reaches the script;
+3. ``python -m pip install -r REQUIREMENTS`` with the job's interpreter;
+4. put the bundle's ``runtime`` and ``deps`` folders first on ``PYTHONPATH``;
+5. run ``python SCRIPT ARGS...`` from the script's folder, streaming its output
+   line by line.
+
+When a step fails, a one-paragraph message goes to the job's failure file
+(``/opt/ml/output/message`` for processing, ``/opt/ml/output/failure`` for
+training), where SageMaker picks it up as the job's exit message / failure
+reason, and the process exits with a non-zero code. Environment variable
+values are never printed: the configuration may export secrets.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
+
+from .container import ContainerPaths
+
+#: Lines of stderr kept from each step for the failure message.
+TAIL_LINES = 20
+#: SageMaker keeps at most 1 KiB of ``ExitMessage`` / ``FailureReason``.
+MESSAGE_LIMIT = 1024
+#: Seconds to wait for the rest of a child's output once it exited.
+PIPE_DRAIN_SECONDS = 2.0
+#: Printed in front of the bootstrap's own log lines.
+LOG_PREFIX = "aws_sagemaker_remote:"
+
+# Names of the variables that carry our own values into the configuration shell.
+# They are removed from the environment the shell hands back.
+_SHELL_PREFIX = "__AWS_SAGEMAKER_REMOTE_"
+# Variables bash changes on its own; the script gets the values it would have had.
+_SHELL_OWN_VARIABLES = ("_", "SHLVL", "PWD", "OLDPWD")
+
+#: Runs inside ``bash``: source the script, eval the command, and on any exit
+#: write the resulting environment (and the step that was running) to a file.
+#: The values come in through environment variables, so nothing is quoted into
+#: the shell text and nothing is echoed.
+CONFIGURE_SHELL = r"""
+__aws_sagemaker_remote_exit() {
+  __aws_sagemaker_remote_rc=$?
+  "$__AWS_SAGEMAKER_REMOTE_PYTHON" -c "$__AWS_SAGEMAKER_REMOTE_DUMP" \
+    "$__AWS_SAGEMAKER_REMOTE_OUT" "$__aws_sagemaker_remote_step" || true
+  exit $__aws_sagemaker_remote_rc
+}
+trap __aws_sagemaker_remote_exit EXIT
+set -e
+__aws_sagemaker_remote_step=script
+if [ -n "$__AWS_SAGEMAKER_REMOTE_SCRIPT" ]; then
+  source "$__AWS_SAGEMAKER_REMOTE_SCRIPT"
+fi
+__aws_sagemaker_remote_step=command
+if [ -n "$__AWS_SAGEMAKER_REMOTE_COMMAND" ]; then
+  eval "$__AWS_SAGEMAKER_REMOTE_COMMAND"
+fi
+__aws_sagemaker_remote_step=done
+"""
+
+#: Python run by the shell's exit trap: dump the environment as JSON.
+_DUMP_ENVIRONMENT = (
+    "import json,os,sys\n"
+    "env={k:v for k,v in os.environ.items() if not k.startswith('" + _SHELL_PREFIX + "')}\n"
+    "with open(sys.argv[1],'w') as f: json.dump({'step':sys.argv[2],'env':env},f)\n"
+)
+
+
+class StepFailed(Exception):
+    """A bootstrap step failed; ``message`` is the paragraph for the failure file."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code if exit_code > 0 else 1
+
+
+class _Children:
+    """The child process currently running, so a stop signal can be forwarded to it.
+
+    SageMaker stops a job by sending SIGTERM to the container's first process,
+    which is this one; the user's script is our child and must get the signal
+    too, so that it can save a checkpoint in the grace period.
+    """
+
+    def __init__(self) -> None:
+        self.current: Optional[subprocess.Popen] = None
+        self.stop_signal: Optional[int] = None
+
+    def forward(self, signum: int, _frame: Any) -> None:
+        self.stop_signal = signum
+        child = self.current
+        if child is not None and child.poll() is None:
+            try:
+                child.send_signal(signum)
+            except OSError:
+                pass  # it ended in the meantime
+
+
+_CHILDREN = _Children()
+
+
+def _log(text: str) -> None:
+    """One line of the bootstrap's own, on stderr (never an environment value)."""
+    try:
+        sys.stderr.write(f"{LOG_PREFIX} {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _binary(stream: IO[Any]) -> Any:
+    return getattr(stream, "buffer", stream)
+
+
+def _pump(source: IO[bytes], sink: Any, tail: Optional[Deque[bytes]]) -> None:
+    """Copy ``source`` to ``sink`` line by line, flushing each line (logs are read live)."""
+    broken = False
+    for line in iter(source.readline, b""):
+        if tail is not None:
+            tail.append(line)
+        if broken:
+            continue  # keep draining so the child never blocks on a full pipe
+        try:
+            sink.write(line)
+            sink.flush()
+        except (OSError, ValueError):
+            broken = True
+    source.close()
+
+
+def run_streaming(command: Sequence[str], env: Mapping[str, str], cwd: Optional[str]) -> Tuple[int, List[str]]:
+    """Run ``command``, stream its stdout/stderr through, return (exit code, last stderr lines).
+
+    A negative exit code means the child died from that signal. Stop signals
+    received meanwhile are forwarded to the child.
+    """
+    tail: Deque[bytes] = collections.deque(maxlen=TAIL_LINES)
+    process = subprocess.Popen(list(command), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _CHILDREN.current = process
+    if _CHILDREN.stop_signal is not None:
+        # the stop arrived between two steps
+        _CHILDREN.forward(_CHILDREN.stop_signal, None)
+    assert process.stdout is not None and process.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(process.stdout, _binary(sys.stdout), None), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, _binary(sys.stderr), tail), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    try:
+        code = process.wait()
+    finally:
+        # A background process the child left behind may hold the pipes open for
+        # ever; its output keeps flowing while we live, but it must not hold up the job.
+        # After a stop signal the grace period is short: do not spend it waiting.
+        drain = PIPE_DRAIN_SECONDS if _CHILDREN.stop_signal is None else PIPE_DRAIN_SECONDS / 10
+        for pump in pumps:
+            pump.join(drain)
+        _CHILDREN.current = None
+    # list() copies in one step, even if a pump that outlived the child still appends
+    lines = [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in list(tail)]
+    return code, lines
+
+
+def _last_lines(lines: Sequence[str], count: int) -> str:
+    meaningful = [line.strip() for line in lines if line.strip()]
+    return " ".join(meaningful[-count:])
+
+
+def _outcome(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was stopped by {name}"
+    return f"failed with exit code {code}"
+
+
+def _exit_code(code: int) -> int:
+    """Shell convention: death by signal N exits 128+N."""
+    return 128 - code if code < 0 else code
+
+
+def read_manifest(unpack_dir: str) -> Dict[str, Any]:
+    """The bundle's ``manifest.json``."""
+    path = os.path.join(unpack_dir, "manifest.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise StepFailed(f"the code bundle has no readable manifest.json ({exc})", 1) from exc
+    if not isinstance(manifest, dict) or not manifest.get("script"):
+        raise StepFailed("the code bundle's manifest.json names no script", 1)
+    return manifest
+
+
+def prepend_pythonpath(env: Dict[str, str], folders: Sequence[str]) -> None:
+    """Put ``folders`` first on ``env['PYTHONPATH']``, keeping the other entries after them."""
+    existing = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in folders]
+    env["PYTHONPATH"] = os.pathsep.join(list(folders) + existing)
+
+
+def configure(unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str], cwd: str) -> Dict[str, str]:
+    """Run the configuration script and command in one bash; return the environment they leave."""
+    script = manifest.get("configuration_script")
+    command = manifest.get("configuration_command")
+    if not script and not command:
+        return env
+    what = " and ".join(part for part, present in (
+        (f"configuration script {script}", script), ("configuration command", command)) if present)
+    _log(f"running {what}")
+    fd, out_path = tempfile.mkstemp(prefix="aws-sagemaker-remote-env-", suffix=".json")
+    os.close(fd)
+    shell_env = dict(env)
+    shell_env.update({
+        _SHELL_PREFIX + "PYTHON": sys.executable,
+        _SHELL_PREFIX + "DUMP": _DUMP_ENVIRONMENT,
+        _SHELL_PREFIX + "OUT": out_path,
+        _SHELL_PREFIX + "SCRIPT": os.path.join(unpack_dir, script) if script else "",
+        _SHELL_PREFIX + "COMMAND": command or "",
+    })
+    try:
+        try:
+            code, _lines = run_streaming(["bash", "-c", CONFIGURE_SHELL], shell_env, cwd)
+        except FileNotFoundError as exc:
+            raise StepFailed(f"the {what} cannot run: this image has no bash", 127) from exc
+        try:
+            with open(out_path, encoding="utf-8") as fh:
+                dumped = json.load(fh)
+        except (OSError, ValueError):
+            dumped = {"step": "script" if script else "command", "env": None}
+    finally:
+        os.unlink(out_path)
+    if code != 0:
+        step = dumped.get("step")
+        failed = f"configuration script {script}" if step == "script" and script else "configuration command"
+        # No output in the message: a shell error can echo an expanded variable
+        # ("bash: s3cr3t: command not found"), and the failure reason is shown
+        # more widely than the logs, where that output already is.
+        raise StepFailed(f"{failed} {_outcome(code)}", _exit_code(code))
+    new_env = dumped.get("env")
+    if not isinstance(new_env, dict):
+        raise StepFailed(f"the {what} ended without handing back its environment", 1)
+    for name in _SHELL_OWN_VARIABLES:
+        if name in env:
+            new_env[name] = env[name]
+        else:
+            new_env.pop(name, None)
+    return {str(k): str(v) for k, v in new_env.items()}
+
+
+def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, str], cwd: str) -> None:
+    """``python -m pip install -r FILE`` with this interpreter and the configured environment."""
+    _log(f"installing {requirements}")
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+               "-r", os.path.join(unpack_dir, requirements)]
+    code, lines = run_streaming(command, env, cwd)
+    if code != 0:
+        detail = _last_lines(lines, 3)
+        raise StepFailed(f"pip install -r {requirements} {_outcome(code)}" + (f": {detail}" if detail else ""),
+                         _exit_code(code))
+
+
+def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Mapping[str, str]) -> None:
+    """Run the user's script from its folder in the bundle; raise :class:`StepFailed` on failure."""
+    path = os.path.join(unpack_dir, script)
+    display = script[len("script/"):] if script.startswith("script/") else script
+    code, lines = run_streaming([sys.executable, path] + list(script_args), env, os.path.dirname(path))
+    if code != 0:
+        detail = _last_lines(lines, 1)
+        verb = f"exited with code {code}" if code > 0 else _outcome(code)
+        raise StepFailed(f"script {display} {verb}" + (f": {detail}" if detail else ""), _exit_code(code))
+
+
+def training_environment(paths: ContainerPaths) -> Dict[str, str]:
+    """The ``SM_*`` variables of a training job, derived from ``/opt/ml/input/config``.
+
+    SageMaker's framework images compute these in their own entry point (the
+    sagemaker-training-toolkit), which a job with our entrypoint does not run;
+    the bootstrap and the local backend compute them here instead, so scripts
+    that read ``SM_MODEL_DIR`` or ``SM_CHANNEL_TRAIN`` work in both places.
+    Missing config files give the variables that do not depend on them.
+    """
+
+    def load(path: str) -> Any:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None
+
+    resource = load(paths.training_resource_config) or {}
+    hyper = load(paths.hyperparameters) or {}
+    channels = load(paths.input_data_config) or {}
+    input_dir = os.path.dirname(paths.training_config_dir)
+    env = {
+        "SM_MODEL_DIR": paths.model_dir,
+        "SM_OUTPUT_DATA_DIR": paths.output_data_dir,
+        "SM_OUTPUT_DIR": os.path.dirname(paths.output_data_dir),
+        "SM_INPUT_DIR": input_dir,
+        "SM_INPUT_CONFIG_DIR": paths.training_config_dir,
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(hyper, sort_keys=True),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_NUM_GPUS": str(_count_gpus()),
+    }
+    if resource:
+        env["SM_CURRENT_HOST"] = str(resource.get("current_host", ""))
+        env["SM_HOSTS"] = json.dumps(list(resource.get("hosts", [])))
+        env["SM_NETWORK_INTERFACE_NAME"] = str(resource.get("network_interface_name", "eth0"))
+        if resource.get("current_instance_type"):
+            env["SM_CURRENT_INSTANCE_TYPE"] = str(resource["current_instance_type"])
+        env["SM_RESOURCE_CONFIG"] = json.dumps(resource, sort_keys=True)
+    if channels:
+        env["SM_INPUT_DATA_CONFIG"] = json.dumps(channels, sort_keys=True)
+    for name in channels:
+        env["SM_CHANNEL_" + str(name).upper()] = paths.training_channel(str(name))
+    for name, value in hyper.items():
+        env["SM_HP_" + str(name).upper()] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def _count_gpus() -> int:
+    """GPUs ``nvidia-smi`` lists, 0 where there is none (or no driver)."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "--list-gpus"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    return sum(1 for line in listing.stdout.decode("utf-8", "replace").splitlines() if line.startswith("GPU "))
+
+
+def write_failure(kind: str, message: str) -> str:
+    """Write ``message`` to the job's failure file unless the script already wrote its own there."""
+    path = ContainerPaths.from_env().failure_file(kind)
+    try:
+        if os.path.isfile(path) and os.path.getsize(path) > 0:
+            return path  # the script's own explanation is more specific than ours
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(message[:MESSAGE_LIMIT])
+    except OSError as exc:
+        _log(f"could not write the failure file {path}: {exc}")
+    return path
+
+
+def run(unpack_dir: str, script_args: Sequence[str]) -> int:
+    """Every step of the job; returns the process exit code (0 on success).
+
+    Failures are written to the failure file and to stderr.
+    """
+    unpack_dir = os.path.abspath(unpack_dir)
+    kind = _guess_kind()
+    try:
+        manifest = read_manifest(unpack_dir)
+        kind = str(manifest.get("kind") or kind)
+        script = str(manifest["script"])
+        cwd = os.path.dirname(os.path.join(unpack_dir, script))
+        env = dict(os.environ)
+        if kind == "training":
+            for name, value in training_environment(ContainerPaths.from_env()).items():
+                env.setdefault(name, value)  # the platform's (or local backend's) values win
+        pythonpath = [os.path.join(unpack_dir, p) for p in manifest.get("pythonpath") or ("runtime", "deps")]
+        prepend_pythonpath(env, pythonpath)
+        env = configure(unpack_dir, manifest, env, cwd)
+        _stop_point()
+        requirements = manifest.get("requirements")
+        if requirements:
+            install_requirements(unpack_dir, str(requirements), env, cwd)
+            _stop_point()
+        # the configuration may have changed PYTHONPATH; ours still comes first
+        prepend_pythonpath(env, pythonpath)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the logs as it happens
+        run_script(unpack_dir, script, script_args, env)
+    except StepFailed as exc:
+        write_failure(kind, exc.message)
+        _log(exc.message)
+        return exc.exit_code
+    return 0
+
+
+def _guess_kind() -> str:
+    """The job kind before the manifest is read: only training jobs have ``input/config``."""
+    paths = ContainerPaths.from_env()
+    return "training" if os.path.exists(paths.training_resource_config) else "processing"
+
+
+def _stop_point() -> None:
+    """Do not start another step once a stop signal arrived."""
+    if _CHILDREN.stop_signal is not None:
+        name = signal.Signals(_CHILDREN.stop_signal).name
+        raise StepFailed(f"the job was stopped by {name} before the script ran", 128 + _CHILDREN.stop_signal)
+
+
+def main(unpack_dir: str, script_args: List[str]) -> NoReturn:
+    """Entry point inside the job: run every step and exit with the outcome's code."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(signum, _CHILDREN.forward)
+        except (ValueError, OSError):
+            pass  # not the main thread: signals stay as they are
+    code = run(unpack_dir, script_args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
