@@ -35,7 +35,7 @@ import tempfile
 import threading
 from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
-from .container import ContainerPaths
+from .container import ARGUMENT_FILE_FLAG, DEFAULT as DEFAULT_PATHS, ROOT_ENV, ContainerPaths
 
 #: Lines of stderr kept from each step for the failure message.
 TAIL_LINES = 20
@@ -293,6 +293,25 @@ def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Ma
         raise StepFailed(f"script {display} {verb}" + (f": {detail}" if detail else ""), _exit_code(code))
 
 
+def read_arguments(script_args: Sequence[str]) -> List[str]:
+    """The script's arguments: as given, or from the staged file that replaces them when they
+    did not fit in ``ContainerArguments`` (see ``container.needs_argument_file``)."""
+    prefix = ARGUMENT_FILE_FLAG + "="
+    if len(script_args) == 1 and script_args[0].startswith(prefix):
+        path = script_args[0][len(prefix):]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                loaded = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise StepFailed(f"cannot read the script's arguments from {path}: {exc}", 1) from None
+        if not isinstance(loaded, list) or not all(isinstance(a, str) for a in loaded):
+            raise StepFailed(f"{path} does not hold a list of strings", 1)
+        # the local backend moves /opt/ml and rewrites ContainerArguments; these were not among them
+        root = os.environ.get(ROOT_ENV)
+        return [DEFAULT_PATHS.relocate(a, root) for a in loaded] if root else loaded
+    return list(script_args)
+
+
 def training_environment(paths: ContainerPaths) -> Dict[str, str]:
     """The ``SM_*`` variables of a training job, derived from ``/opt/ml/input/config``.
 
@@ -377,6 +396,7 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
     try:
         manifest = read_manifest(unpack_dir)
         kind = str(manifest.get("kind") or kind)
+        script_args = read_arguments(script_args)
         script = str(manifest["script"])
         cwd = os.path.dirname(os.path.join(unpack_dir, script))
         env = dict(os.environ)

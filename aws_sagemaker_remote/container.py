@@ -24,6 +24,22 @@ ROOT_ENV = "AWS_SAGEMAKER_REMOTE_OPT_ML"
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"
 BUNDLE_FILENAME = "bundle.tar.gz"
+#: When the script's arguments do not fit in ``ContainerArguments`` (at most 100
+#: entries of at most 256 characters each), they travel as a JSON list in this
+#: file beside the bundle, named by one argument ``ARGUMENT_FILE_FLAG=<path>``.
+ARGUMENT_FILENAME = "arguments.json"
+ARGUMENT_FILE_FLAG = "--aws-sagemaker-remote-arguments-file"
+#: ``ContainerArguments`` limits of both CreateProcessingJob and CreateTrainingJob.
+CONTAINER_ARGUMENTS_MAX = 100
+CONTAINER_ARGUMENT_LENGTH = 256
+#: The bootstrap's own leading arguments: bundle path and unpack folder.
+BOOTSTRAP_ARGUMENTS = 2
+
+
+def needs_argument_file(arguments: "list[str] | tuple[str, ...]") -> bool:
+    """True when ``arguments`` cannot be passed as ``ContainerArguments`` directly."""
+    return (len(arguments) + BOOTSTRAP_ARGUMENTS > CONTAINER_ARGUMENTS_MAX
+            or any(len(a) > CONTAINER_ARGUMENT_LENGTH for a in arguments))
 
 
 class ContainerPaths:

@@ -47,8 +47,6 @@ LIMITS: Dict[str, Dict[str, int]] = {
         "max_run": 777600,  # StoppingCondition.MaxRuntimeInSeconds (seed 000 says 432000: older)
         "instance_count": 100,
         "volume": 16384,
-        "arguments": 100,
-        "argument_length": 256,
     },
     "training": {
         "inputs": 20,  # InputDataConfig channels, including the code channel
@@ -59,8 +57,6 @@ LIMITS: Dict[str, Dict[str, int]] = {
         "max_run": 2419200,  # 28 days, API reference for MaxRuntimeInSeconds
         "instance_count": 100,
         "volume": 16384,
-        "arguments": 100,
-        "argument_length": 256,
     },
 }
 TAGS_MAX = 50
@@ -289,7 +285,6 @@ def plan_job(
     )
 
     arguments = remote_arguments(argv, parser, decl, options, mapped)
-    _check_arguments(arguments, limits)
     _check_options(kind, options, limits)
     environment = _check_env(options.env, limits)
     tags = _check_tags(options.tags)
@@ -353,18 +348,6 @@ def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
 def _check_s3(uri: str, flag: str) -> None:
     if not is_s3_uri(uri) or len(uri) > S3_URI_MAX:
         raise UsageError(f"{uri!r} is not an s3://bucket/key URI of at most {S3_URI_MAX} characters", flag=flag)
-
-
-def _check_arguments(arguments: Sequence[str], limits: Mapping[str, int]) -> None:
-    # the bootstrap's own arguments come first: two of them (bundle path and unpack folder)
-    if len(arguments) + 2 > limits["arguments"]:
-        raise UsageError(f"the script gets {len(arguments)} arguments; SageMaker passes at most "
-                         f"{limits['arguments'] - 2}", flag="arguments")
-    for arg in arguments:
-        if len(arg) > limits["argument_length"]:
-            raise UsageError(f"argument {arg[:40]!r}... is {len(arg)} characters; SageMaker passes at most "
-                             f"{limits['argument_length']} per argument (put long values in a file input)",
-                             flag="arguments")
 
 
 def _check_range(value: int, low: int, high: Optional[int], flag: str) -> None:

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from .container import BUNDLE_FILENAME, CODE_CHANNEL, DEFAULT as PATHS
+from .container import (
+    ARGUMENT_FILE_FLAG,
+    ARGUMENT_FILENAME,
+    BUNDLE_FILENAME,
+    CODE_CHANNEL,
+    DEFAULT as PATHS,
+    needs_argument_file,
+)
 from .options import TrainingOptions
 from .spec import StagedJob
 
@@ -35,9 +42,16 @@ HYPERPARAMETERS_MAX = 100
 
 
 def container_command(staged: StagedJob) -> List[str]:
-    """``ContainerArguments``: bundle path, unpack folder, then the script's arguments."""
+    """``ContainerArguments``: bundle path, unpack folder, then the script's arguments.
+
+    Arguments beyond the API's limits (see :func:`~aws_sagemaker_remote.container.needs_argument_file`)
+    are staged beside the bundle and named by one argument instead, so nothing is ever cut.
+    """
     code_dir = PATHS.code_dir(staged.spec.kind)
-    return [code_dir + "/" + BUNDLE_FILENAME, PATHS.unpacked_code] + list(staged.spec.arguments)
+    head = [code_dir + "/" + BUNDLE_FILENAME, PATHS.unpacked_code]
+    if needs_argument_file(staged.spec.arguments):
+        return head + [f"{ARGUMENT_FILE_FLAG}={code_dir}/{ARGUMENT_FILENAME}"]
+    return head + list(staged.spec.arguments)
 
 
 def _tags(staged: StagedJob) -> List[Dict[str, str]]:

@@ -19,13 +19,14 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from .bundle import Bundle
-from .container import BUNDLE_FILENAME
+from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
 from .spec import InputChannel, JobSpec, StagedJob, UploadItem
 from .store import Store, home_dir, join_uri
 
@@ -226,13 +227,28 @@ def stage(
 
     ``s3://`` inputs are passed through untouched.
     """
+    cache = cache or HashCache()
+    with tempfile.TemporaryDirectory(prefix="aws-sagemaker-remote-") as scratch:
+        code = [(BUNDLE_FILENAME, bundle.path)]
+        if needs_argument_file(spec.arguments):
+            # too long for ContainerArguments: the list travels beside the bundle
+            path = os.path.join(scratch, ARGUMENT_FILENAME)
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(list(spec.arguments), fh, ensure_ascii=False)
+            code.append((ARGUMENT_FILENAME, path))
+        return _stage(spec, code, store, cache, bucket=bucket, prefix=prefix, region=region,
+                      role_arn=role_arn, image_uri=image_uri, dry_run=dry_run, progress_stream=progress_stream)
+
+
+def _stage(spec: JobSpec, code: List[Tuple[str, str]], store: Store, cache: HashCache, *, bucket: str,
+           prefix: str, region: str, role_arn: str, image_uri: str, dry_run: bool,
+           progress_stream: Optional[TextIO]) -> StagedJob:
     from .options import TrainingOptions
 
-    cache = cache or HashCache()
     trees: List[Tuple[Tree, List[UploadItem]]] = []
-    bundle_tree = tree_of([(BUNDLE_FILENAME, bundle.path)])
-    code_uri, items = plan_tree(store, bucket, prefix, bundle_tree)
-    trees.append((bundle_tree, items))
+    code_tree = tree_of(code)
+    code_uri, items = plan_tree(store, bucket, prefix, code_tree)
+    trees.append((code_tree, items))
     input_uris: Dict[str, str] = {}
     for ch in spec.inputs:
         if ch.is_s3:

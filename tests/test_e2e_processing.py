@@ -258,3 +258,30 @@ def test_the_job_gets_exactly_the_arguments_typed(run_script: Any, tmp_path: Pat
     assert job_args == local_args
     assert local_args["items"] == ["a,b", "c d", "it's", '"quoted"', "ünïcødé ✓", "$HOME"]
     assert local_args["text"] == "" and local_args["count"] == -3 and local_args["flag"] is True
+
+
+def test_arguments_beyond_the_api_limits_arrive_whole(aws: Any, run_script: Any, tmp_path: Path) -> None:
+    """ContainerArguments takes 100 entries of 256 characters; longer lists travel in a staged file."""
+    script = tmp_path / "echo.py"
+    script.write_text(ECHO)
+    long_text = "€" * 300 + " and more"
+    many = [f"item-{i}" for i in range(120)]
+    args = ["--text", long_text, "--items", *many]
+    here = run_script(script, "--output", tmp_path / "here", *args)
+    assert here.returncode == 0, here.stderr
+    job = run_script(script, "--sagemaker-run=local", "--output", tmp_path / "job", "--sagemaker-download-outputs",
+                     *args)
+    assert job.returncode == 0, job.stderr
+    job_args = json.loads((tmp_path / "job" / "args.json").read_text(encoding="utf-8"))
+    assert job_args == json.loads((tmp_path / "here" / "args.json").read_text(encoding="utf-8"))
+    assert job_args["text"] == long_text and job_args["items"] == many
+    # and what SageMaker would get stays within its limits
+    dry = run_script(script, "--sagemaker-run=yes", "--sagemaker-role", ROLE, "--sagemaker-image", IMAGE,
+                     "--sagemaker-dry-run", *args)
+    assert dry.returncode == 0, dry.stderr
+    request = json.loads(dry.stdout)["request"]
+    container_args = request["AppSpecification"]["ContainerArguments"]
+    assert len(container_args) == 3 and container_args[2].startswith("--aws-sagemaker-remote-arguments-file=/opt/ml/")
+    assert all(len(a) <= 256 for a in container_args)
+    assert {u["uri"].rsplit("/", 1)[1] for u in json.loads(dry.stdout)["uploads"]} >= {"bundle.tar.gz",
+                                                                                        "arguments.json"}

@@ -170,7 +170,6 @@ def _usage_error(tmp_path: Path, argv: Sequence[str], kind: str = "processing", 
         (["--output-s3", "http://x"], "--output-s3"),
         (["--input", "/does/not/exist"], "--input"),
         (["--sagemaker-requirements", "/no/such/requirements.txt"], "--sagemaker-requirements"),
-        (["--text", "x" * 300], "arguments"),
     ],
 )
 def test_limits_name_the_flag(tmp_path: Path, argv: List[str], flag: str) -> None:
