@@ -202,7 +202,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         if is_s3_uri(value):
             from .localio import download_input
 
-            setattr(namespace, d.dest, download_input(str(value)))
+            setattr(namespace, d.dest, download_input(str(value), d.flag))
         elif not os.path.exists(str(value)):
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
     for d in decl.outputs:

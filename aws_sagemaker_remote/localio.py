@@ -22,8 +22,8 @@ def _cache_dir(uri: str) -> str:
     return os.path.join(home_dir(), "cache", "inputs", hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32])
 
 
-def download_input(uri: str) -> str:
-    """A local folder holding the objects of the ``S3Prefix`` ``uri`` (cached)."""
+def download_input(uri: str, flag: str = "inputs") -> str:
+    """A local folder holding the objects of the ``S3Prefix`` ``uri`` (cached); ``flag`` names it in errors."""
     from .aws import translate_errors
 
     store = default_store()
@@ -32,7 +32,7 @@ def download_input(uri: str) -> str:
     with translate_errors(f"listing {uri}"):
         stamp = store.fingerprint(uri)
     if not stamp:
-        raise UsageError(f"no objects under {uri}", flag="inputs")
+        raise UsageError(f"no objects under {uri}", flag=flag)
     try:
         with open(stamp_file, encoding="utf-8") as fh:
             if json.load(fh) == [list(s) for s in stamp] and os.path.isdir(folder):

@@ -68,6 +68,7 @@ import os
 import socket
 import subprocess
 import sys
+import logging
 import threading
 import urllib.parse
 import urllib.request
@@ -355,6 +356,8 @@ class MotoServer:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """The session's moto server on 127.0.0.1 (prefer ``aws``, which also sets the environment)."""
+    # werkzeug logs every request at INFO; a failing test's report should show our output instead
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = MotoServer().start()
     try:
         yield server
