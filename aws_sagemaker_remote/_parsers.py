@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping, Optional
 
-from .flags import Parser, add_arguments, declare
+from .flags import TRAINING_DIRS, Parser, add_arguments, declare
 from .options import OPTIONS_BY_KIND
 
 #: The declaration the generated docs show (the same one as seed 003's example).
@@ -24,15 +24,14 @@ def add_generated_arguments(
     script: str = "script.py",
     **options: Any,
 ) -> argparse.ArgumentParser:
-    training = {}
+    from .api import merge_dependencies, fold_training_keywords
+
+    dirs = {}
     if kind == "training":
-        training = {"training_dirs": {k: options.pop(k) for k in ("model_dir", "output_dir", "checkpoint_dir")
-                                      if options.get(k)},
-                    "metrics": options.pop("metrics", None),
-                    "hyperparameters": options.pop("hyperparameters", None)}
-    if "modules" in options:
-        dependencies = {**dict(options.pop("modules") or {}), **dict(dependencies or {})}
-    decl = declare(kind, script, inputs=inputs, outputs=outputs, dependencies=dependencies, **training)
+        dirs = {key: options.pop(key) for key, *_ in TRAINING_DIRS if options.get(key)}
+        options = fold_training_keywords(options, options.pop("metrics", None), options.pop("hyperparameters", None))
+    dependencies = merge_dependencies(dependencies, options.pop("modules", None))
+    decl = declare(kind, script, inputs=inputs, outputs=outputs, dependencies=dependencies, training_dirs=dirs)
     return add_arguments(parser, decl, OPTIONS_BY_KIND[kind].from_keywords(options))
 
 

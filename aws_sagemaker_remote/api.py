@@ -13,7 +13,7 @@ import argparse
 import inspect
 import os
 import sys
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence
 
 from .errors import RemoteError, UsageError
 from .flags import Declaration, build_parser, declare
@@ -58,7 +58,7 @@ def sagemaker_processing_main(
         ``configuration_script``, ``configuration_command``, ``env``, ``tags``, ``base_job_name``, …
     :returns: what ``main`` returned (local run) or the :class:`~aws_sagemaker_remote.spec.JobResult`.
     """
-    return _entry("processing", main, inputs, outputs, _merge_dependencies(dependencies, modules),
+    return _entry("processing", main, inputs, outputs, merge_dependencies(dependencies, modules),
                   additional_arguments, argparse_callback, description, script, argv, {}, options)
 
 
@@ -104,12 +104,25 @@ def sagemaker_training_main(
         inputs = {**dict(inputs or {}), **dict(channels)}
     dirs = {k: v for k, v in (("model_dir", model_dir), ("output_dir", output_dir),
                                ("checkpoint_dir", checkpoint_dir)) if v}
-    training = {"training_dirs": dirs, "metrics": metrics, "hyperparameters": hyperparameters}
-    return _entry("training", main, inputs, outputs, _merge_dependencies(dependencies, modules),
-                  additional_arguments, argparse_callback, description, script, argv, training, options)
+    return _entry("training", main, inputs, outputs, merge_dependencies(dependencies, modules),
+                  additional_arguments, argparse_callback, description, script, argv, {"training_dirs": dirs},
+                  fold_training_keywords(options, metrics, hyperparameters))
 
 
-def _merge_dependencies(dependencies: Optional[Mapping[str, Any]],
+def fold_training_keywords(options: Mapping[str, Any], metrics: Optional[Mapping[str, str]],
+                           hyperparameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """``metrics`` / ``hyperparameters`` become the defaults of ``--sagemaker-metric`` /
+    ``--sagemaker-hyperparameter`` (one source for both; the option keywords, if also given, win)."""
+    from .options import _pairs
+
+    out = dict(options)
+    for keyword, extra in (("metric", metrics), ("hyperparameter", hyperparameters)):
+        if extra:
+            out[keyword] = list(_pairs(extra)) + list(_pairs(options.get(keyword)))
+    return out
+
+
+def merge_dependencies(dependencies: Optional[Mapping[str, Any]],
                         modules: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
     if dependencies and modules:
         return {**dict(modules), **dict(dependencies)}
@@ -176,7 +189,7 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
         sys.exit(130)
 
 
-def _fail(exc: RemoteError) -> "NoReturn":  # type: ignore[name-defined]
+def _fail(exc: RemoteError) -> NoReturn:
     prog = os.path.basename(sys.argv[0]) or "aws-sagemaker-remote"
     print(f"{prog}: error: {exc}", file=sys.stderr)
     sys.exit(exc.exit_code)
@@ -185,13 +198,18 @@ def _fail(exc: RemoteError) -> "NoReturn":  # type: ignore[name-defined]
 def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunction) -> Any:
     """Call ``main(namespace)`` once, after checking inputs and creating output folders.
 
-    ``s3://`` inputs are downloaded to a local cache first and outputs with an
-    explicit ``s3://`` destination are written to a temporary folder and uploaded
-    after ``main`` returns; only then is boto3 imported.
+    Every path is checked before anything is created, downloaded or imported.
+    ``s3://`` inputs are then downloaded to a local cache and outputs with an
+    explicit ``s3://`` destination are written to a temporary folder and
+    uploaded after ``main`` returns; only then is boto3 imported.
     """
+    import shutil
+    import tempfile
+
     from .args import is_s3_uri
 
-    uploads: List["tuple[str, str]"] = []
+    # 1. check everything
+    downloads: List["tuple[str, str, str]"] = []
     for d in decl.inputs:
         value = getattr(namespace, d.dest, None)
         if value is None or value == "":
@@ -200,38 +218,44 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
                 continue
             raise UsageError(f"input {d.name!r} needs a path", flag=d.flag)
         if is_s3_uri(value):
-            from .localio import download_input
-
-            setattr(namespace, d.dest, download_input(str(value), d.flag))
+            downloads.append((d.dest, str(value), d.flag))
         elif not os.path.exists(str(value)):
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
+    s3_outputs = []
     for d in decl.outputs:
-        local = getattr(namespace, d.dest, None)
-        remote = getattr(namespace, d.remote_dest, "default")
+        remote = getattr(namespace, d.remote_dest, "default") if decl.kind == "processing" else "default"
         if remote and remote != "default":
             if not is_s3_uri(remote):
                 raise UsageError(f"{remote!r} is not an s3:// URI or 'default'", flag=d.remote_flag)
-            import tempfile
+            s3_outputs.append((d, str(remote)))
 
-            local = tempfile.mkdtemp(prefix=f"{d.name}-")
-            setattr(namespace, d.dest, local)
-            uploads.append((local, str(remote)))
-        if local:
-            os.makedirs(str(local), exist_ok=True)
-    for key, _ in decl.training_dirs:
-        folder = getattr(namespace, key, None)
+    # 2. then act
+    if downloads:
+        from .localio import download_input
+
+        for dest, uri, flag in downloads:
+            setattr(namespace, dest, download_input(uri, flag))
+    uploads: List["tuple[str, str]"] = []
+    for d, remote in s3_outputs:
+        folder = tempfile.mkdtemp(prefix=f"{d.dest}-")
+        setattr(namespace, d.dest, folder)
+        uploads.append((folder, remote))
+    for folder in [getattr(namespace, d.dest, None) for d in decl.outputs] + \
+                  [getattr(namespace, key, None) for key, _ in decl.training_dirs]:
         if folder:
             os.makedirs(str(folder), exist_ok=True)
     for d in decl.dependencies:
         path = getattr(namespace, d.dest, None)
         if path and os.path.exists(str(path)):
+            # first on the path, as PYTHONPATH puts it in the job: the declared module wins
             parent = os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep))
             if parent not in sys.path:
-                sys.path.append(parent)
-    result = main(namespace)
+                sys.path.insert(0, parent)
+    result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
     if uploads:
         from .localio import upload_output
 
-        for local, remote in uploads:
-            upload_output(local, remote)
+        for folder, remote in uploads:
+            upload_output(folder, remote)
+            shutil.rmtree(folder, ignore_errors=True)
     return result

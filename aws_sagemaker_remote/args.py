@@ -7,7 +7,7 @@ standard-library only: it ships inside the job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Optional
 
 __all__ = [
     "OPTIONAL",
@@ -62,9 +62,10 @@ class PathArgument:
         ``s3://`` URI (inputs), or ``None`` for no default.
     :param remote: for outputs, where the job uploads the folder: an ``s3://``
         URI or ``"default"`` (``s3://BUCKET/PREFIX/jobs/<job-name>/output/<name>``).
-        Ignored for inputs and dependencies.
+        For an input without ``local``, an ``s3://`` remote is the flag's default.
     :param optional: the input may be absent (the flag then defaults to ``None``).
-    :param mode: input mode of the channel: ``File``, ``Pipe`` or ``FastFile`` (training only).
+    :param mode: input mode: ``File`` or ``Pipe`` (processing), also ``FastFile`` (training);
+        ``None`` (default) means ``File`` for processing and ``--sagemaker-input-mode`` for training.
     :param s3_data_type: ``S3Prefix`` (default) or ``ManifestFile``.
     :param distribution: ``FullyReplicated`` (default) or ``ShardedByS3Key`` to give each
         instance a share of the objects.
@@ -80,7 +81,7 @@ class PathArgument:
     local: Optional[str] = None
     remote: str = "default"
     optional: bool = False
-    mode: str = "File"
+    mode: Optional[str] = None
     s3_data_type: str = "S3Prefix"
     distribution: str = "FullyReplicated"
     compression: str = "None"
@@ -92,7 +93,7 @@ class PathArgument:
 
     def __post_init__(self) -> None:
         for value, allowed, what in (
-            (self.mode, INPUT_MODES, "mode"),
+            (self.mode or "File", INPUT_MODES, "mode"),
             (self.s3_data_type, S3_DATA_TYPES, "s3_data_type"),
             (self.distribution, DISTRIBUTIONS, "distribution"),
             (self.compression, COMPRESSIONS, "compression"),
@@ -101,9 +102,6 @@ class PathArgument:
         ):
             if value not in allowed:
                 raise ValueError(f"PathArgument {what}={value!r}: allowed values are {', '.join(allowed)}")
-
-
-PathLike = Union[str, "PathArgument", _Optional, Tuple[str, str], None, Any]
 
 
 def parse_bool(value: Any) -> bool:

@@ -15,9 +15,12 @@ gzip header carries no timestamp or file name — so the bundle's SHA-256 is a
 content address and an unchanged project is never uploaded twice.
 
 Excluded everywhere: ``.git``, ``__pycache__``, ``*.pyc``, virtual environments
-(any folder with ``pyvenv.cfg``, and ``venv``/``.venv``), ``.env``, ``*.pem``,
-``*.key``, ``id_rsa*``, ``.aws/``, plus the patterns of a ``.sagemakerignore``
-file (gitignore syntax) in the script's folder.
+(any folder with ``pyvenv.cfg``, and ``venv``/``.venv``), and credentials
+(``.env``, ``*.pem``, ``*.key``, ``*.p12``, ``*.pfx``, SSH keys and ``.ssh/``,
+``.aws/``, ``.netrc``, ``.pypirc``, ``.git-credentials``, ``.docker/config.json``,
+``.kube/``), plus the patterns of a ``.sagemakerignore`` file (gitignore
+syntax) in the script's folder. Local input folders are staged without the
+credentials and ``.git`` (:func:`input_files`).
 """
 from __future__ import annotations
 
@@ -40,9 +43,15 @@ from .spec import CodeSpec
 FIXED_MTIME = 315532800
 IGNORE_FILE = ".sagemakerignore"
 MANIFEST = "manifest.json"
-DEFAULT_EXCLUDES: Tuple[str, ...] = (
-    ".git/", "__pycache__/", "*.pyc", "venv/", ".venv/", ".env", "*.pem", "*.key", "id_rsa*", ".aws/",
-    ".sagemaker-local/", ".pytest_cache/", ".mypy_cache/", "*.egg-info/",
+#: Credentials and keys: never uploaded, neither with the code nor in a local input folder.
+SECRET_EXCLUDES: Tuple[str, ...] = (
+    ".git/", ".env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+    ".ssh/", ".aws/", ".netrc", ".pypirc", ".git-credentials", ".docker/config.json", ".kube/",
+)
+#: What the code bundle leaves out as well: caches and environments.
+DEFAULT_EXCLUDES: Tuple[str, ...] = SECRET_EXCLUDES + (
+    "__pycache__/", "*.pyc", "venv/", ".venv/", ".sagemaker-local/", ".pytest_cache/", ".mypy_cache/",
+    "*.egg-info/",
 )
 
 
@@ -117,6 +126,14 @@ class IgnoreRules:
         return verdict
 
 
+def input_files(path: str) -> List[Tuple[str, str]]:
+    """(relative posix path, absolute path) of a local input: every file of a folder except
+    credentials and ``.git``, or a single file under its own name."""
+    if not os.path.isdir(path):
+        return [(os.path.basename(path), os.path.abspath(path))]
+    return collect_folder(path, "", rules=IgnoreRules(SECRET_EXCLUDES), skip_venvs=False)
+
+
 def _rules_for(folder: str) -> IgnoreRules:
     patterns = list(DEFAULT_EXCLUDES)
     ignore_file = os.path.join(folder, IGNORE_FILE)
@@ -126,14 +143,15 @@ def _rules_for(folder: str) -> IgnoreRules:
     return IgnoreRules(patterns)
 
 
-def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = ()) -> List[Tuple[str, str]]:
+def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = (),
+                   rules: Optional[IgnoreRules] = None, skip_venvs: bool = True) -> List[Tuple[str, str]]:
     """(archive name, absolute path) of the files of ``folder`` that are not excluded.
 
     Folders that are virtual environments or listed in ``exclude_paths`` (declared
     inputs and outputs that live beside the script) are skipped whole. Symlinked
     files are followed; symlinked folders are not (no cycles).
     """
-    rules = _rules_for(folder)
+    rules = rules or _rules_for(folder)
     excluded = {os.path.abspath(p) for p in exclude_paths}
     out: List[Tuple[str, str]] = []
     for root, dirs, files in os.walk(folder):
@@ -143,7 +161,7 @@ def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = 
         for d in sorted(dirs):
             full = os.path.join(root, d)
             if (os.path.islink(full) or full in excluded or rules.ignored(rel_root + d, True)
-                    or os.path.isfile(os.path.join(full, "pyvenv.cfg"))):
+                    or (skip_venvs and os.path.isfile(os.path.join(full, "pyvenv.cfg")))):
                 continue
             keep.append(d)
         dirs[:] = keep

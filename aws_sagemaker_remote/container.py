@@ -61,6 +61,11 @@ class ContainerPaths:
         return posixpath.join(self.root, *parts)
 
     # --- processing -----------------------------------------------------
+    @property
+    def processing_dir(self) -> str:
+        """Every processing input and output lives below this folder."""
+        return self._join("processing")
+
     def processing_input(self, name: str) -> str:
         """Default ``LocalPath`` of a processing input."""
         return self._join("processing", "input", name)

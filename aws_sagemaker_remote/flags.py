@@ -16,18 +16,21 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .args import OPTIONAL, PathArgument, _Optional, is_s3_uri
+from .container import CODE_CHANNEL, DEFAULT as PATHS
 from .errors import DeclarationError
 from .options import CommonOptions, dest_name, flag_name
 
 KINDS = ("processing", "training")
 
 #: Training's generated directory flags: keyword → (flag, local default, help).
-TRAINING_DIRS: Tuple[Tuple[str, str, str], ...] = (
-    ("model_dir", "output/model", "Where the script saves its model (in the job: /opt/ml/model, uploaded as model.tar.gz)."),
-    ("output_dir", "output/data", "Where the script writes other output data (in the job: /opt/ml/output/data, "
-                                  "uploaded as output.tar.gz)."),
-    ("checkpoint_dir", "output/checkpoints", "Where the script saves and finds checkpoints (in the job: "
-                                             "/opt/ml/checkpoints, synced with S3)."),
+#: Training's generated folder flags: (keyword, local default, folder in the job, help).
+TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
+    ("model_dir", "output/model", PATHS.model_dir,
+     f"Where the script saves its model (in the job: {PATHS.model_dir}, uploaded as model.tar.gz)."),
+    ("output_dir", "output/data", PATHS.output_data_dir,
+     f"Where the script writes other output data (in the job: {PATHS.output_data_dir}, uploaded as output.tar.gz)."),
+    ("checkpoint_dir", "output/checkpoints", PATHS.checkpoints,
+     f"Where the script saves and finds checkpoints (in the job: {PATHS.checkpoints}, synced with S3)."),
 )
 
 
@@ -47,7 +50,8 @@ class PathDecl:
 
     @property
     def dest(self) -> str:
-        return self.name
+        """The attribute of ``args``: the name with ``-`` as ``_``, as argparse would make it."""
+        return self.name.replace("-", "_")
 
     @property
     def remote_flag(self) -> str:
@@ -55,7 +59,7 @@ class PathDecl:
 
     @property
     def remote_dest(self) -> str:
-        return f"{self.name}_s3"
+        return f"{self.dest}_s3"
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,6 @@ class Declaration:
     description: Optional[str] = None
     #: training only: ((keyword, default), ...) of the model/output/checkpoint dirs
     training_dirs: Tuple[Tuple[str, str], ...] = ()
-    #: training only: metric name → regex declared by the script
-    metrics: Tuple[Tuple[str, str], ...] = ()
-    hyperparameters: Tuple[Tuple[str, str], ...] = ()
 
     def path_decls(self) -> Tuple[PathDecl, ...]:
         return self.inputs + self.outputs + self.dependencies
@@ -171,8 +172,6 @@ def declare(
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
     description: Optional[str] = None,
     training_dirs: Optional[Mapping[str, str]] = None,
-    metrics: Optional[Mapping[str, str]] = None,
-    hyperparameters: Optional[Mapping[str, Any]] = None,
 ) -> Declaration:
     """Normalise a script's declaration; raises :class:`DeclarationError` when it is inconsistent."""
     if kind not in KINDS:
@@ -183,16 +182,24 @@ def declare(
     dirs: Tuple[Tuple[str, str], ...] = ()
     if kind == "training":
         given = dict(training_dirs or {})
-        dirs = tuple((key, str(given.get(key) or default)) for key, default, _ in TRAINING_DIRS)
+        dirs = tuple((key, str(given.get(key) or default)) for key, default, _, _ in TRAINING_DIRS)
     seen: Dict[str, str] = {}
     for what, decls in (("inputs", ins), ("outputs", outs), ("dependencies", deps)):
         for d in decls:
-            if d.name in seen:
-                raise DeclarationError(f"{what} name {d.name!r} is also declared in {seen[d.name]}; "
+            if d.dest in seen:
+                raise DeclarationError(f"{what} name {d.name!r} is also declared in {seen[d.dest]}; "
                                        f"each name makes one flag --{d.name}")
-            seen[d.name] = what
+            seen[d.dest] = what
+    for d in ins:
+        if d.name == CODE_CHANNEL:
+            raise DeclarationError(f"input name {CODE_CHANNEL!r} is reserved for the job's code bundle")
+    if kind == "training":
+        for d in outs:
+            if d.remote != "default":
+                raise DeclarationError(f"outputs[{d.name!r}]: a training job uploads its outputs inside "
+                                       f"output.tar.gz, so they cannot have their own S3 location")
     for key, _ in dirs:
-        if key in seen:
+        if key in seen or key.replace("_", "-") in {d.name for d in ins + outs + deps}:
             raise DeclarationError(f"{seen[key]} name {key!r} collides with the generated training flag "
                                    f"--{key.replace('_', '-')}")
     return Declaration(
@@ -205,8 +212,6 @@ def declare(
         argparse_callback=argparse_callback,
         description=description,
         training_dirs=dirs,
-        metrics=tuple((str(k), str(v)) for k, v in (metrics or {}).items()),
-        hyperparameters=tuple((str(k), str(v)) for k, v in (hyperparameters or {}).items()),
     )
 
 
@@ -219,7 +224,8 @@ def _add(target: Any, flag: str, **kwargs: Any) -> argparse.Action:
         raise DeclarationError(f"{flag} is declared twice: {exc.message}") from None
 
 
-def _dir_flag(key: str) -> str:
+def dir_flag(key: str) -> str:
+    """``model_dir`` → ``--model-dir``."""
     return "--" + key.replace("_", "-")
 
 
@@ -253,14 +259,15 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         hint = d.arg.help or f"Output {d.name!r} local folder"
         _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
-        _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
-             help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
+        if decl.kind == "processing":  # training outputs travel inside output.tar.gz
+            _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
+                 help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
     for d in decl.dependencies:
         _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"Module {d.name!r} (default: {d.default})")
-    helps = {key: text for key, _, text in TRAINING_DIRS}
+    helps = {key: text for key, _, _, text in TRAINING_DIRS}
     for key, default in decl.training_dirs:
-        _add(groups["training"], _dir_flag(key), dest=key, default=default, metavar="DIR",
+        _add(groups["training"], dir_flag(key), dest=key, default=default, metavar="DIR",
              help=f"{helps[key]} (default: {default})")
 
     for spec in decl.additional_arguments:
@@ -340,7 +347,7 @@ def generated_flags(decl: Declaration, options: CommonOptions) -> List[str]:
         flags.append(d.flag)
     for d in decl.outputs:
         flags.append(d.remote_flag)
-    flags.extend(_dir_flag(key) for key, _ in decl.training_dirs)
+    flags.extend(dir_flag(key) for key, _ in decl.training_dirs)
     return flags
 
 

@@ -13,6 +13,7 @@ wires them together and decides which store and backend to use:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import importlib.util
 import json
@@ -24,7 +25,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, TextIO
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
 
 from .bundle import build_bundle
 from .errors import JobFailed, UsageError
@@ -240,36 +241,56 @@ def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO
 
 
 def _download(staged: StagedJob, result: JobResult, store: Store, err: TextIO) -> None:
+    """``--sagemaker-download-outputs`` and ``--sagemaker-download-model``, after a completed job."""
     o = staged.spec.options
-    if o.download_outputs:
+    if o.download_outputs and staged.spec.kind == "processing":
         for out_ch in staged.spec.outputs:
             uri = result.output_artifacts.get(out_ch.name) or staged.output_uris[out_ch.name]
             if out_ch.local_path:
                 files = download_prefix(store, uri if uri.endswith("/") else uri + "/", out_ch.local_path)
                 err.write(f"downloaded {len(files)} file(s) of {out_ch.name} to {out_ch.local_path}\n")
+    if o.download_outputs and staged.spec.kind == "training" and result.output_data_url:
+        # training outputs are folders of /opt/ml/output/data, inside output.tar.gz
+        targets = {out_ch.name: out_ch.local_path for out_ch in staged.spec.outputs if out_ch.local_path}
+        if targets:
+            with _fetched(store, result.output_data_url) as tar:
+                for name, folder in targets.items():
+                    members = [m for m in tar.getmembers() if m.name.startswith(name + "/")]
+                    for member in members:
+                        member.name = member.name[len(name) + 1:]
+                    _safe_extract(tar, folder, members)
+                    err.write(f"downloaded {len(members)} file(s) of {name} to {folder}\n")
     if isinstance(o, TrainingOptions) and o.download_model and result.model_artifact_url:
         dest = os.path.abspath(o.download_model)
-        os.makedirs(dest, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix="model-")
-        try:
-            archive = os.path.join(tmp, "model.tar.gz")
-            store.download_file(result.model_artifact_url, archive)
-            with tarfile.open(archive) as tar:
-                _safe_extract(tar, dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with _fetched(store, result.model_artifact_url) as tar:
+            _safe_extract(tar, dest)
         err.write(f"unpacked {result.model_artifact_url} into {dest}\n")
 
 
-def _safe_extract(tar: tarfile.TarFile, dest: str) -> None:
+@contextlib.contextmanager
+def _fetched(store: Store, uri: str) -> Iterator[tarfile.TarFile]:
+    """A downloaded ``.tar.gz``, open, and removed afterwards."""
+    tmp = tempfile.mkdtemp(prefix="artifact-")
+    try:
+        archive = os.path.join(tmp, "artifact.tar.gz")
+        store.download_file(uri, archive)
+        with tarfile.open(archive) as tar:
+            yield tar
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _safe_extract(tar: tarfile.TarFile, dest: str, members: Optional[List[tarfile.TarInfo]] = None) -> None:
+    """Extract without letting an entry escape ``dest``."""
+    os.makedirs(dest, exist_ok=True)
     data_filter = getattr(tarfile, "data_filter", None)
     if data_filter is not None:
-        tar.extractall(dest, filter=data_filter)
+        tar.extractall(dest, members=members, filter=data_filter)
         return
     root = os.path.realpath(dest)
-    for member in tar.getmembers():
+    for member in members if members is not None else tar.getmembers():
         target = os.path.realpath(os.path.join(dest, member.name))
         if not target.startswith(root + os.sep) and target != root:
-            raise JobFailed(f"model archive entry {member.name!r} points outside {dest}")
-    tar.extractall(dest)
+            raise JobFailed(f"archive entry {member.name!r} points outside {dest}")
+    tar.extractall(dest, members=members)
 

@@ -15,7 +15,16 @@ import shutil
 import sys
 
 from .errors import UsageError
-from .store import default_store, download_prefix, home_dir, upload_folder
+from .store import LocalStore, Store, default_store, download_prefix, home_dir, upload_folder
+
+
+def _store() -> Store:
+    store = default_store()
+    if isinstance(store, LocalStore):
+        # no credentials and no endpoint: say so, rather than pretend to reach S3
+        print(f"no AWS credentials or AWS_ENDPOINT_URL: s3:// paths use the local stand-in at {store.root}",
+              file=sys.stderr)
+    return store
 
 
 def _cache_dir(uri: str) -> str:
@@ -26,13 +35,14 @@ def download_input(uri: str, flag: str = "inputs") -> str:
     """A local folder holding the objects of the ``S3Prefix`` ``uri`` (cached); ``flag`` names it in errors."""
     from .aws import translate_errors
 
-    store = default_store()
+    store = _store()
     folder = _cache_dir(uri)
     stamp_file = folder + ".json"
     with translate_errors(f"listing {uri}"):
         stamp = store.fingerprint(uri)
     if not stamp:
-        raise UsageError(f"no objects under {uri}", flag=flag)
+        where = f" in the local stand-in at {store.root}" if isinstance(store, LocalStore) else ""
+        raise UsageError(f"no objects under {uri}{where}", flag=flag)
     try:
         with open(stamp_file, encoding="utf-8") as fh:
             if json.load(fh) == [list(s) for s in stamp] and os.path.isdir(folder):
@@ -55,7 +65,7 @@ def upload_output(local: str, uri: str) -> None:
     """Upload every file of ``local`` below ``uri``."""
     from .aws import translate_errors
 
-    store = default_store()
+    store = _store()
     with translate_errors(f"uploading {local} to {uri}"):
         uploaded = upload_folder(store, local, uri)
     print(f"uploaded {len(uploaded)} file(s) to {uri}", file=sys.stderr)

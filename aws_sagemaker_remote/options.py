@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
 from .args import INPUT_MODES, parse_bool, parse_run
+from .container import DEFAULT as PATHS
 from .errors import UsageError
 
 T = TypeVar("T", bound="CommonOptions")
@@ -36,10 +37,6 @@ DEFAULT_TRAINING_VOLUME = 1  # seed 001
 
 
 # --- value parsers (keyword values and command-line strings) ------------------
-
-def _bool(value: Any) -> bool:
-    return parse_bool(value)
-
 
 def _opt_str(value: Any) -> Optional[str]:
     if value is None:
@@ -119,6 +116,7 @@ def option(
     boolean: bool = False,
     repeat: bool = False,
     flag: Optional[str] = None,
+    unset: str = "none",
 ) -> Any:
     """Declare an option field.
 
@@ -126,6 +124,7 @@ def option(
     :param boolean: the flag takes an optional yes/no value (a bare flag means yes).
     :param repeat: the flag may be given several times; each occurrence adds one
         ``convert``-ed item to the keyword's items.
+    :param unset: what the help shows as the default when the value is ``None``.
     """
     return field(
         default=default,
@@ -136,6 +135,7 @@ def option(
             "boolean": boolean,
             "repeat": repeat,
             "flag": flag,
+            "unset": unset,
         },
     )
 
@@ -157,14 +157,14 @@ class CommonOptions:
     run: str = option("no", "Where to run: no (call main here), yes (launch a SageMaker job) or local "
                       "(run the job's container command on this machine, no Docker, no AWS). "
                       "Also accepts true/false/1/0.", convert=parse_run, metavar="{no,yes,local}")
-    wait: bool = option(True, "Follow the job's status and logs until it ends.", convert=_bool, boolean=True)
-    detach: bool = option(False, "Do not wait, and leave the job running on Ctrl-C.", convert=_bool, boolean=True)
+    wait: bool = option(True, "Follow the job's status and logs until it ends.", convert=parse_bool, boolean=True)
+    detach: bool = option(False, "Do not wait, and leave the job running on Ctrl-C.", convert=parse_bool, boolean=True)
     dry_run: bool = option(False, "Print the job request and the upload plan as JSON; create and upload nothing.",
-                           convert=_bool, boolean=True)
+                           convert=parse_bool, boolean=True)
     output_json: Optional[str] = option(None, "Write the job's result (job name, status, output URIs) to this JSON file.",
                                         metavar="FILE")
     profile: Optional[str] = option(None, "AWS profile for credentials and region.", metavar="NAME")
-    region: Optional[str] = option(None, "AWS region (default: the profile's or AWS_DEFAULT_REGION).", metavar="REGION")
+    region: Optional[str] = option(None, "AWS region.", metavar="REGION", unset="the profile's region or AWS_DEFAULT_REGION")
     endpoint_url: Optional[str] = option(None, "SageMaker endpoint URL, for example a VPC endpoint "
                                          "(S3 and logs use AWS_ENDPOINT_URL or their defaults).", metavar="URL")
     role: Optional[str] = option(None, "IAM role (ARN or role name) that SageMaker assumes to run the job. "
@@ -177,9 +177,9 @@ class CommonOptions:
     volume_size: int = option(DEFAULT_PROCESSING_VOLUME, "Size of each instance's storage volume in GB.",
                               convert=_int, metavar="GB")
     max_run: int = option(DEFAULT_MAX_RUN, "Maximum run time in seconds.", convert=_int, metavar="SECONDS")
-    job_name: Optional[str] = option(None, "Job name (default: the base job name, a UTC timestamp and a random suffix).",
+    job_name: Optional[str] = option(None, "Job name.", unset="the base job name, a UTC timestamp and a random suffix",
                                      metavar="NAME")
-    base_job_name: Optional[str] = option(None, "Prefix of generated job names (default: the script's name).",
+    base_job_name: Optional[str] = option(None, "Prefix of generated job names.", unset="the script's name",
                                           metavar="NAME")
     requirements: Optional[str] = option(None, "requirements file installed with pip inside the job before the script runs.",
                                          metavar="FILE")
@@ -197,14 +197,14 @@ class CommonOptions:
     security_groups: Tuple[str, ...] = option((), "VPC security group IDs, comma-separated.", convert=_csv,
                                               metavar="IDS")
     network_isolation: bool = option(False, "Run the container without network access "
-                                     "(requirements cannot be installed then).", convert=_bool, boolean=True)
-    traffic_encryption: bool = option(False, "Encrypt traffic between the job's instances.", convert=_bool,
+                                     "(requirements cannot be installed then).", convert=parse_bool, boolean=True)
+    traffic_encryption: bool = option(False, "Encrypt traffic between the job's instances.", convert=parse_bool,
                                       boolean=True)
-    bucket: Optional[str] = option(None, "S3 bucket for code, inputs and outputs "
-                                   "(default: sagemaker-REGION-ACCOUNT, created if missing).", metavar="BUCKET")
+    bucket: Optional[str] = option(None, "S3 bucket for code, inputs and outputs (created if missing).",
+                                   metavar="BUCKET", unset="sagemaker-REGION-ACCOUNT")
     prefix: str = option(DEFAULT_PREFIX, "Key prefix in the bucket.", metavar="PREFIX")
     download_outputs: bool = option(False, "After the job completes, download each output into its local path.",
-                                    convert=_bool, boolean=True)
+                                    convert=parse_bool, boolean=True)
 
     # ------------------------------------------------------------------
     @classmethod
@@ -242,9 +242,8 @@ class CommonOptions:
         for f in fields(self):
             md = f.metadata
             default = getattr(self, f.name)
-            shown = _show_default(default)
-            # a None default that the help text already explains needs no "(default: none)"
-            text = md["help"] if default is None and "default" in md["help"] else f"{md['help']} (default: {shown})"
+            shown = md["unset"] if default is None else _show_default(default)
+            text = f"{md['help']} (default: {shown})"
             kwargs: Dict[str, Any] = {
                 "dest": dest_name(f),
                 "help": text.replace("%", "%%"),
@@ -263,9 +262,6 @@ class CommonOptions:
     def from_namespace(cls: Type[T], namespace: argparse.Namespace) -> T:
         """Read the parsed ``--sagemaker-*`` values back into an options instance."""
         return cls(**{f.name: getattr(namespace, dest_name(f)) for f in fields(cls)})
-
-    def replace(self: T, **changes: Any) -> T:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -289,15 +285,16 @@ class TrainingOptions(CommonOptions):
     hyperparameter: Tuple[Tuple[str, str], ...] = option((), "Extra hyperparameter KEY=VALUE recorded on the job "
                                                          "(repeatable).", convert=_pairs, repeat=True,
                                                          metavar="KEY=VALUE")
-    output_s3: str = option("default", "Model artifact path (OutputDataConfig.S3OutputPath); default: "
-                            "s3://BUCKET/PREFIX/jobs/.", metavar="URI")
-    spot: bool = option(False, "Use managed spot training (implies a checkpoint location).", convert=_bool,
+    output_s3: str = option("default", "Model artifact path (OutputDataConfig.S3OutputPath): an s3:// URI, "
+                            "or 'default' for s3://BUCKET/PREFIX/jobs.", metavar="URI")
+    spot: bool = option(False, "Use managed spot training (implies a checkpoint location).", convert=parse_bool,
                         boolean=True)
     max_wait: Optional[int] = option(None, "Maximum seconds to wait for spot capacity and run "
-                                     "(at least --sagemaker-max-run; default: the max run time).",
-                                     convert=_opt_int, metavar="SECONDS")
-    checkpoint_s3: Optional[str] = option(None, "S3 URI where /opt/ml/checkpoints is synced, or 'default' "
-                                          "(s3://BUCKET/PREFIX/jobs/BASE-JOB-NAME/checkpoints).", metavar="URI")
+                                     "(at least --sagemaker-max-run).", convert=_opt_int, metavar="SECONDS",
+                                     unset="the max run time")
+    checkpoint_s3: Optional[str] = option(None, f"S3 URI that {PATHS.checkpoints} is synced with, or 'default' "
+                                          "for s3://BUCKET/PREFIX/checkpoints/BASE-JOB-NAME-SCRIPTDIGEST.",
+                                          metavar="URI", unset="none; 'default' with --sagemaker-spot")
     download_model: Optional[str] = option(None, "After completion, download model.tar.gz and unpack it here.",
                                            metavar="DIR")
 
@@ -344,7 +341,3 @@ OPTIONS_BY_KIND: Dict[str, Type[CommonOptions]] = {
     "training": TrainingOptions,
 }
 
-
-def all_flags(kind: str) -> Sequence[str]:
-    """Every ``--sagemaker-*`` flag of a job kind."""
-    return [flag_name(f) for f in fields(OPTIONS_BY_KIND[kind])]

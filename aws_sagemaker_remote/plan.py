@@ -20,8 +20,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from .args import is_s3_uri
 from .container import DEFAULT as PATHS
 from .errors import UsageError
-from .flags import Arity, Declaration, flag_arity, generated_flags
-from .options import CommonOptions, TrainingOptions
+from .bundle import input_files
+from .flags import TRAINING_DIRS, Arity, Declaration, dir_flag, flag_arity, generated_flags
+from .options import DEFAULT_IMAGE, CommonOptions, TrainingOptions
 from .spec import CodeSpec, InputChannel, JobSpec, OutputChannel
 
 # --- limits (botocore sagemaker service model / API reference) ---------------------
@@ -63,8 +64,6 @@ TAGS_MAX = 50
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
 METRICS_MAX = 40
-HYPERPARAMETERS_MAX = 100
-HYPERPARAMETER_VALUE_MAX = 2500
 S3_URI_MAX = 1024
 #: length of ``-YYYYmmdd-HHMMSS-xxxx``
 NAME_SUFFIX_LEN = 21
@@ -188,6 +187,7 @@ def plan_job(
     # inputs
     inputs: List[InputChannel] = []
     default_mode = options.input_mode if isinstance(options, TrainingOptions) else None
+    used: Dict[str, str] = {PATHS.processing_code: "the code bundle"}
     for d in decl.inputs:
         value = getattr(namespace, d.dest, None)
         if value is None or value == "":
@@ -209,14 +209,22 @@ def plan_job(
             source = _local_abs(value)
             if not os.path.exists(source):
                 raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
-            container_value = container + "/" + os.path.basename(source) if os.path.isfile(source) else container
+            if not input_files(source):
+                # SageMaker fails a job whose input prefix holds no object
+                raise UsageError(f"input folder {value!r} holds no files to upload", flag=d.flag)
+            # one file arrives under its own name; a manifest's objects arrive in the folder
+            single = os.path.isfile(source) and d.arg.s3_data_type == "S3Prefix"
+            container_value = container + "/" + os.path.basename(source) if single else container
             if _inside(source, script_dir):
                 excludes.append(source)
-        mode = d.arg.mode
-        if default_mode and mode == "File":
-            mode = default_mode
+        mode = d.arg.mode or default_mode or "File"
         if kind == "processing" and mode not in ("File", "Pipe"):
             raise UsageError(f"processing inputs support mode File or Pipe, not {mode}", flag=d.flag)
+        if d.arg.compression == "Gzip" and mode != "Pipe":
+            raise UsageError("Gzip-compressed inputs need mode='Pipe' (SageMaker decompresses only streams)",
+                             flag=d.flag)
+        if kind == "processing":
+            _check_container_path(container, d.flag, PATHS.processing_input(""), used)
         inputs.append(InputChannel(
             name=d.name, source=source, flag=d.flag, container_path=container, container_value=container_value,
             mode=mode, s3_data_type=d.arg.s3_data_type, distribution=d.arg.distribution,
@@ -236,6 +244,8 @@ def plan_job(
             _check_s3(remote, d.remote_flag)
         container = (PATHS.output_data_dir + "/" + d.name) if kind == "training" else (
             d.arg.container_path or PATHS.processing_output(d.name))
+        if kind == "processing":
+            _check_container_path(container, d.flag, PATHS.processing_output(""), used)
         if local:
             local = _local_abs(str(local))
             if _inside(local, script_dir):
@@ -247,15 +257,14 @@ def plan_job(
         raise UsageError(f"{len(outputs)} outputs: a {kind} job takes at most {limits['outputs']}", flag="outputs")
 
     # training folders
-    dir_targets = {"model_dir": PATHS.model_dir, "output_dir": PATHS.output_data_dir,
-                   "checkpoint_dir": PATHS.checkpoints}
+    dir_targets = {key: target for key, _, target, _ in TRAINING_DIRS}
     for key, _default in decl.training_dirs:
         local = getattr(namespace, key, None)
         if local:
             local = _local_abs(str(local))
             if _inside(local, script_dir):
                 excludes.append(local)
-        mapped.append(("--" + key.replace("_", "-"), dir_targets[key]))
+        mapped.append((dir_flag(key), dir_targets[key]))
 
     # code
     deps: List[Tuple[str, str]] = []
@@ -292,9 +301,9 @@ def plan_job(
     metrics: Tuple[Tuple[str, str], ...] = ()
     hyper: Tuple[Tuple[str, str], ...] = ()
     if isinstance(options, TrainingOptions):
-        metrics = _check_metrics(tuple(dict(list(decl.metrics) + list(options.metric)).items()))
+        metrics = _check_metrics(tuple(dict(options.metric).items()))
         shown = script_hyperparameters(namespace, options, decl, dict(mapped))
-        hyper = tuple(dict(shown + list(decl.hyperparameters) + list(options.hyperparameter)).items())
+        hyper = tuple(dict(shown + list(options.hyperparameter)).items())
     return JobSpec(
         kind=kind,
         job_name=job_name,
@@ -321,7 +330,7 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
 
     skip = set(sagemaker_dests(options))
     flag_of = {d.dest: d.flag for d in decl.path_decls()}
-    flag_of.update({key: "--" + key.replace("_", "-") for key, _ in decl.training_dirs})
+    flag_of.update({key: dir_flag(key) for key, _ in decl.training_dirs})
     out: List[Tuple[str, str]] = []
     for dest, value in sorted(vars(namespace).items()):
         if dest in skip:
@@ -335,6 +344,16 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
 
 
 # --- checks -------------------------------------------------------------------------------
+
+def _check_container_path(path: str, flag: str, root: str, used: Dict[str, str]) -> None:
+    """A processing LocalPath must lie under /opt/ml/processing/ and not be shared."""
+    if not path.startswith(PATHS.processing_dir + "/") or path.rstrip("/") == root.rstrip("/"):
+        raise UsageError(f"container path {path!r} must be a folder under {PATHS.processing_dir}/", flag=flag)
+    for other, owner in used.items():
+        if path == other or path.startswith(other.rstrip("/") + "/") or other.startswith(path.rstrip("/") + "/"):
+            raise UsageError(f"container path {path!r} overlaps {owner} ({other})", flag=flag)
+    used[path] = flag
+
 
 def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
     if not path:
@@ -380,6 +399,11 @@ def _check_options(kind: str, o: CommonOptions, limits: Mapping[str, int]) -> No
         for i in ids:
             if not VPC_ID_RE.match(i):
                 raise UsageError(f"{i!r} is not a VPC ID", flag=flag)
+    if o.detach and o.run == "local":
+        raise UsageError("the local backend runs the job inside this process, so it cannot be left running; "
+                         "allowed only with --sagemaker-run=yes", flag="--sagemaker-detach")
+    if o.output_json and not os.path.isdir(os.path.dirname(_local_abs(o.output_json))):
+        raise UsageError(f"the folder of {o.output_json!r} does not exist", flag="--sagemaker-output-json")
     if o.bucket and not BUCKET_RE.match(o.bucket):
         raise UsageError(f"{o.bucket!r} is not an S3 bucket name", flag="--sagemaker-bucket")
     if o.image is not None and (not o.image or len(o.image) > 255):
@@ -396,15 +420,9 @@ def _check_options(kind: str, o: CommonOptions, limits: Mapping[str, int]) -> No
                 raise UsageError(f"{o.max_wait} is less than --sagemaker-max-run={o.max_run}; "
                                  f"allowed: at least the max run time", flag="--sagemaker-max-wait")
             _check_range(o.max_wait, 1, limits["max_run"], "--sagemaker-max-wait")
-        if o.algorithm_name and o.image and o.image != _default_image(o):
+        if o.algorithm_name and o.image != DEFAULT_IMAGE:
             raise UsageError("give either --sagemaker-image or --sagemaker-algorithm-name, not both",
                              flag="--sagemaker-algorithm-name")
-
-
-def _default_image(o: CommonOptions) -> str:
-    from .options import DEFAULT_IMAGE
-
-    return DEFAULT_IMAGE
 
 
 def _check_env(pairs: Iterable[Tuple[str, str]], limits: Mapping[str, int]) -> Tuple[Tuple[str, str], ...]:

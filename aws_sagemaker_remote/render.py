@@ -22,7 +22,7 @@ from .container import (
     DEFAULT as PATHS,
     needs_argument_file,
 )
-from .options import TrainingOptions
+from .options import CommonOptions, TrainingOptions
 from .spec import StagedJob
 
 #: Unpacks argv[1] into argv[2], puts the bundled runtime first on sys.path and
@@ -90,17 +90,10 @@ def render_processing(staged: StagedJob) -> Dict[str, Any]:
                 "S3CompressionType": ch.compression,
             },
         })
-    cluster: Dict[str, Any] = {
-        "InstanceCount": o.instance_count,
-        "InstanceType": o.instance,
-        "VolumeSizeInGB": o.volume_size,
-    }
-    if o.volume_kms_key:
-        cluster["VolumeKmsKeyId"] = o.volume_kms_key
     request: Dict[str, Any] = {
         "ProcessingJobName": spec.job_name,
         "ProcessingInputs": inputs,
-        "ProcessingResources": {"ClusterConfig": cluster},
+        "ProcessingResources": {"ClusterConfig": _resources(o)},
         "StoppingCondition": {"MaxRuntimeInSeconds": o.max_run},
         "AppSpecification": {
             "ImageUri": staged.image_uri,
@@ -132,6 +125,18 @@ def render_processing(staged: StagedJob) -> Dict[str, Any]:
     if spec.tags:
         request["Tags"] = _tags(staged)
     return request
+
+
+def _resources(o: CommonOptions) -> Dict[str, Any]:
+    """``ClusterConfig`` (processing) and ``ResourceConfig`` (training) share their fields."""
+    resources: Dict[str, Any] = {
+        "InstanceCount": o.instance_count,
+        "InstanceType": o.instance,
+        "VolumeSizeInGB": o.volume_size,
+    }
+    if o.volume_kms_key:
+        resources["VolumeKmsKeyId"] = o.volume_kms_key
+    return resources
 
 
 def _vpc(staged: StagedJob) -> Optional[Dict[str, Any]]:
@@ -208,13 +213,6 @@ def render_training(staged: StagedJob) -> Dict[str, Any]:
         algorithm["TrainingImage"] = staged.image_uri
     if spec.metrics:
         algorithm["MetricDefinitions"] = [{"Name": n, "Regex": r} for n, r in spec.metrics]
-    resource: Dict[str, Any] = {
-        "InstanceType": o.instance,
-        "InstanceCount": o.instance_count,
-        "VolumeSizeInGB": o.volume_size,
-    }
-    if o.volume_kms_key:
-        resource["VolumeKmsKeyId"] = o.volume_kms_key
     output: Dict[str, Any] = {"S3OutputPath": staged.model_output_uri}
     if o.output_kms_key:
         output["KmsKeyId"] = o.output_kms_key
@@ -225,7 +223,7 @@ def render_training(staged: StagedJob) -> Dict[str, Any]:
         "RoleArn": staged.role_arn,
         "InputDataConfig": channels,
         "OutputDataConfig": output,
-        "ResourceConfig": resource,
+        "ResourceConfig": _resources(o),
         "StoppingCondition": stopping,
     }
     hyper = display_hyperparameters(spec.hyperparameters)

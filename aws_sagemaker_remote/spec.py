@@ -91,12 +91,6 @@ class JobSpec:
     #: base job name used for default checkpoint locations
     base_job_name: str = ""
 
-    @property
-    def code_channel(self) -> str:
-        from .container import CODE_CHANNEL
-
-        return CODE_CHANNEL
-
 
 @dataclass(frozen=True)
 class UploadItem:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
-from .bundle import Bundle
+from .bundle import Bundle, input_files
 from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
 from .spec import InputChannel, JobSpec, StagedJob, UploadItem
 from .store import Store, home_dir, join_uri
@@ -101,28 +101,20 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def tree_of(files: Sequence[Tuple[str, str]], cache: Optional[HashCache] = None) -> Tree:
-    """The tree of ``(relative path, local file)`` pairs."""
+def tree_of(files: Sequence[Tuple[str, str]], cache: Optional[HashCache] = None,
+            known: Optional[Mapping[str, str]] = None) -> Tree:
+    """The tree of ``(relative path, local file)`` pairs; ``known`` maps files whose digest is known."""
     entries = []
     for rel, path in sorted(files):
-        sha = cache.sha256(path) if cache else file_sha256(path)
+        sha = (known or {}).get(path) or (cache.sha256(path) if cache else file_sha256(path))
         entries.append(TreeFile(rel=rel, path=path, size=os.path.getsize(path), sha256=sha))
     listing = "".join(f"{f.rel}\0{f.size}\0{f.sha256}\n" for f in entries)
     return Tree(digest=hashlib.sha256(listing.encode("utf-8")).hexdigest(), files=tuple(entries))
 
 
 def tree_of_path(path: str, cache: Optional[HashCache] = None) -> Tree:
-    """A folder (every file below it) or a single file (under its own name)."""
-    if os.path.isdir(path):
-        pairs = []
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            for name in sorted(names):
-                full = os.path.join(root, name)
-                if os.path.isfile(full):
-                    pairs.append((os.path.relpath(full, path).replace(os.sep, "/"), full))
-        return tree_of(pairs, cache)
-    return tree_of([(os.path.basename(path), path)], cache)
+    """A local input: a folder (its files, without credentials) or a single file under its own name."""
+    return tree_of(input_files(path), cache)
 
 
 def tree_uri(bucket: str, prefix: str, digest: str) -> str:
@@ -172,21 +164,34 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree) -> Tuple[str, List[UploadItem]]:
+@dataclass(frozen=True)
+class TreePlan:
+    """Where a tree goes and what of it is already there."""
+
+    tree: Tree
+    uri: str
+    items: Tuple[UploadItem, ...]
+    #: the marker exists: the whole tree is staged
+    complete: bool
+
+
+def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree) -> TreePlan:
     """The tree's URI and the upload plan (read-only: only HEAD and LIST requests)."""
     base = tree_uri(bucket, prefix, tree.digest)
     if store.head(marker_uri(bucket, prefix, tree.digest)) is not None:
-        return base, [UploadItem(f.path, base + f.rel, f.size, True) for f in tree.files]
+        return TreePlan(tree, base, tuple(UploadItem(f.path, base + f.rel, f.size, True) for f in tree.files), True)
     existing = dict(store.list(base))
-    return base, [UploadItem(f.path, base + f.rel, f.size, existing.get(base + f.rel) == f.size)
-                  for f in tree.files]
+    items = tuple(UploadItem(f.path, base + f.rel, f.size, existing.get(base + f.rel) == f.size)
+                  for f in tree.files)
+    return TreePlan(tree, base, items, False)
 
 
-def upload_tree(store: Store, bucket: str, prefix: str, tree: Tree, items: Sequence[UploadItem],
+def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
                 progress: Optional[Callable[[int], None]] = None) -> None:
     """Upload what is missing, then write the marker that says the tree is complete."""
-    if all(i.present for i in items) and store.head(marker_uri(bucket, prefix, tree.digest)) is not None:
+    if plan.complete:
         return
+    tree, items = plan.tree, plan.items
     for item in items:
         if not item.present:
             store.upload_file(item.local_path, item.uri, progress)
@@ -204,9 +209,11 @@ def default_model_output_uri(bucket: str, prefix: str) -> str:
     return join_uri(bucket, prefix, "jobs")
 
 
-def default_checkpoint_uri(bucket: str, prefix: str, base_job_name: str) -> str:
-    """Shared by every job of one base name, so the next run resumes from the last checkpoint."""
-    return join_uri(bucket, prefix, "checkpoints", base_job_name)
+def default_checkpoint_uri(bucket: str, prefix: str, base_job_name: str, script: str) -> str:
+    """Shared by every run of one script with one base job name, so the next run resumes from the
+    last checkpoint; the digest of the script's path keeps two projects' ``train.py`` apart."""
+    digest = hashlib.sha256(os.path.abspath(script).encode("utf-8")).hexdigest()[:8]
+    return join_uri(bucket, prefix, "checkpoints", f"{base_job_name}-{digest}")
 
 
 def stage(
@@ -236,37 +243,36 @@ def stage(
             with open(path, "w", encoding="utf-8") as fh:
                 json.dump(list(spec.arguments), fh, ensure_ascii=False)
             code.append((ARGUMENT_FILENAME, path))
-        return _stage(spec, code, store, cache, bucket=bucket, prefix=prefix, region=region,
+        return _stage(spec, code, {bundle.path: bundle.sha256}, store, cache, bucket=bucket, prefix=prefix, region=region,
                       role_arn=role_arn, image_uri=image_uri, dry_run=dry_run, progress_stream=progress_stream)
 
 
-def _stage(spec: JobSpec, code: List[Tuple[str, str]], store: Store, cache: HashCache, *, bucket: str,
+def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str], store: Store, cache: HashCache,
+           *, bucket: str,
            prefix: str, region: str, role_arn: str, image_uri: str, dry_run: bool,
            progress_stream: Optional[TextIO]) -> StagedJob:
     from .options import TrainingOptions
 
-    trees: List[Tuple[Tree, List[UploadItem]]] = []
-    code_tree = tree_of(code)
-    code_uri, items = plan_tree(store, bucket, prefix, code_tree)
-    trees.append((code_tree, items))
+    plans: List[TreePlan] = [plan_tree(store, bucket, prefix, tree_of(code, cache, known))]
+    code_uri = plans[0].uri
     input_uris: Dict[str, str] = {}
     for ch in spec.inputs:
         if ch.is_s3:
             input_uris[ch.name] = ch.source
             continue
-        tree = tree_of_path(ch.source, cache)
-        uri, items = plan_tree(store, bucket, prefix, tree)
-        input_uris[ch.name] = uri
-        trees.append((tree, items))
+        plan = plan_tree(store, bucket, prefix, tree_of_path(ch.source, cache))
+        plans.append(plan)
+        # a manifest is named by its object, anything else by its folder (S3Prefix)
+        input_uris[ch.name] = plan.items[0].uri if ch.s3_data_type != "S3Prefix" else plan.uri
     cache.save()
-    uploads = tuple(item for _, items in trees for item in items)
+    uploads = tuple(item for plan in plans for item in plan.items)
 
     if not dry_run:
         missing = sum(i.size for i in uploads if not i.present)
         bar = Progress(missing, progress_stream)
         try:
-            for tree, items in trees:
-                upload_tree(store, bucket, prefix, tree, items, bar)
+            for plan in plans:
+                upload_tree(store, bucket, prefix, plan, bar)
         finally:
             bar.close()
 
@@ -282,7 +288,7 @@ def _stage(spec: JobSpec, code: List[Tuple[str, str]], store: Store, cache: Hash
         if o.checkpoint_s3 and o.checkpoint_s3 != "default":
             checkpoint_uri = o.checkpoint_s3
         elif o.spot or o.checkpoint_s3 == "default":
-            checkpoint_uri = default_checkpoint_uri(bucket, prefix, spec.base_job_name)
+            checkpoint_uri = default_checkpoint_uri(bucket, prefix, spec.base_job_name, spec.code.script)
     return StagedJob(
         spec=spec,
         region=region,

@@ -4,7 +4,8 @@ Run it here, as a Processing job on this machine, or on SageMaker::
 
     python demo/wordcount.py
     python demo/wordcount.py --sagemaker-run=local
-    python demo/wordcount.py --sagemaker-run=yes --sagemaker-role=MySageMakerRole
+    python demo/wordcount.py --sagemaker-run=yes --sagemaker-role=MySageMakerRole \
+        --sagemaker-image=ACCOUNT.dkr.ecr.REGION.amazonaws.com/IMAGE:TAG   # any image with python3
 
 Each run writes ``counts.json`` (word → count, keys sorted) and ``counts.csv``
 (``word,count``, most frequent first) to ``--output``. Only the standard

@@ -122,3 +122,22 @@ def test_negation_wins_when_last() -> None:
     rules = IgnoreRules(["*.csv", "!keep.csv"])
     assert rules.ignored("drop.csv", False)
     assert not rules.ignored("keep.csv", False)
+
+
+def test_credentials_never_leave_the_machine(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.bundle import input_files
+
+    code = _project(tmp_path)
+    proj = tmp_path / "proj"
+    for secret in (".ssh/id_ed25519", ".netrc", ".pypirc", ".git-credentials", ".docker/config.json",
+                   ".kube/config", "cert.p12"):
+        path = proj / secret
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("secret")
+    names = set(_members(build_bundle(code, "processing", workdir=str(tmp_path)).path))
+    assert not any(s in n for n in names for s in (".ssh", ".netrc", ".pypirc", ".git-credentials", ".docker",
+                                                  ".kube", ".p12"))
+    # a local input folder is staged without them too, but keeps its data
+    staged = {rel for rel, _ in input_files(str(proj))}
+    assert "data/big.bin" in staged and "train.py" in staged
+    assert not any(s in rel for rel in staged for s in (".ssh", ".netrc", ".env", ".git/", "id_rsa", ".pem"))

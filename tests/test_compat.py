@@ -114,8 +114,11 @@ def test_docs_parsers_build() -> None:
 
     processing = sagemaker_processing_parser_for_docs().format_help()
     training = sagemaker_training_parser_for_docs().format_help()
-    for flag in ("--input", "--output", "--output-s3", "--my_module", "--sagemaker-run"):
+    for flag in ("--input", "--output", "--my_module", "--sagemaker-run"):
         assert flag in processing and flag in training
+    assert "--output-s3" in processing
+    # training outputs travel inside output.tar.gz: no S3 location of their own
+    assert "--output-s3" not in training
     assert "--sagemaker-spot" in training and "--model-dir" in training
 
 

@@ -145,11 +145,46 @@ def test_yes_against_moto_sends_the_expected_request(aws: Any, run_script: Any, 
     assert request["ResourceConfig"] == {"InstanceType": "ml.c5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 20}
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
     assert request["EnableManagedSpotTraining"] is True
-    assert request["CheckpointConfig"] == {"S3Uri": f"{bucket_uri}/checkpoints/train-linear",
-                                           "LocalPath": "/opt/ml/checkpoints"}
+    checkpoint = request["CheckpointConfig"]
+    assert checkpoint["LocalPath"] == "/opt/ml/checkpoints"
+    # per script: the base job name and a digest of the script's path
+    assert re.fullmatch(re.escape(f"{bucket_uri}/checkpoints/train-linear-") + "[0-9a-f]{8}", checkpoint["S3Uri"])
     assert request["Environment"] == {"MODE": "demo"}
     assert request["Tags"] == [{"Key": "team", "Value": "ml"}]
     assert request["HyperParameters"]["epochs"] == "7"
     assert request["RoleArn"] == ROLE
     described = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
     assert described["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+
+
+OUTPUTS = """
+import os
+from aws_sagemaker_remote import sagemaker_training_main
+
+def main(args):
+    with open(os.path.join(args.report, "summary.txt"), "w") as fh:
+        fh.write("trained")
+    with open(os.path.join(args.model_dir, "weights.bin"), "w") as fh:
+        fh.write("w")
+
+if __name__ == "__main__":
+    sagemaker_training_main(main=main, outputs={"report": "report"}, base_job_name="with-outputs")
+"""
+
+
+def test_training_outputs_come_back_from_output_tar_gz(run_script: Any, tmp_path: Path) -> None:
+    script = tmp_path / "outputs.py"
+    script.write_text(OUTPUTS)
+    run = run_script(script, "--sagemaker-run=local", "--sagemaker-download-outputs", "--report",
+                     tmp_path / "report-here", *_dirs(tmp_path, "job"))
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "report-here" / "summary.txt").read_text() == "trained"
+    assert "--report-s3" not in run_script(script, "--help").stdout
+
+
+def test_detach_is_refused_for_local_jobs(run_script: Any, tmp_path: Path, one_error_line: Any) -> None:
+    script = tmp_path / "outputs.py"
+    script.write_text(OUTPUTS)
+    run = run_script(script, "--sagemaker-run=local", "--sagemaker-detach", *_dirs(tmp_path, "job"))
+    assert run.returncode == 2
+    one_error_line(run.stderr, "--sagemaker-detach")

@@ -229,3 +229,78 @@ def test_s3_inputs_pass_through(tmp_path: Path) -> None:
     channel = {c.name: c for c in spec.inputs}["input"]
     assert channel.is_s3 and channel.source == "s3://bucket/some/prefix/"
     assert channel.container_value == "/opt/ml/processing/input/input"
+
+
+def _prepare(tmp_path: Path, kind: str = "processing", inputs: Any = None, outputs: Any = None, **options: Any):
+    script = tmp_path / "s.py"
+    script.write_text("")
+    return prepare(kind, None, inputs, outputs, None, None, None, None, str(script), {}, options)
+
+
+def _plan_with(tmp_path: Path, argv: List[str], kind: str = "processing", inputs: Any = None,
+               outputs: Any = None, **options: Any) -> JobSpec:
+    decl, opts, parser = _prepare(tmp_path, kind, inputs, outputs, **options)
+    ns = parser.parse_args(argv)
+    return plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")
+
+
+def test_hyphenated_names_make_underscored_attributes(tmp_path: Path) -> None:
+    decl, opts, parser = _prepare(tmp_path, inputs={"train-data": "s3://b/x/"}, outputs={"out-dir": "o"})
+    ns = parser.parse_args(["--train-data", "s3://b/y/", "--out-dir-s3", "s3://b/out/"])
+    assert ns.train_data == "s3://b/y/" and ns.out_dir_s3 == "s3://b/out/"
+    spec = plan_job(decl, ns, opts, [], parser, now=NOW, token="ab12")
+    assert {c.name: c.source for c in spec.inputs} == {"train-data": "s3://b/y/"}
+    assert spec.outputs[0].destination == "s3://b/out/"
+
+
+def test_code_is_a_reserved_input_name(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.errors import DeclarationError
+
+    with pytest.raises(DeclarationError, match="reserved"):
+        _prepare(tmp_path, inputs={"code": "s3://b/x/"})
+
+
+def test_empty_input_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".env").write_text("SECRET=1")  # credentials are never staged, so still empty
+    with pytest.raises(UsageError) as info:
+        _plan_with(tmp_path, [], inputs={"data": str(tmp_path / "empty")})
+    assert info.value.flag == "--data" and "no files" in str(info.value)
+
+
+def test_gzip_needs_pipe_and_container_paths_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="Pipe"):
+        _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://b/z/", compression="Gzip")})
+    assert _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://b/z/", compression="Gzip", mode="Pipe")})
+    with pytest.raises(UsageError, match="under /opt/ml/processing/"):
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/data/a")})
+    with pytest.raises(UsageError, match="overlaps"):
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/opt/ml/processing/x"),
+                                         "b": PathArgument("s3://b/b/", container_path="/opt/ml/processing/x/y")})
+    with pytest.raises(UsageError, match="overlaps"):
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/opt/ml/processing/input/code")})
+
+
+def test_explicit_file_mode_is_kept_under_a_pipe_default(tmp_path: Path) -> None:
+    spec = _plan_with(tmp_path, ["--sagemaker-input-mode", "Pipe"], "training",
+                      inputs={"a": PathArgument("s3://b/a/", mode="File"), "b": "s3://b/b/"})
+    assert {c.name: c.mode for c in spec.inputs} == {"a": "File", "b": "Pipe"}
+
+
+def test_output_json_folder_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        _plan_with(tmp_path, ["--sagemaker-output-json", str(tmp_path / "missing" / "r.json")])
+    assert info.value.flag == "--sagemaker-output-json"
+
+
+def test_detach_needs_a_remote_job(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        _plan_with(tmp_path, ["--sagemaker-run=local", "--sagemaker-detach"])
+    assert info.value.flag == "--sagemaker-detach"
+
+
+def test_manifest_input_points_at_the_folder(tmp_path: Path) -> None:
+    manifest = tmp_path / "files.manifest"
+    manifest.write_text('[{"prefix": "s3://b/data/"}, "a.csv"]')
+    spec = _plan_with(tmp_path, [], inputs={"m": PathArgument(str(manifest), s3_data_type="ManifestFile")})
+    assert spec.inputs[0].container_value == "/opt/ml/processing/input/m"

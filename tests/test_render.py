@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.validate import validate_parameters
 
-from aws_sagemaker_remote.api import prepare
+from aws_sagemaker_remote.api import fold_training_keywords, prepare
 from aws_sagemaker_remote.args import PathArgument
 from aws_sagemaker_remote.plan import plan_job
 from aws_sagemaker_remote.render import BOOTSTRAP_STUB, ENTRYPOINT, render
@@ -29,15 +29,17 @@ def _staged(tmp_path: Path, kind: str, argv: list, **options: Any) -> StagedJob:
     script = tmp_path / "job.py"
     script.write_text("")
     (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "rows.csv").write_text("1\n")
     inputs = {
         "train": str(tmp_path / "data"),
         "shards": PathArgument("s3://bucket/shards/", distribution="ShardedByS3Key", compression="Gzip",
-                               content_type="text/csv"),
+                               mode="Pipe", content_type="text/csv"),
     }
-    outputs = {"report": (str(tmp_path / "out"), "s3://bucket/reports/"),
+    outputs = {"report": (str(tmp_path / "out"), "s3://bucket/reports/" if kind == "processing" else "default"),
                "stream": PathArgument(str(tmp_path / "stream"), upload_mode="Continuous")}
     decl, opts, parser = prepare(kind, None, inputs, outputs, None, None, None, None, str(script),
-                                 {"metrics": {"loss": r"loss: ([0-9.]+)"}} if kind == "training" else {}, options)
+                                 {}, fold_training_keywords(options, {"loss": r"loss: ([0-9.]+)"}, None)
+                                 if kind == "training" else options)
     ns = parser.parse_args(argv)
     spec = plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")
     output_uris = {o.name: (o.destination if o.destination != "default" else f"s3://b/p/jobs/{o.name}")
@@ -136,7 +138,7 @@ def test_training_hyperparameters_show_the_script_arguments(tmp_path: Path) -> N
         "training", None, {"train": "s3://bucket/train/"}, None, None,
         [{"dest": "--epochs", "type": int, "default": 3}, {"dest": "--note", "default": "n" * 3000},
          {"dest": "--layers", "nargs": "+", "default": [1, 2]}],
-        None, None, str(script), {"hyperparameters": {"source": "declared"}}, {})
+        None, None, str(script), {}, fold_training_keywords({}, None, {"source": "declared"}))
     argv = ["--epochs", "5"]
     ns = parser.parse_args(argv)
     spec = plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")

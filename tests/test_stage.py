@@ -136,3 +136,19 @@ def test_local_store_stages_without_aws(tmp_path: Path) -> None:
     assert {rel for _, rel, _ in prefix_objects(store, staged.input_uris["data"])} == {"a.txt", "sub/b.txt"}
     again = _stage(_spec(tmp_path), store, tmp_path)
     assert all(u.present for u in again.uploads)
+
+
+def test_a_local_manifest_is_named_by_its_object(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.args import PathArgument
+
+    script = tmp_path / "job.py"
+    script.write_text("")
+    manifest = tmp_path / "files.manifest"
+    manifest.write_text('[{"prefix": "s3://data-bucket/rows/"}, "a.csv"]')
+    decl, opts, parser = prepare("processing", None,
+                                 {"rows": PathArgument(str(manifest), s3_data_type="ManifestFile")},
+                                 None, None, None, None, None, str(script), {}, {})
+    spec = plan_job(decl, parser.parse_args([]), opts, [], parser, now=NOW, token="ab12")
+    staged = _stage(spec, LocalStore(str(tmp_path / "s3")), tmp_path)
+    assert staged.input_uris["rows"].endswith("/files.manifest")
+    assert LocalStore(str(tmp_path / "s3")).get_bytes(staged.input_uris["rows"]) == manifest.read_bytes()
