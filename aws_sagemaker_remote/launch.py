@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
 
+from .backends.base import Backend
 from .bundle import build_bundle
 from .errors import JobFailed, UsageError
 from .flags import Declaration
@@ -45,12 +46,12 @@ LOCAL_BUCKET = "sagemaker-local"
 _SHORTHAND = re.compile(r"^([a-z0-9][a-z0-9-]*):([A-Za-z0-9._-]+)$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
     """Where a job goes: the store for its files, the backend that runs it, and names."""
 
     store: Store
-    backend: Any
+    backend: Backend
     region: str
     account: str
     bucket: str
@@ -106,7 +107,7 @@ def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
     if backend_kind == "yes":
         from .backends.sagemaker import SageMakerBackend
 
-        backend: Any = SageMakerBackend(clients.sagemaker, clients.logs, region)
+        backend: Backend = SageMakerBackend.from_clients(clients)
         image = resolve_image(o.image, region, kind, o.instance)
         role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
     else:

@@ -144,9 +144,15 @@ class JobResult:
 
     @property
     def exit_code(self) -> int:
+        """0 for ``Completed``, and for ``InProgress`` (a job left running with
+        ``--sagemaker-wait=no`` or ``--sagemaker-detach``); 1 for ``Failed`` and ``Stopped``."""
         return 0 if self.status in ("Completed", "InProgress") else 1
 
     def to_json(self) -> Dict[str, Any]:
+        """What ``--sagemaker-output-json`` writes: ``job_name``, ``kind``, ``status`` and
+        ``output_artifacts`` (output name → S3 URI), the failure reason and console URL when
+        known, and for training ``model_artifact_url``, ``output_data_url``, ``training_image``
+        and ``final_metrics``."""
         out: Dict[str, Any] = {
             "job_name": self.job_name,
             "kind": self.kind,
