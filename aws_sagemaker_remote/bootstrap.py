@@ -17,6 +17,11 @@ Steps, in order (see ``docs/container.rst``):
 5. run ``python SCRIPT ARGS...`` from the script's folder, streaming its output
    line by line.
 
+Each step's standard output and error go through one pipe, merged, to the
+bootstrap's standard output: the lines keep the order the step wrote them in
+(a traceback comes after the prints before it), and the failure message is
+taken from the end of that merged output.
+
 When a step fails, a one-paragraph message goes to the job's failure file
 (``/opt/ml/output/message`` for processing, ``/opt/ml/output/failure`` for
 training), where SageMaker picks it up as the job's exit message / failure
@@ -33,11 +38,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
+from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 from .container import ARGUMENT_FILE_FLAG, DEFAULT as DEFAULT_PATHS, ROOT_ENV, ContainerPaths
 
-#: Lines of stderr kept from each step for the failure message.
+#: Lines of output kept from each step for the failure message.
 TAIL_LINES = 20
 #: SageMaker keeps at most 1 KiB of ``ExitMessage`` / ``FailureReason``.
 MESSAGE_LIMIT = 1024
@@ -131,12 +136,36 @@ def _binary(stream: IO[Any]) -> Any:
     return getattr(stream, "buffer", stream)
 
 
-def _pump(source: IO[bytes], sink: Any, tail: Optional[Deque[bytes]]) -> None:
+#: How Python starts printing an uncaught exception.
+_TRACEBACK_HEADER = b"Traceback (most recent call last):"
+
+
+class StepOutput:
+    """What a step left behind: its exit code and the end of its merged output.
+
+    ``traceback_seen`` says a Python traceback was printed at some point, so the
+    last line of the output is most likely the exception that ended the step.
+    """
+
+    def __init__(self) -> None:
+        self.code = 0
+        self.tail: Deque[bytes] = collections.deque(maxlen=TAIL_LINES)
+        self.traceback_seen = False
+
+    @property
+    def lines(self) -> List[str]:
+        """The last :data:`TAIL_LINES` lines, decoded."""
+        # list() copies in one step, even if a pump that outlived the child still appends
+        return [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in list(self.tail)]
+
+
+def _pump(source: IO[bytes], sink: Any, output: StepOutput) -> None:
     """Copy ``source`` to ``sink`` line by line, flushing each line (logs are read live)."""
     broken = False
     for line in iter(source.readline, b""):
-        if tail is not None:
-            tail.append(line)
+        output.tail.append(line)
+        if line.startswith(_TRACEBACK_HEADER):
+            output.traceback_seen = True
         if broken:
             continue  # keep draining so the child never blocks on a full pipe
         try:
@@ -147,39 +176,33 @@ def _pump(source: IO[bytes], sink: Any, tail: Optional[Deque[bytes]]) -> None:
     source.close()
 
 
-def run_streaming(command: Sequence[str], env: Mapping[str, str], cwd: Optional[str]) -> Tuple[int, List[str]]:
-    """Run ``command``, stream its stdout/stderr through, return (exit code, last stderr lines).
+def run_streaming(command: Sequence[str], env: Mapping[str, str], cwd: Optional[str]) -> StepOutput:
+    """Run ``command``, stream its merged stdout and stderr to our stdout, return its code and last lines.
 
-    A negative exit code means the child died from that signal. Stop signals
-    received meanwhile are forwarded to the child.
+    Both streams share one pipe, so lines come out in the order the child wrote
+    them; two pipes read by two threads could put a traceback before the prints
+    that preceded it. A negative exit code means the child died from that
+    signal. Stop signals received meanwhile are forwarded to the child.
     """
-    tail: Deque[bytes] = collections.deque(maxlen=TAIL_LINES)
+    output = StepOutput()
     process = subprocess.Popen(list(command), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     _CHILDREN.current = process
     if _CHILDREN.stop_signal is not None:
         # the stop arrived between two steps
         _CHILDREN.forward(_CHILDREN.stop_signal, None)
-    assert process.stdout is not None and process.stderr is not None
-    pumps = [
-        threading.Thread(target=_pump, args=(process.stdout, _binary(sys.stdout), None), daemon=True),
-        threading.Thread(target=_pump, args=(process.stderr, _binary(sys.stderr), tail), daemon=True),
-    ]
-    for pump in pumps:
-        pump.start()
+    assert process.stdout is not None
+    pump = threading.Thread(target=_pump, args=(process.stdout, _binary(sys.stdout), output), daemon=True)
+    pump.start()
     try:
-        code = process.wait()
+        output.code = process.wait()
     finally:
-        # A background process the child left behind may hold the pipes open for
+        # A background process the child left behind may hold the pipe open for
         # ever; its output keeps flowing while we live, but it must not hold up the job.
         # After a stop signal the grace period is short: do not spend it waiting.
-        drain = PIPE_DRAIN_SECONDS if _CHILDREN.stop_signal is None else PIPE_DRAIN_SECONDS / 10
-        for pump in pumps:
-            pump.join(drain)
+        pump.join(PIPE_DRAIN_SECONDS if _CHILDREN.stop_signal is None else PIPE_DRAIN_SECONDS / 10)
         _CHILDREN.current = None
-    # list() copies in one step, even if a pump that outlived the child still appends
-    lines = [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in list(tail)]
-    return code, lines
+    return output
 
 
 def _last_lines(lines: Sequence[str], count: int) -> str:
@@ -242,7 +265,7 @@ def configure(unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
     })
     try:
         try:
-            code, _lines = run_streaming(["bash", "-c", CONFIGURE_SHELL], shell_env, cwd)
+            code = run_streaming(["bash", "-c", CONFIGURE_SHELL], shell_env, cwd).code
         except FileNotFoundError as exc:
             raise StepFailed(f"the {what} cannot run: this image has no bash", 127) from exc
         try:
@@ -275,9 +298,11 @@ def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, s
     _log(f"installing {requirements}")
     command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
                "-r", os.path.join(unpack_dir, requirements)]
-    code, lines = run_streaming(command, env, cwd)
+    output = run_streaming(command, env, cwd)
+    code = output.code
     if code != 0:
-        detail = _last_lines(lines, 3)
+        # pip ends a failure with its ERROR lines
+        detail = _last_lines(output.lines, 3)
         raise StepFailed(f"pip install -r {requirements} {_outcome(code)}" + (f": {detail}" if detail else ""),
                          _exit_code(code))
 
@@ -286,9 +311,12 @@ def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Ma
     """Run the user's script from its folder in the bundle; raise :class:`StepFailed` on failure."""
     path = os.path.join(unpack_dir, script)
     display = script[len("script/"):] if script.startswith("script/") else script
-    code, lines = run_streaming([sys.executable, path] + list(script_args), env, os.path.dirname(path))
+    output = run_streaming([sys.executable, path] + list(script_args), env, os.path.dirname(path))
+    code = output.code
     if code != 0:
-        detail = _last_lines(lines, 1)
+        # After an uncaught exception the last line is "ValueError: why"; without
+        # one the last line is whatever the script printed, which explains nothing.
+        detail = _last_lines(output.lines, 1) if output.traceback_seen else ""
         verb = f"exited with code {code}" if code > 0 else _outcome(code)
         raise StepFailed(f"script {display} {verb}" + (f": {detail}" if detail else ""), _exit_code(code))
 

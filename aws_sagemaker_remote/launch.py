@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
 
 from .backends.base import Backend
+from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
 from .bundle import build_bundle
 from .errors import JobFailed, UsageError
 from .flags import Declaration
@@ -38,9 +39,6 @@ from .spec import JobResult, JobSpec, StagedJob
 from .stage import human_bytes, stage
 from .store import LocalStore, S3Store, Store, download_prefix
 
-#: Account and region the local backend uses when no AWS is configured.
-LOCAL_ACCOUNT = "000000000000"
-LOCAL_REGION = "us-east-1"
 LOCAL_BUCKET = "sagemaker-local"
 
 _SHORTHAND = re.compile(r"^([a-z0-9][a-z0-9-]*):([A-Za-z0-9._-]+)$")
@@ -111,9 +109,7 @@ def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
         image = resolve_image(o.image, region, kind, o.instance)
         role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
     else:
-        from .backends.local import LocalBackend
-
-        backend = LocalBackend(store)
+        backend = LocalBackend(store, region=region)
         image = o.image
         role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/aws-sagemaker-remote-local"
     with translate_errors(f"checking bucket {bucket}"):
@@ -123,14 +119,13 @@ def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
 
 def local_target(o: CommonOptions) -> Target:
     """The local backend over the local stand-in store (no AWS at all)."""
-    from .backends.local import LocalBackend
-
     store = LocalStore()
     bucket = o.bucket or LOCAL_BUCKET
     store.ensure_bucket(bucket, None, create=not o.dry_run)
     account = LOCAL_ACCOUNT
     role = o.role if (o.role or "").startswith("arn:") else f"arn:aws:iam::{account}:role/{o.role or 'aws-sagemaker-remote-local'}"
-    return Target(store, LocalBackend(store), o.region or LOCAL_REGION, account, bucket, role, o.image)
+    region = o.region or LOCAL_REGION
+    return Target(store, LocalBackend(store, region=region), region, account, bucket, role, o.image)
 
 
 def choose_target(o: CommonOptions, kind: str) -> Target:

@@ -18,6 +18,13 @@ The pieces:
 
 ``sleep`` and ``clock`` are parameters so a test can run :func:`wait` on a
 fake clock.
+
+An AWS error while following a job (throttling, a lost connection, a 5xx
+answer that outlived botocore's own retries) does not end the watch: the call
+is retried with a growing pause for up to :data:`DEFAULT_RETRY_SECONDS`, and
+only then is an error raised that says the job may still be running and how to
+follow it again. Errors that retrying cannot fix (a job name that does not
+exist, missing permissions, bad credentials) are raised at once.
 """
 from __future__ import annotations
 
@@ -26,19 +33,35 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, NoReturn, Optional, Sequence, TextIO, Tuple, Union
+from typing import (Any, Callable, Deque, Dict, Iterator, List, Mapping, NoReturn, Optional, Sequence, TextIO,
+                    Tuple, TypeVar, Union)
 
 from .backends.base import STATUS_KEY, TERMINAL_STATUSES, TRAINING, Backend, LogCursor, LogEvent
-from .errors import Interrupted, RemoteError, UsageError
+from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError, UsageError
 from .spec import JobResult
 
 #: Log lines kept for the failure summary.
 DEFAULT_TAIL = 20
 #: Seconds to wait, after Ctrl-C, for the stopped job to reach a final status.
 DEFAULT_STOP_TIMEOUT = 60.0
+#: Seconds of consecutive AWS errors tolerated while following a job before giving up.
+DEFAULT_RETRY_SECONDS = 60.0
+#: First and longest pause between two attempts after an AWS error (doubling in between).
+RETRY_FIRST_DELAY = 1.0
+RETRY_MAX_DELAY = 16.0
+#: Error codes that say the request itself is wrong: asking again cannot help.
+PERMANENT_ERROR_CODES = frozenset({
+    "ValidationException",
+    "AccessDenied",
+    "AccessDeniedException",
+    "ResourceNotFound",
+    "ParamValidationError",
+})
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
+Notify = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,61 @@ def status_change(kind: str, description: Mapping[str, Any]) -> StatusChange:
     return StatusChange(status=status, secondary_status=secondary, status_message=message, description=description)
 
 
+def is_transient(exc: AwsError) -> bool:
+    """True when asking again later may succeed (throttling, connection trouble, a server error)."""
+    if isinstance(exc, (ThrottledError, EndpointError)):
+        return True
+    if isinstance(exc, CredentialsError):
+        return False
+    return exc.code not in PERMANENT_ERROR_CODES
+
+
+class _Retry:
+    """Repeats a backend call after transient AWS errors, for a bounded time of ``clock``.
+
+    The pause starts at :data:`RETRY_FIRST_DELAY` and doubles up to
+    :data:`RETRY_MAX_DELAY`; botocore has already retried each request a few
+    times, so these pauses are long enough for throttling or a network hiccup
+    to pass. The time allowed is counted from the first error of a run of
+    errors: a success starts the count afresh.
+    """
+
+    def __init__(self, kind: str, job_name: str, *, sleep: Sleep, clock: Clock, allowed: float,
+                 notify: Optional[Notify]) -> None:
+        self.kind = kind
+        self.job_name = job_name
+        self.sleep = sleep
+        self.clock = clock
+        self.allowed = allowed
+        self.notify = notify
+
+    def __call__(self, call: Callable[..., T], *args: Any) -> T:
+        deadline: Optional[float] = None
+        delay = RETRY_FIRST_DELAY
+        while True:
+            try:
+                return call(*args)
+            except AwsError as exc:
+                if not is_transient(exc):
+                    raise
+                now = self.clock()
+                if deadline is None:
+                    deadline = now + self.allowed
+                    if self.notify is not None:
+                        self.notify(f"[{self.job_name}] {exc}; retrying for up to {self.allowed:g} s")
+                if now >= deadline:
+                    raise self._gave_up(exc) from exc
+                self.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+
+    def _gave_up(self, exc: AwsError) -> AwsError:
+        # Keep the error's class (throttled, endpoint, other) so callers can still tell them apart.
+        cls = type(exc) if type(exc) in (AwsError, EndpointError, ThrottledError) else AwsError
+        return cls(f"lost track of {self.kind} job {self.job_name} after {self.allowed:g} s of errors; "
+                   f"the job may still be running (follow it again with "
+                   f"`aws-sagemaker-remote logs {self.kind} {self.job_name}`): {exc}", code=exc.code)
+
+
 def follow(
     backend: Backend,
     kind: str,
@@ -78,19 +156,26 @@ def follow(
     cursor: Optional[LogCursor] = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
+    retry_for: float = DEFAULT_RETRY_SECONDS,
+    notify: Optional[Notify] = None,
 ) -> Iterator[Union[StatusChange, LogEvent]]:
     """Yield the job's status changes and log events until it ends.
 
     The status is polled every ``backend.poll_interval`` seconds and the logs
-    every ``backend.log_poll_interval`` seconds (the status interval when the
-    backend has none), so log lines stream promptly while status calls stay
-    rare; the end of a job is seen within one status interval. When the job
-    has ended, the logs are read once more and the terminal
-    :class:`StatusChange` is the last item.
+    every ``backend.log_poll_interval`` seconds, so log lines stream promptly
+    while status calls stay rare; the end of a job is seen within one status
+    interval. When the job has ended, the logs are read once more and the
+    terminal :class:`StatusChange` is the last item.
+
+    :param retry_for: seconds of ``clock`` during which transient AWS errors
+        are retried (see :func:`is_transient`); after that the last error is
+        raised again, saying that the job may still be running.
+    :param notify: called with a one-line message when a run of errors starts.
     """
     cursor = cursor if cursor is not None else LogCursor.start()
+    call = _Retry(kind, job_name, sleep=sleep, clock=clock, allowed=retry_for, notify=notify)
     status_every = max(float(backend.poll_interval), 0.0)
-    log_every = min(float(getattr(backend, "log_poll_interval", status_every)), status_every)
+    log_every = min(float(backend.log_poll_interval), status_every)
     last: Optional[StatusChange] = None
     next_status = clock()
     while True:
@@ -99,16 +184,17 @@ def follow(
             # Scheduled from the time before the call, so a slow describe does
             # not stretch the interval.
             next_status = now + status_every
-            change = status_change(kind, backend.describe(kind, job_name))
+            change = status_change(kind, call(backend.describe, kind, job_name))
             if change.terminal:
                 # Lines written just before the end arrive after the last read.
-                yield from backend.logs(kind, job_name, cursor)
+                yield from call(backend.logs, kind, job_name, cursor)
                 yield change
                 return
             if last is None or (change.status, change.secondary_status) != (last.status, last.secondary_status):
                 last = change
                 yield change
-        yield from backend.logs(kind, job_name, cursor)
+        # Retrying a read loses nothing: a backend advances the cursor only when a read succeeds.
+        yield from call(backend.logs, kind, job_name, cursor)
         sleep(max(0.0, min(log_every, next_status - clock())))
 
 
@@ -133,22 +219,26 @@ class MetricTracker:
     def __bool__(self) -> bool:
         return bool(self._patterns)
 
-    def feed(self, line: str) -> bool:
-        """Match one log line; True when a metric's value changed."""
-        changed = False
+    def match(self, line: str) -> Dict[str, float]:
+        """The metrics one log line holds, by name; remembers their values."""
+        found: Dict[str, float] = {}
         for name, pattern in self._patterns:
             match = pattern.search(line)
             if not match:
                 continue
             text = match.group(1) if pattern.groups else match.group(0)
             try:
-                value = float(text)
+                found[name] = float(text)
             except (TypeError, ValueError):
                 continue
-            if self.values.get(name) != value:
-                self.values[name] = value
-                changed = True
-        return changed
+        self.values.update(found)
+        return found
+
+    def feed(self, line: str) -> bool:
+        """Match one log line; True when a metric's value changed."""
+        before = dict(self.values)
+        self.match(line)
+        return self.values != before
 
     def line(self) -> str:
         """``[metrics] loss=0.25 accuracy=0.9`` (in declaration order, metrics seen so far)."""
@@ -204,6 +294,7 @@ def wait(
     clock: Clock = time.monotonic,
     tail: int = DEFAULT_TAIL,
     stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    retry_for: float = DEFAULT_RETRY_SECONDS,
 ) -> JobResult:
     """Follow a job until it ends and return its :class:`~aws_sagemaker_remote.spec.JobResult`.
 
@@ -216,9 +307,17 @@ def wait(
     seconds of ``clock`` for it to end, and raises
     :class:`~aws_sagemaker_remote.errors.Interrupted` (exit code 130); with
     ``detach`` the job keeps running and ``Interrupted`` is raised at once.
+    A job of the local backend (``backend.name == "local"``) runs inside this
+    process and cannot outlive it: it is stopped even with ``detach``.
 
     :param metrics: ``(name, regex)`` pairs matched against every log line.
     :param tail: how many log lines the result keeps for the failure summary.
+    :param retry_for: seconds during which transient AWS errors are retried
+        (see :func:`follow`).
+    :raises AwsError: the job could not be followed: an error that retrying
+        cannot fix, as it came, or transient errors for longer than
+        ``retry_for``, with a message that says the job may still be running and
+        how to follow it again.
     """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
@@ -227,7 +326,8 @@ def wait(
     cursor = LogCursor.start()
     final: Optional[StatusChange] = None
     try:
-        for item in follow(backend, kind, job_name, cursor=cursor, sleep=sleep, clock=clock):
+        for item in follow(backend, kind, job_name, cursor=cursor, sleep=sleep, clock=clock, retry_for=retry_for,
+                           notify=printer.note):
             if isinstance(item, LogEvent):
                 printer.log(item)
                 continue
@@ -259,10 +359,16 @@ def _interrupted(
     """Handle Ctrl-C: stop the job (or leave it running) and raise Interrupted."""
     url = backend.console_url(kind, job_name)
     where = f" ({url})" if url else ""
-    if detach:
+    if detach and backend.name != "local":
         printer.note(f"[{job_name}] detached: the {kind} job keeps running on {backend.name}{where}")
         raise Interrupted(f"detached from {kind} job {job_name}; it keeps running{where}")
-    printer.note(f"[{job_name}] Ctrl-C: stopping the {kind} job (press Ctrl-C again to stop waiting)")
+    if detach:
+        # The local backend runs the job's processes from this one, and they die
+        # with it: saying the job keeps running would be false.
+        printer.note(f"[{job_name}] Ctrl-C: a local job cannot run without this process; stopping the {kind} job "
+                     "(press Ctrl-C again to stop waiting)")
+    else:
+        printer.note(f"[{job_name}] Ctrl-C: stopping the {kind} job (press Ctrl-C again to stop waiting)")
     try:
         backend.stop(kind, job_name)
     except RemoteError as exc:

@@ -536,3 +536,45 @@ def assert_one_error_line(stderr: str, *needles: str) -> str:
 def one_error_line() -> Callable[..., str]:
     """``one_error_line(stderr, "--flag", ...)``: see :func:`assert_one_error_line`."""
     return assert_one_error_line
+
+
+# --- code bundles -----------------------------------------------------------------------------
+
+MakeBundle = Callable[..., Any]
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Path) -> MakeBundle:
+    """``make_bundle(script, kind="processing", ...)``: a real code bundle of a one-file project.
+
+    Writes ``script`` (dedented) as ``job.py`` in a fresh project folder under
+    ``tmp_path``, with, when given, ``requirements`` (``requirements.txt``
+    text), ``configuration_script`` (``setup.sh`` text), ``configuration_command``
+    and ``dependencies`` (``(name, local path)`` pairs), and packs it with
+    ``build_bundle`` exactly as staging does. Returns the
+    :class:`~aws_sagemaker_remote.bundle.Bundle` (``path`` and ``sha256``).
+    """
+    import tempfile
+    import textwrap
+
+    from aws_sagemaker_remote.bundle import build_bundle
+    from aws_sagemaker_remote.spec import CodeSpec
+
+    def make(script: str, kind: str = "processing", *, requirements: Optional[str] = None,
+             configuration_script: Optional[str] = None, configuration_command: Optional[str] = None,
+             dependencies: Sequence[Tuple[str, str]] = ()) -> Any:
+        project = Path(tempfile.mkdtemp(prefix="project-", dir=tmp_path))
+        (project / "job.py").write_text(textwrap.dedent(script))
+        extra: Dict[str, Any] = {"dependencies": tuple(dependencies)}
+        if requirements is not None:
+            (project / "requirements.txt").write_text(requirements)
+            extra["requirements"] = str(project / "requirements.txt")
+        if configuration_script is not None:
+            (project / "setup.sh").write_text(configuration_script)
+            extra["configuration_script"] = str(project / "setup.sh")
+        if configuration_command is not None:
+            extra["configuration_command"] = configuration_command
+        code = CodeSpec(script=str(project / "job.py"), script_dir=str(project), **extra)
+        return build_bundle(code, kind, workdir=str(tmp_path))
+
+    return make

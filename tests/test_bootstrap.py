@@ -14,19 +14,17 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import pytest
 
 from aws_sagemaker_remote import bootstrap
-from aws_sagemaker_remote.bundle import build_bundle
+from aws_sagemaker_remote.bundle import Bundle
 from aws_sagemaker_remote.container import ROOT_ENV, ContainerPaths
 from aws_sagemaker_remote.render import BOOTSTRAP_STUB
-from aws_sagemaker_remote.spec import CodeSpec
 
 SECRET = "s3cr3t-Value-4242"
 TIMEOUT = 60
@@ -35,26 +33,10 @@ TIMEOUT = 60
 class Job:
     """A bundle unpacked and run by the stub under a temporary ``/opt/ml``."""
 
-    def __init__(self, tmp_path: Path, script: str, kind: str = "processing", *,
-                 requirements: Optional[str] = None, configuration_script: Optional[str] = None,
-                 configuration_command: Optional[str] = None,
-                 dependencies: Sequence[Tuple[str, str]] = ()) -> None:
-        project = tmp_path / "project"
-        project.mkdir()
-        (project / "job.py").write_text(textwrap.dedent(script))
-        extra: Dict[str, Any] = {"dependencies": tuple(dependencies)}
-        if requirements is not None:
-            (project / "requirements.txt").write_text(requirements)
-            extra["requirements"] = str(project / "requirements.txt")
-        if configuration_script is not None:
-            (project / "setup.sh").write_text(configuration_script)
-            extra["configuration_script"] = str(project / "setup.sh")
-        if configuration_command is not None:
-            extra["configuration_command"] = configuration_command
-        code = CodeSpec(script=str(project / "job.py"), script_dir=str(project), **extra)
+    def __init__(self, bundle: Bundle, root: Path, kind: str) -> None:
         self.kind = kind
-        self.bundle = build_bundle(code, kind, workdir=str(tmp_path)).path
-        self.paths = ContainerPaths(str(tmp_path / "opt" / "ml"))
+        self.bundle = bundle.path
+        self.paths = ContainerPaths(str(root))
         self.unpack_dir = self.paths.unpacked_code
 
     def command(self, args: Sequence[str] = (), python: str = sys.executable) -> List[str]:
@@ -76,13 +58,26 @@ class Job:
         return Path(path).read_text() if os.path.exists(path) else None
 
 
+NewJob = Callable[..., Job]
+
+
+@pytest.fixture
+def new_job(tmp_path: Path, make_bundle: Callable[..., Bundle]) -> NewJob:
+    """``new_job(script, kind="processing", **code)``: a :class:`Job` of a bundle built by ``make_bundle``."""
+
+    def new(script: str, kind: str = "processing", **code: Any) -> Job:
+        return Job(make_bundle(script, kind, **code), tmp_path / "opt" / "ml", kind)
+
+    return new
+
+
 # --- success path ------------------------------------------------------------------------------
 
-def test_exports_arguments_cwd_and_pythonpath_reach_the_script(tmp_path: Path) -> None:
+def test_exports_arguments_cwd_and_pythonpath_reach_the_script(tmp_path: Path, new_job: NewJob) -> None:
     lib = tmp_path / "mylib"
     lib.mkdir()
     (lib / "__init__.py").write_text("NAME = 'mylib from deps'\n")
-    job = Job(tmp_path, """
+    job = new_job("""
         import json, os, sys
         import mylib
         print(json.dumps({
@@ -107,9 +102,9 @@ def test_exports_arguments_cwd_and_pythonpath_reach_the_script(tmp_path: Path) -
     assert job.failure() is None
 
 
-def test_output_is_streamed_while_the_script_runs(tmp_path: Path) -> None:
+def test_output_is_streamed_while_the_script_runs(tmp_path: Path, new_job: NewJob) -> None:
     go = tmp_path / "go"
-    job = Job(tmp_path, f"""
+    job = new_job(f"""
         import os, time
         print("ready")  # no flush: the bootstrap makes the script unbuffered
         deadline = time.time() + 20
@@ -131,12 +126,12 @@ def test_output_is_streamed_while_the_script_runs(tmp_path: Path) -> None:
         process.wait()
 
 
-def test_requirements_are_installed_with_the_jobs_python(tmp_path: Path) -> None:
+def test_requirements_are_installed_with_the_jobs_python(tmp_path: Path, new_job: NewJob) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     make_wheel(wheels, "tinypkg", "0.1", {"tinypkg/__init__.py": "VALUE = 'installed offline'\n"})
     target = tmp_path / "target"
-    job = Job(tmp_path, "import tinypkg\nprint(tinypkg.VALUE)\n",
+    job = new_job("import tinypkg\nprint(tinypkg.VALUE)\n",
               requirements=f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
     # PIP_TARGET keeps the shared interpreter untouched; the job's PYTHONPATH finds it
     result = job.run(env={"PIP_TARGET": str(target), "PYTHONPATH": str(target)})
@@ -147,15 +142,15 @@ def test_requirements_are_installed_with_the_jobs_python(tmp_path: Path) -> None
     assert (target / "tinypkg" / "__init__.py").is_file()
 
 
-def test_no_configuration_needs_no_bash(tmp_path: Path) -> None:
-    job = Job(tmp_path, "print('ran without a shell')\n")
+def test_no_configuration_needs_no_bash(tmp_path: Path, new_job: NewJob) -> None:
+    job = new_job("print('ran without a shell')\n")
     result = job.run(env={"PATH": str(tmp_path / "empty-path")})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ran without a shell"
 
 
-def test_training_jobs_get_sm_variables_from_the_config_files(tmp_path: Path) -> None:
-    job = Job(tmp_path, """
+def test_training_jobs_get_sm_variables_from_the_config_files(new_job: NewJob) -> None:
+    job = new_job("""
         import json, os
         print(json.dumps({k: v for k, v in os.environ.items() if k.startswith("SM_")}))
     """, kind="training")
@@ -186,27 +181,54 @@ def test_training_jobs_get_sm_variables_from_the_config_files(tmp_path: Path) ->
 
 @pytest.mark.parametrize("kind, failure_name", [("processing", "message"), ("training", "failure")])
 def test_script_failure_goes_to_the_failure_file_of_the_job_kind(
-        tmp_path: Path, kind: str, failure_name: str) -> None:
-    job = Job(tmp_path, "raise RuntimeError('the model diverged')\n", kind=kind)
+        new_job: NewJob, kind: str, failure_name: str) -> None:
+    job = new_job("raise RuntimeError('the model diverged')\n", kind=kind)
     result = job.run()
 
     assert result.returncode == 1
     expected = "script job.py exited with code 1: RuntimeError: the model diverged"
     assert job.failure() == expected
     assert job.paths.failure_file(kind).endswith("/output/" + failure_name)
-    assert "Traceback (most recent call last):" in result.stderr
+    # the script's output, stderr included, comes out on stdout; our own lines on stderr
+    assert "Traceback (most recent call last):" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "RuntimeError: the model diverged"
     assert result.stderr.strip().splitlines()[-1] == "aws_sagemaker_remote: " + expected
 
 
-def test_exit_code_of_the_script_is_the_bootstraps(tmp_path: Path) -> None:
-    job = Job(tmp_path, "import sys\nsys.exit(7)\n")
+def test_output_and_traceback_keep_the_order_the_script_wrote_them_in(new_job: NewJob) -> None:
+    # stdout and stderr lines alternate, then a traceback: a reader of the job's
+    # log (here one pipe, as in the local backend) must see them in that order
+    job = new_job("""
+        import sys
+        for i in range(300):
+            print("out", i)
+            sys.stderr.write(f"err {i}\\n")
+        def load():
+            raise ValueError("bad row 7")
+        load()
+    """)
+    result = subprocess.run(job.command(), env=job.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    expected = [line for i in range(300) for line in (f"out {i}", f"err {i}")]
+    assert lines[:600] == expected
+    assert lines[600] == "Traceback (most recent call last):"
+    assert lines[-2:] == ["ValueError: bad row 7",
+                          "aws_sagemaker_remote: script job.py exited with code 1: ValueError: bad row 7"]
+    assert job.failure() == "script job.py exited with code 1: ValueError: bad row 7"
+
+
+def test_exit_code_of_the_script_is_the_bootstraps(new_job: NewJob) -> None:
+    job = new_job("import sys\nsys.exit(7)\n")
     result = job.run()
     assert result.returncode == 7
     assert job.failure() == "script job.py exited with code 7"
 
 
-def test_a_failure_file_written_by_the_script_is_kept(tmp_path: Path) -> None:
-    job = Job(tmp_path, """
+def test_a_failure_file_written_by_the_script_is_kept(new_job: NewJob) -> None:
+    job = new_job("""
         import os, sys
         path = os.path.join(os.environ["AWS_SAGEMAKER_REMOTE_OPT_ML"], "output", "message")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -225,23 +247,23 @@ def test_a_failure_file_written_by_the_script_is_kept(tmp_path: Path) -> None:
     ("export A=1\n", "test -n \"$A\" && exit 9", "configuration command failed with exit code 9", 9),
 ])
 def test_configuration_failures_stop_before_the_script(
-        tmp_path: Path, setup: Optional[str], command: Optional[str], message: str, code: int) -> None:
-    job = Job(tmp_path, "print('script ran')\n", configuration_script=setup, configuration_command=command)
+        new_job: NewJob, setup: Optional[str], command: Optional[str], message: str, code: int) -> None:
+    job = new_job("print('script ran')\n", configuration_script=setup, configuration_command=command)
     result = job.run()
     assert result.returncode == code
     assert job.failure() is not None and job.failure().startswith(message)  # type: ignore[union-attr]
     assert "script ran" not in result.stdout
 
 
-def test_configuration_without_bash_is_a_clear_failure(tmp_path: Path) -> None:
-    job = Job(tmp_path, "print('script ran')\n", configuration_command="echo hi")
+def test_configuration_without_bash_is_a_clear_failure(tmp_path: Path, new_job: NewJob) -> None:
+    job = new_job("print('script ran')\n", configuration_command="echo hi")
     result = job.run(env={"PATH": str(tmp_path / "empty-path")})
     assert result.returncode == 127
     assert job.failure() == "the configuration command cannot run: this image has no bash"
 
 
-def test_failing_requirements_report_pips_error(tmp_path: Path) -> None:
-    job = Job(tmp_path, "print('script ran')\n", requirements="--no-index\nno-such-package-for-tests\n")
+def test_failing_requirements_report_pips_error(new_job: NewJob) -> None:
+    job = new_job("print('script ran')\n", requirements="--no-index\nno-such-package-for-tests\n")
     result = job.run()
     assert result.returncode == 1
     failure = job.failure() or ""
@@ -264,14 +286,14 @@ def test_a_bundle_without_manifest_fails_clearly(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("scenario", ["success", "script", "command", "setup", "requirements"])
-def test_environment_values_are_never_printed(tmp_path: Path, scenario: str) -> None:
+def test_environment_values_are_never_printed(new_job: NewJob, scenario: str) -> None:
     script = "raise SystemExit('failing on purpose')\n" if scenario == "script" else "print('ok')\n"
     command = 'export DERIVED="$SECRET_TOKEN" && export OTHER="x$DERIVED"'
     if scenario == "command":
         command += " && false"
     setup = 'export FROM_SETUP="$SECRET_TOKEN"\n' + ("return 5\n" if scenario == "setup" else "")
     requirements = "--no-index\nmissing-package-for-tests\n" if scenario == "requirements" else "# none\n"
-    job = Job(tmp_path, script, configuration_script=setup, configuration_command=command,
+    job = new_job(script, configuration_script=setup, configuration_command=command,
               requirements=requirements)
     result = job.run(env={"SECRET_TOKEN": SECRET})
 
@@ -281,9 +303,9 @@ def test_environment_values_are_never_printed(tmp_path: Path, scenario: str) -> 
     assert SECRET[::-1] not in everything
 
 
-def test_a_shell_error_echoing_a_secret_stays_out_of_the_failure_message(tmp_path: Path) -> None:
+def test_a_shell_error_echoing_a_secret_stays_out_of_the_failure_message(new_job: NewJob) -> None:
     # bash reports the expanded word: "bash: line N: s3cr3t-...: command not found"
-    job = Job(tmp_path, "print('script ran')\n", configuration_command='"$SECRET_TOKEN"')
+    job = new_job("print('script ran')\n", configuration_command='"$SECRET_TOKEN"')
     result = job.run(env={"SECRET_TOKEN": SECRET})
     assert result.returncode == 127
     assert job.failure() == "configuration command failed with exit code 127"
@@ -293,8 +315,8 @@ def test_a_shell_error_echoing_a_secret_stays_out_of_the_failure_message(tmp_pat
 
 # --- signals and interpreters -----------------------------------------------------------------
 
-def test_sigterm_is_forwarded_to_the_script(tmp_path: Path) -> None:
-    job = Job(tmp_path, """
+def test_sigterm_is_forwarded_to_the_script(new_job: NewJob) -> None:
+    job = new_job("""
         import signal, sys, time
         def handler(signum, frame):
             print("got", signal.Signals(signum).name, flush=True)
@@ -320,8 +342,8 @@ def test_sigterm_is_forwarded_to_the_script(tmp_path: Path) -> None:
     assert job.failure() == "script job.py exited with code 5"
 
 
-def test_a_stop_signal_kills_a_script_that_does_not_handle_it(tmp_path: Path) -> None:
-    job = Job(tmp_path, "import time\nprint('waiting', flush=True)\ntime.sleep(30)\n")
+def test_a_stop_signal_kills_a_script_that_does_not_handle_it(new_job: NewJob) -> None:
+    job = new_job("import time\nprint('waiting', flush=True)\ntime.sleep(30)\n")
     process = subprocess.Popen(job.command(), env=job.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, stdin=subprocess.DEVNULL)
     try:
@@ -351,11 +373,11 @@ def _oldest_python() -> Optional[str]:
     return None
 
 
-def test_the_bootstrap_runs_on_python_3_8(tmp_path: Path) -> None:
+def test_the_bootstrap_runs_on_python_3_8(new_job: NewJob) -> None:
     python = _oldest_python()
     if python is None:
         pytest.skip("no Python 3.8 interpreter on this machine")
-    job = Job(tmp_path, "import sys\nprint('python', sys.version_info[:2])\nraise SystemExit(2)\n",
+    job = new_job("import sys\nprint('python', sys.version_info[:2])\nraise SystemExit(2)\n",
               configuration_command="export A=1", kind="training")
     result = job.run(python=python)
     assert result.returncode == 2, result.stderr

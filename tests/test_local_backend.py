@@ -12,10 +12,9 @@ import io
 import json
 import os
 import tarfile
-import textwrap
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import botocore.session
 import pytest
@@ -23,10 +22,10 @@ from botocore.validate import validate_parameters
 
 from aws_sagemaker_remote.backends.base import LogCursor, LogEvent
 from aws_sagemaker_remote.backends.local import KEEP_ENV, JobExists, JobNotFound, LocalBackend
-from aws_sagemaker_remote.bundle import build_bundle
+from aws_sagemaker_remote.errors import AwsError
+from aws_sagemaker_remote.bundle import Bundle
 from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
 from aws_sagemaker_remote.render import ENTRYPOINT
-from aws_sagemaker_remote.spec import CodeSpec
 from aws_sagemaker_remote.store import LocalStore
 
 BUCKET = "bucket"
@@ -60,26 +59,21 @@ def backend(store: LocalStore, workdir: Path) -> LocalBackend:
     return LocalBackend(store, workdir=str(workdir), stop_grace=5.0)
 
 
-def put_code(tmp_path: Path, store: LocalStore, kind: str, script: str, *, requirements: Optional[str] = None,
-             configuration_script: Optional[str] = None, configuration_command: Optional[str] = None) -> str:
-    """Bundle a one-file project the way staging does; returns the bundle's S3 URI."""
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    (project / "job.py").write_text(textwrap.dedent(script))
-    extra: Dict[str, Any] = {}
-    if requirements is not None:
-        (project / "requirements.txt").write_text(requirements)
-        extra["requirements"] = str(project / "requirements.txt")
-    if configuration_script is not None:
-        (project / "setup.sh").write_text(configuration_script)
-        extra["configuration_script"] = str(project / "setup.sh")
-    if configuration_command is not None:
-        extra["configuration_command"] = configuration_command
-    code = CodeSpec(script=str(project / "job.py"), script_dir=str(project), **extra)
-    bundle = build_bundle(code, kind, workdir=str(tmp_path))
-    uri = f"s3://{BUCKET}/code/{bundle.sha256}/{BUNDLE_FILENAME}"
-    store.upload_file(bundle.path, uri)
-    return uri
+PutCode = Callable[..., str]
+
+
+@pytest.fixture
+def put_code(make_bundle: Callable[..., Bundle], store: LocalStore) -> PutCode:
+    """``put_code(kind, script, **code)``: bundle a one-file project the way staging does, put it in
+    the store, and return the bundle's S3 URI (``code``: see the ``make_bundle`` fixture)."""
+
+    def put(kind: str, script: str, **code: Any) -> str:
+        bundle = make_bundle(script, kind, **code)
+        uri = f"s3://{BUCKET}/code/{bundle.sha256}/{BUNDLE_FILENAME}"
+        store.upload_file(bundle.path, uri)
+        return uri
+
+    return put
 
 
 def container_arguments(kind: str, args: Sequence[str]) -> List[str]:
@@ -229,10 +223,10 @@ COPY_SCRIPT = """
 
 
 def test_processing_downloads_inputs_runs_the_script_and_uploads_outputs(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend, workdir: Path) -> None:
+        put_code: PutCode, store: LocalStore, backend: LocalBackend, workdir: Path) -> None:
     store.put_bytes(b"alpha", f"s3://{BUCKET}/data/raw/a.txt")
     store.put_bytes(b"beta", f"s3://{BUCKET}/data/raw/sub/b.txt")
-    code = put_code(tmp_path, store, "processing", COPY_SCRIPT)
+    code = put_code("processing", COPY_SCRIPT)
     request = processing_request(
         "copy-job", code,
         ["--sagemaker-run=no", "--input=/opt/ml/processing/input/input", "--output",
@@ -245,7 +239,7 @@ def test_processing_downloads_inputs_runs_the_script_and_uploads_outputs(
     described = backend.wait("processing", "copy-job", timeout=JOB_TIMEOUT)
 
     assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
-    assert described["ProcessingJobArn"].endswith(":processing-job/copy-job")
+    assert described["ProcessingJobArn"] == "arn:aws:sagemaker:us-east-1:000000000000:processing-job/copy-job"
     assert described["ProcessingEndTime"] >= described["ProcessingStartTime"] >= described["CreationTime"]
     assert described["ProcessingInputs"] == request["ProcessingInputs"]
     assert "FailureReason" not in described
@@ -261,8 +255,8 @@ def test_processing_downloads_inputs_runs_the_script_and_uploads_outputs(
     assert list(workdir.iterdir()) == []
 
 
-def test_logs_are_returned_once_in_order(tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "processing", """
+def test_logs_are_returned_once_in_order(put_code: PutCode, backend: LocalBackend) -> None:
+    code = put_code("processing", """
         for i in range(5):
             print("line", i)
     """)
@@ -278,8 +272,8 @@ def test_logs_are_returned_once_in_order(tmp_path: Path, store: LocalStore, back
 
 
 def test_script_failure_fails_the_job_with_the_failure_file_text(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "processing", """
+        put_code: PutCode, store: LocalStore, backend: LocalBackend) -> None:
+    code = put_code("processing", """
         def load():
             raise ValueError("the input folder is empty")
         load()
@@ -296,7 +290,29 @@ def test_script_failure_fails_the_job_with_the_failure_file_text(
     assert objects(store, f"s3://{BUCKET}/results/fail/") == {}
 
 
-def test_exit_code_without_failure_file(tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+def test_output_and_traceback_reach_the_logs_in_the_order_they_were_written(
+        put_code: PutCode, backend: LocalBackend) -> None:
+    code = put_code("processing", """
+        import sys
+        for i in range(200):
+            print("step", i)
+            sys.stderr.write(f"warning {i}\\n")
+        def load():
+            raise ValueError("bad row 7")
+        load()
+    """)
+    described = run_job(backend, "processing", processing_request("ordered", code))
+
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert described["FailureReason"] == "AlgorithmError: script job.py exited with code 1: ValueError: bad row 7"
+    lines = messages(backend, "processing", "ordered")
+    first = lines.index("step 0")
+    assert lines[first:first + 400] == [line for i in range(200) for line in (f"step {i}", f"warning {i}")]
+    assert lines[first + 400] == "Traceback (most recent call last):"
+    assert lines.index("ValueError: bad row 7") > first + 400
+
+
+def test_exit_code_without_failure_file(backend: LocalBackend) -> None:
     request = processing_request("raw-exit", "s3://bucket/unused/")
     request["ProcessingInputs"] = []
     request["AppSpecification"]["ContainerEntrypoint"] = ["python3", "-c", "import sys; sys.exit(4)"]
@@ -307,9 +323,9 @@ def test_exit_code_without_failure_file(tmp_path: Path, store: LocalStore, backe
 
 
 def test_configuration_script_and_command_exports_reach_the_script(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+        put_code: PutCode, backend: LocalBackend) -> None:
     code = put_code(
-        tmp_path, store, "processing",
+        "processing",
         """
         import os
         print("seen", os.environ.get("FROM_SCRIPT"), os.environ.get("FROM_COMMAND"))
@@ -329,9 +345,9 @@ def test_configuration_script_and_command_exports_reach_the_script(
     ("echo in-script\nfalse\necho never\n", None, "configuration script config/setup.sh failed with exit code 1"),
 ])
 def test_failing_configuration_fails_the_job_before_the_script(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend, script: Optional[str],
+        put_code: PutCode, backend: LocalBackend, script: Optional[str],
         command: Optional[str], expected: str) -> None:
-    code = put_code(tmp_path, store, "processing", "print('script ran')\n",
+    code = put_code("processing", "print('script ran')\n",
                     configuration_script=script, configuration_command=command)
     described = run_job(backend, "processing", processing_request("bad-config", code))
 
@@ -342,8 +358,8 @@ def test_failing_configuration_fails_the_job_before_the_script(
 
 
 def test_requirements_file_is_installed_before_the_script(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "processing", "print('script ran')\n",
+        put_code: PutCode, backend: LocalBackend) -> None:
+    code = put_code("processing", "print('script ran')\n",
                     requirements="# nothing to install\n")
     described = run_job(backend, "processing", processing_request("req-job", code))
     assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
@@ -353,8 +369,8 @@ def test_requirements_file_is_installed_before_the_script(
 
 
 def test_failing_requirements_fail_the_job_with_pips_error(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "processing", "print('script ran')\n",
+        put_code: PutCode, backend: LocalBackend) -> None:
+    code = put_code("processing", "print('script ran')\n",
                     requirements="--no-index\nnot-a-real-package-for-tests==1.0\n")
     described = run_job(backend, "processing", processing_request("bad-req", code))
     assert described["ProcessingJobStatus"] == "Failed"
@@ -379,12 +395,12 @@ SHARD_SCRIPT = """
 
 
 def test_three_instances_get_distinct_shards_and_their_own_resource_config(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+        put_code: PutCode, store: LocalStore, backend: LocalBackend) -> None:
     names = [f"part-{i:02d}.csv" for i in range(7)]
     for name in names:
         store.put_bytes(name.encode(), f"s3://{BUCKET}/shards/{name}")
     store.put_bytes(b"x", f"s3://{BUCKET}/lookup/table.csv")
-    code = put_code(tmp_path, store, "processing", SHARD_SCRIPT)
+    code = put_code("processing", SHARD_SCRIPT)
     described = run_job(backend, "processing", processing_request(
         "shard-job", code, instance_count=3,
         inputs=[processing_input("shards", f"s3://{BUCKET}/shards/", distribution="ShardedByS3Key"),
@@ -404,13 +420,13 @@ def test_three_instances_get_distinct_shards_and_their_own_resource_config(
     assert by_host == {"algo-1": "host algo-1 has 3", "algo-2": "host algo-2 has 2", "algo-3": "host algo-3 has 2"}
 
 
-def test_manifest_file_and_gzip_inputs(tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+def test_manifest_file_and_gzip_inputs(put_code: PutCode, store: LocalStore, backend: LocalBackend) -> None:
     store.put_bytes(gzip.compress(b"first"), f"s3://{BUCKET}/pool/one.txt.gz")
     store.put_bytes(gzip.compress(b"second"), f"s3://{BUCKET}/pool/deep/two.txt.gz")
     store.put_bytes(gzip.compress(b"skipped"), f"s3://{BUCKET}/pool/three.txt.gz")
     manifest = [{"prefix": f"s3://{BUCKET}/pool/"}, "one.txt.gz", "deep/two.txt.gz"]
     store.put_bytes(json.dumps(manifest).encode(), f"s3://{BUCKET}/manifests/input.json")
-    code = put_code(tmp_path, store, "processing", """
+    code = put_code("processing", """
         import os
         root = os.path.join(os.environ["AWS_SAGEMAKER_REMOTE_OPT_ML"], "processing", "input", "picked")
         for folder, _, files in sorted(os.walk(root)):
@@ -427,14 +443,64 @@ def test_manifest_file_and_gzip_inputs(tmp_path: Path, store: LocalStore, backen
     assert lines == ["file one.txt first", "file deep/two.txt second"]
 
 
-def test_missing_manifest_fails_with_a_client_error(tmp_path: Path, store: LocalStore,
-                                                    backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "processing", "print('script ran')\n")
+def test_missing_manifest_fails_with_a_client_error(put_code: PutCode, backend: LocalBackend) -> None:
+    code = put_code("processing", "print('script ran')\n")
     described = run_job(backend, "processing", processing_request(
         "no-manifest", code,
         inputs=[processing_input("picked", f"s3://{BUCKET}/missing.json", data_type="ManifestFile")]))
     assert described["ProcessingJobStatus"] == "Failed"
     assert described["FailureReason"].startswith("ClientError: cannot read input s3://bucket/missing.json")
+
+
+def no_objects_reason(uri: str, *, region: str = "us-east-1", manifest: bool = False) -> str:
+    where = "in the manifest file" if manifest else "under S3 URL"
+    return (f'ClientError: No S3 objects found {where} "{uri}" given in input data source. Please ensure that '
+            f"the bucket exists in the selected region ({region}), that objects exist under that S3 prefix, and "
+            f'that the role "arn:aws:iam::123456789012:role/SageMakerRole" has "s3:ListBucket" permissions on '
+            f'bucket "{uri[5:].split("/", 1)[0]}".')
+
+
+@pytest.mark.parametrize("uri", [f"s3://{BUCKET}/empty/", "s3://no-such-bucket/data/"])
+def test_an_input_with_no_objects_fails_the_job_before_the_script_runs(
+        put_code: PutCode, store: LocalStore, backend: LocalBackend, uri: str) -> None:
+    store.put_bytes(b"x", f"s3://{BUCKET}/elsewhere/a.txt")
+    code = put_code("processing", "print('script ran')\n")
+    described = run_job(backend, "processing", processing_request(
+        "empty-input", code, inputs=[processing_input("input", uri)],
+        outputs={"output": f"s3://{BUCKET}/results/empty"}))
+
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert described["FailureReason"] == no_objects_reason(uri)
+    assert "script ran" not in messages(backend, "processing", "empty-input")
+    assert "ProcessingStartTime" not in described
+    assert objects(store, f"s3://{BUCKET}/results/") == {}
+
+
+def test_a_manifest_that_lists_no_objects_fails_the_job(put_code: PutCode, store: LocalStore,
+                                                        backend: LocalBackend) -> None:
+    store.put_bytes(json.dumps([{"prefix": f"s3://{BUCKET}/pool/"}]).encode(), f"s3://{BUCKET}/manifests/none.json")
+    code = put_code("processing", "print('script ran')\n")
+    described = run_job(backend, "processing", processing_request(
+        "empty-manifest", code,
+        inputs=[processing_input("picked", f"s3://{BUCKET}/manifests/none.json", data_type="ManifestFile")]))
+
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert described["FailureReason"] == no_objects_reason(f"s3://{BUCKET}/manifests/none.json", manifest=True)
+    assert "script ran" not in messages(backend, "processing", "empty-manifest")
+
+
+def test_an_empty_training_channel_fails_the_job_in_the_backends_region(
+        put_code: PutCode, store: LocalStore, workdir: Path) -> None:
+    backend = LocalBackend(store, workdir=str(workdir), region="eu-west-1")
+    code = put_code("training", "print('script ran')\n")
+    described = run_job(backend, "training", training_request(
+        "empty-channel", code, channels=[channel("train", f"s3://{BUCKET}/train/")]))
+
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["SecondaryStatus"] == "Failed"
+    assert described["FailureReason"] == no_objects_reason(f"s3://{BUCKET}/train/", region="eu-west-1")
+    assert described["TrainingJobArn"] == "arn:aws:sagemaker:eu-west-1:000000000000:training-job/empty-channel"
+    assert "script ran" not in messages(backend, "training", "empty-channel")
 
 
 SLEEP_SCRIPT = """
@@ -447,8 +513,8 @@ SLEEP_SCRIPT = """
 
 
 def test_stop_ends_a_sleeping_job_stopped_and_leaves_no_process(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "processing", SLEEP_SCRIPT)
+        put_code: PutCode, backend: LocalBackend) -> None:
+    code = put_code("processing", SLEEP_SCRIPT)
     backend.create("processing", processing_request("sleepy", code, instance_count=2))
     lines = wait_for_line(backend, "processing", "sleepy", "sleeping", count=2)
     pids = [int(p) for line in lines if line.startswith("pids ") for p in line.split()[1:]]
@@ -468,8 +534,8 @@ def test_stop_ends_a_sleeping_job_stopped_and_leaves_no_process(
     assert backend.describe("processing", "sleepy")["ProcessingJobStatus"] == "Stopped"
 
 
-def test_max_runtime_stops_the_job(tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "training", "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n")
+def test_max_runtime_stops_the_job(put_code: PutCode, backend: LocalBackend) -> None:
+    code = put_code("training", "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n")
     started = time.monotonic()
     described = run_job(backend, "training", training_request("too-long", code, max_run=1))
     assert time.monotonic() - started < 6
@@ -478,7 +544,7 @@ def test_max_runtime_stops_the_job(tmp_path: Path, store: LocalStore, backend: L
     assert described["FailureReason"].startswith("MaxRuntimeExceeded")
 
 
-def test_unknown_and_duplicate_jobs(tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+def test_unknown_and_duplicate_jobs(put_code: PutCode, backend: LocalBackend) -> None:
     with pytest.raises(KeyError):
         backend.describe("processing", "never-created")
     with pytest.raises(JobNotFound) as info:
@@ -486,7 +552,7 @@ def test_unknown_and_duplicate_jobs(tmp_path: Path, store: LocalStore, backend: 
     assert info.value.code == "ValidationException"
     with pytest.raises(JobNotFound):
         backend.stop("training", "never-created")
-    code = put_code(tmp_path, store, "processing", "print('hi')\n")
+    code = put_code("processing", "print('hi')\n")
     run_job(backend, "processing", processing_request("once", code))
     with pytest.raises(JobExists):
         backend.create("processing", processing_request("once", code))
@@ -494,9 +560,9 @@ def test_unknown_and_duplicate_jobs(tmp_path: Path, store: LocalStore, backend: 
 
 
 def test_keep_environment_variable_keeps_the_container_folders(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        put_code: PutCode, backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEEP_ENV, "1")
-    code = put_code(tmp_path, store, "processing", "print('hi')\n")
+    code = put_code("processing", "print('hi')\n")
     run_job(backend, "processing", processing_request("kept", code, instance_count=2))
     job_dir = backend.job_dir("processing", "kept")
     assert job_dir is not None
@@ -542,11 +608,11 @@ TRAIN_SCRIPT = """
 
 
 def test_training_channels_model_output_checkpoints_and_metrics(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+        put_code: PutCode, store: LocalStore, backend: LocalBackend) -> None:
     store.put_bytes(b"1,2", f"s3://{BUCKET}/train/a.csv")
     store.put_bytes(b"3,4", f"s3://{BUCKET}/train/b.csv")
     store.put_bytes(b"1", f"s3://{BUCKET}/checkpoints/run/step.txt")
-    code = put_code(tmp_path, store, "training", TRAIN_SCRIPT)
+    code = put_code("training", TRAIN_SCRIPT)
     request = training_request(
         "train-job", code, ["--sagemaker-run=no", "--checkpoints=/opt/ml/checkpoints"],
         channels=[channel("train", f"s3://{BUCKET}/train/", mode="FastFile")],
@@ -574,10 +640,21 @@ def test_training_channels_model_output_checkpoints_and_metrics(
     assert "resuming from step 1" in lines
 
 
+def test_an_invalid_metric_regex_is_refused_when_the_job_is_created(put_code: PutCode,
+                                                                     backend: LocalBackend) -> None:
+    code = put_code("training", "print('loss=1')\n")
+    with pytest.raises(AwsError) as info:
+        backend.create("training", training_request("bad-metric", code, metrics={"loss": "loss=("}))
+    assert info.value.code == "ValidationException"
+    assert str(info.value).startswith("MetricDefinitions: metric 'loss': invalid regex 'loss=('")
+    with pytest.raises(JobNotFound):
+        backend.describe("training", "bad-metric")
+
+
 def test_training_failure_file_becomes_the_failure_reason_and_checkpoints_are_kept(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+        put_code: PutCode, store: LocalStore, backend: LocalBackend) -> None:
     store.put_bytes(b"1,2", f"s3://{BUCKET}/train/a.csv")
-    code = put_code(tmp_path, store, "training", TRAIN_SCRIPT)
+    code = put_code("training", TRAIN_SCRIPT)
     request = training_request(
         "train-fail", code, channels=[channel("train", f"s3://{BUCKET}/train/")],
         checkpoint_uri=f"s3://{BUCKET}/checkpoints/failing/", hyperparameters={"epochs": "1"})
@@ -593,10 +670,10 @@ def test_training_failure_file_becomes_the_failure_reason_and_checkpoints_are_ke
     assert store.get_bytes(f"s3://{BUCKET}/checkpoints/failing/step.txt") == b"1"
 
 
-def test_training_with_two_instances(tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
+def test_training_with_two_instances(put_code: PutCode, store: LocalStore, backend: LocalBackend) -> None:
     for i in range(4):
         store.put_bytes(b"x", f"s3://{BUCKET}/train/{i}.csv")
-    code = put_code(tmp_path, store, "training", """
+    code = put_code("training", """
         import json, os
         host = os.environ["SM_CURRENT_HOST"]
         files = sorted(os.listdir(os.environ["SM_CHANNEL_TRAIN"]))
@@ -619,8 +696,8 @@ def test_training_with_two_instances(tmp_path: Path, store: LocalStore, backend:
 
 
 def test_stopped_training_keeps_what_the_script_saved(
-        tmp_path: Path, store: LocalStore, backend: LocalBackend) -> None:
-    code = put_code(tmp_path, store, "training", """
+        put_code: PutCode, store: LocalStore, backend: LocalBackend) -> None:
+    code = put_code("training", """
         import os, signal, sys, time
         def save(signum, frame):
             with open(os.path.join(os.environ["SM_MODEL_DIR"], "partial.txt"), "w") as fh:

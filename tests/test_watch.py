@@ -7,15 +7,19 @@ fake clock that only moves when ``wait`` sleeps.
 from __future__ import annotations
 
 import io
+import time
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from aws_sagemaker_remote.backends.local import LocalBackend
 from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
-from aws_sagemaker_remote.errors import Interrupted
+from aws_sagemaker_remote.errors import AwsError, Interrupted, ThrottledError
 from aws_sagemaker_remote.spec import JobResult
+from aws_sagemaker_remote.store import LocalStore
 from aws_sagemaker_remote.watch import MetricTracker, result_from_description, summary_lines, wait
 
 JOB = "clean-data-1"
@@ -83,6 +87,14 @@ class Script:
 
     def stop(self) -> None:
         self.sm.add_response(f"stop_{self.kind}_job", {}, {self.name_key: self.job})
+
+    def describe_error(self, code: str, message: str = "Rate exceeded") -> None:
+        self.sm.add_client_error(f"describe_{self.kind}_job", service_error_code=code, service_message=message,
+                                 http_status_code=400, expected_params={self.name_key: self.job})
+
+    def streams_error(self, code: str, message: str = "Rate exceeded") -> None:
+        self.logs.add_client_error("describe_log_streams", service_error_code=code, service_message=message,
+                                   http_status_code=400, expected_params=self._streams_params())
 
     def no_log_group(self) -> None:
         self.logs.add_client_error("describe_log_streams", "ResourceNotFoundException",
@@ -390,3 +402,108 @@ def test_invalid_metric_regex_names_the_flag() -> None:
     with pytest.raises(UsageError) as info:
         MetricTracker([("loss", "loss=(")])
     assert str(info.value).startswith("--sagemaker-metric: ")
+
+
+# --- AWS errors while following a job -----------------------------------------------------------
+
+def test_throttling_while_following_is_retried_and_loses_no_line(
+        processing: Tuple[SageMakerBackend, Script]) -> None:
+    backend, script = processing
+    a = "algo-1-1700000000"
+    script.describe_error("ThrottlingException")  # t = 0
+    script.describe("InProgress")  # t = 1
+    script.streams_error("ThrottlingException")
+    script.streams(a)  # t = 2
+    script.read(a, None, [(1000, "loading data")], "f/1")
+    script.describe("Completed")  # t = 5
+    script.streams(a)
+    script.read(a, "f/1", [(2000, "done")], "f/2")
+    out, err = io.StringIO(), io.StringIO()
+    fake = FakeTime()
+
+    result = wait(backend, "processing", JOB, out=out, err=err, sleep=fake.sleep, clock=fake.clock)
+
+    script.assert_done()
+    assert result.status == "Completed"
+    assert out.getvalue().splitlines() == ["[algo-1] loading data", "[algo-1] done"]
+    notes = err.getvalue().splitlines()
+    assert [line for line in notes if "retrying" in line] == [
+        f"[{JOB}] describing processing job {JOB}: ThrottlingException: Rate exceeded "
+        "(still throttled after 5 retries); retrying for up to 60 s",
+        f"[{JOB}] reading the logs of processing job {JOB}: ThrottlingException: Rate exceeded "
+        "(still throttled after 5 retries); retrying for up to 60 s",
+    ]
+    assert notes[-1] == f"[{JOB}] Completed"
+    assert fake.sleeps == [1.0, 1.0, 3.0]
+
+
+def test_errors_that_outlast_the_retries_say_the_job_may_still_be_running(
+        processing: Tuple[SageMakerBackend, Script]) -> None:
+    backend, script = processing
+    script.describe("InProgress")
+    script.no_log_group()
+    for _ in range(8):  # t = 5, 6, 8, 12, 20, 36, 52, 65: the minute is up
+        script.describe_error("ThrottlingException")
+    fake = FakeTime()
+
+    with pytest.raises(ThrottledError) as info:
+        wait(backend, "processing", JOB, out=io.StringIO(), err=io.StringIO(), sleep=fake.sleep, clock=fake.clock)
+
+    script.assert_done()
+    message = str(info.value)
+    assert f"processing job {JOB}" in message and "may still be running" in message
+    assert f"aws-sagemaker-remote logs processing {JOB}" in message
+    assert info.value.exit_code == 1 and info.value.code == "ThrottlingException"
+    assert fake.sleeps == [5.0, 1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 13.0]
+
+
+def test_an_error_that_retrying_cannot_fix_is_raised_at_once(processing: Tuple[SageMakerBackend, Script]) -> None:
+    backend, script = processing
+    script.describe_error("ValidationException", f"Could not find requested job with name {JOB}")
+    fake = FakeTime()
+
+    with pytest.raises(AwsError) as info:
+        wait(backend, "processing", JOB, out=io.StringIO(), err=io.StringIO(), sleep=fake.sleep, clock=fake.clock)
+
+    script.assert_done()
+    assert info.value.code == "ValidationException"
+    assert "Could not find requested job" in str(info.value)
+    assert fake.sleeps == []
+
+
+# --- the local backend --------------------------------------------------------------------------
+
+def test_detaching_from_a_local_job_stops_it_instead_of_claiming_it_keeps_running(tmp_path: Path) -> None:
+    backend = LocalBackend(LocalStore(str(tmp_path / "s3")), workdir=str(tmp_path / "jobs"), stop_grace=5.0)
+    name = "local-sleeper"
+    backend.create("processing", {
+        "ProcessingJobName": name,
+        "ProcessingResources": {"ClusterConfig": {
+            "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+        "AppSpecification": {
+            "ImageUri": IMAGE,
+            "ContainerEntrypoint": ["python3", "-c", "import time; print('sleeping', flush=True); time.sleep(60)"],
+        },
+        "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
+    })
+    out, err = io.StringIO(), io.StringIO()
+    started = time.monotonic()
+    pressed: List[bool] = []
+
+    def sleep(seconds: float) -> None:
+        # Ctrl-C, once, when the user has seen the job run
+        if "sleeping" in out.getvalue() and not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+        if time.monotonic() - started > 30:
+            raise AssertionError("the job never printed 'sleeping'")
+        time.sleep(seconds)
+
+    with pytest.raises(Interrupted) as info:
+        wait(backend, "processing", name, out=out, err=err, detach=True, sleep=sleep)
+
+    assert info.value.exit_code == 130
+    assert str(info.value) == f"interrupted; processing job {name} ended Stopped"
+    assert "keeps running" not in err.getvalue()
+    assert "stopping the processing job" in err.getvalue()
+    assert backend.describe("processing", name)["ProcessingJobStatus"] == "Stopped"

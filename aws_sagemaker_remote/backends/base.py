@@ -8,7 +8,7 @@ code cannot tell the local backend from SageMaker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol
 
 #: ``kind`` values
 PROCESSING = "processing"
@@ -48,6 +48,9 @@ class Backend(Protocol):
 
     #: seconds between status polls (SageMaker: a few seconds; local: a fraction)
     poll_interval: float
+    #: seconds between log reads, at most ``poll_interval``: logs are cheap to read
+    #: and users want to see lines as they come, statuses change rarely
+    log_poll_interval: float
     #: human name for messages ("SageMaker", "local")
     name: str
 

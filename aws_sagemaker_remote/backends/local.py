@@ -39,23 +39,27 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import bootstrap
 from ..container import OPT_ML, ROOT_ENV, ContainerPaths
-from ..errors import AwsError
-from ..store import Store, iter_files, manifest_objects, prefix_objects, upload_folder
+from ..errors import AwsError, UsageError
+from ..store import Store, iter_files, manifest_objects, prefix_objects, split_uri, upload_folder
+from ..watch import MetricTracker
 from .base import NAME_KEY, PROCESSING, STATUS_KEY, TERMINAL_STATUSES, TRAINING, LogCursor, LogEvent
 
 #: Seconds between status polls of the watch code.
 DEFAULT_POLL_INTERVAL = 0.1
+#: Seconds between log reads of the watch code (reading the local logs costs nothing).
+DEFAULT_LOG_POLL_INTERVAL = 0.1
 #: Seconds a stopped job gets between SIGTERM and SIGKILL (SageMaker gives 120).
 DEFAULT_STOP_GRACE = 20.0
 #: Set to 1 to keep each job's temporary container folders for inspection.
 KEEP_ENV = "AWS_SAGEMAKER_REMOTE_KEEP"
-#: Region and account in the ARNs the local backend makes up.
-LOCAL_REGION = "local"
+#: Account and region of local runs with no AWS configured, and of the ARNs the
+#: local backend makes up; a real region name, so that those ARNs are well-formed.
 LOCAL_ACCOUNT = "000000000000"
+LOCAL_REGION = "us-east-1"
 #: SageMaker truncates ``FailureReason`` and ``ExitMessage`` to 1 KiB.
 REASON_LIMIT = 1024
 #: ``SecondaryStatus`` / reason used when ``MaxRuntimeInSeconds`` is exceeded.
@@ -119,10 +123,12 @@ class _Instance:
 class _Job:
     """Everything the backend knows about one job; fields change under ``lock``."""
 
-    def __init__(self, kind: str, name: str, request: Dict[str, Any]) -> None:
+    def __init__(self, kind: str, name: str, request: Dict[str, Any], region: str,
+                 metrics: MetricTracker) -> None:
         self.kind = kind
         self.name = name
         self.request = request
+        self.region = region
         self.lock = threading.Lock()
         self.created = _now()
         self.modified = self.created
@@ -137,18 +143,19 @@ class _Job:
         self.model_artifacts: Optional[str] = None
         self.events: List[LogEvent] = []
         self.last_timestamp = 0
+        #: metric name → (last value, time of the line it came from), for FinalMetricDataList
         self.metrics: Dict[str, Tuple[float, _dt.datetime]] = {}
+        self.metric_tracker = metrics
         self.stop_event = threading.Event()
         self.stop_reason: Optional[str] = None
         self.instances: List[_Instance] = []
         self.job_dir: Optional[str] = None
         self.thread: Optional[threading.Thread] = None
-        self.metric_patterns: List[Tuple[str, Pattern[str]]] = []
 
     @property
     def arn(self) -> str:
         kind = "processing-job" if self.kind == PROCESSING else "training-job"
-        return f"arn:aws:sagemaker:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{kind}/{self.name.lower()}"
+        return f"arn:aws:sagemaker:{self.region}:{LOCAL_ACCOUNT}:{kind}/{self.name.lower()}"
 
     @property
     def done(self) -> bool:
@@ -169,16 +176,11 @@ class _Job:
             stamp = max(int(time.time() * 1000), self.last_timestamp)
             self.last_timestamp = stamp
             self.events.append(LogEvent(timestamp=stamp, host=host, message=message))
-            for metric, pattern in self.metric_patterns:
-                match = pattern.search(message)
-                if not match:
-                    continue
-                text = match.group(1) if match.groups() else match.group(0)
-                try:
-                    value = float(text)
-                except (TypeError, ValueError):
-                    continue
-                self.metrics[metric] = (value, _dt.datetime.fromtimestamp(stamp / 1000, _dt.timezone.utc))
+            found = self.metric_tracker.match(message)
+            if found:
+                when = _dt.datetime.fromtimestamp(stamp / 1000, _dt.timezone.utc)
+                for metric, value in found.items():
+                    self.metrics[metric] = (value, when)
 
 
 _LIVE_BACKENDS: "weakref.WeakSet[LocalBackend]" = weakref.WeakSet()
@@ -199,18 +201,24 @@ class LocalBackend:
     ``workdir`` is where each job's temporary folders go (the system temp folder
     by default), ``python`` the interpreter that replaces ``python3``/``python``
     at the start of the entrypoint, ``stop_grace`` the seconds between SIGTERM
-    and SIGKILL when a job is stopped.
+    and SIGKILL when a job is stopped. ``region`` goes into the job ARNs and
+    messages (the region of ``store`` when it is S3). ``poll_interval`` and
+    ``log_poll_interval`` tell the watch code how often to ask for the status
+    and the logs.
     """
 
     name = "local"
 
     def __init__(self, store: Store, workdir: Optional[str] = None, python: str = sys.executable,
-                 stop_grace: float = DEFAULT_STOP_GRACE, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
+                 stop_grace: float = DEFAULT_STOP_GRACE, poll_interval: float = DEFAULT_POLL_INTERVAL,
+                 log_poll_interval: float = DEFAULT_LOG_POLL_INTERVAL, region: str = LOCAL_REGION) -> None:
         self.store = store
         self.workdir = workdir
         self.python = python
         self.stop_grace = stop_grace
         self.poll_interval = poll_interval
+        self.log_poll_interval = log_poll_interval
+        self.region = region
         self._jobs: Dict[Tuple[str, str], _Job] = {}
         self._lock = threading.Lock()
         _LIVE_BACKENDS.add(self)
@@ -218,13 +226,18 @@ class LocalBackend:
     # --- the Backend protocol --------------------------------------------------------------
 
     def create(self, kind: str, request: Dict[str, Any]) -> None:
-        """Start the job in a background thread and return at once (status ``InProgress``)."""
+        """Start the job in a background thread and return at once (status ``InProgress``).
+
+        :raises AwsError: (``ValidationException``) the request has no job name, or
+            a ``MetricDefinitions`` regex does not compile.
+        :raises JobExists: a job of this kind with this name was already created.
+        """
         if kind not in (PROCESSING, TRAINING):
             raise ValueError(f"kind must be {PROCESSING!r} or {TRAINING!r}, not {kind!r}")
         name = request.get(NAME_KEY[kind])
         if not name:
             raise AwsError(f"the request has no {NAME_KEY[kind]}", code="ValidationException")
-        job = _Job(kind, str(name), copy.deepcopy(request))
+        job = _Job(kind, str(name), copy.deepcopy(request), self.region, _metric_tracker(request))
         with self._lock:
             if (kind, job.name) in self._jobs:
                 raise JobExists(kind, job.name)
@@ -402,9 +415,15 @@ class LocalBackend:
         raise _JobError(f"ClientError: S3DataType {data_type} is not supported by the local backend")
 
     def _fetch(self, job: _Job, instance: _Instance, uri: str, data_type: str, distribution: str,
-               gzipped: bool, dest: str) -> None:
-        """Download the objects an input names into ``dest``, as SageMaker does for ``instance``."""
+               gzipped: bool, dest: str, required: bool = True) -> None:
+        """Download the objects an input names into ``dest``, as SageMaker does for ``instance``.
+
+        An input (``required``) that names no object fails the job before anything
+        runs, as on SageMaker; a checkpoint prefix may be empty (a first run).
+        """
         objects = sorted(self._objects(uri, data_type))
+        if not objects and required:
+            raise _JobError(self._no_objects_reason(job, uri, data_type))
         if distribution == "ShardedByS3Key":
             objects = objects[instance.index::len(job.instances)]
         os.makedirs(dest, exist_ok=True)
@@ -416,6 +435,15 @@ class LocalBackend:
                 raise _JobError(f"ClientError: cannot download {obj_uri}: {exc}") from exc
             if gzipped:
                 _gunzip_in_place(target)
+
+    def _no_objects_reason(self, job: _Job, uri: str, data_type: str) -> str:
+        """SageMaker's FailureReason for an input with no objects (its wording, cut to the essentials)."""
+        bucket = split_uri(uri)[0]
+        where = "in the manifest file" if data_type == "ManifestFile" else "under S3 URL"
+        return (f'ClientError: No S3 objects found {where} "{uri}" given in input data source. Please ensure '
+                f"that the bucket exists in the selected region ({self.region}), that objects exist under that "
+                f'S3 prefix, and that the role "{job.request.get("RoleArn", "")}" has "s3:ListBucket" '
+                f'permissions on bucket "{bucket}".')
 
     # --- processing ------------------------------------------------------------------------------
 
@@ -463,11 +491,6 @@ class LocalBackend:
     def _run_training(self, job: _Job) -> None:
         request = job.request
         algorithm = request.get("AlgorithmSpecification", {})
-        for definition in algorithm.get("MetricDefinitions", []) or []:
-            try:
-                job.metric_patterns.append((definition["Name"], re.compile(definition["Regex"])))
-            except (KeyError, re.error):
-                continue  # SageMaker refuses such a definition at create time; here it is ignored
         default_mode = algorithm.get("TrainingInputMode", "File")
         channels = request.get("InputDataConfig", []) or []
         hosts = [i.host for i in job.instances]
@@ -513,7 +536,7 @@ class LocalBackend:
                 # every instance starts from what the last run left in S3
                 local = instance.local(checkpoint.get("LocalPath") or ContainerPaths().checkpoints)
                 self._fetch(job, instance, checkpoint["S3Uri"].rstrip("/") + "/", "S3Prefix", "FullyReplicated",
-                            False, local)
+                            False, local, required=False)
         if self._stopped_early(job):
             return
         job.set_secondary("Training", "Training image download completed. Training in progress.")
@@ -648,6 +671,21 @@ class LocalBackend:
         for instance in job.instances:
             if instance.process is None and instance.exit_code is None:
                 instance.exit_code = 128 + signal.SIGTERM  # never started: the job was stopped first
+
+
+def _metric_tracker(request: Mapping[str, Any]) -> MetricTracker:
+    """The tracker of a training request's ``MetricDefinitions`` (an empty one for processing).
+
+    :raises AwsError: a definition's regex does not compile (SageMaker refuses it
+        with ValidationException when the job is created).
+    """
+    definitions = (request.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
+    try:
+        return MetricTracker([(str(d.get("Name", "")), str(d.get("Regex", ""))) for d in definitions])
+    except UsageError as exc:
+        # The message starts with the launcher's flag, which means nothing in a request.
+        reason = exc.message[len(exc.flag) + 2:] if exc.flag and exc.message.startswith(exc.flag) else exc.message
+        raise AwsError(f"MetricDefinitions: {reason}", code="ValidationException") from None
 
 
 def _processing_outputs(request: Mapping[str, Any]) -> List[Dict[str, Any]]:
