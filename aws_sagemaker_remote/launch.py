@@ -225,6 +225,9 @@ def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO
         result = wait(target.backend, kind, name, out=out, err=err, detach=o.detach, metrics=spec.metrics)
     for line in summary_lines(result):
         err.write(line + "\n")
+    if isinstance(target.store, LocalStore) and result.output_artifacts:
+        # no AWS here: show where the stand-in keeps the S3 URIs above
+        err.write(f"  (s3:// URIs above are folders under {target.store.root})\n")
     if o.output_json:
         with open(o.output_json, "w", encoding="utf-8") as fh:
             json.dump(result.to_json(), fh, indent=2, sort_keys=True)

@@ -285,3 +285,12 @@ def test_arguments_beyond_the_api_limits_arrive_whole(aws: Any, run_script: Any,
     assert all(len(a) <= 256 for a in container_args)
     assert {u["uri"].rsplit("/", 1)[1] for u in json.loads(dry.stdout)["uploads"]} >= {"bundle.tar.gz",
                                                                                         "arguments.json"}
+
+
+def test_without_aws_the_summary_says_where_outputs_are(run_script: Any, demo_dir: Path, clean_environment: Path) -> None:
+    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local")
+    assert run.returncode == 0, run.stderr
+    root = clean_environment / "s3"
+    assert f"folders under {root}" in run.stderr
+    outputs = list(root.glob("sagemaker-local/aws-sagemaker-remote/jobs/wordcount-*/output/output/counts.json"))
+    assert len(outputs) == 1
