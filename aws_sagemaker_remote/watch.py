@@ -468,6 +468,8 @@ def summary_lines(result: JobResult) -> List[str]:
             lines.append(f"  model: {result.model_artifact_url}")
         if result.output_data_url:
             lines.append(f"  output data: {result.output_data_url}")
+        if result.training_image:
+            lines.append(f"  image: {result.training_image}")
         if result.final_metrics:
             shown = " ".join(f"{k}={v:g}" for k, v in result.final_metrics.items())
             lines.append(f"  metrics: {shown}")

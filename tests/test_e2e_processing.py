@@ -25,7 +25,7 @@ def _counts(folder: Path) -> Dict[str, Any]:
     return json.loads((folder / "counts.json").read_text())
 
 
-def test_demo_runs_the_same_three_ways(run_script: Any, demo_dir: Path, tmp_path: Path) -> None:
+def test_demo_here_and_as_a_local_job_agree(run_script: Any, demo_dir: Path, tmp_path: Path) -> None:
     here = run_script(demo_dir / "wordcount.py", "--output", tmp_path / "here", "--min-count", "2")
     assert here.returncode == 0, here.stderr
     local = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--output", tmp_path / "job",
@@ -50,7 +50,7 @@ def test_local_mode_over_moto_writes_outputs_to_s3(aws: Any, run_script: Any, de
     assert json.loads(body) == _counts(tmp_path / "here")
 
 
-def test_yes_against_moto_sends_the_expected_request(aws: Any, run_script: Any, demo_dir: Path,
+def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: Any, run_script: Any, demo_dir: Path,
                                                      tmp_path: Path) -> None:
     result_file = tmp_path / "result.json"
     run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=yes", "--sagemaker-role", ROLE,

@@ -155,6 +155,7 @@ def test_yes_against_moto_sends_the_expected_request(aws: Any, run_script: Any, 
     assert request["RoleArn"] == ROLE
     described = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
     assert described["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert f"image: {IMAGE}" in run.stderr
 
 
 OUTPUTS = """
