@@ -17,7 +17,6 @@ from .errors import (
     UsageError,
 )
 from .options import ProcessingOptions, TrainingOptions
-from .spec import JobResult
 
 __all__ = [
     "__version__",
@@ -35,3 +34,12 @@ __all__ = [
     "JobFailed",
     "Interrupted",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # JobResult is only needed once a job ran; loading it lazily keeps a local run's import short
+    if name == "JobResult":
+        from .spec import JobResult
+
+        return JobResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
