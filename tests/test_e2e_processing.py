@@ -294,3 +294,21 @@ def test_without_aws_the_summary_says_where_outputs_are(run_script: Any, demo_di
     assert f"folders under {root}" in run.stderr
     outputs = list(root.glob("sagemaker-local/aws-sagemaker-remote/jobs/wordcount-*/output/output/counts.json"))
     assert len(outputs) == 1
+
+
+def test_unreachable_endpoint_is_one_clear_line(run_script: Any, demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on any more
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=yes", "--sagemaker-role", ROLE,
+                     "--sagemaker-image", IMAGE, timeout=120)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0], run.stderr
