@@ -152,3 +152,25 @@ def test_a_local_manifest_is_named_by_its_object(tmp_path: Path) -> None:
     staged = _stage(spec, LocalStore(str(tmp_path / "s3")), tmp_path)
     assert staged.input_uris["rows"].endswith("/files.manifest")
     assert LocalStore(str(tmp_path / "s3")).get_bytes(staged.input_uris["rows"]) == manifest.read_bytes()
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    import io
+
+    from aws_sagemaker_remote.stage import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet = io.StringIO()
+    bar = Progress(3 * 1024 * 1024, quiet)
+    bar(3 * 1024 * 1024)
+    bar.close()
+    assert quiet.getvalue() == ""  # piped or redirected: no control characters in the log
+    shown = Terminal()
+    bar = Progress(3 * 1024 * 1024, shown)
+    bar(1024 * 1024)
+    bar(2 * 1024 * 1024)
+    bar.close()
+    assert "3.0 MiB/3.0 MiB" in shown.getvalue() and shown.getvalue().endswith("\n")
