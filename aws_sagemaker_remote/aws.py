@@ -22,8 +22,8 @@ so the original stays in the traceback chain::
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
-from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
 import boto3
@@ -88,19 +88,43 @@ _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^@\s\"']+@")
 _MAX_MESSAGE = 500
 
 
-@dataclass(frozen=True)
 class Clients:
-    """The boto3 clients a launch needs, built once by :func:`make_clients` and passed in."""
+    """The boto3 clients a launch needs, made by :func:`make_clients` and passed in.
 
-    s3: Any
-    sagemaker: Any
-    logs: Any
-    sts: Any
+    Each client is built on first use (building one costs tens of milliseconds):
+    a dry run never builds the SageMaker or CloudWatch Logs client, and a launch
+    with an explicit bucket and role ARN never builds the STS client.
+    """
+
+    def __init__(self, session: "boto3.Session", config: Config, sagemaker_endpoint_url: Optional[str] = None) -> None:
+        self._session = session
+        self._config = config
+        self._sagemaker_endpoint_url = sagemaker_endpoint_url
+
+    def _client(self, service: str, **kwargs: Any) -> Any:
+        with translate_errors(f"creating the {service} client"):
+            return self._session.client(service, config=self._config, **kwargs)
+
+    @functools.cached_property
+    def s3(self) -> Any:
+        return self._client("s3")
+
+    @functools.cached_property
+    def sagemaker(self) -> Any:
+        return self._client("sagemaker", endpoint_url=self._sagemaker_endpoint_url)
+
+    @functools.cached_property
+    def logs(self) -> Any:
+        return self._client("logs")
+
+    @functools.cached_property
+    def sts(self) -> Any:
+        return self._client("sts")
 
     @property
     def region(self) -> str:
         """The region the clients talk to."""
-        return str(self.sagemaker.meta.region_name)
+        return str(self._session.region_name)
 
 
 def make_session(profile: Optional[str], region: Optional[str], assume_role: Optional[str]) -> "boto3.Session":
@@ -150,20 +174,13 @@ def _client_config() -> Config:
 
 
 def make_clients(session: "boto3.Session", sagemaker_endpoint_url: Optional[str] = None) -> Clients:
-    """Build the S3, SageMaker, CloudWatch Logs and STS clients of ``session``.
+    """The S3, SageMaker, CloudWatch Logs and STS clients of ``session``, each built on first use.
 
     :param sagemaker_endpoint_url: SageMaker endpoint (``--sagemaker-endpoint-url``,
         for example a VPC endpoint). Other endpoints come from boto3's own
         configuration (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``, the config file).
     """
-    config = _client_config()
-    with translate_errors("creating AWS clients"):
-        return Clients(
-            s3=session.client("s3", config=config),
-            sagemaker=session.client("sagemaker", config=config, endpoint_url=sagemaker_endpoint_url),
-            logs=session.client("logs", config=config),
-            sts=session.client("sts", config=config),
-        )
+    return Clients(session, _client_config(), sagemaker_endpoint_url)
 
 
 def account_id(clients: Clients) -> str:

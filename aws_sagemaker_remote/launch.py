@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import functools
 import importlib.util
 import json
 import os
@@ -25,7 +26,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
 from .backends.base import Backend
 from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
@@ -46,10 +47,11 @@ _SHORTHAND = re.compile(r"^([a-z0-9][a-z0-9-]*):([A-Za-z0-9._-]+)$")
 
 @dataclass(frozen=True)
 class Target:
-    """Where a job goes: the store for its files, the backend that runs it, and names."""
+    """Where a job goes: the store for its files, the backend that will run it, and names."""
 
     store: Store
-    backend: Backend
+    #: builds the backend when a job is really created (a dry run never needs it)
+    make_backend: Callable[[], Backend]
     region: str
     account: str
     bucket: str
@@ -98,23 +100,28 @@ def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
     session = make_session(o.profile, o.region, o.assume_role)
     clients = make_clients(session, o.endpoint_url)
     region = session.region_name or LOCAL_REGION
-    with translate_errors("looking up the AWS account"):
-        account = account_id(clients)
+    role_arn = o.role if (o.role or "").startswith("arn:") else None
+    if o.bucket and role_arn:
+        account = role_arn.split(":")[4]  # nothing to look up: saves an STS client and a request
+    else:
+        with translate_errors("looking up the AWS account"):
+            account = account_id(clients)
     bucket = o.bucket or f"sagemaker-{region}-{account}"
     store = S3Store(clients.s3)
+    make_backend: Callable[[], Backend]
     if backend_kind == "yes":
         from .backends.sagemaker import SageMakerBackend
 
-        backend: Backend = SageMakerBackend.from_clients(clients)
+        make_backend = functools.partial(SageMakerBackend.from_clients, clients)
         image = resolve_image(o.image, region, kind, o.instance)
         role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
     else:
-        backend = LocalBackend(store, region=region)
+        make_backend = functools.partial(LocalBackend, store, region=region)
         image = o.image
         role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/aws-sagemaker-remote-local"
     with translate_errors(f"checking bucket {bucket}"):
         store.ensure_bucket(bucket, region, create=not o.dry_run)
-    return Target(store, backend, region, account, bucket, role, image)
+    return Target(store, make_backend, region, account, bucket, role, image)
 
 
 def local_target(o: CommonOptions) -> Target:
@@ -125,7 +132,8 @@ def local_target(o: CommonOptions) -> Target:
     account = LOCAL_ACCOUNT
     role = o.role if (o.role or "").startswith("arn:") else f"arn:aws:iam::{account}:role/{o.role or 'aws-sagemaker-remote-local'}"
     region = o.region or LOCAL_REGION
-    return Target(store, LocalBackend(store, region=region), region, account, bucket, role, o.image)
+    return Target(store, functools.partial(LocalBackend, store, region=region), region, account, bucket, role,
+                  o.image)
 
 
 def choose_target(o: CommonOptions, kind: str) -> Target:
@@ -211,18 +219,19 @@ def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO
     err.write(f"staged {len(staged.uploads)} file(s) to s3://{target.bucket}/{staged.prefix} "
               f"({human_bytes(sent)} uploaded, {skipped} already there)\n")
     with translate_errors(f"creating {kind} job {name}"):
-        target.backend.create(kind, request)
-    url = target.backend.console_url(kind, name)
-    err.write(f"created {kind} job {name} ({target.backend.name})" + (f": {url}" if url else "") + "\n")
+        backend = target.make_backend()
+        backend.create(kind, request)
+    url = backend.console_url(kind, name)
+    err.write(f"created {kind} job {name} ({backend.name})" + (f": {url}" if url else "") + "\n")
     must_wait = o.wait and not o.detach
-    if not must_wait and target.backend.name == "local":
+    if not must_wait and backend.name == "local":
         err.write("the local backend runs the job in this process: waiting for it\n")
         must_wait = True
     if not must_wait:
         result = JobResult(kind=kind, job_name=name, status="InProgress", output_artifacts=dict(staged.output_uris),
                            console_url=url)
     else:
-        result = wait(target.backend, kind, name, out=out, err=err, detach=o.detach, metrics=spec.metrics)
+        result = wait(backend, kind, name, out=out, err=err, detach=o.detach, metrics=spec.metrics)
     for line in summary_lines(result):
         err.write(line + "\n")
     if isinstance(target.store, LocalStore) and result.output_artifacts:

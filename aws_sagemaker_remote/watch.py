@@ -461,6 +461,8 @@ def summary_lines(result: JobResult) -> List[str]:
     otherwise the failure reason, the last log lines and the console URL.
     """
     lines = [f"{result.kind} job {result.job_name}: {result.status}"]
+    if result.status == "InProgress":  # left running: say where its outputs will be
+        lines.extend(f"  output {name}: {uri}" for name, uri in result.output_artifacts.items())
     if result.status == "Completed":
         for name, uri in result.output_artifacts.items():
             lines.append(f"  output {name}: {uri}")

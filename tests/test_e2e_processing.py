@@ -312,3 +312,14 @@ def test_unreachable_endpoint_is_one_clear_line(run_script: Any, demo_dir: Path,
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0], run.stderr
+
+
+def test_explicit_bucket_and_role_arn_need_no_account_lookup(aws: Any, run_script: Any, demo_dir: Path) -> None:
+    boto3.client("s3").create_bucket(Bucket="my-bucket")
+    aws.clear_log()
+    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=yes", "--sagemaker-role", ROLE,
+                     "--sagemaker-image", IMAGE, "--sagemaker-bucket", "my-bucket", "--sagemaker-wait=no")
+    assert run.returncode == 0, run.stderr
+    assert "GetCallerIdentity" not in aws.operations()
+    assert aws.operations("sagemaker") == ["CreateProcessingJob"]  # created, and not followed (wait=no)
+    assert "s3://my-bucket/aws-sagemaker-remote/jobs/wordcount-" in run.stderr
