@@ -78,11 +78,14 @@ def resolve_image(image: str, region: str, kind: str, instance: str) -> str:
         return str(image_uris.retrieve(framework, region=region, version=version, instance_type=instance,
                                        image_scope=scope))
     except ImportError:
-        raise UsageError(f"{image!r} is a framework shorthand; install the SDK extra "
-                         f"(pip install 'aws-sagemaker-remote[sdk]') or pass a full image URI",
-                         flag="--sagemaker-image") from None
+        raise _needs_sdk(image) from None
     except Exception as exc:  # the SDK raises ValueError and friends for unknown names/versions
         raise UsageError(f"cannot resolve {image!r} in {region}: {exc}", flag="--sagemaker-image") from None
+
+
+def _needs_sdk(image: str) -> UsageError:
+    return UsageError(f"{image!r} is a framework shorthand; install the SDK extra "
+                      f"(pip install 'aws-sagemaker-remote[sdk]') or pass a full image URI", flag="--sagemaker-image")
 
 
 def _aws_available() -> bool:
@@ -142,9 +145,7 @@ def choose_target(o: CommonOptions, kind: str) -> Target:
             raise UsageError("a role is needed to launch on SageMaker: an IAM role ARN or name that "
                              "SageMaker can assume", flag="--sagemaker-role")
         if is_image_shorthand(o.image) and importlib.util.find_spec("sagemaker") is None:
-            raise UsageError(f"{o.image!r} is a framework shorthand; install the SDK extra "
-                             f"(pip install 'aws-sagemaker-remote[sdk]') or pass a full image URI",
-                             flag="--sagemaker-image")
+            raise _needs_sdk(o.image)  # before anything is uploaded
         return aws_target(o, kind, "yes")
     if _aws_available():
         return aws_target(o, kind, "local")
