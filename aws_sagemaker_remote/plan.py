@@ -175,19 +175,64 @@ def plan_job(
     kind = decl.kind
     limits = LIMITS[kind]
     script_dir = os.path.dirname(decl.script)
-
-    # job name
     base = options.base_job_name or os.path.splitext(os.path.basename(decl.script))[0]
-    base_name = sanitize_base_name(base)
     job_name = check_job_name(options.job_name) if options.job_name else make_job_name(base, now, token)
 
-    mapped: List[Tuple[str, str]] = []
-    excludes: List[str] = []
-
-    # inputs
-    inputs: List[InputChannel] = []
-    default_mode = options.input_mode if isinstance(options, TrainingOptions) else None
+    # each part returns its channels plus (flag, value in the job) pairs and the local paths
+    # that live beside the script and so must stay out of the code bundle
     used: Dict[str, str] = {PATHS.processing_code: "the code bundle"}
+    inputs, mapped, excludes = _plan_inputs(decl, namespace, options, script_dir, used)
+    outputs, out_mapped, out_excludes = _plan_outputs(decl, namespace, script_dir, used)
+    dir_mapped, dir_excludes = _plan_training_dirs(decl, namespace, script_dir)
+    deps, dep_mapped = _plan_dependencies(decl, namespace)
+    mapped += out_mapped + dir_mapped + dep_mapped
+    code = CodeSpec(
+        script=decl.script,
+        script_dir=script_dir,
+        dependencies=tuple(deps),
+        requirements=_existing_file(options.requirements, "--sagemaker-requirements"),
+        configuration_script=_existing_file(options.configuration_script, "--sagemaker-configuration-script"),
+        configuration_command=options.configuration_command or None,
+        exclude_paths=tuple(sorted(set(excludes + out_excludes + dir_excludes))),
+    )
+
+    arguments = remote_arguments(argv, parser, decl, options, mapped)
+    _check_options(kind, options, limits)
+    environment = _check_env(options.env, limits)
+    tags = _check_tags(options.tags)
+
+    metrics: Tuple[Tuple[str, str], ...] = ()
+    hyper: Tuple[Tuple[str, str], ...] = ()
+    if isinstance(options, TrainingOptions):
+        metrics = _check_metrics(tuple(dict(options.metric).items()))
+        shown = script_hyperparameters(namespace, options, decl, dict(mapped))
+        hyper = tuple(dict(shown + list(options.hyperparameter)).items())
+    return JobSpec(
+        kind=kind,
+        job_name=job_name,
+        code=code,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        arguments=arguments,
+        options=options,
+        environment=environment,
+        tags=tags,
+        metrics=metrics,
+        hyperparameters=hyper,
+        base_job_name=sanitize_base_name(base),
+    )
+
+
+Mapped = List[Tuple[str, str]]
+
+
+def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: CommonOptions, script_dir: str,
+                 used: Dict[str, str]) -> Tuple[List[InputChannel], Mapped, List[str]]:
+    kind = decl.kind
+    inputs: List[InputChannel] = []
+    mapped: Mapped = []
+    excludes: List[str] = []
+    default_mode = options.input_mode if isinstance(options, TrainingOptions) else None
     for d in decl.inputs:
         value = getattr(namespace, d.dest, None)
         if value is None or value == "":
@@ -231,12 +276,19 @@ def plan_job(
             compression=d.arg.compression, content_type=d.arg.content_type, record_wrapper=d.arg.record_wrapper,
         ))
         mapped.append((d.flag, container_value))
-    if len(inputs) + 1 > limits["inputs"]:
-        raise UsageError(f"{len(inputs)} inputs: a {kind} job takes at most {limits['inputs'] - 1} "
-                         f"besides the code bundle", flag="inputs")
+    most = LIMITS[kind]["inputs"] - 1  # the code bundle takes one
+    if len(inputs) > most:
+        raise UsageError(f"{len(inputs)} inputs: a {kind} job takes at most {most} besides the code bundle",
+                         flag="inputs")
+    return inputs, mapped, excludes
 
-    # outputs
+
+def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: str,
+                  used: Dict[str, str]) -> Tuple[List[OutputChannel], Mapped, List[str]]:
+    kind = decl.kind
     outputs: List[OutputChannel] = []
+    mapped: Mapped = []
+    excludes: List[str] = []
     for d in decl.outputs:
         local = getattr(namespace, d.dest, None)
         remote = str(getattr(namespace, d.remote_dest, "default") or "default")
@@ -253,21 +305,29 @@ def plan_job(
         outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, destination=remote,
                                      container_path=container, upload_mode=d.arg.upload_mode))
         mapped.append((d.flag, container))
-    if len(outputs) > limits["outputs"]:
-        raise UsageError(f"{len(outputs)} outputs: a {kind} job takes at most {limits['outputs']}", flag="outputs")
+    most = LIMITS[kind]["outputs"]
+    if len(outputs) > most:
+        raise UsageError(f"{len(outputs)} outputs: a {kind} job takes at most {most}", flag="outputs")
+    return outputs, mapped, excludes
 
-    # training folders
-    dir_targets = {key: target for key, _, target, _ in TRAINING_DIRS}
+
+def _plan_training_dirs(decl: Declaration, namespace: argparse.Namespace,
+                        script_dir: str) -> Tuple[Mapped, List[str]]:
+    targets = {key: target for key, _, target, _ in TRAINING_DIRS}
+    mapped: Mapped = []
+    excludes: List[str] = []
     for key, _default in decl.training_dirs:
         local = getattr(namespace, key, None)
-        if local:
-            local = _local_abs(str(local))
-            if _inside(local, script_dir):
-                excludes.append(local)
-        mapped.append((dir_flag(key), dir_targets[key]))
+        if local and _inside(_local_abs(str(local)), script_dir):
+            excludes.append(_local_abs(str(local)))
+        mapped.append((dir_flag(key), targets[key]))
+    return mapped, excludes
 
-    # code
+
+def _plan_dependencies(decl: Declaration, namespace: argparse.Namespace) -> Tuple[List[Tuple[str, str]], Mapped]:
+    """(import name, local path) of each dependency; two with one import name would shadow each other."""
     deps: List[Tuple[str, str]] = []
+    mapped: Mapped = []
     seen_modules: Dict[str, str] = {}
     for d in decl.dependencies:
         value = getattr(namespace, d.dest, None)
@@ -283,41 +343,7 @@ def plan_job(
         seen_modules[module] = d.name
         deps.append((module, path))
         mapped.append((d.flag, PATHS.unpacked_code + "/deps/" + module))
-    code = CodeSpec(
-        script=decl.script,
-        script_dir=script_dir,
-        dependencies=tuple(deps),
-        requirements=_existing_file(options.requirements, "--sagemaker-requirements"),
-        configuration_script=_existing_file(options.configuration_script, "--sagemaker-configuration-script"),
-        configuration_command=options.configuration_command or None,
-        exclude_paths=tuple(sorted(set(excludes))),
-    )
-
-    arguments = remote_arguments(argv, parser, decl, options, mapped)
-    _check_options(kind, options, limits)
-    environment = _check_env(options.env, limits)
-    tags = _check_tags(options.tags)
-
-    metrics: Tuple[Tuple[str, str], ...] = ()
-    hyper: Tuple[Tuple[str, str], ...] = ()
-    if isinstance(options, TrainingOptions):
-        metrics = _check_metrics(tuple(dict(options.metric).items()))
-        shown = script_hyperparameters(namespace, options, decl, dict(mapped))
-        hyper = tuple(dict(shown + list(options.hyperparameter)).items())
-    return JobSpec(
-        kind=kind,
-        job_name=job_name,
-        code=code,
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
-        arguments=arguments,
-        options=options,
-        environment=environment,
-        tags=tags,
-        metrics=metrics,
-        hyperparameters=hyper,
-        base_job_name=base_name,
-    )
+    return deps, mapped
 
 
 def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions, decl: Declaration,
