@@ -27,7 +27,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 from .bundle import Bundle, input_files
 from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
-from .spec import InputChannel, JobSpec, StagedJob, UploadItem
+from .options import TrainingOptions
+from .spec import JobSpec, StagedJob, UploadItem
 from .store import Store, home_dir, join_uri
 
 HASH_CHUNK = 1 << 20
@@ -243,16 +244,15 @@ def stage(
             with open(path, "w", encoding="utf-8") as fh:
                 json.dump(list(spec.arguments), fh, ensure_ascii=False)
             code.append((ARGUMENT_FILENAME, path))
-        return _stage(spec, code, {bundle.path: bundle.sha256}, store, cache, bucket=bucket, prefix=prefix, region=region,
-                      role_arn=role_arn, image_uri=image_uri, dry_run=dry_run, progress_stream=progress_stream)
+        return _stage(spec, code, {bundle.path: bundle.sha256}, store, cache, bucket=bucket, prefix=prefix,
+                      region=region, role_arn=role_arn, image_uri=image_uri, dry_run=dry_run,
+                      progress_stream=progress_stream)
 
 
 def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str], store: Store, cache: HashCache,
-           *, bucket: str,
-           prefix: str, region: str, role_arn: str, image_uri: str, dry_run: bool,
+           *, bucket: str, prefix: str, region: str, role_arn: str, image_uri: str, dry_run: bool,
            progress_stream: Optional[TextIO]) -> StagedJob:
-    from .options import TrainingOptions
-
+    """:func:`stage` once the code tree's files are known (``known``: digests already computed)."""
     plans: List[TreePlan] = [plan_tree(store, bucket, prefix, tree_of(code, cache, known))]
     code_uri = plans[0].uri
     input_uris: Dict[str, str] = {}
