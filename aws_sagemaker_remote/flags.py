@@ -13,9 +13,9 @@ import dataclasses
 import os
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from .args import OPTIONAL, PathArgument, _Optional, is_s3_uri
+from .args import PathArgument, _Optional, is_s3_uri
 from .container import CODE_CHANNEL, DEFAULT as PATHS
 from .errors import DeclarationError
 from .options import CommonOptions, dest_name, flag_name

@@ -12,7 +12,7 @@ with ``ARGS`` (the user's argument list with paths mapped).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 from .container import (
     ARGUMENT_FILE_FLAG,

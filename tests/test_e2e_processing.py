@@ -39,6 +39,7 @@ def test_demo_here_and_as_a_local_job_agree(run_script: Any, demo_dir: Path, tmp
 
 def test_local_mode_over_moto_writes_outputs_to_s3(aws: Any, run_script: Any, demo_dir: Path, tmp_path: Path) -> None:
     here = run_script(demo_dir / "wordcount.py", "--output", tmp_path / "here")
+    assert here.returncode == 0, here.stderr
     result_file = tmp_path / "result.json"
     run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-output-json", result_file)
     assert run.returncode == 0, run.stderr

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Sequence
 
 import pytest
 

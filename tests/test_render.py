@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Dict
 
 import boto3
-import pytest
 from botocore.validate import validate_parameters
 
 from aws_sagemaker_remote.api import fold_training_keywords, prepare

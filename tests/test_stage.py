@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, List
 
 import boto3
-import pytest
 
 from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.bundle import build_bundle
