@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from .flags import TRAINING_DIRS, Parser, add_arguments, declare
 from .options import OPTIONS_BY_KIND
 
 #: The declaration the generated docs show (the same one as seed 003's example).
-DOCS_EXAMPLE = {
+DOCS_EXAMPLE: Dict[str, Any] = {
     "inputs": {"input": "/path/to/input"},
     "outputs": {"output": ("/path/to/output", "default")},
     "dependencies": {"my_module": "/path/to/my_module"},

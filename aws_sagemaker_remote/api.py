@@ -238,10 +238,11 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         folder = tempfile.mkdtemp(prefix=f"{d.dest}-")
         setattr(namespace, d.dest, folder)
         uploads.append((folder, remote))
-    for folder in [getattr(namespace, d.dest, None) for d in decl.outputs] + \
-                  [getattr(namespace, key, None) for key, _ in decl.training_dirs]:
-        if folder:
-            os.makedirs(str(folder), exist_ok=True)
+    dests = [d.dest for d in decl.outputs] + [key for key, _ in decl.training_dirs]
+    for dest in dests:
+        made = getattr(namespace, dest, None)
+        if made:
+            os.makedirs(str(made), exist_ok=True)
     for d in decl.dependencies:
         path = getattr(namespace, d.dest, None)
         if path and os.path.exists(str(path)):

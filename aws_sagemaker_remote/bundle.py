@@ -35,7 +35,7 @@ import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .spec import CodeSpec
 
@@ -217,7 +217,7 @@ def bundle_entries(code: CodeSpec) -> List[Tuple[str, str]]:
     if code.configuration_script:
         entries.append(("config/" + os.path.basename(code.configuration_script), code.configuration_script))
     entries += runtime_files()
-    seen = {}
+    seen: Dict[str, str] = {}
     for arc, full in entries:
         seen.setdefault(arc, full)  # first one wins: the script folder before the runtime
     return sorted(seen.items())

@@ -120,6 +120,7 @@ def _output_decl(name: str, value: Any) -> PathDecl:
 
 
 def _dependency_decl(name: str, value: Any) -> PathDecl:
+    path: Optional[str]
     if isinstance(value, types.ModuleType):
         path = module_path(value)
     elif isinstance(value, PathArgument):

@@ -133,7 +133,8 @@ def local_target(o: CommonOptions) -> Target:
     bucket = o.bucket or LOCAL_BUCKET
     store.ensure_bucket(bucket, None, create=not o.dry_run)
     account = LOCAL_ACCOUNT
-    role = o.role if (o.role or "").startswith("arn:") else f"arn:aws:iam::{account}:role/{o.role or 'aws-sagemaker-remote-local'}"
+    name = o.role or "aws-sagemaker-remote-local"
+    role = name if name.startswith("arn:") else f"arn:aws:iam::{account}:role/{name}"
     region = o.region or LOCAL_REGION
     return Target(store, functools.partial(LocalBackend, store, region=region), region, account, bucket, role,
                   o.image)
