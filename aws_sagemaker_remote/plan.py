@@ -305,6 +305,9 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
         outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, destination=remote,
                                      container_path=container, upload_mode=d.arg.upload_mode))
         mapped.append((d.flag, container))
+        if kind == "processing":
+            # SageMaker uploads the folder; the script in the job must not upload it itself
+            mapped.append((d.remote_flag, "default"))
     most = LIMITS[kind]["outputs"]
     if len(outputs) > most:
         raise UsageError(f"{len(outputs)} outputs: a {kind} job takes at most {most}", flag="outputs")

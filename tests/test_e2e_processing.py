@@ -69,7 +69,8 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
     assert request["AppSpecification"]["ContainerEntrypoint"][:2] == ["python3", "-c"]
     args = request["AppSpecification"]["ContainerArguments"]
     assert args[2:] == ["--sagemaker-run=no", "--input=/opt/ml/processing/input/input",
-                        "--output=/opt/ml/processing/output/output", "--min-count", "2", "--lowercase"]
+                        "--output=/opt/ml/processing/output/output", "--output-s3=default",
+                        "--min-count", "2", "--lowercase"]
     assert request["Environment"] == {"MODE": "demo"}
     assert request["Tags"] == [{"Key": "team", "Value": "ml"}]
     assert request["RoleArn"] == ROLE
@@ -336,3 +337,30 @@ def test_image_shorthand_without_the_sdk_is_a_usage_error(aws: Any, run_script: 
     assert run.returncode == 2
     one_error_line(run.stderr, "--sagemaker-image", "sklearn:1.2-1", "aws-sagemaker-remote[sdk]")
     assert aws.requests == []
+
+
+OWN_BUCKET = """
+import os
+from aws_sagemaker_remote import sagemaker_processing_main
+
+def main(args):
+    print("writing to", args.report)
+    with open(os.path.join(args.report, "r.txt"), "w") as fh:
+        fh.write("report")
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main=main, outputs={"report": ("report", "s3://reports-bucket/latest")})
+"""
+
+
+def test_an_output_with_its_own_s3_location_is_uploaded_by_the_job_not_the_script(
+        aws: Any, run_script: Any, tmp_path: Path) -> None:
+    boto3.client("s3").create_bucket(Bucket="reports-bucket")
+    script = tmp_path / "own_bucket.py"
+    script.write_text(OWN_BUCKET)
+    run = run_script(script, "--sagemaker-run=local")
+    assert run.returncode == 0, run.stderr
+    assert "[algo-1] writing to " in run.stdout and "/opt/ml/processing/output/report" in run.stdout
+    assert "uploaded" not in run.stdout  # the script inside the job did not upload anything itself
+    body = boto3.client("s3").get_object(Bucket="reports-bucket", Key="latest/r.txt")["Body"].read()
+    assert body == b"report"

@@ -106,7 +106,7 @@ def test_user_tokens_keep_their_order_and_spelling(tmp_path: Path) -> None:
     decl, opts, parser = _setup(tmp_path)
     parser.add_argument("rest", nargs="*")
     spec = plan_job(decl, parser.parse_args(argv), opts, argv, parser, now=NOW, token="ab12")
-    user = [a for a in spec.arguments if not a.startswith(("--sagemaker-run=", "--input=", "--table=", "--output="))]
+    user = [a for a in spec.arguments if not a.startswith(("--sagemaker-run=", "--input=", "--table=", "--output=", "--output-s3="))]
     assert user == ["--width", "3", "--items", "x", "--", "--not-a-flag"]
 
 

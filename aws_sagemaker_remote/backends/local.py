@@ -147,6 +147,8 @@ class _Job:
         self.metrics: Dict[str, Tuple[float, _dt.datetime]] = {}
         self.metric_tracker = metrics
         self.stop_event = threading.Event()
+        #: the final (status, reason, exit message), published once the job's folders are gone
+        self.outcome: Optional[Tuple[str, Optional[str], Optional[str]]] = None
         self.stop_reason: Optional[str] = None
         self.instances: List[_Instance] = []
         self.job_dir: Optional[str] = None
@@ -368,6 +370,10 @@ class LocalBackend:
             if job.job_dir and os.environ.get(KEEP_ENV) != "1":
                 shutil.rmtree(job.job_dir, ignore_errors=True)
                 job.job_dir = None
+            # only now does the job look finished: a launcher that exits when it sees the final
+            # status must not cut the clean-up short (this thread is a daemon)
+            self._publish(job, *(job.outcome or ("Failed", "InternalServerError: the job ended without a status",
+                                                 None)))
 
     @staticmethod
     def _resources(job: _Job) -> Mapping[str, Any]:
@@ -377,6 +383,11 @@ class LocalBackend:
 
     def _finish(self, job: _Job, status: str, reason: Optional[str] = None,
                 exit_message: Optional[str] = None) -> None:
+        """Record the job's outcome; :meth:`_run` publishes it after cleaning up."""
+        job.outcome = (status, reason, exit_message)
+
+    def _publish(self, job: _Job, status: str, reason: Optional[str] = None,
+                 exit_message: Optional[str] = None) -> None:
         if job.kind == TRAINING:
             secondary = MAX_RUNTIME_EXCEEDED if job.stop_reason == MAX_RUNTIME_EXCEEDED else status
             job.set_secondary(secondary, reason or f"Training job {status.lower()}")
