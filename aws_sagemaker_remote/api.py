@@ -129,11 +129,13 @@ def merge_dependencies(dependencies: Optional[Mapping[str, Any]],
 
 
 def _script_of(main: Callable[..., Any]) -> str:
-    """The file that defines ``main`` (read from its code object: ``inspect`` costs milliseconds
-    of import time on every local run), else the script Python was started with."""
-    path = getattr(getattr(main, "__code__", None), "co_filename", None)
-    if path and os.path.exists(path):
-        return os.path.abspath(path)
+    """The script the job runs again: the one Python was started with (``main`` may come from
+    another module), else the file that defines ``main`` (a notebook has no script file)."""
+    started = getattr(sys.modules.get("__main__"), "__file__", None)
+    defined = getattr(getattr(main, "__code__", None), "co_filename", None)
+    for path in (started, defined):
+        if path and path.endswith(".py") and os.path.exists(path):
+            return os.path.abspath(path)
     return os.path.abspath(sys.argv[0])
 
 

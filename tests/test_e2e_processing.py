@@ -364,3 +364,19 @@ def test_an_output_with_its_own_s3_location_is_uploaded_by_the_job_not_the_scrip
     assert "uploaded" not in run.stdout  # the script inside the job did not upload anything itself
     body = boto3.client("s3").get_object(Bucket="reports-bucket", Key="latest/r.txt")["Body"].read()
     assert body == b"report"
+
+
+def test_main_imported_from_another_module_still_runs_the_started_script(run_script: Any, tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "__init__.py").write_text("")
+    (tmp_path / "work" / "steps.py").write_text(
+        "import os\n\ndef main(args):\n"
+        "    with open(os.path.join(args.output, 'x.txt'), 'w') as fh:\n        fh.write('done')\n")
+    (tmp_path / "launcher.py").write_text(
+        "from aws_sagemaker_remote import sagemaker_processing_main\nfrom work.steps import main\n\n"
+        "if __name__ == '__main__':\n    sagemaker_processing_main(main=main, outputs={'output': 'out'})\n")
+    run = run_script(tmp_path / "launcher.py", "--sagemaker-run=local", "--sagemaker-download-outputs",
+                     cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "processing job launcher-" in run.stderr
+    assert (tmp_path / "out" / "x.txt").read_text() == "done"
