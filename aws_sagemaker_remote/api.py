@@ -178,7 +178,10 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
         namespace = parser.parse_args(argv)
         opts = type(opts).from_namespace(namespace)
         if opts.run == "no":
-            return run_locally(decl, namespace, main)
+            if opts.dry_run:
+                raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
+                                 flag="--sagemaker-dry-run")
+            return run_locally(decl, namespace, main, dict(opts.env))
         from .launch import launch  # the remote path: boto3 loads from here on
 
         return launch(decl, parser, namespace, opts, argv)
@@ -195,13 +198,15 @@ def _fail(exc: RemoteError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
-def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunction) -> Any:
+def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunction,
+                env: Optional[Mapping[str, str]] = None) -> Any:
     """Call ``main(namespace)`` once, after checking inputs and creating output folders.
 
     Every path is checked before anything is created, downloaded or imported.
     ``s3://`` inputs are then downloaded to a local cache and outputs with an
     explicit ``s3://`` destination are written to a temporary folder and
-    uploaded after ``main`` returns; only then is boto3 imported.
+    uploaded after ``main`` returns; only then is boto3 imported. ``env`` (the job's
+    ``--sagemaker-env`` variables) is set here too, so the script sees what the job would.
     """
     import shutil
     import tempfile
@@ -221,6 +226,10 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             downloads.append((d.dest, str(value), d.flag))
         elif not os.path.exists(str(value)):
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
+    for d in decl.dependencies:
+        path = getattr(namespace, d.dest, None)
+        if path and not os.path.exists(str(path)):
+            raise UsageError(f"dependency path {path!r} does not exist", flag=d.flag)
     s3_outputs = []
     for d in decl.outputs:
         remote = getattr(namespace, d.remote_dest, "default") if decl.kind == "processing" else "default"
@@ -252,6 +261,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             parent = os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep))
             if parent not in sys.path:
                 sys.path.insert(0, parent)
+    os.environ.update(env or {})
     result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
     if uploads:
         from .localio import upload_output

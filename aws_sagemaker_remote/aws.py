@@ -27,6 +27,7 @@ import re
 from typing import Any, Iterator, Optional, Union
 
 import boto3
+from boto3.exceptions import Boto3Error
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -285,6 +286,10 @@ def translate_errors(action: str) -> Iterator[None]:
     """
     try:
         yield
+    except Boto3Error as exc:
+        # boto3's own transfer errors (S3UploadFailedError, RetriesExceededError) wrap the
+        # botocore error that caused them; their text already names the object and the cause
+        raise AwsError(f"{action}: {_clean(exc)}") from exc
     except (ClientError, BotoCoreError) as exc:
         ours = translate(exc, action)
         if ours is None:  # pragma: no cover - both families are always mapped

@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
 import tarfile
 import tempfile
@@ -171,6 +172,7 @@ def launch(
     """
     out = out or sys.stdout
     err = err or sys.stderr
+    _terminate_like_ctrl_c()
     now = _dt.datetime.now(_dt.timezone.utc)
     spec = plan_job(decl, namespace, options, argv, parser, now=now, token=secrets.token_hex(2))
     target = choose_target(options, spec.kind)
@@ -180,6 +182,18 @@ def launch(
         out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
         return JobResult(kind=spec.kind, job_name=spec.job_name, status="DryRun")
     return _run(staged, request, target, out, err)
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (a closed terminal, ``kill``) stops the job as Ctrl-C does, instead of orphaning it."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        pass  # not the main thread: the caller owns signal handling
 
 
 def _stage(spec: JobSpec, target: Target, err: TextIO) -> StagedJob:
@@ -246,7 +260,8 @@ def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO
         raise JobFailed(f"{kind} job {name} {result.status.lower()}"
                         + (f": {result.failure_reason}" if result.failure_reason else ""), result)
     if result.status == "Completed":
-        _download(staged, result, target.store, err)
+        with translate_errors(f"downloading the results of {name}"):
+            _download(staged, result, target.store, err)
     return result
 
 

@@ -38,6 +38,13 @@ DEFAULT_TRAINING_VOLUME = 1  # seed 001
 
 # --- value parsers (keyword values and command-line strings) ------------------
 
+def _text(value: Any) -> str:
+    """A string option that must have a value (an empty one would reach the request)."""
+    if value is None or str(value).strip() == "":
+        raise ValueError("must not be empty")
+    return str(value)
+
+
 def _opt_str(value: Any) -> Optional[str]:
     if value is None:
         return None
@@ -171,8 +178,8 @@ class CommonOptions:
                                  "Required to launch on SageMaker.", metavar="ROLE")
     assume_role: Optional[str] = option(None, "ARN of an IAM role to assume before calling AWS.", metavar="ARN")
     image: str = option(DEFAULT_IMAGE, "Container image URI, or a framework shorthand NAME:VERSION "
-                        "resolved with the sagemaker SDK (pip install aws-sagemaker-remote[sdk]).", metavar="URI")
-    instance: str = option(DEFAULT_INSTANCE, "Instance type.", metavar="TYPE")
+                        "resolved with the sagemaker SDK (pip install aws-sagemaker-remote[sdk]).", convert=_text, metavar="URI")
+    instance: str = option(DEFAULT_INSTANCE, "Instance type.", convert=_text, metavar="TYPE")
     instance_count: int = option(1, "Number of instances.", convert=_int, metavar="N")
     volume_size: int = option(DEFAULT_PROCESSING_VOLUME, "Size of each instance's storage volume in GB.",
                               convert=_int, metavar="GB")
@@ -202,7 +209,7 @@ class CommonOptions:
                                       boolean=True)
     bucket: Optional[str] = option(None, "S3 bucket for code, inputs and outputs (created if missing).",
                                    metavar="BUCKET", unset="sagemaker-REGION-ACCOUNT")
-    prefix: str = option(DEFAULT_PREFIX, "Key prefix in the bucket.", metavar="PREFIX")
+    prefix: str = option(DEFAULT_PREFIX, "Key prefix in the bucket.", convert=_text, metavar="PREFIX")
     download_outputs: bool = option(False, "After the job completes, download each output into its local path.",
                                     convert=parse_bool, boolean=True)
 
@@ -286,7 +293,7 @@ class TrainingOptions(CommonOptions):
                                                          "(repeatable).", convert=_pairs, repeat=True,
                                                          metavar="KEY=VALUE")
     output_s3: str = option("default", "Model artifact path (OutputDataConfig.S3OutputPath): an s3:// URI, "
-                            "or 'default' for s3://BUCKET/PREFIX/jobs.", metavar="URI")
+                            "or 'default' for s3://BUCKET/PREFIX/jobs.", convert=_text, metavar="URI")
     spot: bool = option(False, "Use managed spot training (implies a checkpoint location).", convert=parse_bool,
                         boolean=True)
     max_wait: Optional[int] = option(None, "Maximum seconds to wait for spot capacity and run "

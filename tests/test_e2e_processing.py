@@ -194,7 +194,8 @@ if __name__ == "__main__":
 """
 
 
-def test_ctrl_c_stops_the_job_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_job_and_exits_130(tmp_path: Path, signum: int) -> None:
     from conftest import python_environment
 
     script = tmp_path / "sleeper.py"
@@ -208,7 +209,7 @@ def test_ctrl_c_stops_the_job_and_exits_130(tmp_path: Path) -> None:
             if "started" in line:
                 break
             assert time.monotonic() < deadline
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

@@ -261,3 +261,44 @@ def test_wordcount_demo_is_case_sensitive_by_default(tmp_path: Path, demo_dir: P
     assert done.returncode == 0, done.stderr
     counts = json.loads((out / "counts.json").read_text())
     assert counts["The"] == 3 and counts["the"] == 5
+
+
+PLAIN = """
+import os, sys
+from aws_sagemaker_remote import sagemaker_processing_main
+
+def main(args):
+    print("MODE", os.environ.get("MODE"))
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main=main, dependencies={"helpers": "helpers.py"}, env={"MODE": "from-code"})
+"""
+
+
+def test_plain_run_sets_the_job_environment(tmp_path: Path, run_script: Any) -> None:
+    (tmp_path / "helpers.py").write_text("")
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN)
+    run = run_script(script, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "MODE from-code" in run.stdout
+    run = run_script(script, "--sagemaker-env", "MODE=from-flag", cwd=tmp_path)
+    assert "MODE from-flag" in run.stdout
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--sagemaker-dry-run"], "--sagemaker-dry-run"),
+    (["--helpers", "missing.py"], "--helpers"),
+    (["--sagemaker-image", ""], "--sagemaker-image"),
+    (["--sagemaker-instance="], "--sagemaker-instance"),
+    (["--sagemaker-prefix", ""], "--sagemaker-prefix"),
+])
+def test_plain_run_refuses_what_a_job_would(tmp_path: Path, run_script: Any, one_error_line: Any,
+                                            argv: List[str], flag: str) -> None:
+    (tmp_path / "helpers.py").write_text("")
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN)
+    run = run_script(script, *argv, cwd=tmp_path)
+    assert run.returncode == 2
+    one_error_line(run.stderr, flag)
+    assert "MODE" not in run.stdout  # main never ran
