@@ -217,10 +217,10 @@ def dry_run_report(staged: StagedJob, request: Dict[str, Any], target: Target) -
         "store": target.store.name,
         "request": request,
         "uploads": [
-            {"path": u.local_path, "uri": u.uri, "size": u.size, "staged": u.present}
+            {"path": u.local_path, "uri": u.uri, "size": u.size, "staged": u.present, "copy_from": u.copy_from}
             for u in staged.uploads
         ],
-        "upload_bytes": sum(u.size for u in staged.uploads if not u.present),
+        "upload_bytes": sum(u.size for u in staged.uploads if not (u.present or u.copy_from)),
     }
 
 
@@ -231,9 +231,10 @@ def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO
     spec, o = staged.spec, staged.spec.options
     kind, name = spec.kind, spec.job_name
     skipped = sum(1 for u in staged.uploads if u.present)
-    sent = sum(u.size for u in staged.uploads if not u.present)
+    copied = sum(1 for u in staged.uploads if u.copy_from)
+    sent = sum(u.size for u in staged.uploads if not (u.present or u.copy_from))
     err.write(f"staged {len(staged.uploads)} file(s) to s3://{target.bucket}/{staged.prefix} "
-              f"({human_bytes(sent)} uploaded, {skipped} already there)\n")
+              f"({human_bytes(sent)} uploaded, {copied} copied within S3, {skipped} already there)\n")
     with translate_errors(f"creating {kind} job {name}"):
         backend = target.make_backend()
         backend.create(kind, request)

@@ -100,6 +100,8 @@ class UploadItem:
     uri: str
     size: int
     present: bool  # already in S3 (skipped)
+    #: the same content already stored elsewhere: copied within S3 instead of uploaded
+    copy_from: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ equal address. A small marker object ``.../cas/sha256/<digest>.json`` (outside
 the prefix, so the job never downloads it) is written last: when it exists,
 the whole tree is there and nothing is uploaded — a second launch with nothing
 changed uploads zero bytes. An interrupted upload resumes: files already
-present with the right size are skipped.
+present with the right size are skipped. A changed folder is a new tree, yet
+its unchanged files are copied inside S3 from an earlier tree
+(:class:`StagedIndex`), so only new content is sent.
 
 Hashing reads each file once per launch; a cache keyed by path, size, mtime and
 inode skips even that for unchanged large files.
@@ -176,26 +178,75 @@ class TreePlan:
     complete: bool
 
 
-def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree) -> TreePlan:
+class StagedIndex:
+    """``sha256 → URI`` of content this machine has staged before, one file per store.
+
+    A folder with one new file is a new tree; the files it shares with an earlier
+    tree are then copied inside S3 from where they already are, and only the new
+    file's bytes are sent.
+    """
+
+    def __init__(self, store_name: str, path: Optional[str] = None) -> None:
+        self.path = path or os.path.join(home_dir(), "cache", f"staged-{store_name}.json")
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                self._data: Dict[str, str] = json.load(fh)
+        except (OSError, ValueError):
+            self._data = {}
+        self._dirty = False
+
+    def get(self, sha256: str) -> Optional[str]:
+        return self._data.get(sha256)
+
+    def add(self, sha256: str, uri: str) -> None:
+        if self._data.get(sha256) != uri:
+            self._data[sha256] = uri
+            self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = self.path + f".{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(self._data, fh)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # without the index a changed folder is uploaded whole: slower, still right
+
+
+def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree, index: Optional[StagedIndex] = None) -> TreePlan:
     """The tree's URI and the upload plan (read-only: only HEAD and LIST requests)."""
     base = tree_uri(bucket, prefix, tree.digest)
     if store.head(marker_uri(bucket, prefix, tree.digest)) is not None:
         return TreePlan(tree, base, tuple(UploadItem(f.path, base + f.rel, f.size, True) for f in tree.files), True)
     existing = dict(store.list(base))
-    items = tuple(UploadItem(f.path, base + f.rel, f.size, existing.get(base + f.rel) == f.size)
-                  for f in tree.files)
-    return TreePlan(tree, base, items, False)
+    items = []
+    for f in tree.files:
+        present = existing.get(base + f.rel) == f.size
+        source = index.get(f.sha256) if (index and not present) else None
+        if source and (source == base + f.rel or store.head(source) != f.size):
+            source = None  # gone or changed since: send the bytes
+        items.append(UploadItem(f.path, base + f.rel, f.size, present, source))
+    return TreePlan(tree, base, tuple(items), False)
 
 
 def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
-                progress: Optional[Callable[[int], None]] = None) -> None:
-    """Upload what is missing, then write the marker that says the tree is complete."""
+                progress: Optional[Callable[[int], None]] = None, index: Optional[StagedIndex] = None) -> None:
+    """Upload (or copy) what is missing, then write the marker that says the tree is complete."""
+    tree, items = plan.tree, plan.items
+    if not plan.complete:
+        for item in items:
+            if item.copy_from:
+                store.copy(item.copy_from, item.uri)
+            elif not item.present:
+                store.upload_file(item.local_path, item.uri, progress)
+    if index is not None:
+        for f, item in zip(tree.files, items):
+            index.add(f.sha256, item.uri)
     if plan.complete:
         return
-    tree, items = plan.tree, plan.items
-    for item in items:
-        if not item.present:
-            store.upload_file(item.local_path, item.uri, progress)
     listing = [{"path": f.rel, "size": f.size, "sha256": f.sha256} for f in tree.files]
     store.put_bytes(json.dumps({"files": listing}, sort_keys=True).encode("utf-8"),
                     marker_uri(bucket, prefix, tree.digest))
@@ -253,14 +304,15 @@ def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str],
            *, bucket: str, prefix: str, region: str, role_arn: str, image_uri: str, dry_run: bool,
            progress_stream: Optional[TextIO]) -> StagedJob:
     """:func:`stage` once the code tree's files are known (``known``: digests already computed)."""
-    plans: List[TreePlan] = [plan_tree(store, bucket, prefix, tree_of(code, cache, known))]
+    index = StagedIndex(store.name)
+    plans: List[TreePlan] = [plan_tree(store, bucket, prefix, tree_of(code, cache, known), index)]
     code_uri = plans[0].uri
     input_uris: Dict[str, str] = {}
     for ch in spec.inputs:
         if ch.is_s3:
             input_uris[ch.name] = ch.source
             continue
-        plan = plan_tree(store, bucket, prefix, tree_of_path(ch.source, cache))
+        plan = plan_tree(store, bucket, prefix, tree_of_path(ch.source, cache), index)
         plans.append(plan)
         # a manifest is named by its object, anything else by its folder (S3Prefix)
         input_uris[ch.name] = plan.items[0].uri if ch.s3_data_type != "S3Prefix" else plan.uri
@@ -268,13 +320,14 @@ def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str],
     uploads = tuple(item for plan in plans for item in plan.items)
 
     if not dry_run:
-        missing = sum(i.size for i in uploads if not i.present)
+        missing = sum(i.size for i in uploads if not (i.present or i.copy_from))
         bar = Progress(missing, progress_stream)
         try:
             for plan in plans:
-                upload_tree(store, bucket, prefix, plan, bar)
+                upload_tree(store, bucket, prefix, plan, bar, index)
         finally:
             bar.close()
+            index.save()
 
     output_uris = {
         out.name: out.destination if out.destination != "default"

@@ -62,6 +62,9 @@ class Store(Protocol):
     def put_bytes(self, data: bytes, uri: str) -> None:
         """Write a small object."""
 
+    def copy(self, source: str, uri: str) -> None:
+        """Copy an object within the store (no bytes leave this machine)."""
+
     def get_bytes(self, uri: str) -> bytes:
         """Read a small object."""
 
@@ -136,6 +139,9 @@ class LocalStore:
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         self._write(uri, lambda fh: fh.write(data))
+
+    def copy(self, source: str, uri: str) -> None:
+        self.upload_file(self.path(source), uri)
 
     def get_bytes(self, uri: str) -> bytes:
         path = self.path(uri)
@@ -225,6 +231,12 @@ class S3Store:
     def put_bytes(self, data: bytes, uri: str) -> None:
         bucket, key = split_uri(uri)
         self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def copy(self, source: str, uri: str) -> None:
+        src_bucket, src_key = split_uri(source)
+        bucket, key = split_uri(uri)
+        # the managed copy switches to multipart copy above the threshold (CopyObject stops at 5 GB)
+        self.client.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key, Config=self.transfer_config)
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_uri(uri)

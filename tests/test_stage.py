@@ -173,3 +173,22 @@ def test_progress_bar_only_on_a_terminal() -> None:
     bar(2 * 1024 * 1024)
     bar.close()
     assert "3.0 MiB/3.0 MiB" in shown.getvalue() and shown.getvalue().endswith("\n")
+
+
+def test_one_new_file_in_a_staged_folder_sends_only_that_file(aws: Any, tmp_path: Path) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    store = S3Store(s3)
+    first = _stage(_spec(tmp_path), store, tmp_path)
+    (tmp_path / "data" / "c.txt").write_text("gamma: the only new bytes")
+    aws.clear_log()
+    second = _stage(_spec(tmp_path), store, tmp_path)
+    assert second.input_uris["data"] != first.input_uris["data"]  # a new tree...
+    sent = [r for r in aws.s3_uploads() if "/cas/sha256/" in r.path and not r.path.endswith(".json")]
+    assert [r.path.rsplit("/", 1)[1] for r in sent] == ["c.txt"]  # ...but only c.txt's bytes travel
+    assert aws.operations("s3").count("CopyObject") == 2  # a.txt and sub/b.txt, copied inside S3
+    by_rel = {rel: uri for uri, rel, _ in prefix_objects(store, second.input_uris["data"])}
+    assert set(by_rel) == {"a.txt", "sub/b.txt", "c.txt"}
+    assert store.get_bytes(by_rel["sub/b.txt"]) == b"beta"
+    copied = [u for u in second.uploads if u.copy_from]
+    assert sorted(u.uri.rsplit("/", 1)[1] for u in copied) == ["a.txt", "b.txt"]
