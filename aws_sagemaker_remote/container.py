@@ -38,8 +38,9 @@ BOOTSTRAP_ARGUMENTS = 2
 
 def needs_argument_file(arguments: "list[str] | tuple[str, ...]") -> bool:
     """True when ``arguments`` cannot be passed as ``ContainerArguments`` directly."""
+    # the API's pattern for an argument is ".*": a line break does not match it
     return (len(arguments) + BOOTSTRAP_ARGUMENTS > CONTAINER_ARGUMENTS_MAX
-            or any(len(a) > CONTAINER_ARGUMENT_LENGTH for a in arguments))
+            or any(len(a) > CONTAINER_ARGUMENT_LENGTH or "\n" in a or "\r" in a for a in arguments))
 
 
 class ContainerPaths:

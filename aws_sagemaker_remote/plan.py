@@ -469,7 +469,9 @@ def _check_env(pairs: Iterable[Tuple[str, str]], limits: Mapping[str, int]) -> T
 
 
 def _tag_text_ok(text: str) -> bool:
-    return all(ch.isalnum() or ch.isspace() or ch in TAG_SPECIALS for ch in text)
+    # the API allows letters, numbers, separators (\p{Z}: spaces, not line breaks or tabs) and _.:/=+-@
+    return all(ch.isalnum() or ch in TAG_SPECIALS or (ch.isspace() and ch not in "\t\n\r\x0b\x0c")
+               for ch in text)
 
 
 def _check_tags(pairs: Iterable[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]:

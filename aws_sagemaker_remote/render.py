@@ -166,7 +166,7 @@ def display_hyperparameters(pairs: Any) -> Dict[str, str]:
     """
     out: Dict[str, str] = {}
     for key, value in list(pairs)[:HYPERPARAMETERS_MAX]:
-        text = str(value)
+        text = " ".join(str(value).splitlines())  # the API's pattern ".*" takes no line breaks
         if len(text) > HYPERPARAMETER_VALUE_MAX:
             text = text[: HYPERPARAMETER_VALUE_MAX - 3] + "..."
         out[str(key)[:256]] = text

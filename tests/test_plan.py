@@ -302,3 +302,12 @@ def test_manifest_input_points_at_the_folder(tmp_path: Path) -> None:
     manifest.write_text('[{"prefix": "s3://b/data/"}, "a.csv"]')
     spec = _plan_with(tmp_path, [], inputs={"m": PathArgument(str(manifest), s3_data_type="ManifestFile")})
     assert spec.inputs[0].container_value == "/opt/ml/processing/input/m"
+
+
+def test_line_breaks_never_reach_fields_that_refuse_them(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.container import needs_argument_file
+
+    assert needs_argument_file(["--text", "two\nlines"])
+    assert not needs_argument_file(["--text", "one line"])
+    with pytest.raises(UsageError):
+        _plan_with(tmp_path, ["--sagemaker-tags", "k=two\nlines"])
