@@ -56,18 +56,38 @@ class Tree:
         return sum(f.size for f in self.files)
 
 
-class HashCache:
-    """``path → sha256`` for files whose size, mtime and inode are unchanged since last time."""
+class _JsonCache:
+    """A dict kept in a JSON file under the framework's home. Losing it only costs time: a file
+    that cannot be read starts empty, and one that cannot be written is skipped."""
 
-    def __init__(self, path: Optional[str] = None) -> None:
-        self.path = path or os.path.join(home_dir(), "cache", "sha256.json")
-        self._lock = threading.Lock()
+    def __init__(self, path: str) -> None:
+        self.path = path
         self._dirty = False
         try:
             with open(self.path, encoding="utf-8") as fh:
-                self._data: Dict[str, List[Any]] = json.load(fh)
+                self._data: Dict[str, Any] = json.load(fh)
         except (OSError, ValueError):
             self._data = {}
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = self.path + f".{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(self._data, fh)
+            os.replace(tmp, self.path)  # another launch never reads half a file
+        except OSError:
+            pass
+
+
+class HashCache(_JsonCache):
+    """``path → sha256`` for files whose size, mtime and inode are unchanged since last time."""
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        super().__init__(path or os.path.join(home_dir(), "cache", "sha256.json"))
+        self._lock = threading.Lock()
 
     def sha256(self, path: str) -> str:
         st = os.stat(path)
@@ -82,18 +102,6 @@ class HashCache:
             self._data[key] = stamp + [digest]
             self._dirty = True
         return digest
-
-    def save(self) -> None:
-        if not self._dirty:
-            return
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = self.path + f".{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self._data, fh)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
 
 
 def file_sha256(path: str) -> str:
@@ -178,7 +186,7 @@ class TreePlan:
     complete: bool
 
 
-class StagedIndex:
+class StagedIndex(_JsonCache):
     """``sha256 → URI`` of content this machine has staged before, one file per store.
 
     A folder with one new file is a new tree; the files it shares with an earlier
@@ -187,33 +195,16 @@ class StagedIndex:
     """
 
     def __init__(self, store_name: str, path: Optional[str] = None) -> None:
-        self.path = path or os.path.join(home_dir(), "cache", f"staged-{store_name}.json")
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                self._data: Dict[str, str] = json.load(fh)
-        except (OSError, ValueError):
-            self._data = {}
-        self._dirty = False
+        super().__init__(path or os.path.join(home_dir(), "cache", f"staged-{store_name}.json"))
 
     def get(self, sha256: str) -> Optional[str]:
-        return self._data.get(sha256)
+        found = self._data.get(sha256)
+        return str(found) if found else None
 
     def add(self, sha256: str, uri: str) -> None:
         if self._data.get(sha256) != uri:
             self._data[sha256] = uri
             self._dirty = True
-
-    def save(self) -> None:
-        if not self._dirty:
-            return
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = self.path + f".{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self._data, fh)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # without the index a changed folder is uploaded whole: slower, still right
 
 
 def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree, index: Optional[StagedIndex] = None) -> TreePlan:
