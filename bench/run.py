@@ -79,7 +79,7 @@ VENV_SEED_DISTRIBUTIONS = ("pip", "setuptools", "wheel")
 PEAK_RSS_MARKER = "BENCH_PEAK_RSS_KIB="
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
-_STAGED_RE = re.compile(r"staged (\d+) file\(s\) .*\((.+) uploaded, (\d+) already there\)")
+_STAGED_RE = re.compile(r"staged (\d+) file\(s\) .*\((.+) uploaded, (\d+) copied within S3, (\d+) already there\)")
 
 
 class BenchError(RuntimeError):
