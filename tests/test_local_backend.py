@@ -20,8 +20,9 @@ import botocore.session
 import pytest
 from botocore.validate import validate_parameters
 
-from aws_sagemaker_remote.backends.base import LogCursor, LogEvent
+from aws_sagemaker_remote.backends.base import Backend, LogCursor, LogEvent
 from aws_sagemaker_remote.backends.local import KEEP_ENV, LocalBackend
+from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
 from aws_sagemaker_remote.errors import AwsError, JobExists, JobNotFound
 from aws_sagemaker_remote.bundle import Bundle
 from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
@@ -88,7 +89,7 @@ def processing_input(name: str, uri: str, *, distribution: str = "FullyReplicate
 
 
 def processing_request(name: str, code_uri: str, args: Sequence[str] = (), *,
-                       inputs: Iterable[Dict[str, Any]] = (), outputs: Dict[str, str] = {},
+                       inputs: Iterable[Dict[str, Any]] = (), outputs: Optional[Dict[str, str]] = None,
                        instance_count: int = 1, max_run: int = 600,
                        environment: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     request: Dict[str, Any] = {
@@ -121,7 +122,7 @@ def channel(name: str, uri: str, *, distribution: str = "FullyReplicated", mode:
 
 
 def training_request(name: str, code_uri: str, args: Sequence[str] = (), *,
-                     channels: Iterable[Dict[str, Any]] = (), metrics: Dict[str, str] = {},
+                     channels: Iterable[Dict[str, Any]] = (), metrics: Optional[Dict[str, str]] = None,
                      checkpoint_uri: Optional[str] = None, hyperparameters: Optional[Dict[str, str]] = None,
                      instance_count: int = 1, max_run: int = 600) -> Dict[str, Any]:
     algorithm: Dict[str, Any] = {
@@ -621,6 +622,16 @@ def test_unknown_and_duplicate_jobs(put_code: PutCode, backend: LocalBackend) ->
     with pytest.raises(JobExists):
         backend.create("processing", processing_request("once", code))
     assert backend.console_url("processing", "once") is None
+
+
+def test_both_backends_offer_everything_the_seam_declares(backend: LocalBackend) -> None:
+    sagemaker = SageMakerBackend(None, None, "us-east-1")
+    declared = set(Backend.__annotations__) | {n for n in vars(Backend) if not n.startswith("_")}
+    assert {"create", "describe", "stop", "logs", "console_url", "outlives_caller"} <= declared
+    for candidate in (backend, sagemaker):
+        assert sorted(n for n in declared if not hasattr(candidate, n)) == []
+    # a local job's processes end with this one; a SageMaker job keeps running
+    assert (backend.outlives_caller, sagemaker.outlives_caller) == (False, True)
 
 
 def test_keep_environment_variable_keeps_the_container_folders(

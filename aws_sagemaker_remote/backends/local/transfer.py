@@ -25,7 +25,7 @@ def objects(store: Store, uri: str, data_type: str) -> List[Tuple[str, str, int]
             return prefix_objects(store, uri)
         if data_type == "ManifestFile":
             return manifest_objects(store, uri)
-    except Exception as exc:  # noqa: BLE001 - missing objects, bad manifests and botocore errors alike
+    except Exception as exc:  # missing objects, bad manifests and botocore errors alike
         raise JobError(f"ClientError: cannot read input {uri}: {exc}") from exc
     raise JobError(f"ClientError: S3DataType {data_type} is not supported by the local backend")
 
@@ -47,7 +47,7 @@ def fetch(settings: Settings, job: Job, instance: Instance, uri: str, data_type:
         target = os.path.join(dest, *[p for p in rel.split("/") if p not in ("", ".", "..")])
         try:
             settings.store.download_file(obj_uri, target)
-        except Exception as exc:  # noqa: BLE001 - as above
+        except Exception as exc:  # as above
             raise JobError(f"ClientError: cannot download {obj_uri}: {exc}") from exc
         if gzipped:
             gunzip_in_place(target)
@@ -67,7 +67,7 @@ def upload(what: str, step: Callable[..., Any], *args: Any) -> None:
     """Run an upload step; a store error fails the job as SageMaker reports it (a client error)."""
     try:
         step(*args)
-    except Exception as exc:  # noqa: BLE001 - botocore and OS errors alike end the job Failed
+    except Exception as exc:  # botocore and OS errors alike end the job Failed
         raise JobError(f"ClientError: cannot upload {what}: {exc}") from exc
 
 
