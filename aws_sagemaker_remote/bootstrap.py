@@ -40,7 +40,9 @@ import tempfile
 import threading
 from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence
 
-from .container import ARGUMENT_FILE_FLAG, DEFAULT as DEFAULT_PATHS, ROOT_ENV, ContainerPaths
+from .container import (ARGUMENT_FILE_FLAG, DEFAULT as DEFAULT_PATHS, ROOT_ENV, TRAINING_ENV_SET, ContainerPaths,
+                        training_environment)
+from .errors import exit_status
 
 #: Lines of output kept from each step for the failure message.
 TAIL_LINES = 20
@@ -107,7 +109,7 @@ class _Children:
     """
 
     def __init__(self) -> None:
-        self.current: Optional[subprocess.Popen] = None
+        self.current: Optional["subprocess.Popen[bytes]"] = None
         self.stop_signal: Optional[int] = None
 
     def forward(self, signum: int, _frame: Any) -> None:
@@ -220,11 +222,6 @@ def _outcome(code: int) -> str:
     return f"failed with exit code {code}"
 
 
-def _exit_code(code: int) -> int:
-    """Shell convention: death by signal N exits 128+N."""
-    return 128 - code if code < 0 else code
-
-
 def read_manifest(unpack_dir: str) -> Dict[str, Any]:
     """The bundle's ``manifest.json``."""
     path = os.path.join(unpack_dir, "manifest.json")
@@ -281,7 +278,7 @@ def configure(unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
         # No output in the message: a shell error can echo an expanded variable
         # ("bash: s3cr3t: command not found"), and the failure reason is shown
         # more widely than the logs, where that output already is.
-        raise StepFailed(f"{failed} {_outcome(code)}", _exit_code(code))
+        raise StepFailed(f"{failed} {_outcome(code)}", exit_status(code))
     new_env = dumped.get("env")
     if not isinstance(new_env, dict):
         raise StepFailed(f"the {what} ended without handing back its environment", 1)
@@ -304,7 +301,7 @@ def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, s
         # pip ends a failure with its ERROR lines
         detail = _last_lines(output.lines, 3)
         raise StepFailed(f"pip install -r {requirements} {_outcome(code)}" + (f": {detail}" if detail else ""),
-                         _exit_code(code))
+                         exit_status(code))
 
 
 def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Mapping[str, str]) -> None:
@@ -318,7 +315,7 @@ def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Ma
         # one the last line is whatever the script printed, which explains nothing.
         detail = _last_lines(output.lines, 1) if output.traceback_seen else ""
         verb = f"exited with code {code}" if code > 0 else _outcome(code)
-        raise StepFailed(f"script {display} {verb}" + (f": {detail}" if detail else ""), _exit_code(code))
+        raise StepFailed(f"script {display} {verb}" + (f": {detail}" if detail else ""), exit_status(code))
 
 
 def read_arguments(script_args: Sequence[str]) -> List[str]:
@@ -338,66 +335,6 @@ def read_arguments(script_args: Sequence[str]) -> List[str]:
         root = os.environ.get(ROOT_ENV)
         return [DEFAULT_PATHS.relocate(a, root) for a in loaded] if root else loaded
     return list(script_args)
-
-
-def training_environment(paths: ContainerPaths) -> Dict[str, str]:
-    """The ``SM_*`` variables of a training job, derived from ``/opt/ml/input/config``.
-
-    SageMaker's framework images compute these in their own entry point (the
-    sagemaker-training-toolkit), which a job with our entrypoint does not run;
-    the bootstrap and the local backend compute them here instead, so scripts
-    that read ``SM_MODEL_DIR`` or ``SM_CHANNEL_TRAIN`` work in both places.
-    Missing config files give the variables that do not depend on them.
-    """
-
-    def load(path: str) -> Any:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                return json.load(fh)
-        except (OSError, ValueError):
-            return None
-
-    resource = load(paths.training_resource_config) or {}
-    hyper = load(paths.hyperparameters) or {}
-    channels = load(paths.input_data_config) or {}
-    input_dir = os.path.dirname(paths.training_config_dir)
-    env = {
-        "SM_MODEL_DIR": paths.model_dir,
-        "SM_OUTPUT_DATA_DIR": paths.output_data_dir,
-        "SM_OUTPUT_DIR": os.path.dirname(paths.output_data_dir),
-        "SM_INPUT_DIR": input_dir,
-        "SM_INPUT_CONFIG_DIR": paths.training_config_dir,
-        "SM_CHANNELS": json.dumps(sorted(channels)),
-        "SM_HPS": json.dumps(hyper, sort_keys=True),
-        "SM_NUM_CPUS": str(os.cpu_count() or 1),
-        "SM_NUM_GPUS": str(_count_gpus()),
-    }
-    if resource:
-        env["SM_CURRENT_HOST"] = str(resource.get("current_host", ""))
-        env["SM_HOSTS"] = json.dumps(list(resource.get("hosts", [])))
-        env["SM_NETWORK_INTERFACE_NAME"] = str(resource.get("network_interface_name", "eth0"))
-        if resource.get("current_instance_type"):
-            env["SM_CURRENT_INSTANCE_TYPE"] = str(resource["current_instance_type"])
-        env["SM_RESOURCE_CONFIG"] = json.dumps(resource, sort_keys=True)
-    if channels:
-        env["SM_INPUT_DATA_CONFIG"] = json.dumps(channels, sort_keys=True)
-    for name in channels:
-        env["SM_CHANNEL_" + str(name).upper()] = paths.training_channel(str(name))
-    for name, value in hyper.items():
-        env["SM_HP_" + str(name).upper()] = value if isinstance(value, str) else json.dumps(value)
-    return env
-
-
-def _count_gpus() -> int:
-    """GPUs ``nvidia-smi`` lists, 0 where there is none (or no driver)."""
-    try:
-        listing = subprocess.run(["nvidia-smi", "--list-gpus"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    if listing.returncode != 0:
-        return 0
-    return sum(1 for line in listing.stdout.decode("utf-8", "replace").splitlines() if line.startswith("GPU "))
 
 
 def write_failure(kind: str, message: str) -> str:
@@ -428,9 +365,9 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
         script = str(manifest["script"])
         cwd = os.path.dirname(os.path.join(unpack_dir, script))
         env = dict(os.environ)
-        if kind == "training":
+        if kind == "training" and env.get(TRAINING_ENV_SET) != "1":
             for name, value in training_environment(ContainerPaths.from_env()).items():
-                env.setdefault(name, value)  # the platform's (or local backend's) values win
+                env.setdefault(name, value)  # values the image already sets win
         pythonpath = [os.path.join(unpack_dir, p) for p in manifest.get("pythonpath") or ("runtime", "deps")]
         prepend_pythonpath(env, pythonpath)
         env = configure(unpack_dir, manifest, env, cwd)
@@ -460,7 +397,8 @@ def _stop_point() -> None:
     """Do not start another step once a stop signal arrived."""
     if _CHILDREN.stop_signal is not None:
         name = signal.Signals(_CHILDREN.stop_signal).name
-        raise StepFailed(f"the job was stopped by {name} before the script ran", 128 + _CHILDREN.stop_signal)
+        raise StepFailed(f"the job was stopped by {name} before the script ran",
+                         exit_status(-_CHILDREN.stop_signal))
 
 
 def main(unpack_dir: str, script_args: List[str]) -> NoReturn:

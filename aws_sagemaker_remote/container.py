@@ -8,18 +8,28 @@ provides training information"). Nothing else in the package spells ``/opt/ml``.
 The root can be moved: :class:`ContainerPaths` takes a ``root`` so the local
 backend can give each emulated instance its own folder, and the bootstrap reads
 ``AWS_SAGEMAKER_REMOTE_OPT_ML`` (set only by the local backend) to find it.
+
+:func:`training_environment` derives the ``SM_*`` variables of a training job
+from the config files under this layout; the bootstrap (in a SageMaker job) or
+the local backend (on this machine) computes them, never both.
 This module is standard-library only because it ships inside the job.
 """
 from __future__ import annotations
 
+import json
 import os
 import posixpath
-from typing import Optional
+import subprocess
+from typing import Any, Dict, Optional
 
 #: The root SageMaker mounts everything under.
 OPT_ML = "/opt/ml"
 #: Environment variable through which the local backend moves the root.
 ROOT_ENV = "AWS_SAGEMAKER_REMOTE_OPT_ML"
+#: Set to ``1`` by whoever already put the :func:`training_environment` variables
+#: in the job's environment (the local backend), so the bootstrap does not
+#: compute them a second time.
+TRAINING_ENV_SET = "AWS_SAGEMAKER_REMOTE_SM_SET"
 
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"
@@ -169,3 +179,65 @@ class ContainerPaths:
 
 #: The layout of a real SageMaker container.
 DEFAULT = ContainerPaths()
+
+
+def training_environment(paths: ContainerPaths, gpus: Optional[int] = None) -> Dict[str, str]:
+    """The ``SM_*`` variables of a training job, derived from ``/opt/ml/input/config``.
+
+    SageMaker's framework images compute these in their own entry point (the
+    sagemaker-training-toolkit), which a job with our entrypoint does not run;
+    the bootstrap (or, on this machine, the local backend) computes them here
+    instead, so scripts that read ``SM_MODEL_DIR`` or ``SM_CHANNEL_TRAIN`` work
+    in both places. Missing config files give the variables that do not depend
+    on them. ``gpus`` is ``SM_NUM_GPUS``; by default the GPUs ``nvidia-smi``
+    lists.
+    """
+
+    def load(path: str) -> Any:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None
+
+    resource = load(paths.training_resource_config) or {}
+    hyper = load(paths.hyperparameters) or {}
+    channels = load(paths.input_data_config) or {}
+    input_dir = os.path.dirname(paths.training_config_dir)
+    env = {
+        "SM_MODEL_DIR": paths.model_dir,
+        "SM_OUTPUT_DATA_DIR": paths.output_data_dir,
+        "SM_OUTPUT_DIR": os.path.dirname(paths.output_data_dir),
+        "SM_INPUT_DIR": input_dir,
+        "SM_INPUT_CONFIG_DIR": paths.training_config_dir,
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(hyper, sort_keys=True),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_NUM_GPUS": str(_count_gpus() if gpus is None else gpus),
+    }
+    if resource:
+        env["SM_CURRENT_HOST"] = str(resource.get("current_host", ""))
+        env["SM_HOSTS"] = json.dumps(list(resource.get("hosts", [])))
+        env["SM_NETWORK_INTERFACE_NAME"] = str(resource.get("network_interface_name", "eth0"))
+        if resource.get("current_instance_type"):
+            env["SM_CURRENT_INSTANCE_TYPE"] = str(resource["current_instance_type"])
+        env["SM_RESOURCE_CONFIG"] = json.dumps(resource, sort_keys=True)
+    if channels:
+        env["SM_INPUT_DATA_CONFIG"] = json.dumps(channels, sort_keys=True)
+    for name in channels:
+        env["SM_CHANNEL_" + str(name).upper()] = paths.training_channel(str(name))
+    for name, value in hyper.items():
+        env["SM_HP_" + str(name).upper()] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def _count_gpus() -> int:
+    """GPUs ``nvidia-smi`` lists, 0 where there is none (or no driver)."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "--list-gpus"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    return sum(1 for line in listing.stdout.decode("utf-8", "replace").splitlines() if line.startswith("GPU "))

@@ -9,7 +9,9 @@ and carries the process exit code that the entry points use::
     ├── AwsError (exit 1)            an AWS call failed (translated from botocore)
     │   ├── CredentialsError         no usable credentials / region
     │   ├── EndpointError            the endpoint could not be reached
-    │   └── ThrottledError           the service kept throttling us
+    │   ├── ThrottledError           the service kept throttling us
+    │   ├── JobNotFound              no job of that kind and name (also a KeyError)
+    │   └── JobExists                a job of that kind and name was already created
     ├── JobFailed (exit 1)           the job ended Failed or Stopped
     └── Interrupted (exit 130)       Ctrl-C; the job was stopped (or detached)
 
@@ -26,6 +28,15 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def exit_status(returncode: int) -> int:
+    """The exit status a shell reports for a child's ``returncode``: death by signal N is 128+N.
+
+    :mod:`subprocess` gives a negative ``returncode`` (``-N``) for a process killed
+    by signal N; a container, the bootstrap and the local backend report ``128+N``.
+    """
+    return 128 - returncode if returncode < 0 else returncode
 
 
 class RemoteError(Exception):
@@ -79,6 +90,24 @@ class EndpointError(AwsError):
 
 class ThrottledError(AwsError):
     """AWS kept throttling the requests after the retries botocore makes."""
+
+
+class JobNotFound(AwsError, KeyError):
+    """``describe``/``stop``/``logs`` of a job the backend never created (SageMaker: ValidationException)."""
+
+    def __init__(self, kind: str, job_name: str) -> None:
+        super().__init__(f"Could not find {kind} job '{job_name}'", code="ValidationException")
+        self.kind = kind
+        self.job_name = job_name
+
+
+class JobExists(AwsError):
+    """``create`` with a name already used by a job of the same kind (SageMaker: ResourceInUse)."""
+
+    def __init__(self, kind: str, job_name: str) -> None:
+        super().__init__(f"A {kind} job named '{job_name}' already exists", code="ResourceInUse")
+        self.kind = kind
+        self.job_name = job_name
 
 
 class JobFailed(RemoteError):

@@ -9,7 +9,6 @@ The pieces:
 * :func:`follow` — a generator of :class:`StatusChange` and
   :class:`~aws_sagemaker_remote.backends.base.LogEvent` items, ending with the
   terminal status (after a last read of the logs);
-* :class:`MetricTracker` — the latest value of each ``(name, regex)`` metric seen in the logs;
 * :func:`wait` — prints what :func:`follow` yields, handles Ctrl-C, and returns
   the :class:`~aws_sagemaker_remote.spec.JobResult`;
 * :func:`result_from_description` and :func:`summary_lines` — pure helpers
@@ -28,7 +27,6 @@ exist, missing permissions, bad credentials) are raised at once.
 """
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections import deque
@@ -37,7 +35,8 @@ from typing import (Any, Callable, Deque, Dict, Iterator, List, Mapping, NoRetur
                     Tuple, TypeVar, Union)
 
 from .backends.base import STATUS_KEY, TERMINAL_STATUSES, TRAINING, Backend, LogCursor, LogEvent
-from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError, UsageError
+from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError
+from .metrics import MetricTracker
 from .spec import JobResult
 
 #: Log lines kept for the failure summary.
@@ -198,54 +197,6 @@ def follow(
         sleep(max(0.0, min(log_every, next_status - clock())))
 
 
-class MetricTracker:
-    """The latest value of each metric found in log lines.
-
-    :param metrics: ``(name, regex)`` pairs; the regex's first group is the value
-        (the whole match when it has no group), as in SageMaker's MetricDefinitions.
-    :raises UsageError: a regex does not compile.
-    """
-
-    def __init__(self, metrics: Sequence[Tuple[str, str]] = ()) -> None:
-        self._patterns: List[Tuple[str, "re.Pattern[str]"]] = []
-        for name, regex in metrics:
-            try:
-                self._patterns.append((name, re.compile(regex)))
-            except re.error as exc:
-                raise UsageError(f"metric {name!r}: invalid regex {regex!r}: {exc}",
-                                 flag="--sagemaker-metric") from None
-        self.values: Dict[str, float] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._patterns)
-
-    def match(self, line: str) -> Dict[str, float]:
-        """The metrics one log line holds, by name; remembers their values."""
-        found: Dict[str, float] = {}
-        for name, pattern in self._patterns:
-            match = pattern.search(line)
-            if not match:
-                continue
-            text = match.group(1) if pattern.groups else match.group(0)
-            try:
-                found[name] = float(text)
-            except (TypeError, ValueError):
-                continue
-        self.values.update(found)
-        return found
-
-    def feed(self, line: str) -> bool:
-        """Match one log line; True when a metric's value changed."""
-        before = dict(self.values)
-        self.match(line)
-        return self.values != before
-
-    def line(self) -> str:
-        """``[metrics] loss=0.25 accuracy=0.9`` (in declaration order, metrics seen so far)."""
-        shown = [f"{name}={self.values[name]:g}" for name, _ in self._patterns if name in self.values]
-        return "[metrics] " + " ".join(shown)
-
-
 class _Printer:
     """Writes what :func:`follow` yields and remembers the last log lines."""
 
@@ -310,7 +261,9 @@ def wait(
     A job of the local backend (``backend.name == "local"``) runs inside this
     process and cannot outlive it: it is stopped even with ``detach``.
 
-    :param metrics: ``(name, regex)`` pairs matched against every log line.
+    :param metrics: ``(name, regex)`` pairs matched against every log line (see
+        :class:`~aws_sagemaker_remote.metrics.MetricTracker`; the planner has
+        already refused a regex that does not compile).
     :param tail: how many log lines the result keeps for the failure summary.
     :param retry_for: seconds during which transient AWS errors are retried
         (see :func:`follow`).

@@ -20,9 +20,10 @@ import botocore.session
 import pytest
 from botocore.validate import validate_parameters
 
-from aws_sagemaker_remote.backends.base import LogCursor, LogEvent
-from aws_sagemaker_remote.backends.local import KEEP_ENV, JobExists, JobNotFound, LocalBackend
-from aws_sagemaker_remote.errors import AwsError
+from aws_sagemaker_remote.backends.base import Backend, LogCursor, LogEvent
+from aws_sagemaker_remote.backends.local import KEEP_ENV, LocalBackend
+from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
+from aws_sagemaker_remote.errors import AwsError, JobExists, JobNotFound
 from aws_sagemaker_remote.bundle import Bundle
 from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
 from aws_sagemaker_remote.render import ENTRYPOINT
@@ -88,7 +89,7 @@ def processing_input(name: str, uri: str, *, distribution: str = "FullyReplicate
 
 
 def processing_request(name: str, code_uri: str, args: Sequence[str] = (), *,
-                       inputs: Iterable[Dict[str, Any]] = (), outputs: Dict[str, str] = {},
+                       inputs: Iterable[Dict[str, Any]] = (), outputs: Optional[Dict[str, str]] = None,
                        instance_count: int = 1, max_run: int = 600,
                        environment: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     request: Dict[str, Any] = {
@@ -121,7 +122,7 @@ def channel(name: str, uri: str, *, distribution: str = "FullyReplicated", mode:
 
 
 def training_request(name: str, code_uri: str, args: Sequence[str] = (), *,
-                     channels: Iterable[Dict[str, Any]] = (), metrics: Dict[str, str] = {},
+                     channels: Iterable[Dict[str, Any]] = (), metrics: Optional[Dict[str, str]] = None,
                      checkpoint_uri: Optional[str] = None, hyperparameters: Optional[Dict[str, str]] = None,
                      instance_count: int = 1, max_run: int = 600) -> Dict[str, Any]:
     algorithm: Dict[str, Any] = {
@@ -148,10 +149,36 @@ def training_request(name: str, code_uri: str, args: Sequence[str] = (), *,
     return check_request("CreateTrainingJob", request)
 
 
+class ManualClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def wait_until_done(backend: LocalBackend, kind: str, name: str, timeout: float = JOB_TIMEOUT) -> Dict[str, Any]:
+    """The job's description once it shows a final status (which the backend publishes after cleaning up)."""
+    key = "ProcessingJobStatus" if kind == "processing" else "TrainingJobStatus"
+    deadline = time.monotonic() + timeout
+    while True:
+        described = backend.describe(kind, name)
+        if described[key] in ("Completed", "Failed", "Stopped"):
+            return described
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{kind} job {name} still {described[key]} after {timeout} s")
+        time.sleep(0.02)
+
+
 def run_job(backend: LocalBackend, kind: str, request: Dict[str, Any]) -> Dict[str, Any]:
     name = request["ProcessingJobName" if kind == "processing" else "TrainingJobName"]
     backend.create(kind, request)
-    return backend.wait(kind, name, timeout=JOB_TIMEOUT)
+    return wait_until_done(backend, kind, name)
 
 
 def all_events(backend: LocalBackend, kind: str, name: str) -> List[LogEvent]:
@@ -236,7 +263,7 @@ def test_processing_downloads_inputs_runs_the_script_and_uploads_outputs(
 
     backend.create("processing", request)
     assert backend.describe("processing", "copy-job")["ProcessingJobStatus"] in ("InProgress", "Completed")
-    described = backend.wait("processing", "copy-job", timeout=JOB_TIMEOUT)
+    described = wait_until_done(backend, "processing", "copy-job")
 
     assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
     assert described["ProcessingJobArn"] == "arn:aws:sagemaker:us-east-1:000000000000:processing-job/copy-job"
@@ -513,19 +540,24 @@ SLEEP_SCRIPT = """
 
 
 def test_stop_ends_a_sleeping_job_stopped_and_leaves_no_process(
-        put_code: PutCode, backend: LocalBackend) -> None:
+        put_code: PutCode, store: LocalStore, workdir: Path) -> None:
+    # The clock never moves, so the grace period never ends: SIGTERM alone must stop the job.
+    backend = LocalBackend(store, workdir=str(workdir), stop_grace=5.0, clock=ManualClock())
     code = put_code("processing", SLEEP_SCRIPT)
     backend.create("processing", processing_request("sleepy", code, instance_count=2))
     lines = wait_for_line(backend, "processing", "sleepy", "sleeping", count=2)
-    pids = [int(p) for line in lines if line.startswith("pids ") for p in line.split()[1:]]
+    pids = [int(p) for line in lines if line.startswith("pids ")
+            for p in line.split()[1:]]
+    assert len(pids) == 4
 
-    started = time.monotonic()
     backend.stop("processing", "sleepy")
     assert backend.describe("processing", "sleepy")["ProcessingJobStatus"] in ("Stopping", "Stopped")
-    described = backend.wait("processing", "sleepy", timeout=JOB_TIMEOUT)
+    described = wait_until_done(backend, "processing", "sleepy")
 
     assert described["ProcessingJobStatus"] == "Stopped"
-    assert time.monotonic() - started < 5
+    assert "FailureReason" not in described  # a stop asked for is not a failure
+    # the bootstrap forwarded SIGTERM to the script, which died of it
+    assert described["ExitMessage"] == "script job.py was stopped by SIGTERM"
     deadline = time.monotonic() + 2
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -534,14 +566,47 @@ def test_stop_ends_a_sleeping_job_stopped_and_leaves_no_process(
     assert backend.describe("processing", "sleepy")["ProcessingJobStatus"] == "Stopped"
 
 
-def test_max_runtime_stops_the_job(put_code: PutCode, backend: LocalBackend) -> None:
+def test_a_process_that_ignores_sigterm_is_killed_when_the_grace_period_ends(
+        put_code: PutCode, store: LocalStore, workdir: Path) -> None:
+    clock = ManualClock()
+    backend = LocalBackend(store, workdir=str(workdir), stop_grace=30.0, clock=clock)
+    code = put_code("processing", """
+        import signal, time
+        signal.signal(signal.SIGTERM, lambda signum, frame: print("ignoring SIGTERM", flush=True))
+        print("sleeping", flush=True)
+        time.sleep(60)
+    """)
+    backend.create("processing", processing_request("stubborn", code))
+    wait_for_line(backend, "processing", "stubborn", "sleeping")
+
+    backend.stop("processing", "stubborn")
+    wait_for_line(backend, "processing", "stubborn", "ignoring SIGTERM")
+    time.sleep(0.3)  # real time passes, the injected clock does not: no SIGKILL yet
+    assert backend.describe("processing", "stubborn")["ProcessingJobStatus"] == "Stopping"
+
+    clock.advance(31)
+    described = wait_until_done(backend, "processing", "stubborn")
+    assert described["ProcessingJobStatus"] == "Stopped"
+    # SIGKILL left the bootstrap no time to write a failure file
+    assert "ExitMessage" not in described
+
+
+def test_max_runtime_stops_the_job(put_code: PutCode, store: LocalStore, workdir: Path) -> None:
+    clock = ManualClock()
+    backend = LocalBackend(store, workdir=str(workdir), stop_grace=5.0, clock=clock)
     code = put_code("training", "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n")
-    started = time.monotonic()
-    described = run_job(backend, "training", training_request("too-long", code, max_run=1))
-    assert time.monotonic() - started < 6
+    backend.create("training", training_request("too-long", code, max_run=1))
+    wait_for_line(backend, "training", "too-long", "sleeping")
+    time.sleep(0.3)  # the limit is counted on the injected clock, not in real time
+    assert backend.describe("training", "too-long")["TrainingJobStatus"] == "InProgress"
+
+    clock.advance(1.5)
+    described = wait_until_done(backend, "training", "too-long")
     assert described["TrainingJobStatus"] == "Stopped"
     assert described["SecondaryStatus"] == "MaxRuntimeExceeded"
-    assert described["FailureReason"].startswith("MaxRuntimeExceeded")
+    assert described["FailureReason"] == "MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds=1"
+    assert [t["Status"] for t in described["SecondaryStatusTransitions"]] == [
+        "Starting", "Downloading", "Training", "Uploading", "MaxRuntimeExceeded"]
 
 
 def test_unknown_and_duplicate_jobs(put_code: PutCode, backend: LocalBackend) -> None:
@@ -559,13 +624,24 @@ def test_unknown_and_duplicate_jobs(put_code: PutCode, backend: LocalBackend) ->
     assert backend.console_url("processing", "once") is None
 
 
+def test_both_backends_offer_everything_the_seam_declares(backend: LocalBackend) -> None:
+    sagemaker = SageMakerBackend(None, None, "us-east-1")
+    declared = set(Backend.__annotations__) | {n for n in vars(Backend) if not n.startswith("_")}
+    assert {"create", "describe", "stop", "logs", "console_url", "outlives_caller"} <= declared
+    for candidate in (backend, sagemaker):
+        assert sorted(n for n in declared if not hasattr(candidate, n)) == []
+    # a local job's processes end with this one; a SageMaker job keeps running
+    assert (backend.outlives_caller, sagemaker.outlives_caller) == (False, True)
+
+
 def test_keep_environment_variable_keeps_the_container_folders(
-        put_code: PutCode, backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        put_code: PutCode, backend: LocalBackend, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEEP_ENV, "1")
     code = put_code("processing", "print('hi')\n")
     run_job(backend, "processing", processing_request("kept", code, instance_count=2))
-    job_dir = backend.job_dir("processing", "kept")
-    assert job_dir is not None
+    kept = [folder for folder in workdir.iterdir() if folder.name.startswith("kept-")]
+    assert len(kept) == 1
+    job_dir = str(kept[0])
     for host in ("algo-1", "algo-2"):
         with open(os.path.join(job_dir, host, "opt", "ml", "config", "resourceconfig.json")) as fh:
             assert json.load(fh)["current_host"] == host
@@ -711,7 +787,7 @@ def test_stopped_training_keeps_what_the_script_saved(
     backend.create("training", training_request("stop-train", code))
     wait_for_line(backend, "training", "stop-train", "training")
     backend.stop("training", "stop-train")
-    described = backend.wait("training", "stop-train", timeout=JOB_TIMEOUT)
+    described = wait_until_done(backend, "training", "stop-train")
 
     assert described["TrainingJobStatus"] == "Stopped"
     assert described["SecondaryStatus"] == "Stopped"

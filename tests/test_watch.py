@@ -20,7 +20,7 @@ from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
 from aws_sagemaker_remote.errors import AwsError, Interrupted, ThrottledError
 from aws_sagemaker_remote.spec import JobResult
 from aws_sagemaker_remote.store import LocalStore
-from aws_sagemaker_remote.watch import MetricTracker, result_from_description, summary_lines, wait
+from aws_sagemaker_remote.watch import result_from_description, summary_lines, wait
 
 JOB = "clean-data-1"
 TRAIN = "train-1"
@@ -386,22 +386,6 @@ def test_exit_message_is_the_reason_when_there_is_no_failure_reason() -> None:
 def test_detached_summary_points_to_the_console() -> None:
     result = JobResult(kind="processing", job_name=JOB, status="InProgress", console_url="https://console/x")
     assert summary_lines(result) == [f"processing job {JOB}: InProgress", "  console: https://console/x"]
-
-
-def test_metric_tracker_ignores_values_that_are_not_numbers() -> None:
-    tracker = MetricTracker([("loss", r"loss=(\S+)")])
-    assert not tracker.feed("loss=nan-ish")
-    assert tracker.feed("loss=1e-3")
-    assert not tracker.feed("loss=0.001")
-    assert tracker.line() == "[metrics] loss=0.001"
-
-
-def test_invalid_metric_regex_names_the_flag() -> None:
-    from aws_sagemaker_remote.errors import UsageError
-
-    with pytest.raises(UsageError) as info:
-        MetricTracker([("loss", "loss=(")])
-    assert str(info.value).startswith("--sagemaker-metric: ")
 
 
 # --- AWS errors while following a job -----------------------------------------------------------

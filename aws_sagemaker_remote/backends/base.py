@@ -1,4 +1,4 @@
-"""The backend seam: four calls, SageMaker-shaped data in and out.
+"""The backend seam: five calls, SageMaker-shaped data in and out.
 
 A backend takes the exact ``CreateProcessingJob`` / ``CreateTrainingJob``
 request built by :mod:`aws_sagemaker_remote.render` and answers
@@ -53,6 +53,10 @@ class Backend(Protocol):
     log_poll_interval: float
     #: human name for messages ("SageMaker", "local")
     name: str
+    #: True when a job keeps running after the process that created it exits
+    #: (SageMaker), so a caller may detach from it; False when the job's
+    #: processes end with the caller's (the local backend)
+    outlives_caller: bool
 
     def create(self, kind: str, request: Dict[str, Any]) -> None:
         """Start the job described by ``request``."""

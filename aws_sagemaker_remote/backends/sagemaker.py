@@ -1,4 +1,4 @@
-"""The SageMaker backend: the four seam calls as boto3 calls, logs from CloudWatch Logs.
+"""The SageMaker backend: the seam calls as boto3 calls, logs from CloudWatch Logs.
 
 The backend is handed its clients (from :func:`aws_sagemaker_remote.aws.make_clients`)
 and never builds one, so tests can give it a client pointed at a moto server
@@ -63,6 +63,8 @@ class SageMakerBackend:
     """
 
     name = "SageMaker"
+    #: A SageMaker job runs on its own instances, whatever happens to this process.
+    outlives_caller = True
 
     def __init__(
         self,

@@ -1,0 +1,231 @@
+"""What the local backend does differently for a Processing and a Training job.
+
+Each kind is three functions, gathered in :data:`KINDS`: how many instances the
+request asks for, how the job runs (inputs, config files, processes, uploads,
+outcome), and what its ``Describe*Job`` response adds to the fields both kinds
+share (:meth:`~aws_sagemaker_remote.backends.local.state.Job.describe`).
+Everything else in the backend is the same for both kinds.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping
+
+from ...container import TRAINING_ENV_SET, ContainerPaths, training_environment
+from ...store import upload_folder
+from ..base import PROCESSING, TRAINING
+from .processes import execute
+from .state import Instance, Job, JobError, Settings
+from .transfer import fetch, read_text, upload, upload_tarball, write_json
+
+
+@dataclass(frozen=True)
+class KindHooks:
+    """The kind-specific parts of running and describing a local job."""
+
+    instance_count: Callable[[Mapping[str, Any]], int]
+    run: Callable[[Settings, Job], None]
+    describe_extras: Callable[[Job], Dict[str, Any]]
+
+
+# --- processing ------------------------------------------------------------------------------------
+
+def processing_instance_count(request: Mapping[str, Any]) -> int:
+    """``ProcessingResources.ClusterConfig.InstanceCount`` (1 when absent)."""
+    return int(request.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1) or 1)
+
+
+def processing_outputs(request: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The request's ``S3Output`` outputs."""
+    config = request.get("ProcessingOutputConfig") or {}
+    return [o for o in config.get("Outputs", []) or [] if o.get("S3Output")]
+
+
+def run_processing(settings: Settings, job: Job) -> None:
+    """Inputs and config files into every instance, run, then outputs if every instance succeeded."""
+    request = job.request
+    hosts = [i.host for i in job.instances]
+    for instance in job.instances:
+        for item in request.get("ProcessingInputs", []) or []:
+            source = item.get("S3Input")
+            if not source:
+                raise JobError(f"ClientError: input {item.get('InputName')}: only S3Input is supported "
+                               "by the local backend")
+            fetch(settings, job, instance, source["S3Uri"], source.get("S3DataType", "S3Prefix"),
+                  source.get("S3DataDistributionType", "FullyReplicated"),
+                  source.get("S3CompressionType", "None") == "Gzip", instance.local(source["LocalPath"]))
+        for output in processing_outputs(request):
+            os.makedirs(instance.local(output["S3Output"]["LocalPath"]), exist_ok=True)
+        config = {k: v for k, v in copy.deepcopy(request).items() if k != "Tags"}
+        config["ProcessingJobArn"] = job.arn
+        write_json(instance.paths.processing_job_config, config)
+        write_json(instance.paths.processing_resource_config, {"current_host": instance.host, "hosts": hosts})
+    if job.stopped_early():
+        return
+    app = request.get("AppSpecification", {})
+    execute(settings, job, app.get("ContainerEntrypoint"), app.get("ContainerArguments"), lambda _instance: {})
+    failed = [i for i in job.instances if i.exit_code != 0]
+    first = (failed or job.instances)[0]
+    message = read_text(first.paths.processing_failure)
+    if job.stop_event.is_set():
+        job.finish("Stopped", job.stop_reason_text(), message)
+    elif failed:
+        job.finish("Failed", "AlgorithmError: " + (message or f"Exit code {first.exit_code}"), message)
+    else:
+        # SageMaker uploads each output once the job succeeded; every instance
+        # uploads under the same prefix, so equal file names overwrite (algo-N last)
+        for instance in job.instances:
+            for output in processing_outputs(request):
+                upload(f"output {output.get('OutputName')}", upload_folder, settings.store,
+                       instance.local(output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+        job.finish("Completed", None, message)
+
+
+def processing_describe_extras(job: Job) -> Dict[str, Any]:
+    """``ProcessingJobArn``, start and end times, ``ExitMessage``; call with ``job.lock`` held."""
+    extras: Dict[str, Any] = {"ProcessingJobArn": job.arn}
+    if job.started:
+        extras["ProcessingStartTime"] = job.started
+    if job.ended:
+        extras["ProcessingEndTime"] = job.ended
+    if job.exit_message:
+        extras["ExitMessage"] = job.exit_message
+    return extras
+
+
+# --- training --------------------------------------------------------------------------------------
+
+def training_instance_count(request: Mapping[str, Any]) -> int:
+    """``ResourceConfig.InstanceCount`` (1 when absent)."""
+    return int(request.get("ResourceConfig", {}).get("InstanceCount", 1) or 1)
+
+
+def _prepare_training_instance(settings: Settings, job: Job, instance: Instance, hosts: List[str]) -> None:
+    """Channels, config files, model/output folders and checkpoints of one instance."""
+    request = job.request
+    algorithm = request.get("AlgorithmSpecification", {})
+    default_mode = algorithm.get("TrainingInputMode", "File")
+    checkpoint = request.get("CheckpointConfig")
+    paths = instance.paths
+    data_config: Dict[str, Dict[str, str]] = {}
+    for channel in request.get("InputDataConfig", []) or []:
+        name = channel["ChannelName"]
+        source = channel.get("DataSource", {}).get("S3DataSource")
+        if not source:
+            raise JobError(f"ClientError: channel {name}: only S3DataSource is supported by the local backend")
+        distribution = source.get("S3DataDistributionType", "FullyReplicated")
+        fetch(settings, job, instance, source["S3Uri"], source.get("S3DataType", "S3Prefix"), distribution,
+              channel.get("CompressionType", "None") == "Gzip", paths.training_channel(name))
+        entry = {
+            "TrainingInputMode": channel.get("InputMode") or default_mode,
+            "S3DistributionType": distribution,
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+        if channel.get("ContentType"):
+            entry["ContentType"] = channel["ContentType"]
+        data_config[name] = entry
+    instance_type = request.get("ResourceConfig", {}).get("InstanceType", "")
+    write_json(paths.hyperparameters, request.get("HyperParameters") or {})
+    write_json(paths.input_data_config, data_config)
+    write_json(paths.training_resource_config, {
+        "current_host": instance.host,
+        "current_instance_type": instance_type,
+        "current_group_name": "homogeneousCluster",
+        "hosts": hosts,
+        "instance_groups": [{
+            "instance_group_name": "homogeneousCluster",
+            "instance_type": instance_type,
+            "hosts": hosts,
+        }],
+        "network_interface_name": "eth0",
+    })
+    for folder in (paths.model_dir, paths.output_data_dir):
+        os.makedirs(folder, exist_ok=True)
+    if checkpoint:
+        # every instance starts from what the last run left in S3
+        local = instance.local(checkpoint.get("LocalPath") or ContainerPaths().checkpoints)
+        fetch(settings, job, instance, checkpoint["S3Uri"].rstrip("/") + "/", "S3Prefix", "FullyReplicated",
+              False, local, required=False)
+
+
+def _training_environment(job: Job, instance: Instance) -> Dict[str, str]:
+    """What SageMaker and the training toolkit would set: job name and ARN, and the ``SM_*`` variables."""
+    env = {"TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn}
+    # every instance shares this machine, which the local backend does not give GPUs to
+    env.update(training_environment(instance.paths, gpus=0))
+    env[TRAINING_ENV_SET] = "1"  # the bootstrap need not compute them again
+    return env
+
+
+def run_training(settings: Settings, job: Job) -> None:
+    """Channels, config files and checkpoints into every instance, run, then checkpoints and the model."""
+    request = job.request
+    algorithm = request.get("AlgorithmSpecification", {})
+    checkpoint = request.get("CheckpointConfig")
+    hosts = [i.host for i in job.instances]
+    job.set_secondary("Downloading", "Downloading input data")
+    for instance in job.instances:
+        _prepare_training_instance(settings, job, instance, hosts)
+    if job.stopped_early():
+        return
+    job.set_secondary("Training", "Training image download completed. Training in progress.")
+    execute(settings, job, algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"),
+            lambda instance: _training_environment(job, instance))
+    failed = [i for i in job.instances if i.exit_code != 0]
+    first = (failed or job.instances)[0]
+    stopped = job.stop_event.is_set()
+    job.set_secondary("Uploading", "Uploading generated training model")
+    leader = job.instances[0]
+    if checkpoint:
+        # also after a failure or a stop: a restarted job resumes from here
+        local = leader.local(checkpoint.get("LocalPath") or ContainerPaths().checkpoints)
+        upload("checkpoints", upload_folder, settings.store, local, checkpoint["S3Uri"])
+    if not failed or stopped:
+        # SageMaker keeps what the script saved in the SIGTERM grace period of a stop
+        base = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{job.name}/output"
+        scratch = job.job_dir or ""
+        upload("model.tar.gz", upload_tarball, settings.store, leader.paths.model_dir, base + "/model.tar.gz",
+               scratch)
+        upload("output.tar.gz", upload_tarball, settings.store, leader.paths.output_data_dir,
+               base + "/output.tar.gz", scratch)
+        with job.lock:
+            job.model_artifacts = base + "/model.tar.gz"
+    if stopped:
+        job.finish("Stopped", job.stop_reason_text())
+    elif failed:
+        message = read_text(first.paths.training_failure)
+        job.finish("Failed", "AlgorithmError: " + (message or f"Exit code {first.exit_code}"))
+    else:
+        job.finish("Completed")
+
+
+def training_describe_extras(job: Job) -> Dict[str, Any]:
+    """ARN, secondary statuses, times, model artifacts and final metrics; call with ``job.lock`` held."""
+    extras: Dict[str, Any] = {
+        "TrainingJobArn": job.arn,
+        "SecondaryStatus": job.secondary,
+        "SecondaryStatusTransitions": copy.deepcopy(job.transitions),
+    }
+    if job.started:
+        extras["TrainingStartTime"] = job.started
+    if job.ended:
+        extras["TrainingEndTime"] = job.ended
+        if job.started:
+            extras["TrainingTimeInSeconds"] = int((job.ended - job.started).total_seconds())
+    if job.model_artifacts:
+        extras["ModelArtifacts"] = {"S3ModelArtifacts": job.model_artifacts}
+    if job.metrics:
+        extras["FinalMetricDataList"] = [
+            {"MetricName": metric, "Value": value, "Timestamp": stamp}
+            for metric, (value, stamp) in sorted(job.metrics.items())
+        ]
+    return extras
+
+
+#: The job kinds the local backend runs, by ``kind``.
+KINDS: Dict[str, KindHooks] = {
+    PROCESSING: KindHooks(processing_instance_count, run_processing, processing_describe_extras),
+    TRAINING: KindHooks(training_instance_count, run_training, training_describe_extras),
+}
