@@ -81,8 +81,7 @@ def test_short_reads_of_an_unbuffered_fifo_are_completed(tmp_path: Path) -> None
     def dribble() -> None:
         # a few bytes at a time, so reads see headers and bodies split across writes
         with open(fifo, "wb", buffering=0) as out:
-            for start in range(0, len(raw), 3):
-                out.write(raw[start:start + 3])
+            out.writelines(raw[start:start + 3] for start in range(0, len(raw), 3))
 
     writer = threading.Thread(target=dribble, daemon=True)
     writer.start()
