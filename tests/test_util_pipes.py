@@ -329,3 +329,20 @@ def test_write_chunks_and_ensure_path(tmp_path: Path) -> None:
     assert not (tmp_path / "e").exists()
     assert ensure_path(tmp_path / "f" / "g" / "h.txt") == str(tmp_path / "f" / "g")
     assert (tmp_path / "f" / "g").is_dir()
+
+
+# --- what importing costs -----------------------------------------------------------------------
+
+def test_util_is_standard_library_only_and_off_the_package_import_path(run_python: Callable[..., Any]) -> None:
+    code = (
+        "import json, sys\n"
+        "import aws_sagemaker_remote\n"
+        "before = sorted(m for m in sys.modules if m.startswith('aws_sagemaker_remote.util'))\n"
+        "base = set(sys.modules)\n"
+        "import aws_sagemaker_remote.util.pipes, aws_sagemaker_remote.util.recordio, aws_sagemaker_remote.util.fs\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - base}\n"
+        "print(json.dumps([before, sorted(new - set(sys.stdlib_module_names) - {'aws_sagemaker_remote'})]))\n"
+    )
+    done = run_python("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[], []]
