@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import threading
 import time
 from pathlib import Path
@@ -88,6 +89,26 @@ def test_chunk_iterable_exact_multiple_has_no_empty_tail(last: str) -> None:
 def test_chunk_iterable_bad_arguments_raise_at_the_call(size: int, last: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         chunk_iterable(range(3), size, last=last)
+
+
+def test_pipe_iterator_bad_arguments_raise_at_the_call(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="size=0"):
+        pipe_iterator(tmp_path / "c", size=0)
+    with pytest.raises(ValueError, match="epochs=-2"):
+        pipe_iterator(tmp_path / "c", epochs=-2)
+    with pytest.raises(ValueError, match="epochs=-1"):
+        PipeIterator(tmp_path / "c", epochs=-1)
+
+
+def test_pipe_iterator_survives_pickling_for_worker_processes(tmp_path: Path) -> None:
+    channel = tmp_path / "train"
+    writers = epochs_of(channel, [], [b"x"])
+    dataset = PipeIterator(channel, count=0)
+    assert list(dataset) == []
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert (copy.path, copy.count, copy.size, copy.epochs) == (str(channel), 1, 1, 1)
+    assert list(copy) == [[b"x"]] and copy.count == 2 and dataset.count == 1
+    assert [w.join() for w in writers] == [0, 1]
 
 
 def test_epoch_iterable() -> None:
@@ -302,7 +323,7 @@ def test_augmented_manifest_records_with_the_wrong_attribute_count(tmp_path: Pat
 
 def test_augmented_manifest_records_need_attribute_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="attribute names"):
-        next(augmented_manifest_records(tmp_path / "x", []))
+        augmented_manifest_records(tmp_path / "x", [])
 
 
 # --- small helpers ------------------------------------------------------------------------------

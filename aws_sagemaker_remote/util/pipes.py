@@ -193,8 +193,13 @@ def pipe_iterator(path: str | os.PathLike[str], size: int = 1, *, epochs: int = 
     when you have had enough). Each item is a list of ``size`` records; an
     epoch that does not hold a whole number of chunks raises :class:`ValueError`.
     """
-    chunk_iterable((), size)  # validates size now, not at the first record
-    for offset in epoch_iterable(epochs):
+    chunk_iterable((), size)  # bad arguments raise here, at the call, not at the first record
+    return _epochs_in_chunks(path, size, epoch_iterable(epochs), start, timeout)
+
+
+def _epochs_in_chunks(path: str | os.PathLike[str], size: int, epochs: Iterable[int], start: int,
+                      timeout: float) -> Iterator[list[bytes]]:
+    for offset in epochs:
         yield from chunk_iterable(pipe_records(path, start + offset, timeout=timeout), size, last="error")
 
 
@@ -235,6 +240,16 @@ class PipeIterator:
             records = pipe_records(self.path, self._next_epoch(), timeout=self.timeout)
             yield from chunk_iterable(records, self.size, last="error")
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a lock cannot be pickled: DataLoader workers started with "spawn" get a copy with a fresh one
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"PipeIterator({self.path!r}, size={self.size}, count={self.count}, epochs={self.epochs})"
 
@@ -272,8 +287,8 @@ def augmented_manifest_records(channel: str | os.PathLike[str], attributes: Sequ
     names = list(attributes)
     if not names:
         raise ValueError("augmented_manifest_records needs the channel's attribute names, got none")
-    for chunk in chunk_iterable(pipe_records(channel, epoch, timeout=timeout), len(names), last="error"):
-        yield dict(zip(names, chunk))
+    return (dict(zip(names, chunk))
+            for chunk in chunk_iterable(pipe_records(channel, epoch, timeout=timeout), len(names), last="error"))
 
 
 def _read_local_ref(uri: str) -> bytes:
