@@ -6,8 +6,9 @@ holds, e.g. ``/opt/ml/input/data/train``) gets a suffix per pass over the
 data, ``train_0`` for the first epoch, ``train_1`` for the second, and so on.
 A reader opens ``<channel>_<epoch>``, reads it to its end, then opens the next
 one if it wants another epoch. When the channel's ``RecordWrapperType`` is
-``RecordIO`` (always so for augmented manifests) the stream is a sequence of
-RecordIO records (see :mod:`aws_sagemaker_remote.util.recordio`).
+``RecordIO`` the stream is a sequence of RecordIO records, one per S3 object
+(see :mod:`aws_sagemaker_remote.util.recordio`); with ``None`` the objects
+arrive back to back and the reader must know where each ends.
 
 An augmented manifest channel (``S3DataType=AugmentedManifestFile`` with
 ``AttributeNames``) streams, for each JSON line of the manifest and in the
@@ -283,6 +284,9 @@ def augmented_manifest_records(channel: str | os.PathLike[str], attributes: Sequ
         object's content for a ``-ref`` attribute, the value's text otherwise.
     :raises ValueError: the stream ends inside a line (the attribute list does
         not match the channel's) or is not RecordIO-wrapped.
+
+    The channel must have ``RecordWrapperType=RecordIO``: without it the
+    attributes arrive back to back with nothing to tell where one ends.
     """
     names = list(attributes)
     if not names:

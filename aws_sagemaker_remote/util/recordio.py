@@ -1,9 +1,9 @@
 """RecordIO framing and the ``Record`` protobuf message, in the standard library only.
 
-SageMaker wraps records in the RecordIO framing of MXNet when a channel has
-``RecordWrapperType=RecordIO`` (always for augmented manifests read in Pipe
-mode) and in the ``application/x-recordio-protobuf`` content type of its
-built-in algorithms. Each record is::
+SageMaker wraps each S3 object (or, for an augmented manifest, each attribute
+of each line) in the RecordIO framing of MXNet when a channel has
+``RecordWrapperType=RecordIO``, and the ``application/x-recordio-protobuf``
+content type of its built-in algorithms uses the same framing. Each record is::
 
     uint32 magic = 0xCED7230A   (little-endian)
     uint32 length               (little-endian, bytes of data that follow)
