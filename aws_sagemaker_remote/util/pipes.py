@@ -320,7 +320,9 @@ def augmented_manifest_payloads(lines: Iterable[Mapping[str, Any]], attributes: 
 
     A ``-ref`` attribute streams the referenced object's bytes; a string value
     streams its UTF-8 text; any other value its compact JSON text (the number
-    ``1`` streams ``b"1"``, as in AWS's ``["image-ref", "is-a-cat"]`` example).
+    ``1`` streams ``b"1"``, as in AWS's ``["image-ref", "is-a-cat"]`` example; AWS
+    shows no string value, so streaming a string without JSON quotes is this
+    package's reading).
     Wrap each payload with :func:`~aws_sagemaker_remote.util.recordio.recordio_bytes`
     (or let :func:`feed_fifo` do it) to get the byte stream of the channel.
     """
