@@ -107,7 +107,7 @@ class _Children:
     """
 
     def __init__(self) -> None:
-        self.current: Optional[subprocess.Popen] = None
+        self.current: Optional[subprocess.Popen[bytes]] = None
         self.stop_signal: Optional[int] = None
 
     def forward(self, signum: int, _frame: Any) -> None:

@@ -64,11 +64,11 @@ import errno
 import io
 import ipaddress
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
-import logging
 import threading
 import urllib.parse
 import urllib.request
@@ -196,7 +196,7 @@ def s3_operation(method: str, key: Optional[str], bucket: Optional[str], query: 
 
 
 def _first_subresource(query: Mapping[str, Any]) -> str:
-    name = sorted(query)[0]
+    name = min(query)
     return "".join(part.capitalize() for part in name.split("-"))
 
 

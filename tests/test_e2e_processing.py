@@ -90,7 +90,7 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
     with tarfile.open(bundle) as tar:
         names = set(tar.getnames())
     assert {"manifest.json", "script/wordcount.py", "runtime/aws_sagemaker_remote/bootstrap.py"} <= names
-    assert not any(n.startswith("script/data/") or n.startswith("script/output/") for n in names)
+    assert not any(n.startswith(("script/data/", "script/output/")) for n in names)
     staged_inputs = {rel for _, rel, _ in __import__("aws_sagemaker_remote.store", fromlist=["x"]).prefix_objects(
         store, inputs["input"]["S3Uri"])}
     assert staged_inputs == set(os.listdir(demo_dir / "data" / "text"))
@@ -210,7 +210,7 @@ def test_ctrl_c_stops_the_job_and_exits_130(tmp_path: Path, signum: int) -> None
                 break
             assert time.monotonic() < deadline
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -14,7 +14,8 @@ import os
 import tarfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import botocore.session
 import pytest
@@ -22,9 +23,9 @@ from botocore.validate import validate_parameters
 
 from aws_sagemaker_remote.backends.base import LogCursor, LogEvent
 from aws_sagemaker_remote.backends.local import KEEP_ENV, JobExists, JobNotFound, LocalBackend
-from aws_sagemaker_remote.errors import AwsError
 from aws_sagemaker_remote.bundle import Bundle
 from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
+from aws_sagemaker_remote.errors import AwsError
 from aws_sagemaker_remote.render import ENTRYPOINT
 from aws_sagemaker_remote.store import LocalStore
 
@@ -88,7 +89,7 @@ def processing_input(name: str, uri: str, *, distribution: str = "FullyReplicate
 
 
 def processing_request(name: str, code_uri: str, args: Sequence[str] = (), *,
-                       inputs: Iterable[Dict[str, Any]] = (), outputs: Dict[str, str] = {},
+                       inputs: Iterable[Dict[str, Any]] = (), outputs: Mapping[str, str] = MappingProxyType({}),
                        instance_count: int = 1, max_run: int = 600,
                        environment: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     request: Dict[str, Any] = {
@@ -121,7 +122,7 @@ def channel(name: str, uri: str, *, distribution: str = "FullyReplicated", mode:
 
 
 def training_request(name: str, code_uri: str, args: Sequence[str] = (), *,
-                     channels: Iterable[Dict[str, Any]] = (), metrics: Dict[str, str] = {},
+                     channels: Iterable[Dict[str, Any]] = (), metrics: Mapping[str, str] = MappingProxyType({}),
                      checkpoint_uri: Optional[str] = None, hyperparameters: Optional[Dict[str, str]] = None,
                      instance_count: int = 1, max_run: int = 600) -> Dict[str, Any]:
     algorithm: Dict[str, Any] = {

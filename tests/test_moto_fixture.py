@@ -36,7 +36,7 @@ def test_s3_calls_reach_the_server_and_are_logged(aws) -> None:
 
     ops = aws.operations("s3")
     assert ops == ["CreateBucket", "PutObject", "GetObject"]
-    put = [r for r in aws.requests if r.operation == "PutObject"][0]
+    put = next(r for r in aws.requests if r.operation == "PutObject")
     assert (put.method, put.bucket, put.key, put.status) == ("PUT", "harness-bucket", "dir/hello.txt", 200)
     assert put.content_length == len(b"hello")
     assert aws.s3_uploads() == [put]
