@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -97,12 +98,31 @@ def test_clear_log_keeps_state(aws) -> None:
     assert aws.operations() == ["ListBuckets"]
 
 
-def test_state_does_not_leak_between_tests_part_one(aws) -> None:
-    _s3().create_bucket(Bucket="leak-check")
+LEAK_CHECK = """
+import boto3
 
 
-def test_state_does_not_leak_between_tests_part_two(aws) -> None:
-    assert "leak-check" not in [b["Name"] for b in _s3().list_buckets()["Buckets"]]
+def test_one_creates_a_bucket(aws):
+    boto3.client("s3").create_bucket(Bucket="leak-check")
+    assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["leak-check"]
+
+
+def test_two_runs_next_and_sees_no_bucket(aws):
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+"""
+
+
+def test_state_does_not_leak_from_one_test_to_the_next(tmp_path) -> None:
+    """Two tests in one session, in a fixed order: the second must not see the first one's bucket."""
+    from conftest import python_environment, run_python_process
+
+    (tmp_path / "conftest.py").write_text(Path(__file__).with_name("conftest.py").read_text())
+    (tmp_path / "test_leak.py").write_text(LEAK_CHECK)
+    run = run_python_process(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                              "--rootdir", str(tmp_path), str(tmp_path / "test_leak.py")],
+                             cwd=tmp_path, env=python_environment())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
 
 
 def test_environment_is_scrubbed_without_the_aws_fixture(tmp_path) -> None:
