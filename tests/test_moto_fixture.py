@@ -182,3 +182,56 @@ def test_keys_with_special_characters_are_logged_as_sent(aws) -> None:
     s3.create_bucket(Bucket="odd-keys")
     s3.put_object(Bucket="odd-keys", Key="dir/na me+ä%20.txt", Body=b"1")
     assert [r.key for r in aws.s3_uploads()] == ["dir/na me+ä%20.txt"]
+
+
+GUARD_CHECK = """
+import os
+import sys
+
+import pytest
+from conftest import ProcessStateLeaked, process_state_kept
+
+
+def test_a_leaks():
+    os.environ["LEAKED_VAR"] = "1"
+    sys.path.insert(0, "/leaked-entry")
+
+
+def test_b_starts_from_the_state_before_the_leak():
+    assert "LEAKED_VAR" not in os.environ and "/leaked-entry" not in sys.path
+
+
+def test_c_monkeypatch_changes_do_not_count(monkeypatch):
+    monkeypatch.setenv("PATCHED_VAR", "1")
+    monkeypatch.syspath_prepend("/patched-entry")
+
+
+@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked, reason="leaks on purpose")
+def test_d_a_known_leak_fails_during_the_test():
+    with process_state_kept():
+        os.environ["KNOWN_LEAK"] = "1"
+
+
+def test_e_other_failures_in_the_block_stay_themselves():
+    with pytest.raises(ZeroDivisionError), process_state_kept():
+        os.environ["RESTORED_VAR"] = "1"
+        1 / 0
+    assert "RESTORED_VAR" not in os.environ
+"""
+
+
+def test_a_test_that_leaves_environment_or_sys_path_behind_fails(tmp_path) -> None:
+    from conftest import python_environment, run_python_process
+
+    (tmp_path / "conftest.py").write_text(Path(__file__).with_name("conftest.py").read_text())
+    (tmp_path / "test_guard.py").write_text(GUARD_CHECK)
+    run = run_python_process(["-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:randomly",
+                              "--rootdir", str(tmp_path), str(tmp_path / "test_guard.py")],
+                             cwd=tmp_path, env=python_environment())
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert "ERROR at teardown of test_a_leaks" in "\n".join(lines), run.stdout
+    assert ("the test left process state behind (use monkeypatch): "
+            "os.environ gained LEAKED_VAR; sys.path added /leaked-entry") in lines, run.stdout
+    assert "ERROR test_guard.py::test_a_leaks" in run.stdout
+    assert "4 passed, 1 xfailed, 1 error" in run.stdout, run.stdout
