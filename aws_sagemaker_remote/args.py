@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 __all__ = [
+    "FALSY",
     "OPTIONAL",
+    "RUN_CHOICES",
+    "TRUTHY",
     "PathArgument",
+    "is_s3_uri",
     "parse_bool",
     "parse_run",
-    "is_s3_uri",
-    "TRUTHY",
-    "FALSY",
-    "RUN_CHOICES",
 ]
 
 TRUTHY = ("yes", "true", "1", "y", "t", "on")
@@ -38,7 +38,7 @@ class _Optional:
 
     _instance: Optional["_Optional"] = None
 
-    def __new__(cls) -> "_Optional":
+    def __new__(cls) -> "_Optional":  # noqa: PYI034 - a singleton, and typing.Self needs Python 3.11
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance

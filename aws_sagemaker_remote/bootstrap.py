@@ -40,8 +40,14 @@ import tempfile
 import threading
 from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence
 
-from .container import (ARGUMENT_FILE_FLAG, DEFAULT as DEFAULT_PATHS, ROOT_ENV, TRAINING_ENV_SET, ContainerPaths,
-                        training_environment)
+from .container import (
+    ARGUMENT_FILE_FLAG,
+    DEFAULT as DEFAULT_PATHS,
+    ROOT_ENV,
+    TRAINING_ENV_SET,
+    ContainerPaths,
+    training_environment,
+)
 from .errors import exit_status
 
 #: Lines of output kept from each step for the failure message.

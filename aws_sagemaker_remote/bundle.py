@@ -35,7 +35,7 @@ import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .spec import CodeSpec
 
@@ -71,7 +71,7 @@ class IgnoreRules:
     for folders only, ``*``, ``?``, ``[...]`` and ``**``. The last matching rule wins."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
-        self.rules: List[Tuple[re.Pattern, bool, bool]] = []
+        self.rules: List[Tuple[re.Pattern[str], bool, bool]] = []
         for raw in patterns:
             line = raw.rstrip("\n").rstrip()
             if not line or line.startswith("#"):
@@ -183,7 +183,7 @@ def runtime_files() -> List[Tuple[str, str]]:
     return out
 
 
-def manifest_for(code: CodeSpec, kind: str) -> dict:
+def manifest_for(code: CodeSpec, kind: str) -> Dict[str, Any]:
     """What the bootstrap needs to know, in archive-relative paths."""
     rel_script = os.path.relpath(code.script, code.script_dir).replace(os.sep, "/")
     return {
@@ -239,7 +239,7 @@ def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bu
     entries = bundle_entries(code)
     fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz", dir=workdir)
     files: List[Tuple[str, int]] = []
-    with os.fdopen(fd, "wb") as raw:
+    with os.fdopen(fd, "wb") as raw:  # noqa: SIM117 - a parenthesised with-group needs Python 3.9
         # mtime=0 and an empty name keep the gzip header free of time and path
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
             with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:

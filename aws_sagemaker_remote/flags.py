@@ -135,7 +135,7 @@ def _dependency_decl(name: str, value: Any) -> PathDecl:
 
 def module_path(module: types.ModuleType) -> str:
     """The folder of a package, or the file of a single-file module."""
-    file = getattr(module, "__file__", None)
+    file: Optional[str] = getattr(module, "__file__", None)
     if not file:
         paths = list(getattr(module, "__path__", []) or [])
         if paths:
@@ -220,7 +220,8 @@ def declare(
 
 def _add(target: Any, flag: str, **kwargs: Any) -> argparse.Action:
     try:
-        return target.add_argument(flag, **kwargs)
+        action: argparse.Action = target.add_argument(flag, **kwargs)
+        return action
     except argparse.ArgumentError as exc:
         raise DeclarationError(f"{flag} is declared twice: {exc.message}") from None
 

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Iterator, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
@@ -240,7 +240,8 @@ class S3Store:
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_uri(uri)
-        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return data
 
     def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
         bucket, key = split_uri(uri)
@@ -260,7 +261,7 @@ class S3Store:
                 raise
         if not create:
             return False
-        kwargs: dict = {"Bucket": bucket}
+        kwargs: Dict[str, Any] = {"Bucket": bucket}
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
         self.client.create_bucket(**kwargs)

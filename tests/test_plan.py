@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import pytest
 
@@ -36,7 +36,7 @@ def _setup(tmp_path: Path, kind: str = "processing", **options: Any):
     (data / "a.txt").write_text("a")
     single = tmp_path / "one.csv"
     single.write_text("x,y\n")
-    training = {}
+    training: Dict[str, Any] = {}
     return prepare(
         kind,
         None,
@@ -82,7 +82,7 @@ def test_remote_arguments_reparse_to_the_same_namespace(tmp_path: Path) -> None:
     argv = list(TRICKY)
     argv[argv.index("IGNORED")] = str(tmp_path / "data")
     spec = _plan(tmp_path, argv)
-    decl, opts, parser = _setup(tmp_path)
+    _decl, _opts, parser = _setup(tmp_path)
     local = vars(parser.parse_args(argv))
     remote = vars(parser.parse_args(list(spec.arguments)))
     # the job must not launch itself again
@@ -209,7 +209,7 @@ def test_training_paths_and_channels(tmp_path: Path) -> None:
     by_name = {c.name: c for c in spec.inputs}
     assert by_name["input"].container_path == "/opt/ml/input/data/input"
     assert by_name["input"].mode == "FastFile"
-    decl, opts, parser = _setup(tmp_path, "training")
+    _decl, _opts, parser = _setup(tmp_path, "training")
     remote = vars(parser.parse_args(list(spec.arguments)))
     assert remote["model_dir"] == "/opt/ml/model"
     assert remote["output_dir"] == "/opt/ml/output/data"
