@@ -18,7 +18,8 @@ CODE_URI = "s3://b/p/cas/sha256/abc/"
 FULL = [
     "--sagemaker-instance", "ml.c5.xlarge", "--sagemaker-instance-count", "2", "--sagemaker-volume-size", "50",
     "--sagemaker-max-run", "3600", "--sagemaker-env", "MODE=fast", "--sagemaker-env", "yes=on",
-    "--sagemaker-tags", "team=ml", "--sagemaker-volume-kms-key", "arn:aws:kms:us-east-1:123456789012:key/abc",
+    "--sagemaker-tags", "team=ml", "--sagemaker-tags", "area=data",
+    "--sagemaker-volume-kms-key", "arn:aws:kms:us-east-1:123456789012:key/abc",
     "--sagemaker-output-kms-key", "alias/out", "--sagemaker-subnets", "subnet-1,subnet-2",
     "--sagemaker-security-groups", "sg-1", "--sagemaker-network-isolation", "--sagemaker-traffic-encryption",
 ]

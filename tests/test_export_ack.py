@@ -103,7 +103,7 @@ def _same(request: Any, spec: Any, where: str, map_keys: bool = False) -> Iterat
         yield where
 
 
-def _paths(value: Any, path: str = "spec", map_paths: Set[str] = frozenset()) -> Iterator[Tuple[str, Any]]:  # type: ignore[assignment]
+def _paths(value: Any, path: str, map_paths: Set[str]) -> Iterator[Tuple[str, Any]]:
     """Every (path, value) of a manifest spec in the field list's notation."""
     yield path, value
     if isinstance(value, list):
@@ -126,7 +126,7 @@ def _check_against_field_list(manifest: Mapping[str, Any]) -> int:
     kind = manifest["kind"]
     maps = {p for (k, p), t in types.items() if k == kind and (k, p + "{}") in types}
     count = 0
-    for path, value in _paths(manifest["spec"], map_paths=maps):
+    for path, value in _paths(manifest["spec"], "spec", maps):
         assert (kind, path) in types, f"{kind} has no field {path}"
         assert types[(kind, path)] == _json_type(value), path
         count += 1
@@ -167,11 +167,12 @@ def test_processing_manifest_is_the_request_field_by_field(processing_request: D
     assert spec["appSpecification"]["containerEntrypoint"] == processing_request["AppSpecification"][
         "ContainerEntrypoint"]
     assert spec["processingInputs"][0]["s3Input"]["s3URI"] == CODE_URI
-    assert spec["processingResources"]["clusterConfig"]["volumeKMSKeyID"] == "arn:aws:kms:us-east-1:123456789012:key/abc"
+    kms = "arn:aws:kms:us-east-1:123456789012:key/abc"
+    assert spec["processingResources"]["clusterConfig"]["volumeKMSKeyID"] == kms
     assert spec["processingOutputConfig"]["kmsKeyID"] == "alias/out"
     assert spec["networkConfig"]["vpcConfig"]["securityGroupIDs"] == ["sg-1"]
     assert spec["environment"] == {"MODE": "fast", "yes": "on"}
-    assert spec["tags"] == [{"key": "team", "value": "ml"}]
+    assert spec["tags"] == [{"key": "team", "value": "ml"}, {"key": "area", "value": "data"}]
     assert _check_against_field_list(manifest) > 40
     _validate(manifest, crd_schemas()["ProcessingJob"])
 
