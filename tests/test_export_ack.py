@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Set, Tuple
@@ -324,3 +325,14 @@ _values = st.recursive(
 @given(st.dictionaries(_text, _values, min_size=1, max_size=4))
 def test_yaml_writer_round_trips_any_plain_data(value: Dict[str, Any]) -> None:
     assert yaml.safe_load(dump(value)) == value
+
+
+def test_the_docs_mapping_tables_say_what_the_export_does() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "pipelines.rst").read_text()
+    tables = page.split("Field mapping", 1)[1].split("Kubeflow Pipelines components", 1)[0]
+    rows = re.findall(r"\* - ``([^`]+)``[^\n]*\n\s+- ``([^`]+)``", tables)
+    assert len(rows) > 60
+    for request_path, spec_path in rows:
+        segments = request_path.replace("[]", "").split(".")
+        expected = ".".join(crd_name(s) for s in segments)
+        assert expected == spec_path.replace("[]", ""), request_path

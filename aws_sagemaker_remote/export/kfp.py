@@ -17,8 +17,7 @@ staged job again. Its outputs are ``job_name`` and ``output_artifacts``
 can feed the next step's input), or ``job_name``, ``model_artifact_url`` and
 ``training_image`` (training).
 
-The contract of ``rerun --from-kfp`` (what the component's command line means)
-=============================================================================
+**The contract of** ``rerun --from-kfp``, what the component's command line means:
 
 ``JOB_NAME``
     the staged job's name (shown in the pipeline UI; the job run gets a new name).
