@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import copy
-import re
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Set, Tuple
 
@@ -336,3 +336,10 @@ def test_the_docs_mapping_tables_say_what_the_export_does() -> None:
         segments = request_path.replace("[]", "").split(".")
         expected = ".".join(crd_name(s) for s in segments)
         assert expected == spec_path.replace("[]", ""), request_path
+
+
+def test_a_namespace_kubernetes_refuses_is_refused(processing_request: Dict[str, Any]) -> None:
+    assert ack_manifest(processing_request, "processing", namespace="ml-jobs")["metadata"]["namespace"] == "ml-jobs"
+    for bad in ("ml.jobs", "ML", "x" * 64, "-a"):
+        with pytest.raises(UsageError, match="not a valid Kubernetes namespace"):
+            ack_manifest(processing_request, "processing", namespace=bad)

@@ -255,3 +255,19 @@ def test_without_kfp_the_export_says_what_to_install(tmp_path: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "kfp.dsl", None)
     with pytest.raises(UsageError, match=r"^--sagemaker-export-kfp: needs the kfp package: pip install "):
         write_kfp_component(str(tmp_path / "c.yaml"), staged, request)
+
+
+def test_an_unknown_write_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    _, request = _job(tmp_path, "processing")
+    record = json.dumps(job_record(request, "processing", "job"))
+    with pytest.raises(UsageError, match=r"^--write: the component has no output 'model_artifact_url' \(it has "
+                                         r"job_name, output_artifacts, report, stream\)$"):
+        parse_invocation(["j", "--from-kfp", record, "--write", "model_artifact_url", str(tmp_path / "x")])
+
+
+def test_text_kubeflow_would_replace_is_refused(tmp_path: Path) -> None:
+    staged = staged_job(tmp_path, "processing", ["--sagemaker-env", "TEMPLATE={{$.inputs.parameters['x']}}"])
+    target = tmp_path / "c.yaml"
+    with pytest.raises(UsageError, match=r"^--sagemaker-export-kfp: the job's request contains '\{\{\$'"):
+        write_kfp_component(str(target), staged, render(staged))
+    assert not target.exists()

@@ -50,6 +50,8 @@ INITIALISMS = {
 _WORD = re.compile(r"[A-Z][a-z0-9]*|[a-z0-9]+")
 #: metadata.name: an RFC 1123 subdomain.
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+#: metadata.namespace: an RFC 1123 label.
+_K8S_LABEL = re.compile(r"(?=.{1,63}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _SCHEMA_FILE = Path(__file__).with_name("ack_crds.json")
 
 
@@ -152,7 +154,10 @@ def ack_manifest(request: Mapping[str, Any], kind: str, *, name: Optional[str] =
     job_name = spec["processingJobName" if kind == "processing" else "trainingJobName"]
     metadata: Dict[str, Any] = {"name": resource_name(name or job_name)}
     if namespace:
-        metadata["namespace"] = resource_name(namespace)
+        if not _K8S_LABEL.match(namespace):
+            raise UsageError(f"{namespace!r} is not a valid Kubernetes namespace "
+                             "(at most 63 lower-case letters, digits and '-')", flag=FLAG)
+        metadata["namespace"] = namespace
     if region:
         metadata["annotations"] = {REGION_ANNOTATION: region}
     return {"apiVersion": API_VERSION, "kind": crd_kind, "metadata": metadata, "spec": spec}

@@ -57,7 +57,17 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from .._version import __version__
 from ..errors import UsageError
@@ -429,6 +439,15 @@ def parse_invocation(argv: Sequence[str]) -> Invocation:
             values[argument.name] = _CONVERT[argument.type](text)
         except ValueError as exc:
             raise UsageError(f"{exc}", flag=argument.option) from exc
+    request = record.get("request")
+    if not isinstance(request, dict):
+        raise UsageError(f"not a {RECORD_FORMAT} record", flag="--from-kfp")
+    known = {name for name, _, _ in OUTPUTS[record["kind"]]}
+    known |= {_parameter_name(name) for name in _outputs_of(request, record["kind"])}
+    for name, _ in ns.write:
+        if name not in known:
+            raise UsageError(f"the component has no output {name!r} (it has {', '.join(sorted(known))})",
+                             flag="--write")
     return Invocation(job_name=ns.job_name, record=record, values=values, inputs=dict(ns.input),
                       outputs=dict(ns.output), writes=dict(ns.write))
 
