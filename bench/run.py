@@ -5,7 +5,8 @@ Usage::
     python -m venv /tmp/bench-env && . /tmp/bench-env/bin/activate
     pip install -e '.[bench]'          # moto server and the AWS CLI (awscli), pinned
     python bench/run.py --quick        # small sizes, few repeats: a smoke test of the harness
-    python bench/run.py --rst table.rst   # the full run; the RST table goes to table.rst
+    python bench/run.py --update-docs  # the full run (about 45 min); rewrites the results in docs/performance.rst
+    python bench/run.py --rst table.rst   # the same, the RST tables to a file instead
 
 The ``bench`` extra pins an AWS CLI whose dependencies conflict with the ``docs``
 extra (``docutils``), hence its own environment.
@@ -75,6 +76,10 @@ SDK_BUCKET = "bench-sdk"
 #: The SDK compared with: v2, the last major version with ``FrameworkProcessor``; pinned so runs compare.
 SDK_REQUIREMENT = "sagemaker==2.257.7"
 SDK_CHECK_IMPORT = "sagemaker.processing"
+DOC_PAGE = REPO / "docs" / "performance.rst"
+#: ``--update-docs`` replaces what lies between these two RST comments of the page.
+DOC_BEGIN = ".. bench-results-begin"
+DOC_END = ".. bench-results-end"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aws-sagemaker-remote-bench"
 PEAK_RSS_MARKER = "BENCH_PEAK_RSS_KIB="
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -477,8 +482,8 @@ def scenarios(sizes: Sizes) -> List[Scenario]:
 #: Figures measured before, for the same rows at the default sizes: the 2026-12-02 review of commit
 #: 70f2b78 (ours vs the CLI and the SDK v2 2.257.7) and, where the old page had the row, its 2026-11-21 figure.
 EARLIER: Dict[str, str] = {
-    "code-same": "2.15× (1.24 s vs 0.58 s), 0 B sent; SDK v2 7.24 s; "
-                 "2026-11-21 page: 1.0× (698 vs 712 ms, demo code, 50-file input)",
+    "code-same": "2.15× (1.24 s vs 0.58 s), 0 B sent; SDK v2 7.24 s (ours 0.20×), 11.1 MiB sent; "
+                 "2026-11-21 page (demo code, 50-file input): 1.0× (698 vs 712 ms), SDK v3 7.7× slower",
     "code-changed": "2.49× (1.60 s, 11.1 MiB sent vs 0.60 s, 0.07 MiB)",
     "input-changed-3000": "22.5× (39.7 s: 6,001 HeadObject + 2,999 CopyObject vs 1.75 s)",
     "input-changed-10000": "not measured (≈ 130 s projected)",
@@ -486,7 +491,8 @@ EARLIER: Dict[str, str] = {
     "cold-3000": "2.22× (30.9 s vs 14.5 s)",
     "cold-10000": "1.81× (75.5 s vs 43.2 s)",
     "cold-mib-1000": "1.42× (74 vs 112 MiB/s), peak RSS 71 vs 91 MiB",
-    "cold-big-1024": "1.11× (87 vs 108 MiB/s), peak RSS 80 vs 91 MiB",
+    "cold-big-1024": "1.11× (87 vs 108 MiB/s), peak RSS 80 vs 91 MiB; "
+                     "2026-11-21 page, 200 MiB: peak RSS 80.7 vs 90.9 MiB (SDK v3 246.1 MiB)",
     "local-run": "1.82× wall, 1.71× cpu (88 vs 56 ms); 2026-11-21 page: 1.9× (81.2 vs 43.4 ms)",
 }
 
@@ -831,7 +837,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="where the SDK's venv is kept between runs (default: %(default)s)")
     parser.add_argument("--rst", type=Path, help="also write the tables as RST list-tables to this file")
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
+    parser.add_argument("--update-docs", action="store_true",
+                        help=f"put the RST tables into {DOC_PAGE.relative_to(REPO)}, between the "
+                             f"'{DOC_BEGIN}' and '{DOC_END}' comments (not with --quick)")
     args = parser.parse_args(argv)
+    if args.update_docs and args.quick:
+        parser.error("--update-docs needs a full run: quick figures mean little")
     base = QUICK if args.quick else FULL
     overrides = {name: getattr(args, name) for name in (
         "code_files", "code_mib", "changed_inputs", "cold_inputs", "mib_files", "big_mib", "repeat",
@@ -886,6 +897,17 @@ def machine_facts(sdk: Venv) -> Dict[str, str]:
     }
 
 
+def update_docs(rst: str) -> None:
+    """Replace the results between the page's two marker comments, keeping the rest of the page."""
+    page = DOC_PAGE.read_text(encoding="utf-8")
+    begin, end = page.find(DOC_BEGIN + "\n"), page.find(DOC_END + "\n")
+    if begin < 0 or end < begin:
+        raise BenchError(f"{DOC_PAGE} lacks the '{DOC_BEGIN}' / '{DOC_END}' comments; paste the tables by hand")
+    start = begin + len(DOC_BEGIN) + 1
+    DOC_PAGE.write_text(page[:start] + "\n" + rst + "\n" + page[end:], encoding="utf-8")
+    log(f"updated {DOC_PAGE.relative_to(REPO)}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     sizes: Sizes = args.sizes
@@ -927,9 +949,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(header + "\n")
     for table in result_tables:
         print(table.text() + "\n")
+    rst = header + "\n\n" + "\n\n".join(t.rst() for t in result_tables) + "\n"
     if args.rst:
-        args.rst.write_text(header + "\n\n" + "\n\n".join(t.rst() for t in result_tables) + "\n", encoding="utf-8")
+        args.rst.write_text(rst, encoding="utf-8")
         log(f"wrote {args.rst}")
+    if args.update_docs:
+        try:
+            update_docs(rst)
+        except BenchError as exc:
+            log(f"error: {exc}")
+            return 1
     if args.json:
         args.json.write_text(json.dumps({"facts": facts, "sizes": asdict(sizes),
                                          "rows": [r.to_json() for r in rows],
