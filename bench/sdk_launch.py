@@ -28,9 +28,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     code_dir, entry_point, input_dir, role, image, bucket = (sys.argv[1:] if argv is None else argv)[:6]
 
     # Installed only in the SDK's own venv.
-    from sagemaker.processing import FrameworkProcessor, ProcessingInput  # type: ignore[import-not-found]
-    from sagemaker.session import Session  # type: ignore[import-not-found]
-    from sagemaker.sklearn.estimator import SKLearn  # type: ignore[import-not-found]
+    from sagemaker.processing import FrameworkProcessor, ProcessingInput  # type: ignore[import-not-found,import-untyped]
+    from sagemaker.session import Session  # type: ignore[import-not-found,import-untyped]
+    from sagemaker.sklearn.estimator import SKLearn  # type: ignore[import-not-found,import-untyped]
 
     processor = FrameworkProcessor(
         estimator_cls=SKLearn,
