@@ -541,6 +541,7 @@ class Bench:
         self.sdk = sdk
         self.aws = aws
         self.sdk_rows = tuple(sdk_rows)
+        self.sdk_warm = False
 
     def commands(self, sc: Scenario, code: Path, data: Optional[Path], prefix: str) -> Dict[str, List[str]]:
         wrap = [sys.executable, str(PEAK_RSS)]
@@ -582,9 +583,14 @@ class Bench:
         self.moto.create_bucket(CLI_BUCKET)
         try:
             if sc.state != "cold":
-                # One untimed launch each: the state the measured launches start from.
+                # One untimed launch each: the state the measured launches start from. The SDK
+                # uploads everything on every launch whatever came before, so it needs one only
+                # to warm the page cache for its own files, once per run.
                 for tool in tools:
-                    self.one(sc, tool, code, data, home, "warm", None)
+                    if tool == "sdk" and self.sdk_warm:
+                        continue
+                    self.one(sc, tool, code, data, home, "warm", samples[tool], warm_up=True)
+                    self.sdk_warm = self.sdk_warm or tool == "sdk"
             for rep in range(sc.repeat):
                 if sc.state == "code-changed":
                     change_one_file(code, rep)
@@ -611,20 +617,23 @@ class Bench:
         return RowResult(sc, samples, ratios=ratios)
 
     def one(self, sc: Scenario, tool: str, code: Path, data: Optional[Path], home: Path, prefix: str,
-            samples: Optional[ToolSamples]) -> None:
-        """One launch (or copy) by ``tool``; counted into ``samples`` unless it is a warm-up."""
+            samples: ToolSamples, warm_up: bool = False) -> None:
+        """One launch (or copy) by ``tool``, counted into ``samples`` unless it is a warm-up.
+
+        A failure marks ``samples``, so that the tool sits out the rest of the row: after a
+        failed warm-up its launches would not start from the row's state.
+        """
         cmd = self.commands(sc, code, data, "same" if sc.state != "cold" else prefix)[tool]
         env = self.ws.aws_env(self.moto.url, ours=tool == "ours", remote_home=home)
         self.moto.take_stats()
         run = run_measured(cmd, env, code)
         stats = self.moto.take_stats()
         if run.returncode != 0:
-            message = f"exit code {run.returncode}: {run.tail()}"
+            message = f"{'warm-up: ' if warm_up else ''}exit code {run.returncode}: {run.tail()}"
             log(f"  {tool} failed: {message}")
-            if samples is not None:
-                samples.error = message
+            samples.error = message
             return
-        if samples is not None:
+        if not warm_up:
             samples.add(run, stats)
             log(f"  {tool}: {run.seconds:.2f} s, {size(stats.get('sent_bytes', 0))} sent, "
                 f"{sum(stats.get('operations', {}).values())} requests")
