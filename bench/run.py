@@ -906,6 +906,18 @@ def machine_facts(sdk: Venv) -> Dict[str, str]:
     }
 
 
+def check_counting(url: str) -> None:
+    """The server's counts must match botocore's operation names before they are reported."""
+    # bench/ is this script's folder, hence first on sys.path.
+    from counting_check import CountingError, check
+
+    try:
+        count = check(url)
+    except CountingError as exc:
+        raise BenchError(f"the counting server miscounts: {exc}")
+    log(f"counting server checked: {count} operations counted as botocore names them")
+
+
 def update_docs(rst: str) -> None:
     """Replace the results between the page's two marker comments, keeping the rest of the page."""
     page = DOC_PAGE.read_text(encoding="utf-8")
@@ -936,6 +948,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         chosen = [sc for sc in scenarios(sizes) if wanted(sc.key, args.rows)]
         if chosen:
             moto.start()
+            check_counting(moto.url)
             bench = Bench(ws, moto, sdk, aws, sizes.sdk_rows)
             for sc in chosen:
                 rows.append(bench.run_row(sc))
