@@ -39,8 +39,8 @@ import argparse
 import base64
 import datetime as _dt
 import json
-import os
 import importlib.util
+import os
 import platform
 import re
 import shutil
@@ -73,7 +73,7 @@ OURS_BUCKET = "bench-ours"
 CLI_BUCKET = "bench-cli"
 SDK_BUCKET = "bench-sdk"
 
-#: The SDK compared with: v2, the last major version with ``FrameworkProcessor``; pinned so runs compare.
+#: The SDK compared with: v2, whose ``FrameworkProcessor`` launches a code folder; pinned so runs compare.
 SDK_REQUIREMENT = "sagemaker==2.257.7"
 SDK_CHECK_IMPORT = "sagemaker.processing"
 DOC_PAGE = REPO / "docs" / "performance.rst"
@@ -616,6 +616,20 @@ class Bench:
             shutil.rmtree(folder, ignore_errors=True)
         return RowResult(sc, samples, ratios=ratios)
 
+    @staticmethod
+    def missed_work(sc: Scenario, tool: str, stats: Mapping[str, Any], warm_up: bool) -> Optional[str]:
+        """Why a launch that exited 0 did not do what the row measures, if it did not (checked on the server)."""
+        jobs = int(stats.get("operations", {}).get("sagemaker:CreateProcessingJob", 0))
+        if tool != "cli" and jobs != 1:
+            return f"{jobs} CreateProcessingJob requests, not 1"
+        payload = int(stats.get("s3_payload_bytes", 0))
+        # Input files are random bytes: no tool can send less than all of them to a cold server.
+        if sc.state == "cold" and payload < sc.input_bytes:
+            return f"sent {size(payload)} of uploads to an empty server, less than the {size(sc.input_bytes)} input"
+        if sc.state in ("code-changed", "input-changed") and not warm_up and payload == 0:
+            return "uploaded nothing although a file changed"
+        return None
+
     def one(self, sc: Scenario, tool: str, code: Path, data: Optional[Path], home: Path, prefix: str,
             samples: ToolSamples, warm_up: bool = False) -> None:
         """One launch (or copy) by ``tool``, counted into ``samples`` unless it is a warm-up.
@@ -628,8 +642,10 @@ class Bench:
         self.moto.take_stats()
         run = run_measured(cmd, env, code)
         stats = self.moto.take_stats()
-        if run.returncode != 0:
-            message = f"{'warm-up: ' if warm_up else ''}exit code {run.returncode}: {run.tail()}"
+        problem = f"exit code {run.returncode}: {run.tail()}" if run.returncode else self.missed_work(
+            sc, tool, stats, warm_up)
+        if problem:
+            message = f"{'warm-up: ' if warm_up else ''}{problem}"
             log(f"  {tool} failed: {message}")
             samples.error = message
             return
