@@ -5,7 +5,7 @@ Usage::
     python -m venv /tmp/bench-env && . /tmp/bench-env/bin/activate
     pip install -e '.[bench]'          # moto server and the AWS CLI (awscli), pinned
     python bench/run.py --quick        # small sizes, few repeats: a smoke test of the harness
-    python bench/run.py --update-docs  # the full run (about 45 min); rewrites the results in docs/performance.rst
+    python bench/run.py --update-docs  # the full run (about 40 min); rewrites the results in docs/performance.rst
     python bench/run.py --rst table.rst   # the same, the RST tables to a file instead
 
 The ``bench`` extra pins an AWS CLI whose dependencies conflict with the ``docs``
