@@ -934,6 +934,11 @@ def check_counting(url: str) -> None:
     log(f"counting server checked: {count} operations counted as botocore names them")
 
 
+def duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
 def update_docs(rst: str) -> None:
     """Replace the results between the page's two marker comments, keeping the rest of the page."""
     page = DOC_PAGE.read_text(encoding="utf-8")
@@ -978,16 +983,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - started
     defaults = sizes == FULL
-    sdk_label = f"SageMaker SDK {facts['sagemaker']} ``FrameworkProcessor``"
+    sdk_label = (f"SageMaker SDK {facts['sagemaker']} ``FrameworkProcessor``" if not sdk.error
+                 else "SageMaker SDK v2 ``FrameworkProcessor`` (not measured)")
     header = (f"Measured {facts['date']} on {facts['cores']} cores ({facts['cpu']}), {facts['python']}; "
               f"aws-sagemaker-remote at {facts['revision']}, awscli {facts['awscli']} (botocore "
               f"{facts['botocore']}), sagemaker {facts['sagemaker']}, moto {facts['moto']}; "
-              f"{'quick mode, ' if args.quick else ''}the run took {elapsed / 60:.1f} min.")
-    result_tables = tables(rows, local, sizes, sdk_label, defaults)
+              f"{'quick mode, ' if args.quick else ''}the run took {duration(elapsed)}.")
+    # A list-table needs a row below its header.
+    result_tables = [t for t in tables(rows, local, sizes, sdk_label, defaults) if t.rows]
     print(header + "\n")
     for table in result_tables:
         print(table.text() + "\n")
     rst = header + "\n\n" + "\n\n".join(t.rst() for t in result_tables) + "\n"
+    print(f"The same as RST, for {DOC_PAGE.relative_to(REPO)} between '{DOC_BEGIN}' and '{DOC_END}' "
+          "(--update-docs puts it there):\n")
+    print(rst)
     if args.rst:
         args.rst.write_text(rst, encoding="utf-8")
         log(f"wrote {args.rst}")
