@@ -418,11 +418,11 @@ def change_one_file(folder: Path, nth: int) -> Path:
     """Give one file (the ``nth`` in sorted order, wrapping) new content of the same size."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "main.py")
     path = files[nth % len(files)]
-    size = path.stat().st_size
+    nbytes = path.stat().st_size
     if path.suffix == ".py":
-        write_module(path, size)
+        write_module(path, nbytes)
     else:
-        path.write_bytes(os.urandom(size))
+        path.write_bytes(os.urandom(nbytes))
     return path
 
 
