@@ -17,10 +17,17 @@ import shutil
 import tempfile
 from typing import Any, Callable, Iterator, List, Optional, Protocol, Tuple
 
+from .errors import RemoteError
+from .safepath import UnsafePath, local_path
+
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
 
 Progress = Optional[Callable[[int], None]]
+
+
+class UnsafeDownload(RemoteError):
+    """An S3 key or archive member would be written outside its target folder (exit 1)."""
 
 
 def home_dir() -> str:
@@ -326,10 +333,21 @@ def upload_folder(store: Store, folder: str, uri: str) -> List[str]:
 
 
 def download_prefix(store: Store, uri: str, dest: str) -> List[str]:
-    """Download every object of an ``S3Prefix`` input into ``dest``; returns local paths."""
-    paths = []
+    """Download every object of an ``S3Prefix`` input into ``dest``; returns local paths.
+
+    Every key is checked before the first download (:func:`~aws_sagemaker_remote.safepath.local_path`):
+    a key with ``..``, an absolute key or one through a link out of ``dest`` stops the
+    download with :class:`~aws_sagemaker_remote.errors.UnsafeDownload` naming it, and
+    nothing is written.
+    """
+    planned = []
     for obj_uri, rel, _size in prefix_objects(store, uri):
-        local = os.path.join(dest, *rel.split("/"))
+        try:
+            planned.append((obj_uri, local_path(dest, rel)))
+        except UnsafePath as exc:
+            raise UnsafeDownload(f"refusing to download {obj_uri}: {exc}") from None
+    paths = []
+    for obj_uri, local in planned:
         store.download_file(obj_uri, local)
         paths.append(local)
     return paths

@@ -438,8 +438,13 @@ class LocalBackend:
         if distribution == "ShardedByS3Key":
             objects = objects[instance.index::len(job.instances)]
         os.makedirs(dest, exist_ok=True)
-        for obj_uri, rel, _size in objects:
-            target = os.path.join(dest, *[p for p in rel.split("/") if p not in ("", ".", "..")])
+        from ..safepath import UnsafePath, local_path
+
+        try:  # every key is checked before the first download, so a refused input writes nothing
+            targets = [(obj_uri, local_path(dest, rel)) for obj_uri, rel, _size in objects]
+        except UnsafePath as exc:
+            raise _JobError(f"ClientError: refusing to download {uri}: {exc}") from None
+        for obj_uri, target in targets:
             try:
                 self.store.download_file(obj_uri, target)
             except Exception as exc:  # noqa: BLE001 - as above
