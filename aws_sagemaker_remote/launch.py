@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 from .backends.base import Backend
 from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
-from .bundle import build_bundle
+from .bundle import build_bundle, check_code
 from .errors import JobFailed, UsageError
 from .flags import Declaration
 from .options import CommonOptions, TrainingOptions
@@ -176,6 +176,7 @@ def launch(
     _terminate_like_ctrl_c()
     now = _dt.datetime.now(_dt.timezone.utc)
     spec = plan_job(decl, namespace, options, argv, parser, now=now, token=secrets.token_hex(2))
+    check_code(spec.code)  # a home folder or an oversized bundle stops here, before any request
     target = choose_target(options, spec.kind)
     staged = _stage(spec, target, err)
     request = render(staged)

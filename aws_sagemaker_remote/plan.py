@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import os
 import re
+import sys
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .args import is_s3_uri
@@ -254,7 +255,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             source = _local_abs(value)
             if not os.path.exists(source):
                 raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
-            if not input_files(source):
+            if not input_files(source, warn=_warn):
                 # SageMaker fails a job whose input prefix holds no object
                 raise UsageError(f"input folder {value!r} holds no files to upload", flag=d.flag)
             # one file arrives under its own name; a manifest's objects arrive in the folder
@@ -262,6 +263,9 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             container_value = container + "/" + os.path.basename(source) if single else container
             if _inside(source, script_dir):
                 excludes.append(source)
+        if d.default and not is_s3_uri(d.default) and _inside(_local_abs(d.default), script_dir):
+            # the declared folder stays out of the code bundle even when the flag points elsewhere
+            excludes.append(_local_abs(d.default))
         mode = d.arg.mode or default_mode or "File"
         if kind == "processing" and mode not in ("File", "Pipe"):
             raise UsageError(f"processing inputs support mode File or Pipe, not {mode}", flag=d.flag)
@@ -302,6 +306,8 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
             local = _local_abs(str(local))
             if _inside(local, script_dir):
                 excludes.append(local)
+        if d.default and _inside(_local_abs(d.default), script_dir):
+            excludes.append(_local_abs(d.default))
         outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, destination=remote,
                                      container_path=container, upload_mode=d.arg.upload_mode))
         mapped.append((d.flag, container))
@@ -391,6 +397,10 @@ def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
     if not os.path.isfile(full):
         raise UsageError(f"file {path!r} does not exist", flag=flag)
     return full
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _check_s3(uri: str, flag: str) -> None:
