@@ -35,10 +35,10 @@ def _segments(name: str, what: str) -> List[str]:
     if not name:
         raise UnsafePath(f"{what} {name!r} is empty")
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\0" in name:
-        raise UnsafePath(f"{what} {name!r} is an absolute path; refusing to write outside the target folder")
+        raise UnsafePath(f"{what} {name!r} is an absolute path, outside the target folder")
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafePath(f"{what} {name!r} has a '..' segment; refusing to write outside the target folder")
+        raise UnsafePath(f"{what} {name!r} has a '..' segment, leading outside the target folder")
     if not parts:
         raise UnsafePath(f"{what} {name!r} names no file")
     return parts
