@@ -243,6 +243,15 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
                                  flag=d.remote_flag)
             s3_outputs.append((d, str(remote)))
 
+    for d in decl.outputs:  # an output inside an input folder would be read back as input
+        out = getattr(namespace, d.dest, None)
+        for i in decl.inputs:
+            src = getattr(namespace, i.dest, None)
+            if out and src and not is_s3_uri(src) and os.path.isdir(str(src)) and \
+                    os.path.abspath(str(out)).startswith(os.path.abspath(str(src)).rstrip(os.sep) + os.sep):
+                raise UsageError(f"output folder {str(out)!r} is inside the folder of input {i.flag} "
+                                 f"({str(src)!r}); allowed: a folder outside every input", flag=d.flag)
+
     # 2. then act
     if downloads:
         from .localio import download_input

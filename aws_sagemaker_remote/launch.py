@@ -283,7 +283,8 @@ def _download(staged: StagedJob, result: JobResult, store: Store, err: TextIO) -
         if targets:
             with _fetched(store, result.output_data_url) as tar:
                 for name, folder in targets.items():
-                    members = [m for m in tar.getmembers() if m.name.startswith(name + "/")]
+                    members = [m for m in tar.getmembers()
+                               if m.name.startswith(name + "/") and m.name.rstrip("/") != name]
                     for member in members:
                         member.name = member.name[len(name) + 1:]
                     _safe_extract(tar, folder, members, result.output_data_url)

@@ -18,13 +18,13 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 __all__ = ["UnsafePath", "local_path", "check_member", "safe_extract", "unpack"]
 
 #: tarfile's own 'data' filter where this Python has it (3.8.17+, 3.12+): a second guard
 #: after :func:`check_member`, and it keeps newer Pythons from warning about unfiltered extraction.
-_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_FILTER: Dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
 class UnsafePath(ValueError):

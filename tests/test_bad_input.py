@@ -1,6 +1,7 @@
 """Bad input is refused before any side effect: one line naming the flag, exit 2, no request sent."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -113,3 +114,14 @@ def test_declaration_errors_are_one_line_and_exit_2(aws: Any, run_script: Callab
     assert result.stderr.startswith("job.py: error: "), result.stderr
     one_error_line(result.stderr)
     assert aws.requests == []
+
+
+def test_an_output_inside_an_input_folder_is_refused_in_a_plain_run(run_script: Callable[..., Any], demo_dir: Path,
+                                                                     tmp_path: Path, one_error_line: Any) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("words words\n")
+    result = run_script(demo_dir / "wordcount.py", "--input", data, "--output", data / "out")
+    assert result.returncode == 2, result.stderr
+    one_error_line(result.stderr, "--output", "--input")
+    assert sorted(os.listdir(data)) == ["a.txt"]
