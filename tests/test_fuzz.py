@@ -18,19 +18,18 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from aws_sagemaker_remote.api import prepare  # noqa: E402
-from aws_sagemaker_remote.args import PathArgument  # noqa: E402
-from aws_sagemaker_remote.bootstrap import read_arguments  # noqa: E402
-from aws_sagemaker_remote.container import ARGUMENT_FILE_FLAG, DEFAULT as PATHS, needs_argument_file  # noqa: E402
-from aws_sagemaker_remote.errors import DeclarationError, UsageError  # noqa: E402
-from aws_sagemaker_remote.flags import build_parser, declare  # noqa: E402
-from aws_sagemaker_remote.options import OPTIONS_BY_KIND  # noqa: E402
-from aws_sagemaker_remote.plan import plan_job  # noqa: E402
+from aws_sagemaker_remote.api import prepare
+from aws_sagemaker_remote.args import PathArgument
+from aws_sagemaker_remote.bootstrap import read_arguments
+from aws_sagemaker_remote.container import ARGUMENT_FILE_FLAG, needs_argument_file
+from aws_sagemaker_remote.container import DEFAULT as PATHS
+from aws_sagemaker_remote.errors import DeclarationError, UsageError
+from aws_sagemaker_remote.flags import build_parser, declare
+from aws_sagemaker_remote.options import OPTIONS_BY_KIND
+from aws_sagemaker_remote.plan import plan_job
 
 NOW = dt.datetime(2026, 12, 2, 6, 0, 0, tzinfo=dt.timezone.utc)
 SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, database=None,
