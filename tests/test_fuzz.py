@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -103,8 +105,21 @@ def _through_the_container(arguments: Tuple[str, ...], folder: Path) -> List[str
         path = folder / "arguments.json"
         path.write_text(json.dumps(list(arguments)), encoding="utf-8")
         return read_arguments([f"{ARGUMENT_FILE_FLAG}={path}"])
-    # ContainerArguments: a JSON list of strings in the request
+    # ContainerArguments: a JSON list of strings in the request, each one valid for the API
+    shape = _container_arguments_shape()
+    element = re.compile(shape.member.metadata["pattern"])
+    assert len(arguments) + 2 <= shape.metadata["max"]  # the bundle path and unpack folder come first
+    for argument in arguments:
+        assert len(argument) <= shape.member.metadata["max"] and element.fullmatch(argument), argument
     return list(json.loads(json.dumps(list(arguments))))
+
+
+@functools.lru_cache(maxsize=1)
+def _container_arguments_shape() -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.shape_for("AppSpecification").members["ContainerArguments"]
 
 
 USER_DESTS = ("text", "n", "flag", "many", "rest")
