@@ -197,3 +197,44 @@ def test_download_model_refuses_a_crafted_model_archive(aws: Any, run_script: Ca
     one_error_line(run.stderr, "model.tar.gz", CRAFTED[variant][0].name)
     assert not dest.exists()
     assert [p for p in _files(tmp_path) if not p.startswith("job")] == ["model.tar.gz"]
+
+
+TRAINING_WITH_OUTPUT = """
+from aws_sagemaker_remote import sagemaker_training_main
+
+def main(args):
+    pass
+
+if __name__ == "__main__":
+    sagemaker_training_main(main=main, outputs={"report": "report"})
+"""
+
+
+@pytest.mark.parametrize("member", ["report/../../escape.txt", "report/lnk"])
+def test_training_download_outputs_refuses_a_crafted_output_archive(aws: Any, run_script: Callable[..., Any],
+                                                                    tmp_path: Path, one_error_line: Any,
+                                                                    member: str) -> None:
+    import boto3
+
+    archive = tmp_path / "output.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.addfile(_info("report/ok.txt", b"fine"), io.BytesIO(b"fine"))
+        if member.endswith("lnk"):  # a link leading out of the output folder
+            tar.addfile(_info(member, kind=tarfile.SYMTYPE, link="../../../etc"))
+        else:
+            tar.addfile(_info(member, b"pwned"), io.BytesIO(b"pwned"))
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=DEFAULT_BUCKET)
+    s3.upload_file(str(archive), DEFAULT_BUCKET, "aws-sagemaker-remote/jobs/j3/output/output.tar.gz")
+    script = tmp_path / "train.py"
+    script.write_text(TRAINING_WITH_OUTPUT)
+    base = tmp_path / "job"
+    report = tmp_path / "here" / "report"
+    run = run_script(script, "--sagemaker-run=yes", "--sagemaker-role", ROLE, "--sagemaker-image", IMAGE,
+                     "--sagemaker-job-name", "j3", "--sagemaker-download-outputs", "--report", report,
+                     "--model-dir", base / "model", "--output-dir", base / "data",
+                     "--checkpoint-dir", base / "checkpoints")
+    assert run.returncode == 1, run.stderr
+    one_error_line(run.stderr, "output.tar.gz")
+    assert not report.exists()
+    assert not any(name.endswith("escape.txt") for name in _files(tmp_path))
