@@ -348,6 +348,12 @@ def bundle_entries(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tu
     return sorted(seen.items())
 
 
+def listing(bundle: Bundle) -> List[str]:
+    """One ``bundle: NAME (SIZE)`` line per file the user shipped (the framework's own runtime
+    left out): what ``--sagemaker-dry-run`` shows before anything is uploaded."""
+    return [f"bundle: {name} ({_human(size)})\n" for name, size in bundle.files if not name.startswith("runtime/")]
+
+
 def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = size

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 from .backends.base import Backend
 from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
 from .bundle import build_bundle, check_code
+from .bundle import listing as bundle_listing
 from .errors import JobFailed, UsageError
 from .flags import Declaration
 from .options import CommonOptions, TrainingOptions
@@ -202,6 +203,8 @@ def _stage(spec: JobSpec, target: Target, err: TextIO) -> StagedJob:
     from .aws import translate_errors
 
     bundle = build_bundle(spec.code, spec.kind)
+    if spec.options.dry_run:
+        err.writelines(bundle_listing(bundle))
     try:
         with translate_errors(f"staging files to s3://{target.bucket}"):
             return stage(spec, bundle, target.store, bucket=target.bucket, prefix=spec.options.prefix,

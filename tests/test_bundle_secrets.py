@@ -157,6 +157,8 @@ def test_an_input_overridden_by_s3_keeps_its_local_folder_out_of_the_bundle(
                      "--sagemaker-dry-run", "--data", "s3://some-bucket/x/", "--out", tmp_path / "elsewhere")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
+    listed = [line for line in run.stderr.splitlines() if line.startswith("bundle: ")]
+    assert "bundle: script/job.py (" in run.stderr and not [x for x in listed if "big.bin" in x], run.stderr
     bundles = [u for u in report["uploads"] if u["uri"].endswith("bundle.tar.gz")]
     assert len(bundles) == 1 and bundles[0]["size"] < 200 * 1024, bundles
 
