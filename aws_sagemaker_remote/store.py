@@ -93,7 +93,12 @@ class LocalStore:
     def path(self, uri: str) -> str:
         """The local file that stands for ``uri``."""
         bucket, key = split_uri(uri)
-        return os.path.join(self.root, bucket, *[p for p in key.split("/") if p])
+        parts = [p for p in key.split("/") if p]
+        if ".." in parts or bucket in ("", ".", "..") or "\0" in key:
+            # real S3 stores such a key as a name; a folder would resolve it outside the stand-in
+            raise UnsafeDownload(f"{uri}: the local stand-in for S3 ({self.root}) cannot hold a key with "
+                                 f"'..' segments")
+        return os.path.join(self.root, bucket, *parts)
 
     def head(self, uri: str) -> Optional[int]:
         path = self.path(uri)

@@ -238,3 +238,25 @@ def test_training_download_outputs_refuses_a_crafted_output_archive(aws: Any, ru
     one_error_line(run.stderr, "output.tar.gz")
     assert not report.exists()
     assert not any(name.endswith("escape.txt") for name in _files(tmp_path))
+
+
+def test_the_local_stand_in_refuses_keys_leading_out_of_it(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.store import LocalStore, UnsafeDownload
+
+    store = LocalStore(str(tmp_path / "s3"))
+    store.put_bytes(b"ok", "s3://bkt/a/b.txt")
+    assert (tmp_path / "s3" / "bkt" / "a" / "b.txt").read_bytes() == b"ok"
+    for uri in ("s3://bkt/../../escape.txt", "s3://bkt/a/../../../escape.txt", "s3://../x"):
+        with pytest.raises(UnsafeDownload, match="'..'"):
+            store.put_bytes(b"pwned", uri)
+    assert _files(tmp_path) == ["s3/bkt/a/b.txt"]
+
+
+def test_an_output_uploaded_to_the_stand_in_stays_inside_it(run_script: Callable[..., Any], demo_dir: Path,
+                                                             tmp_path: Path, one_error_line: Any) -> None:
+    # no AWS configured: s3:// paths of a plain run use the local stand-in folder
+    run = run_script(demo_dir / "wordcount.py", "--output-s3", "s3://bkt/../../../../escape/")
+    assert run.returncode == 1, run.stderr
+    one_error_line(run.stderr, "'..'")
+    home = os.environ["AWS_SAGEMAKER_REMOTE_HOME"]
+    assert not os.path.exists(os.path.normpath(os.path.join(home, "s3", "bkt", "../../../../escape")))
