@@ -169,9 +169,26 @@ def declaration_error(message: str) -> PathArgumentError:
     """The error for a bad declaration made at import time (``PathArgument(mode="Bogus")`` in the
     script's module code, before any entry function runs). If nothing catches it, the
     interpreter prints one line and exits 2 instead of a traceback, as for a bad flag."""
-    if not getattr(sys.excepthook, "usage_hook", False):
+    if _in_script_module_code() and not getattr(sys.excepthook, "usage_hook", False):
         sys.excepthook = _usage_hook(sys.excepthook)
     return PathArgumentError(message)
+
+
+def _in_script_module_code(depth: int = 3) -> bool:
+    """True when the declaration is made by the running script's module code (or a function it
+    calls directly), where nothing of ours can catch the error; library and test code that build a
+    ``PathArgument`` get a plain exception and no change to ``sys.excepthook``."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_globals.get("__name__", "").startswith(__package__ or "aws_sagemaker_remote")
+                                 or frame.f_code.co_filename == "<string>"):
+        frame = frame.f_back  # type: ignore[assignment]
+    for _ in range(depth):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 # --- validators for names and S3 locations (pure; the callers name the flag) ---------------

@@ -100,7 +100,21 @@ DECLARATIONS = {
     "PathArgument distribution": "sagemaker_processing_main(main, inputs={'x': PathArgument('.', "
                                  "distribution='Random')})",
     "main is None": "sagemaker_processing_main(None)",
+    "PathArgument in a function": "def run():\n    sagemaker_processing_main(main, inputs={'x': PathArgument("
+                                  "'.', compression='Zip')})\nif __name__ == '__main__':\n    run()",
 }
+
+
+def test_a_bad_path_argument_in_library_code_is_a_plain_value_error() -> None:
+    import sys
+
+    from aws_sagemaker_remote import DeclarationError, PathArgument
+
+    hook = sys.excepthook
+    with pytest.raises(ValueError, match="mode='Bogus'") as raised:
+        PathArgument(".", mode="Bogus")
+    assert isinstance(raised.value, DeclarationError)
+    assert sys.excepthook is hook  # only a script's own module code gets the one-line exit
 
 
 @pytest.mark.parametrize("case", sorted(DECLARATIONS))
