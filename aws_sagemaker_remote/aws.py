@@ -128,6 +128,35 @@ class Clients:
         return str(self._session.region_name)
 
 
+def known_regions() -> "tuple[set[str], list[re.Pattern[str]]]":
+    """The regions botocore's own endpoint data lists, and each partition's region pattern (offline)."""
+    import re
+
+    from botocore.loaders import create_loader
+
+    data = create_loader().load_data("endpoints")
+    names: "set[str]" = set()
+    patterns = []
+    for partition in data.get("partitions", []):
+        names.update(partition.get("regions", {}))
+        if partition.get("regionRegex"):
+            patterns.append(re.compile(partition["regionRegex"]))
+    return names, patterns
+
+
+def check_region(region: str, flag: str) -> None:
+    """Refuse a region that no AWS partition knows, before anything is created in it.
+
+    A region listed by botocore is accepted; so is one matching a partition's
+    region pattern (a region newer than the installed botocore).
+    """
+    names, patterns = known_regions()
+    if region in names or any(p.match(region) for p in patterns):
+        return
+    examples = ", ".join(r for r in ("us-east-1", "eu-west-1", "ap-southeast-2") if r in names)
+    raise UsageError(f"{region!r} is not an AWS region (known regions are like {examples})", flag=flag)
+
+
 def make_session(profile: Optional[str], region: Optional[str], assume_role: Optional[str]) -> "boto3.Session":
     """A boto3 session for ``profile`` and ``region``, optionally on an assumed role's credentials.
 
@@ -150,6 +179,7 @@ def make_session(profile: Optional[str], region: Optional[str], assume_role: Opt
         raise CredentialsError(
             "no AWS region configured: pass --sagemaker-region REGION or set AWS_DEFAULT_REGION"
         )
+    check_region(session.region_name, "--sagemaker-region" if region else "AWS_DEFAULT_REGION (or the profile's region)")
     if not assume_role:
         return session
     with translate_errors(f"assuming role {assume_role}"):

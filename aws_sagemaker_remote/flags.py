@@ -15,7 +15,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from .args import PathArgument, _Optional, is_s3_uri
+from .args import PathArgument, _Optional, is_s3_uri, name_problem
 from .container import CODE_CHANNEL, DEFAULT as PATHS
 from .errors import DeclarationError
 from .options import CommonOptions, dest_name, flag_name
@@ -157,8 +157,9 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
         raise DeclarationError(f"{what} must be a dict of name → path, not {type(mapping).__name__}")
     out = []
     for name, value in mapping.items():
-        if not isinstance(name, str) or not name or name.startswith("-") or " " in name:
-            raise DeclarationError(f"{what} name {name!r} cannot be a flag name")
+        problem = name_problem(name)
+        if problem:
+            raise DeclarationError(f"{what}: {problem}")
         out.append((name, value))
     return out
 

@@ -31,15 +31,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 from .backends.base import Backend
 from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
-from .bundle import build_bundle
+from .bundle import build_bundle, check_code, listing as bundle_listing
 from .errors import JobFailed, UsageError
 from .flags import Declaration
 from .options import CommonOptions, TrainingOptions
 from .plan import plan_job
 from .render import render
+from .safepath import UnsafePath, safe_extract
 from .spec import JobResult, JobSpec, StagedJob
 from .stage import human_bytes, stage
-from .store import LocalStore, S3Store, Store, download_prefix
+from .store import LocalStore, S3Store, Store, UnsafeDownload, download_prefix
 
 LOCAL_BUCKET = "sagemaker-local"
 
@@ -175,6 +176,7 @@ def launch(
     _terminate_like_ctrl_c()
     now = _dt.datetime.now(_dt.timezone.utc)
     spec = plan_job(decl, namespace, options, argv, parser, now=now, token=secrets.token_hex(2))
+    check_code(spec.code)  # a home folder or an oversized bundle stops here, before any request
     target = choose_target(options, spec.kind)
     staged = _stage(spec, target, err)
     request = render(staged)
@@ -200,6 +202,8 @@ def _stage(spec: JobSpec, target: Target, err: TextIO) -> StagedJob:
     from .aws import translate_errors
 
     bundle = build_bundle(spec.code, spec.kind)
+    if spec.options.dry_run:
+        err.writelines(bundle_listing(bundle))
     try:
         with translate_errors(f"staging files to s3://{target.bucket}"):
             return stage(spec, bundle, target.store, bucket=target.bucket, prefix=spec.options.prefix,
@@ -281,15 +285,16 @@ def _download(staged: StagedJob, result: JobResult, store: Store, err: TextIO) -
         if targets:
             with _fetched(store, result.output_data_url) as tar:
                 for name, folder in targets.items():
-                    members = [m for m in tar.getmembers() if m.name.startswith(name + "/")]
+                    members = [m for m in tar.getmembers()
+                               if m.name.startswith(name + "/") and m.name.rstrip("/") != name]
                     for member in members:
                         member.name = member.name[len(name) + 1:]
-                    _safe_extract(tar, folder, members)
+                    _safe_extract(tar, folder, members, result.output_data_url)
                     err.write(f"downloaded {len(members)} file(s) of {name} to {folder}\n")
     if isinstance(o, TrainingOptions) and o.download_model and result.model_artifact_url:
         dest = os.path.abspath(o.download_model)
         with _fetched(store, result.model_artifact_url) as tar:
-            _safe_extract(tar, dest)
+            _safe_extract(tar, dest, None, result.model_artifact_url)
         err.write(f"unpacked {result.model_artifact_url} into {dest}\n")
 
 
@@ -306,17 +311,11 @@ def _fetched(store: Store, uri: str) -> Iterator[tarfile.TarFile]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _safe_extract(tar: tarfile.TarFile, dest: str, members: Optional[List[tarfile.TarInfo]] = None) -> None:
-    """Extract without letting an entry escape ``dest``."""
-    os.makedirs(dest, exist_ok=True)
-    data_filter = getattr(tarfile, "data_filter", None)
-    if data_filter is not None:
-        tar.extractall(dest, members=members, filter=data_filter)
-        return
-    root = os.path.realpath(dest)
-    for member in members if members is not None else tar.getmembers():
-        target = os.path.realpath(os.path.join(dest, member.name))
-        if not target.startswith(root + os.sep) and target != root:
-            raise JobFailed(f"archive entry {member.name!r} points outside {dest}")
-    tar.extractall(dest, members=members)
-
+def _safe_extract(tar: tarfile.TarFile, dest: str, members: Optional[List[tarfile.TarInfo]] = None,
+                  source: str = "the archive") -> None:
+    """Extract without letting an entry escape ``dest``; a refused archive is one line, nothing written."""
+    try:
+        safe_extract(tar, dest, members)
+    except (UnsafePath, tarfile.TarError) as exc:
+        raise UnsafeDownload(f"refusing to unpack {source} into {dest}: "
+                             f"{exc}") from None
