@@ -20,6 +20,8 @@ from typing import Optional
 OPT_ML = "/opt/ml"
 #: Environment variable through which the local backend moves the root.
 ROOT_ENV = "AWS_SAGEMAKER_REMOTE_OPT_ML"
+#: Set for the script inside a job: it does not read option sources (files, variables) again.
+IN_JOB_ENV = "AWS_SAGEMAKER_REMOTE_IN_JOB"
 
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"

@@ -27,7 +27,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from .backends.base import Backend
 from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
@@ -163,8 +163,11 @@ def launch(
     *,
     out: Optional[TextIO] = None,
     err: Optional[TextIO] = None,
+    sources: Sequence[Tuple[str, str]] = (),
 ) -> JobResult:
     """Run the script as a job (``--sagemaker-run=yes`` or ``local``) and return its result.
+
+    :param sources: ``(flag, where its value came from)`` for the dry run's ``sources``.
 
     :raises UsageError: bad input (nothing uploaded or created).
     :raises JobFailed: the job ended Failed or Stopped.
@@ -179,7 +182,8 @@ def launch(
     staged = _stage(spec, target, err)
     request = render(staged)
     if options.dry_run:
-        out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
+        report = dict(dry_run_report(staged, request, target), sources=dict(sources))  # flag → where from
+        out.write(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
         return JobResult(kind=spec.kind, job_name=spec.job_name, status="DryRun")
     return _run(staged, request, target, out, err)
 
