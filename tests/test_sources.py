@@ -376,3 +376,27 @@ def test_override_variables_must_name_a_local_file(tmp_path: Path, project: Path
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", value.format(missing=tmp_path / "nope.yaml"))
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
         resolve(project, "processing")
+
+
+def test_the_job_gets_the_resolved_values_and_the_in_job_marker(project: Path, run_script: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    write(project.parent.parent / "pyproject.toml",
+          "[tool.aws-sagemaker-remote]\nenv = {FROM_PYPROJECT = 'yes'}\n")
+    write(project, """\
+        import os
+        from aws_sagemaker_remote import sagemaker_processing_main
+
+        def main(args):
+            print("in job:", os.environ.get("AWS_SAGEMAKER_REMOTE_IN_JOB"),
+                  "pyproject:", os.environ.get("FROM_PYPROJECT"),
+                  "variable:", os.environ.get("FROM_VARIABLE"))
+
+        sagemaker_processing_main(main)
+        """)
+    monkeypatch.setenv("AWS_SAGEMAKER_REMOTE_ENV", "FROM_VARIABLE=yes")
+    result = run_script(project, "--sagemaker-run=local")
+    assert result.returncode == 0, result.stderr
+    # both values travel in the job's request; the job itself only gets the marker
+    assert "in job: 1 pyproject: yes variable: yes" in result.stdout + result.stderr
+    plain = run_script(project)
+    assert "in job: None pyproject: yes variable: yes" in plain.stdout
