@@ -142,7 +142,9 @@ def resolve(kind: str, script: str, keywords: Mapping[str, Any],
         layers.extend(sdk_settings(kind, environ))
         layers.extend(pyproject_settings(kind, os.path.dirname(os.path.abspath(script))))
         layers.append(env_settings(cls, environ))
-    layers.append([Setting(name, getattr(from_keywords, name), KEYWORD) for name in keywords])
+    # a keyword given as None sets nothing: the sources below it still apply
+    layers.append([Setting(name, getattr(from_keywords, name), KEYWORD) for name, value in keywords.items()
+                   if value is not None])
     return _merge(cls, layers)
 
 
@@ -160,7 +162,8 @@ def _merge(cls: Type[CommonOptions], layers: Sequence[Sequence[Setting]]) -> Res
                     merged.pop(key, None)
                     merged[key] = value
                 values[s.field] = tuple(merged.items())
-                labels.setdefault(s.field, []).insert(0, s.label)
+                if s.value:  # an empty mapping contributes nothing
+                    labels.setdefault(s.field, []).insert(0, s.label)
             else:
                 values[s.field] = s.value
                 labels[s.field] = [s.label]

@@ -400,3 +400,13 @@ def test_the_job_gets_the_resolved_values_and_the_in_job_marker(project: Path, r
     assert "in job: 1 pyproject: yes variable: yes" in result.stdout + result.stderr
     plain = run_script(project)
     assert "in job: None pyproject: yes variable: yes" in plain.stdout
+
+
+def test_a_keyword_given_as_none_or_empty_leaves_the_lower_sources(project: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SAGEMAKER_REMOTE_ROLE", arn("env"))
+    monkeypatch.setenv("AWS_SAGEMAKER_REMOTE_TAGS", "team=ml")
+    opts, sources = resolve(project, "processing", role=None, tags={})
+    assert (opts.role, opts.tags) == (arn("env"), (("team", "ml"),))
+    assert sources == {"--sagemaker-role": "env AWS_SAGEMAKER_REMOTE_ROLE",
+                       "--sagemaker-tags": "env AWS_SAGEMAKER_REMOTE_TAGS"}
