@@ -15,8 +15,8 @@ import sys
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence
 
 from .errors import DeclarationError, RemoteError, UsageError
-from .flags import Declaration, build_parser, declare
-from .options import OPTIONS_BY_KIND, CommonOptions
+from .flags import Declaration, Parser, build_parser, declare
+from .options import CommonOptions
 
 MainFunction = Callable[[argparse.Namespace], Any]
 
@@ -151,7 +151,7 @@ def prepare(
     script: Optional[str],
     training: Mapping[str, Any],
     options: Mapping[str, Any],
-) -> "tuple[Declaration, CommonOptions, argparse.ArgumentParser]":
+) -> "tuple[Declaration, CommonOptions, Parser]":
     """Declaration, keyword options and parser (no parsing yet)."""
     decl = declare(
         kind,
@@ -164,8 +164,12 @@ def prepare(
         description=description,
         **training,
     )
-    opts = OPTIONS_BY_KIND[kind].from_keywords(options)
-    return decl, opts, build_parser(decl, opts)
+    from .sources import resolve
+
+    resolved = resolve(kind, decl.script, options)  # keywords over environment, pyproject.toml, SDK files
+    parser = build_parser(decl, resolved.options)
+    parser.resolved = resolved
+    return decl, resolved.options, parser
 
 
 def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencies: Any,
@@ -179,6 +183,9 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
                                      argparse_callback, description, script, training, options)
         namespace = parser.parse_args(argv)
         opts = type(opts).from_namespace(namespace)
+        from .sources import provenance
+
+        sources = provenance(parser.resolved, argv)
         if opts.run == "no":
             if opts.dry_run:
                 raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
@@ -186,7 +193,7 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
             return run_locally(decl, namespace, main, dict(opts.env))
         from .launch import launch  # the remote path: boto3 loads from here on
 
-        return launch(decl, parser, namespace, opts, argv)
+        return launch(decl, parser, namespace, opts, argv, sources=sources)
     except RemoteError as exc:
         _fail(exc)
     except KeyboardInterrupt:

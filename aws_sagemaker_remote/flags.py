@@ -84,6 +84,10 @@ class Declaration:
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (usage is on ``--help``)."""
 
+    #: the resolved defaults of the ``--sagemaker-*`` flags and their sources
+    #: (a :class:`~aws_sagemaker_remote.sources.Resolved`, set by ``api.prepare``)
+    resolved: Any = None
+
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 

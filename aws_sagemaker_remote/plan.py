@@ -34,7 +34,7 @@ ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 VPC_ID_RE = re.compile(r"^[-0-9a-zA-Z]{1,32}$")
 KMS_RE = re.compile(r"^[a-zA-Z0-9:/_-]{1,2048}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
-ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+ROLE_NAME_RE = re.compile(r"^(?:role/)?(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")  # a name, with its IAM path
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 INSTANCE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 TAG_SPECIALS = set("_.:/=+-@ ")

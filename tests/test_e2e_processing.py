@@ -336,18 +336,6 @@ def test_explicit_bucket_and_role_arn_need_no_account_lookup(aws: Any, run_scrip
     assert "s3://my-bucket/aws-sagemaker-remote/jobs/wordcount-" in run.stderr
 
 
-def test_image_shorthand_without_the_sdk_is_a_usage_error(aws: Any, run_script: Any, demo_dir: Path,
-                                                          one_error_line: Any) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("sagemaker") is not None:
-        pytest.skip("the sagemaker SDK is installed here: the shorthand would resolve")
-    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=yes", "--sagemaker-role", ROLE)
-    assert run.returncode == 2
-    one_error_line(run.stderr, "--sagemaker-image", "sklearn:1.2-1", "aws-sagemaker-remote[sdk]")
-    assert aws.requests == []
-
-
 OWN_BUCKET = """
 import os
 import re
