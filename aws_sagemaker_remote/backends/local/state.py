@@ -43,7 +43,9 @@ class Settings:
 
     ``clock`` (seconds, monotonic) measures ``MaxRuntimeInSeconds`` and the stop
     grace period; ``sleep`` is the pause between two looks at the running
-    processes. Both are real time unless a test injects its own.
+    processes. Both are real time unless a test injects its own. ``namespaces``
+    says the instances see their folder at ``/opt/ml`` itself (see
+    :mod:`.isolation`); otherwise ``/opt/ml`` is relocated.
     """
 
     store: Store
@@ -52,6 +54,7 @@ class Settings:
     region: str
     clock: Callable[[], float]
     sleep: Callable[[float], None]
+    namespaces: bool = False
 
 
 class JobError(Exception):
