@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -484,3 +485,89 @@ def test_a_request_sm_variable_is_replaced_as_the_toolkit_replaces_it(
     model_dir = [line for line in lines if line.startswith("MODEL_DIR=")]
     assert model_dir != ["MODEL_DIR='/from/the/request'"] and model_dir[0].endswith("/opt/ml/model'")
     assert "OTHER='kept'" in lines
+
+
+# --- the volume size bounds the job's files --------------------------------------------------------------
+
+def test_training_that_outgrows_its_volume_fails_like_a_full_disk(put_code: PutCode, store: LocalStore,
+                                                                  workdir: Path) -> None:
+    script = """
+        import os, time
+        # a sparse file: 1.5 GiB of apparent size, nothing on this machine's disk
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "huge.bin"), "wb") as fh:
+            fh.truncate(3 * 2 ** 29)
+        print("written", flush=True)
+        time.sleep(60)
+    """
+    backend = LocalBackend(store, workdir=str(workdir))
+    started = time.monotonic()
+    described = run_job(backend, "training", training_request("too-big", put_code("training", script),
+                                                              volume_gb=1))
+    assert time.monotonic() - started < 30  # killed, not waited for
+    assert described["TrainingJobStatus"] == "Failed"
+    assert re.fullmatch(r"AlgorithmError: \[Errno 28\] No space left on device: algo-1 has 161\d{7} bytes under "
+                        r"/opt/ml, more than its VolumeSizeInGB=1 volume holds \(1073741824 bytes\)",
+                        described["FailureReason"]), described["FailureReason"]
+    assert "ModelArtifacts" not in described
+    assert store.list(f"s3://{BUCKET}/models/") == []
+
+
+def test_processing_that_ends_over_its_volume_fails(put_code: PutCode, store: LocalStore, workdir: Path) -> None:
+    script = """
+        import os
+        root = os.environ.get("AWS_SAGEMAKER_REMOTE_OPT_ML", "/opt/ml")
+        with open(root + "/processing/output/out/huge.bin", "wb") as fh:
+            fh.truncate(2 * 2 ** 30 + 1)  # and exits at once: the last measurement catches it
+    """
+    backend = LocalBackend(store, workdir=str(workdir))
+    described = run_job(backend, "processing", processing_request("too-big", put_code("processing", script),
+                                                                  volume_gb=2))
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert re.search(r"No space left on device: algo-1 has 2147\d{6} bytes", described["FailureReason"])
+    assert "VolumeSizeInGB=2" in described["FailureReason"]
+    assert store.list(f"s3://{BUCKET}/out/") == []  # a failed job uploads nothing
+
+
+# --- config files and messages as AWS writes them ----------------------------------------------------------
+
+def test_processingjobconfig_has_s3_download_mode_and_null_kms_keys(put_code: PutCode, store: LocalStore,
+                                                                     workdir: Path) -> None:
+    script = """
+        import os
+        root = os.environ.get("AWS_SAGEMAKER_REMOTE_OPT_ML", "/opt/ml")
+        print("CONFIG=" + open(root + "/config/processingjobconfig.json").read().replace("\\n", " "))
+    """
+    backend = LocalBackend(store, workdir=str(workdir))
+    described = run_job(backend, "processing", processing_request("config", put_code("processing", script)))
+    assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
+    config = tagged(lines_by_host(backend, "processing", "config")["algo-1"], "CONFIG=")
+    assert [i["S3Input"]["S3DownloadMode"] for i in config["ProcessingInputs"]] == ["StartOfJob"]
+    assert config["ProcessingOutputConfig"]["KmsKeyId"] is None
+    assert config["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] is None
+    assert config["ProcessingJobArn"].endswith(":processing-job/config")
+    # paths are the container's own, as the job sees them
+    assert config["ProcessingInputs"][0]["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
+    # the request's own values are kept, and describe still answers with the request
+    assert "S3DownloadMode" not in described["ProcessingInputs"][0]["S3Input"]
+
+
+def test_failing_processing_instances_messages_are_concatenated_and_cut_to_1_kb(
+        put_code: PutCode, store: LocalStore, workdir: Path) -> None:
+    script = """
+        import json, os, sys
+        root = os.environ.get("AWS_SAGEMAKER_REMOTE_OPT_ML", "/opt/ml")
+        host = json.load(open(root + "/config/resourceconfig.json"))["current_host"]
+        os.makedirs(root + "/output", exist_ok=True)
+        with open(root + "/output/message", "w") as fh:
+            fh.write("message from %s: " % host + host[-1] * 500)
+        sys.exit(3)
+    """
+    backend = LocalBackend(store, workdir=str(workdir))
+    described = run_job(backend, "processing", processing_request("three-fail", put_code("processing", script),
+                                                                  instance_count=3))
+    assert described["ProcessingJobStatus"] == "Failed"
+    first, second = ("message from algo-1: " + "1" * 500), ("message from algo-2: " + "2" * 500)
+    joined = first + "\n" + second + "\n" + "message from algo-3: " + "3" * 500
+    assert described["ExitMessage"] == joined[:1021] + "..."
+    assert len(described["ExitMessage"]) == 1024
+    assert described["FailureReason"] == ("AlgorithmError: " + joined)[:1021] + "..."

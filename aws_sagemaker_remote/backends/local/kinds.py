@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from ...container import ContainerPaths
 from ...store import upload_folder
 from ..base import PROCESSING, TRAINING
+from . import disk
 from .processes import execute
 from .state import Instance, Job, JobError, Settings
 from .transfer import fetch, read_text, upload, upload_tarball, write_json
@@ -76,6 +77,13 @@ def joined_messages(instances: List[Instance]) -> Optional[str]:
     return text or None
 
 
+def _check_inputs_fit(job: Job, limit: Optional[int]) -> None:
+    """The downloaded inputs must fit in the volume, as on SageMaker, before anything runs."""
+    reason = disk.over_limit(job, limit)
+    if reason:
+        raise JobError("ClientError: the input data does not fit in the volume: " + reason)
+
+
 def run_processing(settings: Settings, job: Job) -> None:
     """Inputs and config files into every instance, run, then outputs if every instance succeeded."""
     request = job.request
@@ -95,12 +103,17 @@ def run_processing(settings: Settings, job: Job) -> None:
         write_json(instance.paths.processing_resource_config, {"current_host": instance.host, "hosts": hosts})
     if job.stopped_early():
         return
+    limit = disk.volume_bytes(PROCESSING, request)
+    _check_inputs_fit(job, limit)
     app = request.get("AppSpecification", {})
-    execute(settings, job, app.get("ContainerEntrypoint"), app.get("ContainerArguments"), lambda _instance: {})
+    with disk.watched(job, limit):
+        execute(settings, job, app.get("ContainerEntrypoint"), app.get("ContainerArguments"), lambda _instance: {})
     failed = [i for i in job.instances if i.exit_code != 0]
     first = (failed or job.instances)[0]
     message = joined_messages(job.instances)
-    if job.stop_event.is_set():
+    if job.disk_failure:
+        job.finish("Failed", "AlgorithmError: " + job.disk_failure, message)
+    elif job.stop_event.is_set():
         job.finish("Stopped", job.stop_reason_text(), message)
     elif failed:
         job.finish("Failed", "AlgorithmError: " + (message or f"Exit code {first.exit_code}"), message)
@@ -207,9 +220,15 @@ def run_training(settings: Settings, job: Job) -> None:
         _prepare_training_instance(settings, job, instance, hosts)
     if job.stopped_early():
         return
+    limit = disk.volume_bytes(TRAINING, request)
+    _check_inputs_fit(job, limit)
     job.set_secondary("Training", "Training image download completed. Training in progress.")
-    execute(settings, job, algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"),
-            lambda instance: _training_environment(job, instance))
+    with disk.watched(job, limit):
+        execute(settings, job, algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"),
+                lambda instance: _training_environment(job, instance))
+    if job.disk_failure:
+        job.finish("Failed", "AlgorithmError: " + job.disk_failure)
+        return
     failed = [i for i in job.instances if i.exit_code != 0]
     first = (failed or job.instances)[0]
     stopped = job.stop_event.is_set()

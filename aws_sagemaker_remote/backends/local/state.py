@@ -124,6 +124,8 @@ class Job:
         #: the final (status, reason, exit message), published once the job's folders are gone
         self.outcome: Optional[Outcome] = None
         self.stop_reason: Optional[str] = None
+        #: why an instance's files outgrew the job's volume (see :mod:`.disk`), once they did
+        self.disk_failure: Optional[str] = None
         self.instances: List[Instance] = []
         self.job_dir: Optional[str] = None
         self.thread: Optional[threading.Thread] = None
