@@ -571,3 +571,27 @@ def test_failing_processing_instances_messages_are_concatenated_and_cut_to_1_kb(
     assert described["ExitMessage"] == joined[:1021] + "..."
     assert len(described["ExitMessage"]) == 1024
     assert described["FailureReason"] == ("AlgorithmError: " + joined)[:1021] + "..."
+
+
+# --- FastFile with a manifest is refused before anything happens -------------------------------------------
+
+MANIFEST_SCRIPT = """
+from aws_sagemaker_remote import PathArgument, sagemaker_training_main
+sagemaker_training_main(main=lambda args: print("RAN"),
+                        inputs={{"listed": PathArgument({manifest!r}, s3_data_type="ManifestFile"{mode})}})
+"""
+
+
+@pytest.mark.parametrize("mode, flags", [(', mode="FastFile"', []), ("", ["--sagemaker-input-mode", "FastFile"])])
+def test_fastfile_with_a_manifest_is_refused_at_plan_time(tmp_path: Path, run_script: Any, one_error_line: Any,
+                                                          mode: str, flags: List[str]) -> None:
+    manifest = tmp_path / "listed.manifest"
+    manifest.write_text('[{"prefix": "s3://bucket/data/"}, "a.csv"]')
+    script = tmp_path / "manifest.py"
+    script.write_text(MANIFEST_SCRIPT.format(manifest=str(manifest), mode=mode))
+    workdir = tmp_path / "jobs"
+    done = run_script(script, "--sagemaker-run=local", *flags, env={"TMPDIR": str(workdir)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = one_error_line(done.stderr, "--listed", "FastFile", "S3Prefix")
+    assert ("--sagemaker-input-mode" in line) == bool(flags)
+    assert "RAN" not in done.stdout and not workdir.exists()
