@@ -11,15 +11,19 @@ builds and does what SageMaker would do with them, with a
    ``S3Prefix``/``ManifestFile`` and ``FullyReplicated``/``ShardedByS3Key`` rules,
    and write the config files SageMaker writes;
 3. run ``ContainerEntrypoint + ContainerArguments`` as one process per
-   instance, concurrently, with ``/opt/ml`` paths in the arguments moved into
-   the instance's folder, and record their output as log events;
+   instance, concurrently, with the instance's folder mounted at ``/opt/ml``
+   in a private mount namespace (or, where that is unavailable, ``/opt/ml``
+   paths moved into the folder), bounded by the volume size, and record
+   their output as log events;
 4. upload what SageMaker uploads (processing outputs, ``model.tar.gz``,
    ``output.tar.gz``, checkpoints) and report statuses in ``Describe*Job`` form.
 
 The package is split by concern: :mod:`.state` (a job's statuses, events and
 describe fields), :mod:`.processes` (running, stopping and reaping the
-instances' processes), :mod:`.transfer` (downloads, uploads, config files) and
-:mod:`.kinds` (what differs between Processing and Training). This module holds
+instances' processes), :mod:`.isolation` and :mod:`.namespace` (where a job
+finds ``/opt/ml``), :mod:`.disk` (the volume size), :mod:`.transfer`
+(downloads, uploads, config files) and :mod:`.kinds` (what differs between
+Processing and Training). This module holds
 the :class:`~aws_sagemaker_remote.backends.base.Backend` calls.
 
 Every difference from SageMaker is listed in ``docs/local-backend.rst``.
