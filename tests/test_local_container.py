@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -24,7 +23,8 @@ import pytest
 
 from aws_sagemaker_remote.backends.base import LogCursor
 from aws_sagemaker_remote.backends.local import LocalBackend, isolation
-from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
+from aws_sagemaker_remote.container import BUNDLE_FILENAME
+from aws_sagemaker_remote.container import DEFAULT as PATHS
 from aws_sagemaker_remote.render import ENTRYPOINT
 from aws_sagemaker_remote.store import LocalStore
 
@@ -270,7 +270,7 @@ def test_the_job_folder_is_hidden_from_the_instances(put_code: PutCode, store: L
     request["AppSpecification"]["ContainerArguments"].append(str(workdir))
     described = run_job(backend, "processing", request)
     assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
-    for host, lines in lines_by_host(backend, "processing", "hidden").items():
+    for lines in lines_by_host(backend, "processing", "hidden").values():
         # the workdir holds this job's folder, but what is inside it (every instance's files) is covered
         (job_folder,) = tagged(lines, "HIDDEN=")
         assert job_folder.startswith("hidden-")

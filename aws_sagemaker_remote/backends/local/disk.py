@@ -37,7 +37,7 @@ def volume_bytes(kind: str, request: Mapping[str, Any]) -> Optional[int]:
 def tree_size(folder: str) -> int:
     """Bytes of every file under ``folder`` (links not followed; files that vanish meanwhile skipped)."""
     total = 0
-    for top, dirs, files in os.walk(folder):
+    for top, _dirs, files in os.walk(folder):
         for name in files:
             try:
                 total += os.lstat(os.path.join(top, name)).st_size
