@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -595,3 +596,23 @@ def test_fastfile_with_a_manifest_is_refused_at_plan_time(tmp_path: Path, run_sc
     line = one_error_line(done.stderr, "--listed", "FastFile", "S3Prefix")
     assert ("--sagemaker-input-mode" in line) == bool(flags)
     assert "RAN" not in done.stdout and not workdir.exists()
+
+
+def test_auto_falls_back_to_relocation_and_says_so_once(tmp_path: Path, run_python: Any) -> None:
+    # an interpreter that cannot run the helper stands for a machine without namespaces
+    code = textwrap.dedent(f"""
+        from aws_sagemaker_remote.backends.local import isolation
+        print(isolation.use_namespaces("auto", "/bin/false", {str(tmp_path)!r}))
+        print(isolation.use_namespaces("auto", "/bin/false", {str(tmp_path)!r}))
+        try:
+            isolation.use_namespaces("namespace", "/bin/false", {str(tmp_path)!r})
+        except isolation.IsolationError as exc:
+            print("refused:", exc)
+    """)
+    done = run_python("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["False", "False",
+                                        "refused: cannot mount the job's folder at /opt/ml: exit code 1"]
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "relocated under the job folder (exit code 1)" in lines[0], done.stderr
+    assert "SAGEMAKER_BASE_DIR names it" in lines[0]
