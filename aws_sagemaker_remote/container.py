@@ -23,12 +23,14 @@ import json
 import os
 import posixpath
 import subprocess
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 #: The root SageMaker mounts everything under.
 OPT_ML = "/opt/ml"
 #: Environment variable through which the local backend moves the root.
 ROOT_ENV = "AWS_SAGEMAKER_REMOTE_OPT_ML"
+#: Set for the script inside a job: it does not read option sources (files, variables) again.
+IN_JOB_ENV = "AWS_SAGEMAKER_REMOTE_IN_JOB"
 
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"
@@ -208,9 +210,9 @@ def _env_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def _cmd_args(hyperparameters: Dict[str, Any]) -> list:
+def _cmd_args(hyperparameters: Dict[str, Any]) -> List[str]:
     """``SM_USER_ARGS``: the hyperparameters as ``--key value`` arguments, keys sorted."""
-    args = []
+    args: List[str] = []
     for key in sorted(hyperparameters):
         name = str(key)
         args.append(("--" if len(name) > 1 else "-") + name if name else "")
@@ -237,7 +239,7 @@ def _decode_hyperparameters(raw: Dict[str, Any]) -> Dict[str, Any]:
 def _region(framework: Dict[str, Any], environ: Mapping[str, str]) -> Optional[str]:
     """``sagemaker_region``, else the region boto3 would use (``AWS_DEFAULT_REGION``, then the config file)."""
     if "sagemaker_region" in framework:
-        return framework["sagemaker_region"]
+        return str(framework["sagemaker_region"])
     if environ.get("AWS_DEFAULT_REGION"):
         return environ["AWS_DEFAULT_REGION"]
     import configparser
@@ -359,7 +361,7 @@ def training_environment(paths: ContainerPaths, gpus: Optional[int] = None, entr
         groups_config = resource.get("instance_groups", []) or []
         groups = [g["instance_group_name"] for g in groups_config]
         groups_dict = {g["instance_group_name"]: g for g in groups_config}
-        group_hosts: list = next((g["hosts"] for g in groups_config if g["instance_group_name"] == group), [])
+        group_hosts: List[Any] = next((g["hosts"] for g in groups_config if g["instance_group_name"] == group), [])
         if "sagemaker_distribution_instance_groups" in additional:
             distribution_groups = additional["sagemaker_distribution_instance_groups"]
         else:

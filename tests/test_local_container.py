@@ -24,8 +24,7 @@ import pytest
 
 from aws_sagemaker_remote.backends.base import LogCursor
 from aws_sagemaker_remote.backends.local import LocalBackend, isolation
-from aws_sagemaker_remote.container import BUNDLE_FILENAME
-from aws_sagemaker_remote.container import DEFAULT as PATHS
+from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
 from aws_sagemaker_remote.render import ENTRYPOINT
 from aws_sagemaker_remote.store import LocalStore
 
@@ -361,19 +360,19 @@ def test_a_failed_set_up_exits_125_with_one_line(tmp_path: Path) -> None:
 #: Variables the toolkit puts in the script's environment besides ``SM_*``.
 TOOLKIT_OTHERS = ("SAGEMAKER_JOB_NAME", "CURRENT_HOST", "SAGEMAKER_REGION")
 
-COMPARE_SCRIPT = """
+COMPARE_SCRIPT = f"""
 import json, os, subprocess, sys
-OTHERS = %r
-ours = {k: v for k, v in os.environ.items() if k.startswith("SM_") or k in OTHERS}
+OTHERS = {TOOLKIT_OTHERS!r}
+ours = {{k: v for k, v in os.environ.items() if k.startswith("SM_") or k in OTHERS}}
 # The toolkit, as a framework container runs it: a fresh process, none of our variables, the same
 # /opt/ml tree (or SAGEMAKER_BASE_DIR), and the entry point named by SAGEMAKER_PROGRAM.
-clean = {k: v for k, v in os.environ.items() if k not in ours}
+clean = {{k: v for k, v in os.environ.items() if k not in ours}}
 clean["SAGEMAKER_PROGRAM"] = os.path.basename(__file__)
 code = (
     "import json, os\\n"
     "from sagemaker_training import environment\\n"
     "found = environment.Environment().to_env_vars()\\n"
-    "found.update({k: os.environ[k] for k in %r})\\n"
+    "found.update({{k: os.environ[k] for k in {TOOLKIT_OTHERS!r}}})\\n"
     "print('TOOLKIT=' + json.dumps(found))\\n"
 )
 done = subprocess.run([sys.executable, "-c", code], env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -382,7 +381,7 @@ assert done.returncode == 0, done.stderr
 print([line for line in done.stdout.splitlines() if line.startswith("TOOLKIT=")][-1])
 print("OURS=" + json.dumps(ours))
 print("SCRIPT_DIR=" + json.dumps(os.path.dirname(os.path.abspath(__file__))))
-""" % (TOOLKIT_OTHERS, TOOLKIT_OTHERS)
+"""
 
 
 def _compare(backend: LocalBackend, store: LocalStore, put_code: PutCode, name: str, instances: int,
@@ -506,9 +505,12 @@ def test_training_that_outgrows_its_volume_fails_like_a_full_disk(put_code: PutC
                                                               volume_gb=1))
     assert time.monotonic() - started < 30  # killed, not waited for
     assert described["TrainingJobStatus"] == "Failed"
-    assert re.fullmatch(r"AlgorithmError: \[Errno 28\] No space left on device: algo-1 has 161\d{7} bytes under "
-                        r"/opt/ml, more than its VolumeSizeInGB=1 volume holds \(1073741824 bytes\)",
-                        described["FailureReason"]), described["FailureReason"]
+    found = re.fullmatch(r"AlgorithmError: \[Errno 28\] No space left on device: algo-1 has (\d+) bytes under "
+                         r"/opt/ml, more than its VolumeSizeInGB=1 volume holds \(1073741824 bytes\)",
+                         described["FailureReason"])
+    assert found, described["FailureReason"]
+    # the sparse file and the (small) code bundle
+    assert 3 * 2 ** 29 < int(found.group(1)) < 3 * 2 ** 29 + 2 ** 24
     assert "ModelArtifacts" not in described
     assert store.list(f"s3://{BUCKET}/models/") == []
 
@@ -524,7 +526,8 @@ def test_processing_that_ends_over_its_volume_fails(put_code: PutCode, store: Lo
     described = run_job(backend, "processing", processing_request("too-big", put_code("processing", script),
                                                                   volume_gb=2))
     assert described["ProcessingJobStatus"] == "Failed"
-    assert re.search(r"No space left on device: algo-1 has 2147\d{6} bytes", described["FailureReason"])
+    found = re.search(r"No space left on device: algo-1 has (\d+) bytes", described["FailureReason"])
+    assert found and 2 * 2 ** 30 < int(found.group(1)) < 2 * 2 ** 30 + 2 ** 24, described["FailureReason"]
     assert "VolumeSizeInGB=2" in described["FailureReason"]
     assert store.list(f"s3://{BUCKET}/out/") == []  # a failed job uploads nothing
 

@@ -132,12 +132,12 @@ class Script:
     def _streams_params(self) -> Dict[str, Any]:
         return {"logGroupName": self.group, "logStreamNamePrefix": self.job + "/"}
 
-    def __enter__(self) -> "Script":
+    def __enter__(self) -> "Script":  # noqa: PYI034 - typing.Self needs Python 3.11
         self.sm.activate()
         self.logs.activate()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.sm.deactivate()
         self.logs.deactivate()
 
@@ -412,10 +412,10 @@ def test_throttling_while_following_is_retried_and_loses_no_line(
     assert out.getvalue().splitlines() == ["[algo-1] loading data", "[algo-1] done"]
     notes = err.getvalue().splitlines()
     assert [line for line in notes if "retrying" in line] == [
-        f"[{JOB}] describing processing job {JOB}: ThrottlingException: Rate exceeded "
-        "(still throttled after 5 retries); retrying for up to 60 s",
-        f"[{JOB}] reading the logs of processing job {JOB}: ThrottlingException: Rate exceeded "
-        "(still throttled after 5 retries); retrying for up to 60 s",
+        (f"[{JOB}] describing processing job {JOB}: ThrottlingException: Rate exceeded "
+        "(still throttled after 5 retries); retrying for up to 60 s"),
+        (f"[{JOB}] reading the logs of processing job {JOB}: ThrottlingException: Rate exceeded "
+        "(still throttled after 5 retries); retrying for up to 60 s"),
     ]
     assert notes[-1] == f"[{JOB}] Completed"
     assert fake.sleeps == [1.0, 1.0, 3.0]
