@@ -364,9 +364,9 @@ def prepare_in_overlay(folder: str, unpack_dir: str, manifest: Mapping[str, Any]
                 install_requirements(unpack_dir, str(requirements), env, cwd, overlay)
                 _stop_point()
             if not cached:
+                # not the configuration's text: it stays in the bundle, not in a cache on disk
                 overlay.mark_ready({"python": sys.executable, "installer": overlay.installer,
-                                    "requirements": requirements, "configuration_script": script,
-                                    "configuration_command": command})
+                                    "requirements": requirements})
     except OverlayError as exc:
         raise StepFailed(f"{exc.what} {_outcome(exc.code)}", exit_status(exc.code)) from None
     except OSError as exc:

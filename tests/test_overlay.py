@@ -218,6 +218,26 @@ def test_an_unfinished_overlay_is_built_again(installer: str, tmp_path: Path, wh
     assert (root / MARKER_FILE).is_file()
 
 
+def test_a_requirement_the_user_already_has(installer: str, tmp_path: Path, wheels: Path) -> None:
+    """pip counts the user's ``six`` as installed; uv installs its own into the overlay (docs say so)."""
+    import importlib.metadata
+
+    try:
+        users = importlib.metadata.distribution("six")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("six is not installed here")
+    overlays = tmp_path / "overlays"
+    job = bundle_job(tmp_path, "import six\nprint('six=' + six.__file__)\n",
+                     requirements=f"--no-index\n--find-links {wheels}\nsix\n")
+    result = job.run(env={OVERLAY_ENV: str(overlays)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("six=")]
+    if installer == "pip":
+        assert line == "six=" + str(users.locate_file("six.py"))
+    else:
+        assert under(line[len("six="):], overlays)
+
+
 def test_nothing_to_install_needs_no_overlay(tmp_path: Path) -> None:
     overlays = tmp_path / "overlays"
     job = bundle_job(tmp_path, "import sys\nprint(sys.executable)\n")
