@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from test_bootstrap import Job, make_wheel
 
 from aws_sagemaker_remote.bundle import build_bundle
-from aws_sagemaker_remote.overlay import MARKER_FILE, OVERLAY_ENV, overlay_key
+from aws_sagemaker_remote.overlay import MARKER_FILE, OVERLAY_ENV, locked, overlay_key
 from aws_sagemaker_remote.spec import CodeSpec
 
 #: The launcher's timeout: the first run builds an overlay and runs pip.
@@ -236,6 +238,31 @@ def test_a_requirement_the_user_already_has(installer: str, tmp_path: Path, whee
         assert line == "six=" + str(users.locate_file("six.py"))
     else:
         assert under(line[len("six="):], overlays)
+
+
+def test_a_stop_ends_the_wait_for_another_jobs_build(tmp_path: Path) -> None:
+    """While another process builds the overlay, a stopped job stops waiting and runs nothing."""
+    overlays = tmp_path / "overlays"
+    overlays.mkdir()
+    requirements = "# nothing\n"
+    job = bundle_job(tmp_path, "print('script ran')\n", requirements=requirements)
+    # the job's interpreter is this one, so it looks for the overlay of the same key
+    lock = overlays / (overlay_key(requirements.encode(), None, None) + ".lock")
+    with locked(str(lock), lambda: None, lambda: None):
+        process = subprocess.Popen(job.command(), env=job.env({OVERLAY_ENV: str(overlays)}),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   stdin=subprocess.DEVNULL)
+        try:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            assert line.startswith("aws_sagemaker_remote: waiting for another job to build the overlay environment")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(TIMEOUT) == 128 + signal.SIGTERM
+        finally:
+            process.kill()
+            process.communicate()
+    assert job.failure() == "the job was stopped by SIGTERM before the script ran"
+    assert not (overlays / lock.stem).exists()
 
 
 def test_nothing_to_install_needs_no_overlay(tmp_path: Path) -> None:
