@@ -10,10 +10,12 @@ boto3. These functions are the only place (with the CLI) that calls
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence
 
+from .args import IN_JOB
 from .errors import RemoteError, UsageError
 from .flags import Declaration, build_parser, declare
 from .options import OPTIONS_BY_KIND, CommonOptions
@@ -177,11 +179,13 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
                                      argparse_callback, description, script, training, options)
         namespace = parser.parse_args(argv)
         opts = type(opts).from_namespace(namespace)
-        if opts.run == "no":
+        if opts.run in ("no", IN_JOB):
             if opts.dry_run:
                 raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
                                  flag="--sagemaker-dry-run")
-            return run_locally(decl, namespace, main, dict(opts.env))
+            # inside a job the request's Environment (and what the configuration ran) is already
+            # set: applying the keyword defaults again would overwrite the command line's values
+            return run_locally(decl, namespace, main, dict(opts.env) if opts.run == "no" else None)
         from .launch import launch  # the remote path: boto3 loads from here on
 
         return launch(decl, parser, namespace, opts, argv)
@@ -206,7 +210,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
     ``s3://`` inputs are then downloaded to a local cache and outputs with an
     explicit ``s3://`` destination are written to a temporary folder and
     uploaded after ``main`` returns; only then is boto3 imported. ``env`` (the job's
-    ``--sagemaker-env`` variables) is set here too, so the script sees what the job would.
+    ``--sagemaker-env`` variables) is set while ``main`` runs, so the script sees what the job
+    would; the variables it replaced are restored afterwards.
     """
     import shutil
     import tempfile
@@ -261,8 +266,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             parent = os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep))
             if parent not in sys.path:
                 sys.path.insert(0, parent)
-    os.environ.update(env or {})
-    result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
+    with _environment(env or {}):
+        result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
     if uploads:
         from .localio import upload_output
 
@@ -270,3 +275,18 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             upload_output(folder, remote)
             shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``env`` set, restored afterwards (a caller in the same process keeps its own)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -17,13 +17,16 @@ __all__ = [
     "is_s3_uri",
     "TRUTHY",
     "FALSY",
-    "RUN_CHOICES",
+    "IN_JOB",
 ]
 
 TRUTHY = ("yes", "true", "1", "y", "t", "on")
 FALSY = ("no", "false", "0", "n", "f", "off")
-#: ``--sagemaker-run`` canonical values.
-RUN_CHOICES = ("no", "yes", "local")
+#: The ``--sagemaker-run`` value the job's own command line carries: ``main`` runs here, as
+#: with ``no``, but the environment is the one the job was given (its request's
+#: ``Environment`` and what a configuration command exported), so the keyword
+#: ``env=`` defaults are not applied again over it.
+IN_JOB = "job"
 
 INPUT_MODES = ("File", "Pipe", "FastFile")
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
@@ -123,8 +126,8 @@ def parse_run(value: Any) -> str:
     if value is False or value is None:
         return "no"
     text = str(value).strip().lower()
-    if text == "local":
-        return "local"
+    if text in ("local", IN_JOB):
+        return text
     try:
         return "yes" if parse_bool(text) else "no"
     except ValueError:

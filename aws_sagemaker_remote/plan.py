@@ -17,7 +17,7 @@ import os
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .args import is_s3_uri
+from .args import IN_JOB, is_s3_uri
 from .container import DEFAULT as PATHS
 from .errors import UsageError
 from .bundle import input_files
@@ -136,11 +136,12 @@ def remote_arguments(
 
     ``mapped`` is ``[(flag, container value), ...]``. The user's own tokens are kept
     exactly; generated flags are replaced by ``--flag=value`` pairs placed first
-    (before any ``--``), led by ``--sagemaker-run=no`` so the job does not launch itself.
+    (before any ``--``), led by ``--sagemaker-run=job``: the job runs ``main`` instead of launching
+    itself, and keeps the environment it was given.
     """
     arity = flag_arity(parser, generated_flags(decl, options))
     kept = strip_flags(argv, arity)
-    head = ["--sagemaker-run=no"] + [f"{flag}={value}" for flag, value in mapped]
+    head = [f"--sagemaker-run={IN_JOB}"] + [f"{flag}={value}" for flag, value in mapped]
     return tuple(head + kept)
 
 

@@ -68,7 +68,7 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
     assert request["AppSpecification"]["ImageUri"] == IMAGE
     assert request["AppSpecification"]["ContainerEntrypoint"][:2] == ["python3", "-c"]
     args = request["AppSpecification"]["ContainerArguments"]
-    assert args[2:] == ["--sagemaker-run=no", "--input=/opt/ml/processing/input/input",
+    assert args[2:] == ["--sagemaker-run=job", "--input=/opt/ml/processing/input/input",
                         "--output=/opt/ml/processing/output/output", "--output-s3=default",
                         "--min-count", "2", "--lowercase"]
     assert request["Environment"] == {"MODE": "demo"}

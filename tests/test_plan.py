@@ -86,7 +86,7 @@ def test_remote_arguments_reparse_to_the_same_namespace(tmp_path: Path) -> None:
     local = vars(parser.parse_args(argv))
     remote = vars(parser.parse_args(list(spec.arguments)))
     # the job must not launch itself again
-    assert remote["sagemaker_run"] == "no"
+    assert remote["sagemaker_run"] == "job"
     # path flags point into the container
     assert remote["input"] == "/opt/ml/processing/input/input"
     assert remote["table"] == "/opt/ml/processing/input/table/one.csv"
@@ -98,7 +98,7 @@ def test_remote_arguments_reparse_to_the_same_namespace(tmp_path: Path) -> None:
     assert local["items"] == ["a,b", "c d", "'quoted'", '"dq"', "ünïcødé ✓"]
     assert local["text"] == ""
     # launcher-only flags are not passed on
-    assert not any(a.startswith("--sagemaker-") and a != "--sagemaker-run=no" for a in spec.arguments)
+    assert not any(a.startswith("--sagemaker-") and a != "--sagemaker-run=job" for a in spec.arguments)
 
 
 def test_user_tokens_keep_their_order_and_spelling(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_processing_request(tmp_path: Path) -> None:
     assert app["ContainerEntrypoint"] == list(ENTRYPOINT)
     assert len(BOOTSTRAP_STUB) <= 256
     assert app["ContainerArguments"][:2] == ["/opt/ml/processing/input/code/bundle.tar.gz", "/opt/ml/code"]
-    assert "--sagemaker-run=no" in app["ContainerArguments"]
+    assert "--sagemaker-run=job" in app["ContainerArguments"]
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
     assert inputs["code"]["S3Uri"] == "s3://b/p/cas/sha256/abc/"
     assert inputs["train"] == {
