@@ -13,7 +13,18 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NoReturn,
+    Optional,
+    Sequence,
+)
 
 from .args import IN_JOB
 from .errors import RemoteError, UsageError
@@ -186,14 +197,29 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
             # inside a job the request's Environment (and what the configuration ran) is already
             # set: applying the keyword defaults again would overwrite the command line's values
             return run_locally(decl, namespace, main, dict(opts.env) if opts.run == "no" else None)
-        from .launch import launch  # the remote path: boto3 loads from here on
-
-        return launch(decl, parser, namespace, opts, argv)
+        return _launch(decl, namespace, opts, argv)
     except RemoteError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOptions, argv: Sequence[str]) -> Any:
+    """``yes`` / ``local``: plan the job, choose its target, launch it (boto3 loads from here on)."""
+    import datetime as _dt
+    import secrets
+
+    from .launch import launch, terminate_like_ctrl_c
+    from .plan import plan_control, plan_job
+    from .reinvoke import user_arguments
+    from .targets import choose_target
+
+    terminate_like_ctrl_c()
+    spec = plan_job(decl, namespace, opts, user_arguments(argv, decl, opts),
+                    now=_dt.datetime.now(_dt.timezone.utc), token=secrets.token_hex(2))
+    control = plan_control(opts)
+    return launch(spec, control, choose_target(spec, control))
 
 
 def _fail(exc: RemoteError) -> NoReturn:

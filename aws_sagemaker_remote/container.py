@@ -142,9 +142,6 @@ class ContainerPaths:
     def failure_file(self, kind: str) -> str:
         return self.processing_failure if kind == "processing" else self.training_failure
 
-    def resource_config(self, kind: str) -> str:
-        return self.processing_resource_config if kind == "processing" else self.training_resource_config
-
     @property
     def unpacked_code(self) -> str:
         """Where the bootstrap unpacks the bundle (our convention, writable in every image)."""

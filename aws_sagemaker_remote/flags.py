@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .args import PathArgument, _Optional, is_s3_uri
-from .container import CODE_CHANNEL, DEFAULT as PATHS
+from .container import CODE_CHANNEL
+from .container import DEFAULT as PATHS
 from .errors import DeclarationError
-from .options import CommonOptions, dest_name, flag_name
+from .options import CommonOptions
 
 KINDS = ("processing", "training")
 
-#: Training's generated directory flags: keyword → (flag, local default, help).
 #: Training's generated folder flags: (keyword, local default, folder in the job, help).
 TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
     ("model_dir", "output/model", PATHS.model_dir,
@@ -315,42 +315,3 @@ def build_parser(decl: Declaration, options: CommonOptions, prog: Optional[str] 
     )
     add_arguments(parser, decl, options)
     return parser
-
-
-# --- knowing which tokens the job re-invocation replaces ---------------------------------
-
-#: How many value tokens an option takes: 1 (always), '?' (optional) or 0.
-Arity = Any
-
-
-def flag_arity(parser: argparse.ArgumentParser, flags: Iterable[str]) -> Dict[str, Arity]:
-    """For each of ``flags``, how its action consumes values (used to strip it from argv)."""
-    out: Dict[str, Arity] = {}
-    wanted = set(flags)
-    for action in parser._actions:
-        for s in action.option_strings:
-            if s in wanted:
-                if action.nargs == "?":
-                    out[s] = "?"
-                elif action.nargs == 0:
-                    out[s] = 0
-                elif action.nargs is None:
-                    out[s] = 1
-                else:
-                    raise DeclarationError(f"{s}: generated flags take one value")
-    return out
-
-
-def generated_flags(decl: Declaration, options: CommonOptions) -> List[str]:
-    """Flags that the job re-invocation rewrites: every path flag and every ``--sagemaker-*`` flag."""
-    flags = [flag_name(f) for f in options.option_fields()]
-    for d in decl.path_decls():
-        flags.append(d.flag)
-    for d in decl.outputs:
-        flags.append(d.remote_flag)
-    flags.extend(dir_flag(key) for key, _ in decl.training_dirs)
-    return flags
-
-
-def sagemaker_dests(options: CommonOptions) -> List[str]:
-    return [dest_name(f) for f in options.option_fields()]

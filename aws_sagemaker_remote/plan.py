@@ -12,18 +12,33 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
+from dataclasses import fields
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .args import IN_JOB, is_s3_uri
+from .bundle import input_files
 from .container import DEFAULT as PATHS
 from .errors import UsageError
-from .bundle import input_files
-from .flags import TRAINING_DIRS, Arity, Declaration, dir_flag, flag_arity, generated_flags
-from .options import DEFAULT_IMAGE, CommonOptions, TrainingOptions
-from .spec import CodeSpec, InputChannel, JobSpec, OutputChannel
+from .flags import TRAINING_DIRS, Declaration, dir_flag
+from .options import DEFAULT_IMAGE, CommonOptions, TrainingOptions, dest_name
+from .reinvoke import job_arguments
+from .spec import (
+    AwsSettings,
+    CodeSpec,
+    InputChannel,
+    JobSpec,
+    Location,
+    Network,
+    OutputChannel,
+    Resources,
+    RunControl,
+    Stopping,
+    Training,
+)
 
 # --- limits (botocore sagemaker service model / API reference) ---------------------
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -92,59 +107,6 @@ def check_job_name(name: str, flag: str = "--sagemaker-job-name") -> str:
     return name
 
 
-# --- re-invocation ---------------------------------------------------------------------
-
-def strip_flags(argv: Sequence[str], arity: Mapping[str, Arity]) -> List[str]:
-    """Remove the given long flags (and the values they consumed) from an argument list.
-
-    Mirrors argparse: ``--flag=value`` is one token; ``--flag value`` takes the next
-    token when the flag requires a value, or when its value is optional and the next
-    token does not look like a flag. Everything else, and everything after ``--``,
-    is kept verbatim and in order.
-    """
-    out: List[str] = []
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":
-            out.extend(argv[i:])
-            break
-        name = token.split("=", 1)[0] if token.startswith("--") else None
-        if name is not None and name in arity:
-            takes = arity[name]
-            if "=" in token or takes == 0:
-                i += 1
-            elif takes == "?":
-                nxt = argv[i + 1] if i + 1 < len(argv) else None
-                i += 2 if (nxt is not None and not nxt.startswith("-")) else 1
-            else:
-                i += 2
-            continue
-        out.append(token)
-        i += 1
-    return out
-
-
-def remote_arguments(
-    argv: Sequence[str],
-    parser: argparse.ArgumentParser,
-    decl: Declaration,
-    options: CommonOptions,
-    mapped: Sequence[Tuple[str, str]],
-) -> Tuple[str, ...]:
-    """The script's argument list inside the job.
-
-    ``mapped`` is ``[(flag, container value), ...]``. The user's own tokens are kept
-    exactly; generated flags are replaced by ``--flag=value`` pairs placed first
-    (before any ``--``), led by ``--sagemaker-run=job``: the job runs ``main`` instead of launching
-    itself, and keeps the environment it was given.
-    """
-    arity = flag_arity(parser, generated_flags(decl, options))
-    kept = strip_flags(argv, arity)
-    head = [f"--sagemaker-run={IN_JOB}"] + [f"{flag}={value}" for flag, value in mapped]
-    return tuple(head + kept)
-
-
 # --- planning ---------------------------------------------------------------------------
 
 def _local_abs(path: str) -> str:
@@ -162,13 +124,15 @@ def plan_job(
     decl: Declaration,
     namespace: argparse.Namespace,
     options: CommonOptions,
-    argv: Sequence[str],
-    parser: argparse.ArgumentParser,
+    user_argv: Sequence[str],
+    *,
     now: _dt.datetime,
     token: str,
 ) -> JobSpec:
-    """Turn the parsed command line into a :class:`JobSpec`, checking every limit.
+    """Turn the parsed command line into a complete :class:`JobSpec`, checking every limit.
 
+    :param user_argv: the user's own tokens of the command line
+        (:func:`~aws_sagemaker_remote.reinvoke.user_arguments`), kept as typed in the job.
     :param now: UTC time used in generated job names.
     :param token: a short random string used in generated job names.
     :raises UsageError: naming the flag at fault.
@@ -183,7 +147,7 @@ def plan_job(
     # that live beside the script and so must stay out of the code bundle
     used: Dict[str, str] = {PATHS.processing_code: "the code bundle"}
     inputs, mapped, excludes = _plan_inputs(decl, namespace, options, script_dir, used)
-    outputs, out_mapped, out_excludes = _plan_outputs(decl, namespace, script_dir, used)
+    outputs, out_mapped, out_excludes = _plan_outputs(decl, namespace, script_dir, used, job_name)
     dir_mapped, dir_excludes = _plan_training_dirs(decl, namespace, script_dir)
     deps, dep_mapped = _plan_dependencies(decl, namespace)
     mapped += out_mapped + dir_mapped + dep_mapped
@@ -197,17 +161,17 @@ def plan_job(
         exclude_paths=tuple(sorted(set(excludes + out_excludes + dir_excludes))),
     )
 
-    arguments = remote_arguments(argv, parser, decl, options, mapped)
+    arguments = job_arguments(IN_JOB, user_argv, mapped)
     _check_options(kind, options, limits)
     environment = _check_env(options.env, limits)
     tags = _check_tags(options.tags)
 
-    metrics: Tuple[Tuple[str, str], ...] = ()
-    hyper: Tuple[Tuple[str, str], ...] = ()
+    training: Optional[Training] = None
+    max_wait: Optional[int] = None
     if isinstance(options, TrainingOptions):
-        metrics = _check_metrics(tuple(dict(options.metric).items()))
-        shown = script_hyperparameters(namespace, options, decl, dict(mapped))
-        hyper = tuple(dict(shown + list(options.hyperparameter)).items())
+        training = _plan_training(decl, namespace, options, dict(mapped), sanitize_base_name(base))
+        if options.spot:
+            max_wait = options.max_wait or options.max_run
     return JobSpec(
         kind=kind,
         job_name=job_name,
@@ -215,13 +179,68 @@ def plan_job(
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         arguments=arguments,
-        options=options,
+        resources=Resources(instance_type=options.instance, count=options.instance_count,
+                            volume_gb=options.volume_size, volume_kms=options.volume_kms_key),
+        stopping=Stopping(max_run=options.max_run, max_wait=max_wait),
+        network=Network(subnets=options.subnets, security_groups=options.security_groups,
+                        isolation=options.network_isolation, traffic_encryption=options.traffic_encryption),
         environment=environment,
         tags=tags,
-        metrics=metrics,
-        hyperparameters=hyper,
+        output_kms=options.output_kms_key,
+        training=training,
         base_job_name=sanitize_base_name(base),
     )
+
+
+def plan_control(options: CommonOptions, sources: Sequence[Tuple[str, str]] = ()) -> RunControl:
+    """The launch-time controls and AWS settings of a checked ``options`` (see :func:`plan_job`)."""
+    return RunControl(
+        run=options.run,
+        wait=options.wait,
+        detach=options.detach,
+        dry_run=options.dry_run,
+        output_json=os.path.abspath(options.output_json) if options.output_json else None,
+        download_outputs=options.download_outputs,
+        download_model=(os.path.abspath(options.download_model)
+                        if isinstance(options, TrainingOptions) and options.download_model else None),
+        sources=tuple(sources),
+        aws=AwsSettings(profile=options.profile, region=options.region, endpoint_url=options.endpoint_url,
+                        assume_role=options.assume_role, role=options.role, bucket=options.bucket,
+                        prefix=options.prefix.strip("/"), image=options.image),
+    )
+
+
+def _plan_training(decl: Declaration, namespace: argparse.Namespace, options: TrainingOptions,
+                   mapped: Mapping[str, str], base_job_name: str) -> Training:
+    """The training part: metrics, the hyperparameters shown, and the model and checkpoint locations."""
+    metrics = _check_metrics(tuple(dict(options.metric).items()))
+    shown = script_hyperparameters(namespace, options, decl, mapped)
+    checkpoint: Optional[Location] = None
+    if options.checkpoint_s3 and options.checkpoint_s3 != "default":
+        checkpoint = Location(uri=options.checkpoint_s3)
+    elif options.spot or options.checkpoint_s3 == "default":
+        checkpoint = default_checkpoint(base_job_name, decl.script)
+    return Training(
+        input_mode=options.input_mode,
+        algorithm_name=options.algorithm_name,
+        spot=options.spot,
+        metrics=metrics,
+        hyperparameters=tuple(dict(shown + list(options.hyperparameter)).items()),
+        model_output=Location(uri=options.output_s3) if options.output_s3 != "default" else Location(key=("jobs",)),
+        checkpoint=checkpoint,
+    )
+
+
+def default_output(job_name: str, output: str) -> Location:
+    """``s3://BUCKET/PREFIX/jobs/JOB/output/NAME``."""
+    return Location(key=("jobs", job_name, "output", output))
+
+
+def default_checkpoint(base_job_name: str, script: str) -> Location:
+    """Shared by every run of one script with one base job name, so the next run resumes from the
+    last checkpoint; the digest of the script's path keeps two projects' ``train.py`` apart."""
+    digest = hashlib.sha256(os.path.abspath(script).encode("utf-8")).hexdigest()[:8]
+    return Location(key=("checkpoints", f"{base_job_name}-{digest}"))
 
 
 Mapped = List[Tuple[str, str]]
@@ -285,7 +304,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
 
 
 def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: str,
-                  used: Dict[str, str]) -> Tuple[List[OutputChannel], Mapped, List[str]]:
+                  used: Dict[str, str], job_name: str) -> Tuple[List[OutputChannel], Mapped, List[str]]:
     kind = decl.kind
     outputs: List[OutputChannel] = []
     mapped: Mapped = []
@@ -303,7 +322,8 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
             local = _local_abs(str(local))
             if _inside(local, script_dir):
                 excludes.append(local)
-        outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, destination=remote,
+        location = Location(uri=remote) if remote != "default" else default_output(job_name, d.name)
+        outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, location=location,
                                      container_path=container, upload_mode=d.arg.upload_mode))
         mapped.append((d.flag, container))
         if kind == "processing":
@@ -356,9 +376,7 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
 
     Display only: the job gets its real argument list from ``ContainerArguments``.
     """
-    from .flags import sagemaker_dests
-
-    skip = set(sagemaker_dests(options))
+    skip = {dest_name(f) for f in fields(options)}
     flag_of = {d.dest: d.flag for d in decl.path_decls()}
     flag_of.update({key: dir_flag(key) for key, _ in decl.training_dirs})
     out: List[Tuple[str, str]] = []

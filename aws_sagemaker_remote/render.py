@@ -1,6 +1,7 @@
-"""Step 4 of the data flow: a :class:`~aws_sagemaker_remote.spec.StagedJob` → the exact request.
+"""Step 4 of the data flow: a :class:`~aws_sagemaker_remote.spec.StagedJob` and its
+:class:`~aws_sagemaker_remote.spec.Placement` → the exact request.
 
-Pure. SageMaker's PascalCase names live only in this module (and in the
+Pure: it reads only the staged job and the placement, never the options. SageMaker's PascalCase names live only in this module (and in the
 backends that read responses). Every request built here is checked against
 botocore's own service model in the tests.
 
@@ -19,11 +20,19 @@ from .container import (
     ARGUMENT_FILENAME,
     BUNDLE_FILENAME,
     CODE_CHANNEL,
-    DEFAULT as PATHS,
-    needs_argument_file,
 )
-from .options import CommonOptions, TrainingOptions
-from .spec import StagedJob
+from .container import (
+    DEFAULT as PATHS,
+)
+from .spec import (
+    JobSpec,
+    Network,
+    Placement,
+    Resources,
+    StagedJob,
+    Training,
+    output_uris,
+)
 
 #: Unpacks argv[1] into argv[2], puts the bundled runtime first on sys.path and
 #: runs the bootstrap with the remaining arguments. Uses tarfile's 'data' filter
@@ -44,29 +53,31 @@ HYPERPARAMETERS_MAX = 100
 def container_command(staged: StagedJob) -> List[str]:
     """``ContainerArguments``: bundle path, unpack folder, then the script's arguments.
 
-    Arguments beyond the API's limits (see :func:`~aws_sagemaker_remote.container.needs_argument_file`)
-    are staged beside the bundle and named by one argument instead, so nothing is ever cut.
+    When staging put the arguments in a file beside the bundle (they are beyond the API's
+    limits, see :func:`~aws_sagemaker_remote.container.needs_argument_file`), one argument
+    names that file instead, so nothing is ever cut.
     """
     code_dir = PATHS.code_dir(staged.spec.kind)
     head = [code_dir + "/" + BUNDLE_FILENAME, PATHS.unpacked_code]
-    if needs_argument_file(staged.spec.arguments):
+    if staged.arguments_uri is not None:
         return head + [f"{ARGUMENT_FILE_FLAG}={code_dir}/{ARGUMENT_FILENAME}"]
     return head + list(staged.spec.arguments)
 
 
-def _tags(staged: StagedJob) -> List[Dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in staged.spec.tags]
+def _tags(spec: JobSpec) -> List[Dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in spec.tags]
 
 
-def render(staged: StagedJob) -> Dict[str, Any]:
-    """The ``CreateProcessingJob`` or ``CreateTrainingJob`` keyword arguments for ``staged``."""
+def render(staged: StagedJob, placement: Placement) -> Dict[str, Any]:
+    """The ``CreateProcessingJob`` or ``CreateTrainingJob`` keyword arguments for ``staged``,
+    run as ``placement`` says (role, image, and the bucket and prefix of default locations)."""
     if staged.spec.kind == "processing":
-        return render_processing(staged)
-    return render_training(staged)
+        return render_processing(staged, placement)
+    return render_training(staged, placement)
 
 
-def render_processing(staged: StagedJob) -> Dict[str, Any]:
-    spec, o = staged.spec, staged.spec.options
+def render_processing(staged: StagedJob, placement: Placement) -> Dict[str, Any]:
+    spec = staged.spec
     inputs: List[Dict[str, Any]] = [{
         "InputName": CODE_CHANNEL,
         "S3Input": {
@@ -93,70 +104,69 @@ def render_processing(staged: StagedJob) -> Dict[str, Any]:
     request: Dict[str, Any] = {
         "ProcessingJobName": spec.job_name,
         "ProcessingInputs": inputs,
-        "ProcessingResources": {"ClusterConfig": _resources(o)},
-        "StoppingCondition": {"MaxRuntimeInSeconds": o.max_run},
+        "ProcessingResources": {"ClusterConfig": _resources(spec.resources)},
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.stopping.max_run},
         "AppSpecification": {
-            "ImageUri": staged.image_uri,
+            "ImageUri": placement.image_uri,
             "ContainerEntrypoint": list(ENTRYPOINT),
             "ContainerArguments": container_command(staged),
         },
-        "RoleArn": staged.role_arn,
+        "RoleArn": placement.role_arn,
     }
     if spec.outputs:
+        uris = output_uris(spec, placement)
         output_config: Dict[str, Any] = {"Outputs": [
             {
                 "OutputName": out.name,
                 "S3Output": {
-                    "S3Uri": staged.output_uris[out.name],
+                    "S3Uri": uris[out.name],
                     "LocalPath": out.container_path,
                     "S3UploadMode": out.upload_mode,
                 },
             }
             for out in spec.outputs
         ]}
-        if o.output_kms_key:
-            output_config["KmsKeyId"] = o.output_kms_key
+        if spec.output_kms:
+            output_config["KmsKeyId"] = spec.output_kms
         request["ProcessingOutputConfig"] = output_config
     if spec.environment:
         request["Environment"] = dict(spec.environment)
-    network = _network(staged)
+    network = _network(spec.network)
     if network:
         request["NetworkConfig"] = network
     if spec.tags:
-        request["Tags"] = _tags(staged)
+        request["Tags"] = _tags(spec)
     return request
 
 
-def _resources(o: CommonOptions) -> Dict[str, Any]:
+def _resources(resources: Resources) -> Dict[str, Any]:
     """``ClusterConfig`` (processing) and ``ResourceConfig`` (training) share their fields."""
-    resources: Dict[str, Any] = {
-        "InstanceCount": o.instance_count,
-        "InstanceType": o.instance,
-        "VolumeSizeInGB": o.volume_size,
+    out: Dict[str, Any] = {
+        "InstanceCount": resources.count,
+        "InstanceType": resources.instance_type,
+        "VolumeSizeInGB": resources.volume_gb,
     }
-    if o.volume_kms_key:
-        resources["VolumeKmsKeyId"] = o.volume_kms_key
-    return resources
+    if resources.volume_kms:
+        out["VolumeKmsKeyId"] = resources.volume_kms
+    return out
 
 
-def _vpc(staged: StagedJob) -> Optional[Dict[str, Any]]:
-    o = staged.spec.options
-    if o.subnets and o.security_groups:
-        return {"SecurityGroupIds": list(o.security_groups), "Subnets": list(o.subnets)}
+def _vpc(network: Network) -> Optional[Dict[str, Any]]:
+    if network.subnets and network.security_groups:
+        return {"SecurityGroupIds": list(network.security_groups), "Subnets": list(network.subnets)}
     return None
 
 
-def _network(staged: StagedJob) -> Dict[str, Any]:
-    o = staged.spec.options
-    network: Dict[str, Any] = {}
-    if o.traffic_encryption:
-        network["EnableInterContainerTrafficEncryption"] = True
-    if o.network_isolation:
-        network["EnableNetworkIsolation"] = True
-    vpc = _vpc(staged)
+def _network(network: Network) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    if network.traffic_encryption:
+        out["EnableInterContainerTrafficEncryption"] = True
+    if network.isolation:
+        out["EnableNetworkIsolation"] = True
+    vpc = _vpc(network)
     if vpc:
-        network["VpcConfig"] = vpc
-    return network
+        out["VpcConfig"] = vpc
+    return out
 
 
 def display_hyperparameters(pairs: Any) -> Dict[str, str]:
@@ -173,10 +183,9 @@ def display_hyperparameters(pairs: Any) -> Dict[str, str]:
     return out
 
 
-def render_training(staged: StagedJob) -> Dict[str, Any]:
+def render_training(staged: StagedJob, placement: Placement) -> Dict[str, Any]:
     spec = staged.spec
-    o = spec.options
-    assert isinstance(o, TrainingOptions)
+    training = spec.training or Training()
     channels: List[Dict[str, Any]] = [{
         "ChannelName": CODE_CHANNEL,
         "DataSource": {"S3DataSource": {
@@ -203,46 +212,48 @@ def render_training(staged: StagedJob) -> Dict[str, Any]:
             channel["ContentType"] = ch.content_type
         channels.append(channel)
     algorithm: Dict[str, Any] = {
-        "TrainingInputMode": o.input_mode,
+        "TrainingInputMode": training.input_mode,
         "ContainerEntrypoint": list(ENTRYPOINT),
         "ContainerArguments": container_command(staged),
     }
-    if o.algorithm_name:
-        algorithm["AlgorithmName"] = o.algorithm_name
+    if training.algorithm_name:
+        algorithm["AlgorithmName"] = training.algorithm_name
     else:
-        algorithm["TrainingImage"] = staged.image_uri
-    if spec.metrics:
-        algorithm["MetricDefinitions"] = [{"Name": n, "Regex": r} for n, r in spec.metrics]
-    output: Dict[str, Any] = {"S3OutputPath": staged.model_output_uri}
-    if o.output_kms_key:
-        output["KmsKeyId"] = o.output_kms_key
-    stopping: Dict[str, Any] = {"MaxRuntimeInSeconds": o.max_run}
+        algorithm["TrainingImage"] = placement.image_uri
+    if training.metrics:
+        algorithm["MetricDefinitions"] = [{"Name": n, "Regex": r} for n, r in training.metrics]
+    output: Dict[str, Any] = {"S3OutputPath": training.model_output.resolve(placement.bucket, placement.prefix)}
+    if spec.output_kms:
+        output["KmsKeyId"] = spec.output_kms
+    stopping: Dict[str, Any] = {"MaxRuntimeInSeconds": spec.stopping.max_run}
     request: Dict[str, Any] = {
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": algorithm,
-        "RoleArn": staged.role_arn,
+        "RoleArn": placement.role_arn,
         "InputDataConfig": channels,
         "OutputDataConfig": output,
-        "ResourceConfig": _resources(o),
+        "ResourceConfig": _resources(spec.resources),
         "StoppingCondition": stopping,
     }
-    hyper = display_hyperparameters(spec.hyperparameters)
+    hyper = display_hyperparameters(training.hyperparameters)
     if hyper:
         request["HyperParameters"] = hyper
-    vpc = _vpc(staged)
+    vpc = _vpc(spec.network)
     if vpc:
         request["VpcConfig"] = vpc
-    if o.network_isolation:
+    if spec.network.isolation:
         request["EnableNetworkIsolation"] = True
-    if o.traffic_encryption:
+    if spec.network.traffic_encryption:
         request["EnableInterContainerTrafficEncryption"] = True
-    if o.spot:
+    if training.spot:
         request["EnableManagedSpotTraining"] = True
-        stopping["MaxWaitTimeInSeconds"] = o.max_wait or o.max_run
-    if staged.checkpoint_uri:
-        request["CheckpointConfig"] = {"S3Uri": staged.checkpoint_uri, "LocalPath": PATHS.checkpoints}
+    if spec.stopping.max_wait is not None:
+        stopping["MaxWaitTimeInSeconds"] = spec.stopping.max_wait
+    if training.checkpoint is not None:
+        request["CheckpointConfig"] = {"S3Uri": training.checkpoint.resolve(placement.bucket, placement.prefix),
+                                       "LocalPath": PATHS.checkpoints}
     if spec.environment:
         request["Environment"] = dict(spec.environment)
     if spec.tags:
-        request["Tags"] = _tags(staged)
+        request["Tags"] = _tags(spec)
     return request

@@ -1,0 +1,161 @@
+"""Where a job goes: the store for its files, the backend that runs it, and its placement.
+
+The entry point builds a :class:`Target` and hands it to
+:func:`~aws_sagemaker_remote.launch.launch`, which never chooses one itself, so
+a test can launch a whole job in-process with any store and backend.
+
+* ``yes``: S3 through boto3 and the SageMaker backend.
+* ``local``: the local backend over the local stand-in folder
+  (:class:`~aws_sagemaker_remote.store.LocalStore`); over S3 when the job names
+  ``s3://`` locations or ``--sagemaker-store=s3`` asks for it.
+
+This is the only module that decides whether AWS is configured and what a
+role name means when none is given.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .backends.base import Backend
+from .errors import UsageError
+from .spec import AwsSettings, JobSpec, Placement, RunControl
+from .store import LocalStore, S3Store, Store
+
+#: The local stand-in's bucket when none is given.
+LOCAL_BUCKET = "sagemaker-local"
+#: The role name the local backend shows when none is given (it assumes no role).
+LOCAL_ROLE_NAME = "aws-sagemaker-remote-local"
+
+_SHORTHAND = re.compile(r"^([a-z0-9][a-z0-9-]*):([A-Za-z0-9._-]+)$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The store for the job's files, how to build its backend, and its placement."""
+
+    store: Store
+    #: builds the backend when a job is really created (a dry run never needs it)
+    make_backend: Callable[[], Backend]
+    placement: Placement
+
+
+def aws_available() -> bool:
+    """True when boto3 would find an endpoint or credentials (a local look-up: no request)."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
+
+
+def default_role_arn(role: Optional[str], account: str, partition: str = "aws") -> str:
+    """``role`` as an ARN: an ARN is kept, a name is placed in ``account``; no role → the local name."""
+    name = role or LOCAL_ROLE_NAME
+    return name if name.startswith("arn:") else f"arn:{partition}:iam::{account}:role/{name}"
+
+
+def is_image_shorthand(image: str) -> bool:
+    """``NAME:VERSION`` without a registry (every ECR URI has a ``/``)."""
+    return "/" not in image and bool(_SHORTHAND.match(image))
+
+
+def resolve_image(image: str, region: str, kind: str, instance: str) -> str:
+    """A full image URI; framework shorthands are looked up with the sagemaker SDK."""
+    if not is_image_shorthand(image):
+        return image
+    framework, version = _SHORTHAND.match(image).groups()  # type: ignore[union-attr]
+    try:
+        try:
+            from sagemaker.core import image_uris  # SDK v3
+        except ImportError:
+            from sagemaker import image_uris  # type: ignore[no-redef]  # SDK v2
+        scope = "training" if kind == "training" else "processing"
+        return str(image_uris.retrieve(framework, region=region, version=version, instance_type=instance,
+                                       image_scope=scope))
+    except ImportError:
+        raise needs_sdk(image) from None
+    except Exception as exc:  # the SDK raises ValueError and friends for unknown names/versions
+        raise UsageError(f"cannot resolve {image!r} in {region}: {exc}", flag="--sagemaker-image") from None
+
+
+def needs_sdk(image: str) -> UsageError:
+    return UsageError(f"{image!r} is a framework shorthand; install the SDK extra "
+                      f"(pip install 'aws-sagemaker-remote[sdk]') or pass a full image URI", flag="--sagemaker-image")
+
+
+def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
+    """Session, clients, account, bucket and role for a job that uses AWS (``yes``, or ``local`` over S3)."""
+    from .aws import (
+        account_id,
+        make_clients,
+        make_session,
+        resolve_role,
+        translate_errors,
+    )
+
+    session = make_session(aws.profile, aws.region, aws.assume_role)
+    clients = make_clients(session, aws.endpoint_url)
+    region = session.region_name or _local_region()
+    role_arn = aws.role if (aws.role or "").startswith("arn:") else None
+    if aws.bucket and role_arn:
+        account = role_arn.split(":")[4]  # nothing to look up: saves an STS client and a request
+    else:
+        with translate_errors("looking up the AWS account"):
+            account = account_id(clients)
+    bucket = aws.bucket or f"sagemaker-{region}-{account}"
+    store = S3Store(clients.s3)
+    make_backend: Callable[[], Backend]
+    if control.run == "yes":
+        from .backends.sagemaker import SageMakerBackend
+
+        make_backend = functools.partial(SageMakerBackend.from_clients, clients)
+        image = resolve_image(aws.image, region, spec.kind, spec.resources.instance_type)
+        role = resolve_role(aws.role, account, region) if aws.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
+    else:
+        from .backends.local import LocalBackend
+
+        make_backend = functools.partial(LocalBackend, store, region=region)
+        image = aws.image
+        role = resolve_role(aws.role, account, region) if aws.role else default_role_arn(None, account)
+    with translate_errors(f"checking bucket {bucket}"):
+        store.ensure_bucket(bucket, region, create=not control.dry_run)
+    return Target(store, make_backend, Placement(role_arn=role, image_uri=image, bucket=bucket, prefix=aws.prefix))
+
+
+def local_target(aws: AwsSettings, control: RunControl, store: Optional[LocalStore] = None) -> Target:
+    """The local backend over the local stand-in store (no AWS at all)."""
+    from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
+
+    store = store or LocalStore()
+    bucket = aws.bucket or LOCAL_BUCKET
+    store.ensure_bucket(bucket, None, create=not control.dry_run)
+    region = aws.region or LOCAL_REGION
+    placement = Placement(role_arn=default_role_arn(aws.role, LOCAL_ACCOUNT), image_uri=aws.image, bucket=bucket,
+                          prefix=aws.prefix)
+    return Target(store, functools.partial(LocalBackend, store, region=region), placement)
+
+
+def _local_region() -> str:
+    from .backends.local import LOCAL_REGION
+
+    return LOCAL_REGION
+
+
+def choose_target(spec: JobSpec, control: RunControl) -> Target:
+    """The target the command line asks for (see the module's description)."""
+    aws = control.aws
+    if control.run == "yes":
+        if not aws.role and not control.dry_run:
+            raise UsageError("a role is needed to launch on SageMaker: an IAM role ARN or name that "
+                             "SageMaker can assume", flag="--sagemaker-role")
+        if is_image_shorthand(aws.image) and importlib.util.find_spec("sagemaker") is None:
+            raise needs_sdk(aws.image)  # before anything is uploaded
+        return aws_target(aws, spec, control)
+    if aws_available():
+        return aws_target(aws, spec, control)
+    return local_target(aws, control)
