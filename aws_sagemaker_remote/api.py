@@ -13,23 +13,12 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    NoReturn,
-    Optional,
-    Sequence,
-)
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence
 
 from .args import IN_JOB
 from .errors import RemoteError, UsageError
 from .flags import Declaration, build_parser, declare
-from .options import OPTIONS_BY_KIND, CommonOptions
+from .options import CommonOptions
 
 MainFunction = Callable[[argparse.Namespace], Any]
 
@@ -177,7 +166,7 @@ def prepare(
         description=description,
         **training,
     )
-    opts = OPTIONS_BY_KIND[kind].from_keywords(options)
+    opts = decl.kind.options.from_keywords(options)
     return decl, opts, build_parser(decl, opts)
 
 
@@ -263,7 +252,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             raise UsageError(f"dependency path {path!r} does not exist", flag=d.flag)
     s3_outputs = []
     for d in decl.outputs:
-        remote = getattr(namespace, d.remote_dest, "default") if decl.kind == "processing" else "default"
+        remote = getattr(namespace, d.remote_dest, "default") if decl.kind.outputs_have_locations else "default"
         if remote and remote != "default":
             if not is_s3_uri(remote):
                 raise UsageError(f"{remote!r} is not an s3:// URI or 'default'", flag=d.remote_flag)

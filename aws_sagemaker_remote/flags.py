@@ -13,25 +13,14 @@ import dataclasses
 import os
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .args import PathArgument, _Optional, is_s3_uri
 from .container import CODE_CHANNEL
-from .container import DEFAULT as PATHS
 from .errors import DeclarationError
+from .kinds import JobKind, job_kind
 from .options import CommonOptions
 
-KINDS = ("processing", "training")
-
-#: Training's generated folder flags: (keyword, local default, folder in the job, help).
-TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
-    ("model_dir", "output/model", PATHS.model_dir,
-     f"Where the script saves its model (in the job: {PATHS.model_dir}, uploaded as model.tar.gz)."),
-    ("output_dir", "output/data", PATHS.output_data_dir,
-     f"Where the script writes other output data (in the job: {PATHS.output_data_dir}, uploaded as output.tar.gz)."),
-    ("checkpoint_dir", "output/checkpoints", PATHS.checkpoints,
-     f"Where the script saves and finds checkpoints (in the job: {PATHS.checkpoints}, synced with S3)."),
-)
 
 
 @dataclass(frozen=True)
@@ -66,7 +55,7 @@ class PathDecl:
 class Declaration:
     """Everything a script declares about itself, before any flag is parsed."""
 
-    kind: str
+    kind: JobKind
     script: str
     inputs: Tuple[PathDecl, ...] = ()
     outputs: Tuple[PathDecl, ...] = ()
@@ -164,7 +153,7 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
 
 
 def declare(
-    kind: str,
+    kind: Union[str, JobKind],
     script: str,
     inputs: Optional[Mapping[str, Any]] = None,
     outputs: Optional[Mapping[str, Any]] = None,
@@ -175,15 +164,15 @@ def declare(
     training_dirs: Optional[Mapping[str, str]] = None,
 ) -> Declaration:
     """Normalise a script's declaration; raises :class:`DeclarationError` when it is inconsistent."""
-    if kind not in KINDS:
-        raise DeclarationError(f"kind must be one of {', '.join(KINDS)}")
+    try:
+        kind = job_kind(kind)
+    except ValueError as exc:
+        raise DeclarationError(str(exc)) from None
     ins = tuple(_input_decl(n, v) for n, v in _items(inputs, "inputs"))
     outs = tuple(_output_decl(n, v) for n, v in _items(outputs, "outputs"))
     deps = tuple(_dependency_decl(n, v) for n, v in _items(dependencies, "dependencies"))
-    dirs: Tuple[Tuple[str, str], ...] = ()
-    if kind == "training":
-        given = dict(training_dirs or {})
-        dirs = tuple((key, str(given.get(key) or default)) for key, default, _, _ in TRAINING_DIRS)
+    given = dict(training_dirs or {})
+    dirs = tuple((key, str(given.get(key) or default)) for key, default, _, _ in kind.folders)
     seen: Dict[str, str] = {}
     for what, decls in (("inputs", ins), ("outputs", outs), ("dependencies", deps)):
         for d in decls:
@@ -194,10 +183,10 @@ def declare(
     for d in ins:
         if d.name == CODE_CHANNEL:
             raise DeclarationError(f"input name {CODE_CHANNEL!r} is reserved for the job's code bundle")
-    if kind == "training":
+    if not kind.outputs_have_locations:
         for d in outs:
             if d.remote != "default":
-                raise DeclarationError(f"outputs[{d.name!r}]: a training job uploads its outputs inside "
+                raise DeclarationError(f"outputs[{d.name!r}]: a {kind.name} job uploads its outputs inside "
                                        f"output.tar.gz, so they cannot have their own S3 location")
     for key, _ in dirs:
         if key in seen or key.replace("_", "-") in {d.name for d in ins + outs + deps}:
@@ -260,13 +249,13 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         hint = d.arg.help or f"Output {d.name!r} local folder"
         _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
-        if decl.kind == "processing":  # training outputs travel inside output.tar.gz
+        if decl.kind.outputs_have_locations:  # training outputs travel inside output.tar.gz
             _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
                  help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
     for d in decl.dependencies:
         _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"Module {d.name!r} (default: {d.default})")
-    helps = {key: text for key, _, _, text in TRAINING_DIRS}
+    helps = {key: text for key, _, _, text in decl.kind.folders}
     for key, default in decl.training_dirs:
         _add(groups["training"], dir_flag(key), dest=key, default=default, metavar="DIR",
              help=f"{helps[key]} (default: {default})")

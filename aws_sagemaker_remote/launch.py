@@ -46,7 +46,7 @@ def launch(
     request = render(staged, target.placement)
     if control.dry_run:
         out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
-        return JobResult(kind=spec.kind, job_name=spec.job_name, status="DryRun")
+        return JobResult(kind=spec.kind.name, job_name=spec.job_name, status="DryRun")
     return _run(staged, request, control, target, out, err)
 
 
@@ -65,7 +65,7 @@ def terminate_like_ctrl_c() -> None:
 def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO) -> StagedJob:
     from .aws import translate_errors
 
-    bundle = build_bundle(spec.code, spec.kind)
+    bundle = build_bundle(spec.code, spec.kind.name)
     try:
         with translate_errors(f"staging files to s3://{target.placement.bucket}"):
             return stage(spec, bundle, target.store, target.placement, upload=not control.dry_run, progress=err)
@@ -76,7 +76,7 @@ def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO) -> S
 def dry_run_report(staged: StagedJob, request: Dict[str, Any], target: Target) -> Dict[str, Any]:
     """What ``--sagemaker-dry-run`` prints: the request and the upload plan."""
     return {
-        "kind": staged.spec.kind,
+        "kind": staged.spec.kind.name,
         "job_name": staged.spec.job_name,
         "store": target.store.name,
         "request": request,
@@ -94,7 +94,7 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
     from .watch import summary_lines, wait
 
     spec, o = staged.spec, control
-    kind, name = spec.kind, spec.job_name
+    kind, name = spec.kind.name, spec.job_name
     skipped = sum(1 for u in staged.uploads if u.present)
     copied = sum(1 for u in staged.uploads if u.copy_from)
     sent = sum(u.size for u in staged.uploads if not (u.present or u.copy_from))
@@ -127,62 +127,5 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
                         + (f": {result.failure_reason}" if result.failure_reason else ""), result)
     if result.status == "Completed":
         with translate_errors(f"downloading the results of {name}"):
-            _download(staged, result, control, target, err)
+            spec.kind.download(staged, result, control, target.store, output_uris(spec, target.placement), err)
     return result
-
-
-def _download(staged: StagedJob, result: JobResult, control: RunControl, target: Target, err: TextIO) -> None:
-    """``--sagemaker-download-outputs`` and ``--sagemaker-download-model``, after a completed job."""
-    o, store = control, target.store
-    uris = output_uris(staged.spec, target.placement)
-    if o.download_outputs and staged.spec.kind == "processing":
-        for out_ch in staged.spec.outputs:
-            uri = result.output_artifacts.get(out_ch.name) or uris[out_ch.name]
-            if out_ch.local_path:
-                files = download_prefix(store, uri if uri.endswith("/") else uri + "/", out_ch.local_path)
-                err.write(f"downloaded {len(files)} file(s) of {out_ch.name} to {out_ch.local_path}\n")
-    if o.download_outputs and staged.spec.kind == "training" and result.output_data_url:
-        # training outputs are folders of /opt/ml/output/data, inside output.tar.gz
-        targets = {out_ch.name: out_ch.local_path for out_ch in staged.spec.outputs if out_ch.local_path}
-        if targets:
-            with _fetched(store, result.output_data_url) as tar:
-                for name, folder in targets.items():
-                    members = [m for m in tar.getmembers() if m.name.startswith(name + "/")]
-                    for member in members:
-                        member.name = member.name[len(name) + 1:]
-                    _safe_extract(tar, folder, members)
-                    err.write(f"downloaded {len(members)} file(s) of {name} to {folder}\n")
-    if o.download_model and result.model_artifact_url:
-        dest = o.download_model
-        with _fetched(store, result.model_artifact_url) as tar:
-            _safe_extract(tar, dest)
-        err.write(f"unpacked {result.model_artifact_url} into {dest}\n")
-
-
-@contextlib.contextmanager
-def _fetched(store: Store, uri: str) -> Iterator[tarfile.TarFile]:
-    """A downloaded ``.tar.gz``, open, and removed afterwards."""
-    tmp = tempfile.mkdtemp(prefix="artifact-")
-    try:
-        archive = os.path.join(tmp, "artifact.tar.gz")
-        store.download_file(uri, archive)
-        with tarfile.open(archive) as tar:
-            yield tar
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _safe_extract(tar: tarfile.TarFile, dest: str, members: Optional[List[tarfile.TarInfo]] = None) -> None:
-    """Extract without letting an entry escape ``dest``."""
-    os.makedirs(dest, exist_ok=True)
-    data_filter = getattr(tarfile, "data_filter", None)
-    if data_filter is not None:
-        tar.extractall(dest, members=members, filter=data_filter)
-        return
-    root = os.path.realpath(dest)
-    for member in members if members is not None else tar.getmembers():
-        target = os.path.realpath(os.path.join(dest, member.name))
-        if not target.startswith(root + os.sep) and target != root:
-            raise JobFailed(f"archive entry {member.name!r} points outside {dest}")
-    tar.extractall(dest, members=members)
-

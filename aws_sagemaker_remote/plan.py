@@ -3,7 +3,8 @@
 Pure: no network, no clock and no randomness of its own (both are passed in).
 Every limit of the CreateProcessingJob / CreateTrainingJob API reference that
 the user's input can break is checked here, so a bad value fails with exit
-code 2 before anything is uploaded or created. Limits follow the botocore
+code 2 before anything is uploaded or created; the limits that differ by job
+kind are the kind's (:mod:`aws_sagemaker_remote.kinds`). Limits follow the botocore
 service model (``sagemaker/2017-07-24``) and the SageMaker API reference; where
 they differ from the older numbers in the Kubeflow component documents, the
 API wins (docs/reference.rst lists them).
@@ -23,8 +24,9 @@ from .args import IN_JOB, is_s3_uri
 from .bundle import input_files
 from .container import DEFAULT as PATHS
 from .errors import UsageError
-from .flags import TRAINING_DIRS, Declaration, dir_flag
-from .options import DEFAULT_IMAGE, CommonOptions, TrainingOptions, dest_name
+from .flags import Declaration, dir_flag
+from .kinds import JobKind
+from .options import CommonOptions, dest_name
 from .reinvoke import job_arguments
 from .spec import (
     AwsSettings,
@@ -37,13 +39,11 @@ from .spec import (
     Resources,
     RunControl,
     Stopping,
-    Training,
 )
 
 # --- limits (botocore sagemaker service model / API reference) ---------------------
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_NAME_MAX = 63
-CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 VPC_ID_RE = re.compile(r"^[-0-9a-zA-Z]{1,32}$")
 KMS_RE = re.compile(r"^[a-zA-Z0-9:/_-]{1,2048}$")
@@ -53,28 +53,6 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 INSTANCE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 TAG_SPECIALS = set("_.:/=+-@ ")
 
-LIMITS: Dict[str, Dict[str, int]] = {
-    "processing": {
-        "inputs": 10,  # ProcessingInputs, including the code bundle
-        "outputs": 10,
-        "env_entries": 100,
-        "env_key": 256,
-        "env_value": 256,
-        "max_run": 777600,  # StoppingCondition.MaxRuntimeInSeconds (seed 000 says 432000: older)
-        "instance_count": 100,
-        "volume": 16384,
-    },
-    "training": {
-        "inputs": 20,  # InputDataConfig channels, including the code channel
-        "outputs": 10,  # our sub-folders of /opt/ml/output/data
-        "env_entries": 100,
-        "env_key": 512,
-        "env_value": 512,
-        "max_run": 2419200,  # 28 days, API reference for MaxRuntimeInSeconds
-        "instance_count": 100,
-        "volume": 16384,
-    },
-}
 TAGS_MAX = 50
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
@@ -138,7 +116,7 @@ def plan_job(
     :raises UsageError: naming the flag at fault.
     """
     kind = decl.kind
-    limits = LIMITS[kind]
+    limits = kind.limits
     script_dir = os.path.dirname(decl.script)
     base = options.base_job_name or os.path.splitext(os.path.basename(decl.script))[0]
     job_name = check_job_name(options.job_name) if options.job_name else make_job_name(base, now, token)
@@ -162,16 +140,13 @@ def plan_job(
     )
 
     arguments = job_arguments(IN_JOB, user_argv, mapped)
-    _check_options(kind, options, limits)
+    _check_options(options, limits)
     environment = _check_env(options.env, limits)
     tags = _check_tags(options.tags)
 
-    training: Optional[Training] = None
-    max_wait: Optional[int] = None
-    if isinstance(options, TrainingOptions):
-        training = _plan_training(decl, namespace, options, dict(mapped), sanitize_base_name(base))
-        if options.spot:
-            max_wait = options.max_wait or options.max_run
+    training = kind.plan_part(decl, namespace, options, dict(mapped), sanitize_base_name(base))
+    # spot training waits for capacity: at most max_wait, by default as long as it may run
+    max_wait = (getattr(options, "max_wait", None) or options.max_run) if training and training.spot else None
     return JobSpec(
         kind=kind,
         job_name=job_name,
@@ -201,8 +176,7 @@ def plan_control(options: CommonOptions, sources: Sequence[Tuple[str, str]] = ()
         dry_run=options.dry_run,
         output_json=os.path.abspath(options.output_json) if options.output_json else None,
         download_outputs=options.download_outputs,
-        download_model=(os.path.abspath(options.download_model)
-                        if isinstance(options, TrainingOptions) and options.download_model else None),
+        download_model=_abspath(getattr(options, "download_model", None)),
         sources=tuple(sources),
         aws=AwsSettings(profile=options.profile, region=options.region, endpoint_url=options.endpoint_url,
                         assume_role=options.assume_role, role=options.role, bucket=options.bucket,
@@ -210,25 +184,8 @@ def plan_control(options: CommonOptions, sources: Sequence[Tuple[str, str]] = ()
     )
 
 
-def _plan_training(decl: Declaration, namespace: argparse.Namespace, options: TrainingOptions,
-                   mapped: Mapping[str, str], base_job_name: str) -> Training:
-    """The training part: metrics, the hyperparameters shown, and the model and checkpoint locations."""
-    metrics = _check_metrics(tuple(dict(options.metric).items()))
-    shown = script_hyperparameters(namespace, options, decl, mapped)
-    checkpoint: Optional[Location] = None
-    if options.checkpoint_s3 and options.checkpoint_s3 != "default":
-        checkpoint = Location(uri=options.checkpoint_s3)
-    elif options.spot or options.checkpoint_s3 == "default":
-        checkpoint = default_checkpoint(base_job_name, decl.script)
-    return Training(
-        input_mode=options.input_mode,
-        algorithm_name=options.algorithm_name,
-        spot=options.spot,
-        metrics=metrics,
-        hyperparameters=tuple(dict(shown + list(options.hyperparameter)).items()),
-        model_output=Location(uri=options.output_s3) if options.output_s3 != "default" else Location(key=("jobs",)),
-        checkpoint=checkpoint,
-    )
+def _abspath(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else None
 
 
 def default_output(job_name: str, output: str) -> Location:
@@ -252,7 +209,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
     inputs: List[InputChannel] = []
     mapped: Mapped = []
     excludes: List[str] = []
-    default_mode = options.input_mode if isinstance(options, TrainingOptions) else None
+    default_mode = getattr(options, "input_mode", None)  # training's --sagemaker-input-mode
     for d in decl.inputs:
         value = getattr(namespace, d.dest, None)
         if value is None or value == "":
@@ -260,14 +217,11 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
                 continue
             raise UsageError(f"input {d.name!r} needs a path (local path or s3:// URI)", flag=d.flag)
         value = str(value)
-        if kind == "training":
-            if not CHANNEL_NAME_RE.match(d.name):
-                raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
-            container = PATHS.training_channel(d.name)
-        else:
-            container = d.arg.container_path or PATHS.processing_input(d.name)
+        if kind.channel_name_re is not None and not kind.channel_name_re.match(d.name):
+            raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
+        container = kind.input_path(PATHS, d.name, d.arg.container_path)
         if is_s3_uri(value):
-            _check_s3(value, d.flag)
+            check_s3(value, d.flag)
             source = value
             container_value = container
         else:
@@ -283,22 +237,22 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             if _inside(source, script_dir):
                 excludes.append(source)
         mode = d.arg.mode or default_mode or "File"
-        if kind == "processing" and mode not in ("File", "Pipe"):
-            raise UsageError(f"processing inputs support mode File or Pipe, not {mode}", flag=d.flag)
+        if mode not in kind.input_modes:
+            raise UsageError(f"{kind.name} inputs support mode {' or '.join(kind.input_modes)}, not {mode}",
+                             flag=d.flag)
         if d.arg.compression == "Gzip" and mode != "Pipe":
             raise UsageError("Gzip-compressed inputs need mode='Pipe' (SageMaker decompresses only streams)",
                              flag=d.flag)
-        if kind == "processing":
-            _check_container_path(container, d.flag, PATHS.processing_input(""), used)
+        _check_container_path(kind, container, d.flag, kind.input_path(PATHS, "", None), used)
         inputs.append(InputChannel(
             name=d.name, source=source, flag=d.flag, container_path=container, container_value=container_value,
             mode=mode, s3_data_type=d.arg.s3_data_type, distribution=d.arg.distribution,
             compression=d.arg.compression, content_type=d.arg.content_type, record_wrapper=d.arg.record_wrapper,
         ))
         mapped.append((d.flag, container_value))
-    most = LIMITS[kind]["inputs"] - 1  # the code bundle takes one
+    most = kind.limits["inputs"] - 1  # the code bundle takes one
     if len(inputs) > most:
-        raise UsageError(f"{len(inputs)} inputs: a {kind} job takes at most {most} besides the code bundle",
+        raise UsageError(f"{len(inputs)} inputs: a {kind.name} job takes at most {most} besides the code bundle",
                          flag="inputs")
     return inputs, mapped, excludes
 
@@ -313,11 +267,9 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
         local = getattr(namespace, d.dest, None)
         remote = str(getattr(namespace, d.remote_dest, "default") or "default")
         if remote != "default":
-            _check_s3(remote, d.remote_flag)
-        container = (PATHS.output_data_dir + "/" + d.name) if kind == "training" else (
-            d.arg.container_path or PATHS.processing_output(d.name))
-        if kind == "processing":
-            _check_container_path(container, d.flag, PATHS.processing_output(""), used)
+            check_s3(remote, d.remote_flag)
+        container = kind.output_path(PATHS, d.name, d.arg.container_path)
+        _check_container_path(kind, container, d.flag, kind.output_path(PATHS, "", None), used)
         if local:
             local = _local_abs(str(local))
             if _inside(local, script_dir):
@@ -326,18 +278,18 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
         outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, location=location,
                                      container_path=container, upload_mode=d.arg.upload_mode))
         mapped.append((d.flag, container))
-        if kind == "processing":
+        if kind.outputs_have_locations:
             # SageMaker uploads the folder; the script in the job must not upload it itself
             mapped.append((d.remote_flag, "default"))
-    most = LIMITS[kind]["outputs"]
+    most = kind.limits["outputs"]
     if len(outputs) > most:
-        raise UsageError(f"{len(outputs)} outputs: a {kind} job takes at most {most}", flag="outputs")
+        raise UsageError(f"{len(outputs)} outputs: a {kind.name} job takes at most {most}", flag="outputs")
     return outputs, mapped, excludes
 
 
 def _plan_training_dirs(decl: Declaration, namespace: argparse.Namespace,
                         script_dir: str) -> Tuple[Mapped, List[str]]:
-    targets = {key: target for key, _, target, _ in TRAINING_DIRS}
+    targets = {key: target for key, _, target, _ in decl.kind.folders}
     mapped: Mapped = []
     excludes: List[str] = []
     for key, _default in decl.training_dirs:
@@ -393,10 +345,13 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
 
 # --- checks -------------------------------------------------------------------------------
 
-def _check_container_path(path: str, flag: str, root: str, used: Dict[str, str]) -> None:
-    """A processing LocalPath must lie under /opt/ml/processing/ and not be shared."""
-    if not path.startswith(PATHS.processing_dir + "/") or path.rstrip("/") == root.rstrip("/"):
-        raise UsageError(f"container path {path!r} must be a folder under {PATHS.processing_dir}/", flag=flag)
+def _check_container_path(kind: JobKind, path: str, flag: str, root: str, used: Dict[str, str]) -> None:
+    """A LocalPath the user may choose (processing) must lie under the kind's folder and not be shared."""
+    folder = kind.checked_root(PATHS)
+    if folder is None:
+        return
+    if not path.startswith(folder + "/") or path.rstrip("/") == root.rstrip("/"):
+        raise UsageError(f"container path {path!r} must be a folder under {folder}/", flag=flag)
     for other, owner in used.items():
         if path == other or path.startswith(other.rstrip("/") + "/") or other.startswith(path.rstrip("/") + "/"):
             raise UsageError(f"container path {path!r} overlaps {owner} ({other})", flag=flag)
@@ -412,21 +367,21 @@ def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
     return full
 
 
-def _check_s3(uri: str, flag: str) -> None:
+def check_s3(uri: str, flag: str) -> None:
     if not is_s3_uri(uri) or len(uri) > S3_URI_MAX:
         raise UsageError(f"{uri!r} is not an s3://bucket/key URI of at most {S3_URI_MAX} characters", flag=flag)
 
 
-def _check_range(value: int, low: int, high: Optional[int], flag: str) -> None:
+def check_range(value: int, low: int, high: Optional[int], flag: str) -> None:
     if value < low or (high is not None and value > high):
         allowed = f"{low}..{high}" if high is not None else f"at least {low}"
         raise UsageError(f"{value} is out of range; allowed: {allowed}", flag=flag)
 
 
-def _check_options(kind: str, o: CommonOptions, limits: Mapping[str, int]) -> None:
-    _check_range(o.instance_count, 1, limits["instance_count"], "--sagemaker-instance-count")
-    _check_range(o.volume_size, 1, limits["volume"], "--sagemaker-volume-size")
-    _check_range(o.max_run, 1, limits["max_run"], "--sagemaker-max-run")
+def _check_options(o: CommonOptions, limits: Mapping[str, int]) -> None:
+    check_range(o.instance_count, 1, limits["instance_count"], "--sagemaker-instance-count")
+    check_range(o.volume_size, 1, limits["volume"], "--sagemaker-volume-size")
+    check_range(o.max_run, 1, limits["max_run"], "--sagemaker-max-run")
     if not INSTANCE_RE.match(o.instance):
         raise UsageError(f"{o.instance!r} is not an instance type like ml.m5.large", flag="--sagemaker-instance")
     if o.base_job_name is not None and not o.base_job_name.strip():
@@ -456,21 +411,6 @@ def _check_options(kind: str, o: CommonOptions, limits: Mapping[str, int]) -> No
         raise UsageError(f"{o.bucket!r} is not an S3 bucket name", flag="--sagemaker-bucket")
     if o.image is not None and (not o.image or len(o.image) > 255):
         raise UsageError("an image URI has 1-255 characters", flag="--sagemaker-image")
-    if isinstance(o, TrainingOptions):
-        if o.output_s3 != "default":
-            _check_s3(o.output_s3, "--sagemaker-output-s3")
-        if o.checkpoint_s3 not in (None, "default"):
-            _check_s3(o.checkpoint_s3, "--sagemaker-checkpoint-s3")
-        if o.max_wait is not None:
-            if not o.spot:
-                raise UsageError("only applies with --sagemaker-spot", flag="--sagemaker-max-wait")
-            if o.max_wait < o.max_run:
-                raise UsageError(f"{o.max_wait} is less than --sagemaker-max-run={o.max_run}; "
-                                 f"allowed: at least the max run time", flag="--sagemaker-max-wait")
-            _check_range(o.max_wait, 1, limits["max_run"], "--sagemaker-max-wait")
-        if o.algorithm_name and o.image != DEFAULT_IMAGE:
-            raise UsageError("give either --sagemaker-image or --sagemaker-algorithm-name, not both",
-                             flag="--sagemaker-algorithm-name")
 
 
 def _check_env(pairs: Iterable[Tuple[str, str]], limits: Mapping[str, int]) -> Tuple[Tuple[str, str], ...]:
@@ -507,7 +447,7 @@ def _check_tags(pairs: Iterable[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]
     return tuple(tags.items())
 
 
-def _check_metrics(pairs: Tuple[Tuple[str, str], ...]) -> Tuple[Tuple[str, str], ...]:
+def check_metrics(pairs: Tuple[Tuple[str, str], ...]) -> Tuple[Tuple[str, str], ...]:
     if len(pairs) > METRICS_MAX:
         raise UsageError(f"{len(pairs)} metrics; allowed: at most {METRICS_MAX}", flag="--sagemaker-metric")
     for name, regex in pairs:

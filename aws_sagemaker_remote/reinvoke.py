@@ -25,7 +25,7 @@ def generated_arity(decl: Declaration, options: CommonOptions) -> Dict[str, Arit
     out: Dict[str, Arity] = {flag_name(f): "?" if f.metadata["boolean"] else 1 for f in fields(options)}
     for d in decl.path_decls():
         out[d.flag] = 1
-    if decl.kind == "processing":  # training outputs have no --NAME-s3 flag
+    if decl.kind.outputs_have_locations:  # training outputs have no --NAME-s3 flag
         for d in decl.outputs:
             out[d.remote_flag] = 1
     for key, _ in decl.training_dirs:

@@ -11,7 +11,10 @@ a value it was given, and nothing after plan reads the parsed options.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kinds.base import JobKind
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class JobSpec:
     Nothing downstream of plan reads the options the command line was parsed into.
     """
 
-    kind: str  # "processing" | "training"
+    kind: "JobKind"
     job_name: str
     code: CodeSpec
     inputs: Tuple[InputChannel, ...]
@@ -280,11 +283,7 @@ class JobResult:
             out["failure_reason"] = self.failure_reason
         if self.console_url:
             out["console_url"] = self.console_url
-        if self.kind == "training":
-            out.update(
-                model_artifact_url=self.model_artifact_url,
-                output_data_url=self.output_data_url,
-                training_image=self.training_image,
-                final_metrics=dict(self.final_metrics),
-            )
+        from .kinds import job_kind
+
+        out.update(job_kind(self.kind).result_json(self))
         return out

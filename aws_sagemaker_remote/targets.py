@@ -64,8 +64,9 @@ def is_image_shorthand(image: str) -> bool:
     return "/" not in image and bool(_SHORTHAND.match(image))
 
 
-def resolve_image(image: str, region: str, kind: str, instance: str) -> str:
-    """A full image URI; framework shorthands are looked up with the sagemaker SDK."""
+def resolve_image(image: str, region: str, scope: str, instance: str) -> str:
+    """A full image URI; framework shorthands are looked up with the sagemaker SDK in ``scope``
+    (the job kind's image scope)."""
     if not is_image_shorthand(image):
         return image
     framework, version = _SHORTHAND.match(image).groups()  # type: ignore[union-attr]
@@ -74,7 +75,6 @@ def resolve_image(image: str, region: str, kind: str, instance: str) -> str:
             from sagemaker.core import image_uris  # SDK v3
         except ImportError:
             from sagemaker import image_uris  # type: ignore[no-redef]  # SDK v2
-        scope = "training" if kind == "training" else "processing"
         return str(image_uris.retrieve(framework, region=region, version=version, instance_type=instance,
                                        image_scope=scope))
     except ImportError:
@@ -114,7 +114,7 @@ def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
         from .backends.sagemaker import SageMakerBackend
 
         make_backend = functools.partial(SageMakerBackend.from_clients, clients)
-        image = resolve_image(aws.image, region, spec.kind, spec.resources.instance_type)
+        image = resolve_image(aws.image, region, spec.kind.image_scope, spec.resources.instance_type)
         role = resolve_role(aws.role, account, region) if aws.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
     else:
         from .backends.local import LocalBackend

@@ -42,7 +42,7 @@ def _spec(tmp_path: Path, argv: List[str] = ()):  # type: ignore[assignment]
 
 
 def _stage(spec: Any, store: Any, tmp_path: Path, dry_run: bool = False):
-    bundle = build_bundle(spec.code, spec.kind, workdir=str(tmp_path))
+    bundle = build_bundle(spec.code, spec.kind.name, workdir=str(tmp_path))
     return stage(spec, bundle, store, PLACEMENT, upload=not dry_run, cache=HashCache(str(tmp_path / "hashes.json")))
 
 
