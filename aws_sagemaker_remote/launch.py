@@ -8,22 +8,18 @@ together, reports, and downloads results when asked.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
-import tarfile
-import tempfile
-from typing import Any, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Dict, Optional, TextIO
 
 from .bundle import build_bundle
 from .errors import JobFailed
 from .render import render
 from .spec import JobResult, JobSpec, RunControl, StagedJob, output_uris
 from .stage import human_bytes, stage
-from .store import LocalStore, Store, download_prefix
+from .store import LocalStore
 from .targets import Target
 
 
