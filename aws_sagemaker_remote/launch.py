@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any, Dict, Optional, TextIO
 
+from .backends.base import Backend
 from .bundle import build_bundle
 from .errors import JobFailed
 from .render import render
@@ -44,6 +45,12 @@ def launch(
         out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
         return JobResult(kind=spec.kind.name, job_name=spec.job_name, status="DryRun")
     return _run(staged, request, control, target, out, err)
+
+
+def outlives_caller(backend: Backend) -> bool:
+    """Whether ``backend``'s jobs keep running without this process (a backend that does not
+    say runs its jobs here)."""
+    return bool(getattr(backend, "outlives_caller", False))
 
 
 def terminate_like_ctrl_c() -> None:
@@ -102,7 +109,7 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
     url = backend.console_url(kind, name)
     err.write(f"created {kind} job {name} ({backend.name})" + (f": {url}" if url else "") + "\n")
     must_wait = o.wait and not o.detach
-    if not must_wait and backend.name == "local":
+    if not must_wait and not outlives_caller(backend):
         err.write("the local backend runs the job in this process: waiting for it\n")
         must_wait = True
     if not must_wait:

@@ -303,8 +303,8 @@ def wait(
     seconds of ``clock`` for it to end, and raises
     :class:`~aws_sagemaker_remote.errors.Interrupted` (exit code 130); with
     ``detach`` the job keeps running and ``Interrupted`` is raised at once.
-    A job of the local backend (``backend.name == "local"``) runs inside this
-    process and cannot outlive it: it is stopped even with ``detach``.
+    A job whose backend does not outlive this process (``outlives_caller`` false: the
+    local backend runs it from here) is stopped even with ``detach``.
 
     :param metrics: ``(name, regex)`` pairs matched against every log line.
     :param tail: how many log lines the result keeps for the failure summary.
@@ -355,7 +355,7 @@ def _interrupted(
     """Handle Ctrl-C: stop the job (or leave it running) and raise Interrupted."""
     url = backend.console_url(kind, job_name)
     where = f" ({url})" if url else ""
-    if detach and backend.name != "local":
+    if detach and getattr(backend, "outlives_caller", False):
         printer.note(f"[{job_name}] detached: the {kind} job keeps running on {backend.name}{where}")
         raise Interrupted(f"detached from {kind} job {job_name}; it keeps running{where}")
     if detach:

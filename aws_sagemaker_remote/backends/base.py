@@ -56,6 +56,9 @@ class Backend(Protocol):
     log_poll_interval: float
     #: human name for messages ("SageMaker", "local")
     name: str
+    #: the job keeps running when this process ends (SageMaker), so it can be left running;
+    #: False when the job's processes are this process's children (local)
+    outlives_caller: bool
 
     def create(self, kind: str, request: Dict[str, Any]) -> None:
         """Start the job described by ``request``."""

@@ -64,6 +64,7 @@ class SageMakerBackend:
     """
 
     name = "SageMaker"
+    outlives_caller = True
 
     def __init__(
         self,
