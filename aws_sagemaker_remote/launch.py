@@ -42,7 +42,8 @@ def launch(
     staged = _stage(spec, control, target, err)
     request = render(staged, target.placement)
     if control.dry_run:
-        out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
+        report = dry_run_report(staged, request, control, target)
+        out.write(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
         return JobResult(kind=spec.kind.name, job_name=spec.job_name, status="DryRun")
     return _run(staged, request, control, target, out, err)
 
@@ -76,19 +77,38 @@ def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO) -> S
         os.unlink(bundle.path)
 
 
-def dry_run_report(staged: StagedJob, request: Dict[str, Any], target: Target) -> Dict[str, Any]:
-    """What ``--sagemaker-dry-run`` prints: the request and the upload plan."""
-    return {
+#: What the dry run prints instead of an environment variable's value.
+MASK = "***"
+
+
+def dry_run_report(staged: StagedJob, request: Dict[str, Any], control: RunControl,
+                   target: Target) -> Dict[str, Any]:
+    """What ``--sagemaker-dry-run`` prints: the request (environment values masked), the upload
+    plan, where option values came from, and what could not be known without AWS."""
+    shown = dict(request)
+    if "Environment" in shown:  # values may be secrets; the names are what one checks
+        shown["Environment"] = {key: MASK for key in shown["Environment"]}
+    objects_known = "existing objects" not in target.unknown
+    report: Dict[str, Any] = {
         "kind": staged.spec.kind.name,
         "job_name": staged.spec.job_name,
         "store": target.store.name,
-        "request": request,
+        "request": shown,
         "uploads": [
-            {"path": u.local_path, "uri": u.uri, "size": u.size, "staged": u.present, "copy_from": u.copy_from}
+            {"path": u.local_path, "uri": u.uri, "size": u.size,
+             "staged": u.present if objects_known else "unknown", "copy_from": u.copy_from}
             for u in staged.uploads
         ],
         "upload_bytes": sum(u.size for u in staged.uploads if not (u.present or u.copy_from)),
     }
+    if target.unknown:
+        report["unknown"] = list(target.unknown)
+    if not objects_known:
+        report["upload_bytes_note"] = ("at most: without S3, which of these objects are already staged "
+                                       "is unknown")
+    if control.sources:
+        report["sources"] = dict(control.sources)
+    return report
 
 
 def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target: Target, out: TextIO,

@@ -5,6 +5,9 @@ The entry point builds a :class:`Target` and hands it to
 a test can launch a whole job in-process with any store and backend.
 
 * ``yes``: S3 through boto3 and the SageMaker backend.
+* ``yes`` with ``--sagemaker-dry-run`` and no AWS configured: nothing is
+  contacted; what only AWS could say (the account, which objects already
+  exist) is marked unknown.
 * ``local``: the local backend over the local stand-in folder
   (:class:`~aws_sagemaker_remote.store.LocalStore`); over S3 when the job names
   ``s3://`` locations or ``--sagemaker-store=s3`` asks for it.
@@ -19,7 +22,7 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 from .backends.base import Backend
 from .errors import UsageError
@@ -42,6 +45,59 @@ class Target:
     #: builds the backend when a job is really created (a dry run never needs it)
     make_backend: Callable[[], Backend]
     placement: Placement
+    #: what this target could not know (a dry run without AWS): "account", "region",
+    #: "image", "existing objects"
+    unknown: Tuple[str, ...] = ()
+
+
+#: Stands for a value only AWS could tell (a dry run without AWS).
+UNKNOWN_ACCOUNT = "<unknown-account>"
+UNKNOWN_REGION = "<unknown-region>"
+
+
+class UnknownStore:
+    """S3 as a dry run without AWS sees it: nothing can be looked up, nothing is written.
+
+    Every object looks absent, so the upload plan lists everything (at most what
+    would be sent); the dry-run report marks it as unknown.
+    """
+
+    name = "s3"
+
+    def head(self, uri: str) -> Optional[int]:
+        return None
+
+    def list(self, uri: str) -> List[Tuple[str, int]]:
+        return []
+
+    def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
+        return []
+
+    def upload_file(self, path: str, uri: str, progress: Optional[Callable[[int], None]] = None) -> None:
+        raise _no_transfer()
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        raise _no_transfer()
+
+    def copy(self, source: str, uri: str) -> None:
+        raise _no_transfer()
+
+    def get_bytes(self, uri: str) -> bytes:
+        raise _no_transfer()
+
+    def download_file(self, uri: str, path: str, progress: Optional[Callable[[int], None]] = None) -> None:
+        raise _no_transfer()
+
+    def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
+        return False
+
+
+def _no_transfer() -> RuntimeError:
+    return RuntimeError("a dry run without AWS reads and writes no object")
+
+
+def _no_backend() -> Backend:
+    raise RuntimeError("a dry run creates no job")
 
 
 def aws_available() -> bool:
@@ -115,7 +171,9 @@ def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
 
         make_backend = functools.partial(SageMakerBackend.from_clients, clients)
         image = resolve_image(aws.image, region, spec.kind.image_scope, spec.resources.instance_type)
-        role = resolve_role(aws.role, account, region) if aws.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
+        if not aws.role:  # choose_target refuses this before any request; kept for direct callers
+            raise _role_required()
+        role = resolve_role(aws.role, account, region)
     else:
         from .backends.local import LocalBackend
 
@@ -146,15 +204,59 @@ def _local_region() -> str:
     return LOCAL_REGION
 
 
+def offline_target(aws: AwsSettings, spec: JobSpec) -> Target:
+    """What a dry run can tell without AWS: no request is sent, and what only AWS knows is marked unknown.
+
+    The account is known from a role ARN; otherwise it is :data:`UNKNOWN_ACCOUNT`
+    in the default bucket and the role ARN. The region comes from the option or the
+    AWS config files (read, not requested). Which objects already exist is unknown.
+    """
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    from .aws import resolve_role
+
+    unknown: List[str] = []
+    try:
+        region = boto3.Session(profile_name=aws.profile, region_name=aws.region).region_name
+    except ProfileNotFound:
+        raise UsageError(f"no AWS profile named {aws.profile!r} in the AWS config files",
+                         flag="--sagemaker-profile") from None
+    if not region:
+        region = UNKNOWN_REGION
+        unknown.append("region")
+    role = aws.role or ""
+    account = role.split(":")[4] if role.startswith("arn:") else UNKNOWN_ACCOUNT
+    if account == UNKNOWN_ACCOUNT:
+        unknown.append("account")
+    image = aws.image
+    if is_image_shorthand(image):
+        if region == UNKNOWN_REGION:
+            unknown.append("image")
+        else:
+            image = resolve_image(image, region, spec.kind.image_scope, spec.resources.instance_type)
+    unknown.append("existing objects")
+    bucket = aws.bucket or f"sagemaker-{region}-{account}"
+    placement = Placement(role_arn=resolve_role(role, account, region), image_uri=image, bucket=bucket,
+                          prefix=aws.prefix)
+    return Target(UnknownStore(), _no_backend, placement, tuple(unknown))
+
+
+def _role_required() -> UsageError:
+    return UsageError("a role is needed to launch on SageMaker: an IAM role ARN or name that "
+                      "SageMaker can assume", flag="--sagemaker-role")
+
+
 def choose_target(spec: JobSpec, control: RunControl) -> Target:
     """The target the command line asks for (see the module's description)."""
     aws = control.aws
     if control.run == "yes":
-        if not aws.role and not control.dry_run:
-            raise UsageError("a role is needed to launch on SageMaker: an IAM role ARN or name that "
-                             "SageMaker can assume", flag="--sagemaker-role")
+        if not aws.role:  # a dry run too: the request it shows would not be the one sent
+            raise _role_required()
         if is_image_shorthand(aws.image) and importlib.util.find_spec("sagemaker") is None:
             raise needs_sdk(aws.image)  # before anything is uploaded
+        if control.dry_run and not aws_available():
+            return offline_target(aws, spec)
         return aws_target(aws, spec, control)
     if aws_available():
         return aws_target(aws, spec, control)

@@ -56,9 +56,10 @@ class Backend(Protocol):
     log_poll_interval: float
     #: human name for messages ("SageMaker", "local")
     name: str
-    #: the job keeps running when this process ends (SageMaker), so it can be left running;
-    #: False when the job's processes are this process's children (local)
-    outlives_caller: bool
+    # A backend may also say ``outlives_caller = True``: its jobs keep running when this
+    # process ends (SageMaker), so one can detach from them. Callers read it with
+    # ``getattr(backend, "outlives_caller", False)``: a backend that does not say runs
+    # its jobs from this process (local).
 
     def create(self, kind: str, request: Dict[str, Any]) -> None:
         """Start the job described by ``request``."""
