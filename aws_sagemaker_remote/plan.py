@@ -177,6 +177,7 @@ def plan_control(options: CommonOptions, sources: Sequence[Tuple[str, str]] = ()
         output_json=os.path.abspath(options.output_json) if options.output_json else None,
         download_outputs=options.download_outputs,
         download_model=_abspath(getattr(options, "download_model", None)),
+        store=options.store,
         sources=tuple(sources),
         aws=AwsSettings(profile=options.profile, region=options.region, endpoint_url=options.endpoint_url,
                         assume_role=options.assume_role, role=options.role, bucket=options.bucket,
@@ -405,6 +406,12 @@ def _check_options(o: CommonOptions, limits: Mapping[str, int]) -> None:
     if o.detach and o.run == "local":
         raise UsageError("the local backend runs the job inside this process, so it cannot be left running; "
                          "allowed only with --sagemaker-run=yes", flag="--sagemaker-detach")
+    if not o.wait and o.run == "local":
+        raise UsageError("the local backend runs the job inside this process, so it waits for it; "
+                         "allowed only with --sagemaker-run=yes", flag="--sagemaker-wait")
+    if o.store == "local" and o.run == "yes":
+        raise UsageError("a SageMaker job reads and writes S3; allowed: auto or s3 with --sagemaker-run=yes, "
+                         "local only with --sagemaker-run=local", flag="--sagemaker-store")
     if o.output_json and not os.path.isdir(os.path.dirname(_local_abs(o.output_json))):
         raise UsageError(f"the folder of {o.output_json!r} does not exist", flag="--sagemaker-output-json")
     if o.bucket and not BUCKET_RE.match(o.bucket):

@@ -9,8 +9,10 @@ a test can launch a whole job in-process with any store and backend.
   contacted; what only AWS could say (the account, which objects already
   exist) is marked unknown.
 * ``local``: the local backend over the local stand-in folder
-  (:class:`~aws_sagemaker_remote.store.LocalStore`); over S3 when the job names
-  ``s3://`` locations or ``--sagemaker-store=s3`` asks for it.
+  (:class:`~aws_sagemaker_remote.store.LocalStore`), so having credentials
+  configured never sends a local job to AWS; over S3 when
+  ``--sagemaker-store=s3`` asks for it, or (``auto``, the default) when the job
+  names ``s3://`` locations and AWS is configured.
 
 This is the only module that decides whether AWS is configured and what a
 role name means when none is given.
@@ -258,6 +260,16 @@ def choose_target(spec: JobSpec, control: RunControl) -> Target:
         if control.dry_run and not aws_available():
             return offline_target(aws, spec)
         return aws_target(aws, spec, control)
-    if aws_available():
+    if control.store == "s3" or (control.store == "auto" and names_s3_locations(spec) and aws_available()):
         return aws_target(aws, spec, control)
     return local_target(aws, control)
+
+
+def names_s3_locations(spec: JobSpec) -> bool:
+    """True when the job reads or writes an ``s3://`` location the user named (not a default)."""
+    locations = [out.location for out in spec.outputs]
+    if spec.training is not None:
+        locations.append(spec.training.model_output)
+        if spec.training.checkpoint is not None:
+            locations.append(spec.training.checkpoint)
+    return any(ch.is_s3 for ch in spec.inputs) or any(loc.uri is not None for loc in locations)

@@ -41,7 +41,8 @@ def test_local_mode_over_moto_writes_outputs_to_s3(aws: Any, run_script: Any, de
     here = run_script(demo_dir / "wordcount.py", "--output", tmp_path / "here")
     assert here.returncode == 0, here.stderr
     result_file = tmp_path / "result.json"
-    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-output-json", result_file)
+    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-store=s3",
+                     "--sagemaker-output-json", result_file)
     assert run.returncode == 0, run.stderr
     result = json.loads(result_file.read_text())
     uri = result["output_artifacts"]["output"]
