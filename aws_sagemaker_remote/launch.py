@@ -130,7 +130,7 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
     err.write(f"created {kind} job {name} ({backend.name})" + (f": {url}" if url else "") + "\n")
     must_wait = o.wait and not o.detach
     if not must_wait and not outlives_caller(backend):
-        err.write("the local backend runs the job in this process: waiting for it\n")
+        err.write(f"the {backend.name} backend runs the job in this process: waiting for it\n")
         must_wait = True
     if not must_wait:
         result = JobResult(kind=kind, job_name=name, status="InProgress",

@@ -137,7 +137,7 @@ def resolve_image(image: str, region: str, scope: str, instance: str) -> str:
                                        image_scope=scope))
     except ImportError:
         raise needs_sdk(image) from None
-    except Exception as exc:  # the SDK raises ValueError and friends for unknown names/versions
+    except Exception as exc:  # noqa: BLE001  # the SDK raises ValueError and friends for unknown names/versions
         raise UsageError(f"cannot resolve {image!r} in {region}: {exc}", flag="--sagemaker-image") from None
 
 

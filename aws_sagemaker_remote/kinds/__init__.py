@@ -29,4 +29,4 @@ def job_kind(kind: Union[str, JobKind]) -> JobKind:
         raise ValueError(f"unknown job kind {kind!r}; allowed: {', '.join(NAMES)}") from None
 
 
-__all__ = ["JobKind", "KINDS", "NAMES", "PROCESSING", "TRAINING", "job_kind"]
+__all__ = ["KINDS", "NAMES", "PROCESSING", "TRAINING", "JobKind", "job_kind"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Pattern, TextIO, Tuple, Type
 
 from ..options import CommonOptions
@@ -32,7 +33,7 @@ class JobKind:
     #: the options class whose fields make this kind's ``--sagemaker-*`` flags
     options: Type[CommonOptions] = CommonOptions
     #: API limits the user's input can break (see :mod:`aws_sagemaker_remote.plan`)
-    limits: Mapping[str, int] = {}
+    limits: Mapping[str, int] = MappingProxyType({})
     #: the describe response's status and name keys
     status_key: str = ""
     name_key: str = ""

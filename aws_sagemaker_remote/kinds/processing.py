@@ -1,6 +1,7 @@
 """Processing jobs (CreateProcessingJob): inputs and outputs under ``/opt/ml/processing``."""
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO
 
 from ..options import ProcessingOptions
@@ -13,9 +14,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class ProcessingKind(JobKind):
+    """A Processing job: inputs and outputs in folders the user may choose under ``/opt/ml/processing``,
+    each output uploaded to its own S3 location."""
+
     name = "processing"
     options = ProcessingOptions
-    limits = {
+    limits = MappingProxyType({
         "inputs": 10,  # ProcessingInputs, including the code bundle
         "outputs": 10,
         "env_entries": 100,
@@ -24,7 +28,7 @@ class ProcessingKind(JobKind):
         "max_run": 777600,  # StoppingCondition.MaxRuntimeInSeconds (seed 000 says 432000: older)
         "instance_count": 100,
         "volume": 16384,
-    }
+    })
     status_key = "ProcessingJobStatus"
     name_key = "ProcessingJobName"
     log_group = "/aws/sagemaker/ProcessingJobs"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO, Tuple
 
 from ..container import DEFAULT as PATHS
@@ -27,9 +28,12 @@ TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
 
 
 class TrainingKind(JobKind):
+    """A Training job: input channels, the model and other outputs uploaded as archives, metrics,
+    spot capacity and checkpoints."""
+
     name = "training"
     options = TrainingOptions
-    limits = {
+    limits = MappingProxyType({
         "inputs": 20,  # InputDataConfig channels, including the code channel
         "outputs": 10,  # our sub-folders of /opt/ml/output/data
         "env_entries": 100,
@@ -38,7 +42,7 @@ class TrainingKind(JobKind):
         "max_run": 2419200,  # 28 days, API reference for MaxRuntimeInSeconds
         "instance_count": 100,
         "volume": 16384,
-    }
+    })
     status_key = "TrainingJobStatus"
     name_key = "TrainingJobName"
     log_group = "/aws/sagemaker/TrainingJobs"
