@@ -181,7 +181,7 @@ class AwsSettings:
     #: role ARN or name, None when no source gave one
     role: Optional[str] = None
     bucket: Optional[str] = None
-    prefix: str = "aws-sagemaker-remote"
+    prefix: str = "aws-sagemaker-remote"  # options.DEFAULT_PREFIX (this module imports no options)
     #: image URI or framework shorthand as given
     image: str = ""
 
