@@ -114,12 +114,12 @@ def fold_training_keywords(options: Mapping[str, Any], metrics: Optional[Mapping
                            hyperparameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """``metrics`` / ``hyperparameters`` become the defaults of ``--sagemaker-metric`` /
     ``--sagemaker-hyperparameter`` (one source for both; the option keywords, if also given, win)."""
-    from .options import _pairs
+    from .options import pairs
 
     out = dict(options)
     for keyword, extra in (("metric", metrics), ("hyperparameter", hyperparameters)):
         if extra:
-            out[keyword] = list(_pairs(extra)) + list(_pairs(options.get(keyword)))
+            out[keyword] = list(pairs(extra)) + list(pairs(options.get(keyword)))
     return out
 
 
