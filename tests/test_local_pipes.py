@@ -163,10 +163,11 @@ def test_an_augmented_manifest_streams_each_lines_attributes_in_order(
 @pytest.mark.parametrize("attributes, problem", [
     ([], "needs AttributeNames (1 to 16 attributes of each manifest line to stream, in order), got 0"),
     (["label", "missing-ref"], "line 1 has no attribute missing-ref"),
+    (["local-ref"], "line 1: local-ref is not an s3:// URI: '/data/a.wav'"),
 ])
 def test_a_bad_augmented_manifest_fails_the_job_before_the_script_runs(
         store: LocalStore, backend: LocalBackend, attributes: List[str], problem: str) -> None:
-    put_objects(store, "manifests", {"m.jsonl": b'{"label": 1}\n'})
+    put_objects(store, "manifests", {"m.jsonl": b'{"label": 1, "local-ref": "/data/a.wav"}\n'})
     described = run_job(backend, "training", reading_job("bad-manifest", pipe_channel(
         "train", f"s3://{BUCKET}/manifests/m.jsonl", wrapper="RecordIO", data_type="AugmentedManifestFile",
         attributes=attributes)))

@@ -136,6 +136,10 @@ def _manifest_lines(store: Any, uri: str, attributes: Sequence[str]) -> List[Dic
         if missing:
             raise JobError(f"ClientError: augmented manifest {uri} line {number} has no attribute "
                            f"{', '.join(missing)}")
+        refs = [a for a in attributes if a.endswith("-ref") and not str(line[a]).startswith("s3://")]
+        if refs:
+            raise JobError(f"ClientError: augmented manifest {uri} line {number}: {refs[0]} is not an s3:// URI: "
+                           f"{line[refs[0]]!r}")
         lines.append(line)
     return lines
 
