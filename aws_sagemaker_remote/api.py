@@ -260,7 +260,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             if s3_uri_problem(str(value)):
                 raise UsageError(str(s3_uri_problem(str(value))), flag=d.flag)
             downloads.append((d.dest, str(value), d.flag))
-        elif not os.path.exists(str(value)):
+        elif not os.path.exists(str(value)) and not os.path.exists(f"{value}_0"):
+            # a Pipe-mode channel is only its FIFOs <path>_0, <path>_1, ... (no folder at <path>)
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
     for d in decl.dependencies:
         path = getattr(namespace, d.dest, None)
