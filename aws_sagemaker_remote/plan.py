@@ -25,7 +25,7 @@ from .args import IN_JOB, is_s3_uri, s3_uri_problem
 from .bundle import input_files
 from .container import DEFAULT as PATHS
 from .errors import UsageError
-from .flags import Declaration, dir_flag
+from .flags import Declaration
 from .kinds import JobKind
 from .options import CommonOptions, dest_name
 from .reinvoke import job_arguments
@@ -306,10 +306,10 @@ def _plan_training_dirs(decl: Declaration, namespace: argparse.Namespace,
     mapped: Mapped = []
     excludes: List[str] = []
     for key, _default in decl.training_dirs:
-        local = getattr(namespace, key, None)
+        local = getattr(namespace, decl.dir_dest(key), None)
         if local and _inside(_local_abs(str(local)), script_dir):
             excludes.append(_local_abs(str(local)))
-        mapped.append((dir_flag(key), targets[key]))
+        mapped.append((decl.dir_flag(key), targets[key]))
     return mapped, excludes
 
 
@@ -343,7 +343,7 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
     """
     skip = {dest_name(f) for f in fields(options)}
     flag_of = {d.dest: d.flag for d in decl.path_decls()}
-    flag_of.update({key: dir_flag(key) for key, _ in decl.training_dirs})
+    flag_of.update({decl.dir_dest(key): decl.dir_flag(key) for key, _ in decl.training_dirs})
     out: List[Tuple[str, str]] = []
     for dest, value in sorted(vars(namespace).items()):
         if dest in skip:
