@@ -16,6 +16,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import posixpath
 import re
 import sys
 from dataclasses import fields
@@ -255,6 +256,12 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             raise UsageError("Gzip-compressed inputs need mode='Pipe' (SageMaker decompresses only streams)",
                              flag=d.flag)
         _check_container_path(kind, container, d.flag, kind.input_path(PATHS, "", None), used)
+        code = kind.code_dir(PATHS)
+        if code.startswith(container.rstrip("/") + "/") and not is_s3_uri(value) \
+                and os.path.exists(os.path.join(source, posixpath.relpath(code, container))):
+            raise UsageError(f"input folder {value!r} has a {posixpath.relpath(code, container)!r} entry, which "
+                             f"would land in the job's code folder {code}; allowed: another container_path "
+                             f"or a folder without it", flag=d.flag)
         inputs.append(InputChannel(
             name=d.name, source=source, flag=d.flag, container_path=container, container_value=container_value,
             mode=mode, s3_data_type=d.arg.s3_data_type, distribution=d.arg.distribution,
@@ -363,9 +370,14 @@ def _check_container_path(kind: JobKind, path: str, flag: str, root: str, used: 
     folder = kind.checked_root(PATHS)
     if folder is None:
         return
-    if not path.startswith(folder + "/") or path.rstrip("/") == root.rstrip("/"):
+    if not path.startswith(folder + "/") or path.rstrip("/") == folder:
         raise UsageError(f"container path {path!r} must be a folder under {folder}/", flag=flag)
+    code = kind.code_dir(PATHS)
     for other, owner in used.items():
+        if other == code and path.rstrip("/") == root.rstrip("/"):
+            # /opt/ml/processing/input itself holds the code bundle's folder, as in SageMaker's own
+            # examples (the SDK puts its code in /opt/ml/processing/input/code too)
+            continue
         if path == other or path.startswith(other.rstrip("/") + "/") or other.startswith(path.rstrip("/") + "/"):
             raise UsageError(f"container path {path!r} overlaps {owner} ({other})", flag=flag)
     used[path] = flag
