@@ -26,7 +26,7 @@ from .args import IN_JOB, is_s3_uri, s3_uri_problem
 from .bundle import input_files
 from .container import DEFAULT as PATHS
 from .errors import UsageError
-from .flags import Declaration
+from .flags import Declaration, PathDecl
 from .kinds import JobKind
 from .options import CommonOptions, dest_name
 from .reinvoke import job_arguments
@@ -223,7 +223,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
         value = str(value)
         if kind.channel_name_re is not None and not kind.channel_name_re.match(d.name):
             raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
-        container = kind.input_path(PATHS, d.name, d.arg.container_path)
+        container = _decided_path(kind, kind.input_path(PATHS, d.name, d.arg.container_path), d)
         if is_s3_uri(value):
             check_s3(value, d.flag)
             source = value
@@ -286,7 +286,7 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
         remote = str(getattr(namespace, d.remote_dest, "default") or "default")
         if remote != "default":
             check_s3(remote, d.remote_flag)
-        container = kind.output_path(PATHS, d.name, d.arg.container_path)
+        container = _decided_path(kind, kind.output_path(PATHS, d.name, d.arg.container_path), d)
         _check_container_path(kind, container, d.flag, kind.output_path(PATHS, "", None), used)
         if local:
             local = _local_abs(str(local))
@@ -381,6 +381,16 @@ def _check_container_path(kind: JobKind, path: str, flag: str, root: str, used: 
         if path == other or path.startswith(other.rstrip("/") + "/") or other.startswith(path.rstrip("/") + "/"):
             raise UsageError(f"container path {path!r} overlaps {owner} ({other})", flag=flag)
     used[path] = flag
+
+
+def _decided_path(kind: JobKind, container: str, d: PathDecl) -> str:
+    """A ``container_path`` the job kind does not let the user choose (training: SageMaker decides
+    where channels and outputs go) is accepted when it names that place, refused otherwise."""
+    declared = d.arg.container_path
+    if declared and declared.rstrip("/") != container.rstrip("/"):
+        raise UsageError(f"container_path {declared!r}: a {kind.name} job puts {d.name!r} at {container}; "
+                         f"allowed: that path or none", flag=d.flag)
+    return container
 
 
 def _existing_file(path: Optional[str], flag: str) -> Optional[str]:

@@ -155,6 +155,7 @@ def test_an_offline_dry_run_cannot_look_and_shows_the_folder(project: Path, run_
                      "--data", "s3://in-bucket/data/rows.csv", cwd=project, env={"KIND": "processing"})
     assert run.returncode == 0, run.stderr
     assert "--data=/opt/ml/processing/input/data" in job_argv(run.stdout)
+    assert "input shapes" in json.loads(run.stdout)["unknown"]
 
 
 @pytest.mark.parametrize(("source", "expected"), [("data/rows.csv", FILE), ("data", FOLDER),
@@ -185,3 +186,17 @@ def test_a_folder_with_a_code_entry_cannot_hold_the_bundle(project: Path, run_sc
                      env={"KIND": "processing", "CONTAINER_PATH": "/opt/ml/processing/input"})
     assert run.returncode == 2
     one_error_line(run.stderr, "--data", "'code'", "container_path")
+
+
+def test_training_takes_only_the_documented_channel_path(project: Path, run_script: Any,
+                                                          one_error_line: Any) -> None:
+    env = {"KIND": "training", "CONTAINER_PATH": "/opt/ml/input/data/data"}
+    ok = run_script(project / "job.py", "--sagemaker-run=local", "--sagemaker-dry-run", "--data", "data",
+                    cwd=project, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "--data=/opt/ml/input/data/data" in job_argv(ok.stdout)
+    # SageMaker decides where a channel goes: another path is refused, not silently ignored
+    bad = run_script(project / "job.py", "--sagemaker-run=local", "--sagemaker-dry-run", "--data", "data",
+                     cwd=project, env={**env, "CONTAINER_PATH": "/opt/ml/processing/input"})
+    assert bad.returncode == 2
+    one_error_line(bad.stderr, "--data", "/opt/ml/input/data/data")
