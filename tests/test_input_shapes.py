@@ -200,3 +200,22 @@ def test_training_takes_only_the_documented_channel_path(project: Path, run_scri
                      cwd=project, env={**env, "CONTAINER_PATH": "/opt/ml/processing/input"})
     assert bad.returncode == 2
     one_error_line(bad.stderr, "--data", "/opt/ml/input/data/data")
+
+
+@pytest.mark.parametrize(("kind", "operation", "folder"), [
+    ("processing", "CreateProcessingJob", "/opt/ml/processing/input/data"),
+    ("training", "CreateTrainingJob", "/opt/ml/input/data/data"),
+])
+def test_a_sagemaker_job_gets_the_file_path_of_one_s3_object(aws: Any, bucket: str, project: Path,
+                                                              run_script: Any, kind: str, operation: str,
+                                                              folder: str) -> None:
+    role = "arn:aws:iam::123456789012:role/SageMakerRole"
+    common = ["--sagemaker-run=yes", "--sagemaker-role", role, "--sagemaker-image", IMAGE, "--sagemaker-wait=no"]
+    for source, value in (("s3://in-bucket/data/rows.csv", folder + "/rows.csv"),
+                          ("s3://in-bucket/shared/rows.csv", folder)):
+        aws.clear_log()
+        run = run_script(project / "job.py", *common, "--data", source, cwd=project, env={"KIND": kind})
+        assert run.returncode == 0, run.stderr
+        (sent,) = aws.json_bodies(operation)
+        spec = sent.get("AppSpecification") or sent["AlgorithmSpecification"]
+        assert f"--data={value}" in spec["ContainerArguments"], spec["ContainerArguments"]
