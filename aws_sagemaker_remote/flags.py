@@ -31,7 +31,7 @@ class PathDecl:
     arg: PathArgument
     #: for outputs: the default of the ``--NAME-s3`` flag
     remote: str = "default"
-    #: the script's own declaration of ``--NAME`` (see :data:`ADOPTABLE`): its attribute, when adopted
+    #: the attribute of the script's own ``--NAME``, when the framework adopted it (see :func:`adopting_arguments`)
     adopted_dest: Optional[str] = None
 
     @property
