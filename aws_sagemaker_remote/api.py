@@ -172,7 +172,7 @@ def prepare(
     resolved = resolve(decl.kind.name, decl.script, options)
     parser = build_parser(decl, resolved.options)
     parser.resolved = resolved
-    return decl, resolved.options, parser
+    return parser.declaration, resolved.options, parser
 
 
 def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencies: Any,
@@ -296,7 +296,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         folder = tempfile.mkdtemp(prefix=f"{d.dest}-")
         setattr(namespace, d.dest, folder)
         uploads.append((folder, remote))
-    dests = [d.dest for d in decl.outputs] + [key for key, _ in decl.training_dirs]
+    dests = [d.dest for d in decl.outputs] + [decl.dir_dest(key) for key, _ in decl.training_dirs]
     for dest in dests:
         made = getattr(namespace, dest, None)
         if made:
