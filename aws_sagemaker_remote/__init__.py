@@ -8,6 +8,7 @@ Docker. Importing this package loads neither boto3 nor the SageMaker SDK.
 from ._version import __version__
 from .api import sagemaker_processing_main, sagemaker_training_main
 from .args import OPTIONAL, PathArgument
+from .decorators import Job, processing_job, training_job
 from .errors import (
     AwsError,
     DeclarationError,
@@ -23,6 +24,7 @@ __all__ = [
     "AwsError",
     "DeclarationError",
     "Interrupted",
+    "Job",
     "JobFailed",
     "JobResult",
     "PathArgument",
@@ -31,8 +33,10 @@ __all__ = [
     "TrainingOptions",
     "UsageError",
     "__version__",
+    "processing_job",
     "sagemaker_processing_main",
     "sagemaker_training_main",
+    "training_job",
 ]
 
 

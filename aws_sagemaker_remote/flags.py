@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .args import PathArgument, _Optional, is_s3_uri, name_problem
 from .container import CODE_CHANNEL
-from .errors import DeclarationError
+from .errors import DeclarationError, UsageError
 from .kinds import JobKind, job_kind
 from .options import CommonOptions
 
@@ -75,8 +75,12 @@ class Parser(argparse.ArgumentParser):
     #: the resolved defaults of the ``--sagemaker-*`` flags and their sources
     #: (a :class:`~aws_sagemaker_remote.sources.Resolved`, set by ``api.prepare``)
     resolved: Any = None
+    #: raise :class:`UsageError` instead of exiting (a launch from Python must not end the caller)
+    raise_errors: bool = False
 
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
+        if self.raise_errors:
+            raise UsageError(message)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
