@@ -91,7 +91,7 @@ class Job:
         if run not in ("yes", "local", "no"):
             raise UsageError(f"{run!r} is not allowed; allowed: 'yes', 'local', 'no'", flag="run")
         definition = self.definition
-        path = script or definition.script or module_file(definition.main)
+        path = script or definition.script or _file_for(definition.main, run)
         options = {**definition.options, "run": run, "wait": wait}
         parser = _prepare(definition, path, {})  # to know which keywords are the script's arguments
         script_args = _script_dests(parser)
@@ -151,6 +151,17 @@ def _check_calls_cli(script: str) -> None:
     if not any(call in text for call in (".cli(", "sagemaker_processing_main", "sagemaker_training_main")):
         raise DeclarationError(f"{script} never calls main.cli(): the job runs this file, so it needs "
                                f"'if __name__ == \"__main__\": main.cli()' (or pass script=)")
+
+
+def _file_for(main: Callable[..., Any], run: str) -> str:
+    """The script of a launch: the module file; a run here needs none (options are then read
+    from the current folder's pyproject.toml, as for a script there)."""
+    if run == "no":
+        try:
+            return module_file(main)
+        except DeclarationError:
+            return os.path.join(os.getcwd(), "__main__.py")
+    return module_file(main)
 
 
 def module_file(main: Callable[..., Any]) -> str:
