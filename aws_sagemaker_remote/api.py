@@ -20,7 +20,8 @@ from .errors import DeclarationError, RemoteError, UsageError
 from .flags import Declaration, Parser, build_parser, declare
 from .options import CommonOptions
 
-MainFunction = Callable[[argparse.Namespace], Any]
+#: ``main(args)`` (args: the parsed namespace, or the ``args=`` dataclass instance)
+MainFunction = Callable[..., Any]
 
 
 def sagemaker_processing_main(

@@ -34,6 +34,11 @@ from .options import CommonOptions
 class Job:
     """A script's ``main`` with its job declaration (made by :func:`processing_job` / :func:`training_job`)."""
 
+    # set from main by functools.update_wrapper
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Any]
+
     def __init__(self, definition: "api.Definition") -> None:
         self.definition = definition
         functools.update_wrapper(self, definition.main)
