@@ -121,9 +121,8 @@ class Job:
                          value=returned)
 
 
-def _prepare(definition: "api.Definition", script: str, options: Mapping[str, Any]) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = _prepared(definition, script, options)[2]
-    return parser
+def _prepare(definition: "api.Definition", script: str, options: Mapping[str, Any]) -> Parser:
+    return _prepared(definition, script, options)[2]
 
 
 def _prepared(definition: "api.Definition", script: str,
@@ -187,10 +186,10 @@ def module_file(main: Callable[..., Any]) -> str:
         f"to processing_job(...)/training_job(...) or to launch(...)")
 
 
-def _script_dests(parser: argparse.ArgumentParser) -> Dict[str, argparse.Action]:
+def _script_dests(parser: Parser) -> Dict[str, argparse.Action]:
     """The script's own arguments (paths, user flags) by dest; ``--sagemaker-*`` options are not."""
     out: Dict[str, argparse.Action] = {}
-    for action in parser._actions:  # argparse keeps no public list of its actions
+    for action in parser.added:
         if action.dest in ("help", argparse.SUPPRESS) or action.dest.startswith("sagemaker_"):
             continue
         out.setdefault(action.dest, action)
@@ -218,15 +217,13 @@ def tokens(action: argparse.Action, value: Any, name: str, default: Any = MISSIN
         raise UsageError(f"{value!r} is not allowed; allowed: {action.const!r} or {default!r}", flag=name)
     if value is None:
         raise UsageError(f"None is not allowed here: {flags[0] if flags else name} takes a value", flag=name)
-    if action.nargs not in (None, "?") or isinstance(action, (argparse._AppendAction, argparse._ExtendAction)):
+    if action.nargs not in (None, "?"):  # the flag takes several values
         if not isinstance(value, (list, tuple)):
             raise UsageError(f"{value!r} is not allowed; allowed: a list", flag=name)
         items = [_text(v) for v in value]
-        if not flags:
-            return items
-        if type(action) is argparse._AppendAction:  # one flag per item
-            return [f"{flags[0]}={v}" for v in items]
-        return [flags[0]] + items
+        return [flags[0]] + items if flags else items
+    if isinstance(value, (list, tuple)) and flags:  # a flag given once per item (action="append")
+        return [f"{flags[0]}={_text(v)}" for v in value]
     text = _text(value)
     # --flag=value: a value that starts with '-' stays a value
     return [f"{flags[0]}={text}"] if flags else [text]

@@ -59,13 +59,10 @@ def add_to_parser(cls: type, then: Optional[Callable[[argparse.ArgumentParser], 
     _check(cls)
 
     def callback(parser: argparse.ArgumentParser) -> None:
-        # the package's own helper behind its parse_args: it adds the fields to a parser we own
-        from argparse_dataclass import _add_dataclass_options
-
         _resolve_annotations(cls)
         group = parser.add_argument_group("arguments", f"The script's arguments ({cls.__name__}).")
         try:
-            _add_dataclass_options(cls, group)
+            _adding_to(group)(cls)
         except argparse.ArgumentError as exc:
             raise DeclarationError(f"args={cls.__name__}: a field's flag collides with another flag: "
                                    f"{exc.message}") from None
@@ -75,6 +72,18 @@ def add_to_parser(cls: type, then: Optional[Callable[[argparse.ArgumentParser], 
             then(parser)
 
     return callback
+
+
+def _adding_to(group: Any) -> Callable[[type], Any]:
+    """argparse-dataclass's parser for a dataclass, with every argument it adds sent to ``group``
+    (one of our parser's groups) instead: its flags, made by its own code, land in our parser."""
+    import argparse_dataclass
+
+    class Forwarding(argparse_dataclass.ArgumentParser):  # type: ignore[misc]
+        def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+            return group.add_argument(*args, **kwargs)
+
+    return lambda cls: Forwarding(cls, add_help=False)
 
 
 def instance(cls: type, namespace: argparse.Namespace) -> Any:

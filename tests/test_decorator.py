@@ -274,3 +274,22 @@ def test_module_file_that_never_calls_cli_is_refused(run_python: Any, tmp_path: 
     ''')
     assert done.returncode == 0, done.stderr
     assert "main.cli()" in _printed(done.stdout, "ERROR")
+
+
+def test_launch_keywords_become_the_flags_a_user_would_type() -> None:
+    """Each kind of flag: one value, several values, one flag per item, a switch, a value starting with '-'."""
+    @processing_job(additional_arguments=[
+        {"dest": "--width", "type": int, "default": 1},
+        {"dest": "--sizes", "type": int, "nargs": "+", "default": [1]},
+        {"dest": "--tag", "action": "append"},
+        {"dest": "--fast", "action": "store_true"},
+        {"dest": "--label", "default": "x"},
+    ])
+    def main(args: Any) -> Any:
+        return [args.width, args.sizes, args.tag, args.fast, args.label]
+
+    assert main.launch(run="no").value == [1, [1], None, False, "x"]
+    assert main.launch(run="no", width=3, sizes=[4, 5], tag=["a", "b"], fast=True, label="-y").value == \
+        [3, [4, 5], ["a", "b"], True, "-y"]
+    with pytest.raises(UsageError, match="fast"):
+        main.launch(run="no", fast="sometimes")
