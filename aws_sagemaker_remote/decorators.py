@@ -23,12 +23,15 @@ import dataclasses
 import functools
 import os
 from dataclasses import MISSING
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from . import api
 from .errors import DeclarationError, UsageError
 from .flags import Declaration, Parser
 from .options import CommonOptions
+
+if TYPE_CHECKING:  # loaded with the first result: a script run here never needs it
+    from .spec import JobResult
 
 
 class Job:
@@ -77,7 +80,7 @@ class Job:
     # --- from Python --------------------------------------------------------------------
 
     def launch(self, run: str = "yes", wait: bool = True, *, script: Optional[str] = None,
-               **keywords: Any) -> Any:
+               **keywords: Any) -> "JobResult":
         """Run ``main`` as a job (``run="yes"``), as a job on this machine (``"local"``), or here
         (``"no"``), and return its :class:`~aws_sagemaker_remote.spec.JobResult`.
 
@@ -113,7 +116,8 @@ class Job:
         parser.raise_errors = True
         returned = api.dispatch(decl, parser, definition.main, argv, definition.args, read_value=True)
         if run != "no":
-            return returned
+            result: JobResult = returned
+            return result
         from .spec import JobResult
 
         outputs = {d.name: str(getattr(parser.parse_args(argv), d.dest, "") or "") for d in decl.outputs}

@@ -293,3 +293,22 @@ def test_launch_keywords_become_the_flags_a_user_would_type() -> None:
         [3, [4, 5], ["a", "b"], True, "-y"]
     with pytest.raises(UsageError, match="fast"):
         main.launch(run="no", fast="sometimes")
+
+
+def test_value_the_job_cannot_keep_is_reported_not_written(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import argparse
+
+    from aws_sagemaker_remote.flags import declare
+    from aws_sagemaker_remote.result import write_value
+
+    with_output = declare("processing", str(tmp_path / "s.py"), outputs={"output": str(tmp_path / "out")})
+    namespace = argparse.Namespace(output=str(tmp_path / "out"))
+    assert write_value(with_output, namespace, {1, 2}) is None
+    assert "not JSON-serialisable" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    without = declare("processing", str(tmp_path / "s.py"))
+    assert write_value(without, argparse.Namespace(), [1]) is None
+    assert "declares none" in capsys.readouterr().err
+    written = write_value(with_output, namespace, {"ok": [1.5, None]})
+    assert written == str(tmp_path / "out" / VALUE_FILE)
+    assert json.loads((tmp_path / "out" / VALUE_FILE).read_text()) == {"ok": [1.5, None]}
