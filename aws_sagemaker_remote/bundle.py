@@ -245,6 +245,13 @@ def runtime_files() -> List[Tuple[str, str]]:
     for arc, full in collect_folder(package, "runtime/aws_sagemaker_remote/", rules=IgnoreRules(DEFAULT_EXCLUDES)):
         if arc.endswith((".py", "py.typed")):
             out.append((arc, full))
+    # typed arguments (args=SomeDataclass) parse with argparse-dataclass in the job too, whose image
+    # need not have it: its one module travels with the runtime (it is pure Python)
+    import importlib.util
+
+    found = importlib.util.find_spec("argparse_dataclass")
+    if found is not None and found.origin and found.origin.endswith(".py"):
+        out.append(("runtime/argparse_dataclass.py", found.origin))
     return out
 
 
