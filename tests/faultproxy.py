@@ -91,9 +91,7 @@ class Rule:
             return False
         if self.operation is not None and call.operation not in self.operation:
             return False
-        if self.key_contains is not None and (call.key is None or self.key_contains not in call.key):
-            return False
-        return True
+        return self.key_contains is None or (call.key is not None and self.key_contains in call.key)
 
 
 @dataclass(frozen=True)
@@ -263,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     proxy: FaultProxy
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the test's report shows the proxy's events instead
 
     def do_GET(self) -> None:
@@ -339,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers:
             if name.lower() not in _HOP_BY_HOP:
                 self.send_header(name, value)
-        length = dict((k.lower(), v) for k, v in headers).get("content-length")
+        length = {k.lower(): v for k, v in headers}.get("content-length")
         # a HEAD answer describes the object: keep its length; otherwise the body's
         self.send_header("Content-Length", length if self.command == "HEAD" and length else str(len(payload)))
         proxy._record(call, "forwarded", status)
