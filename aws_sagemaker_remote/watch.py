@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import (Any, Callable, Deque, Dict, Iterator, List, Mapping, NoReturn, Optional, Sequence, TextIO,
                     Tuple, TypeVar, Union)
 
-from .backends.base import STATUS_KEY, TERMINAL_STATUSES, TRAINING, Backend, LogCursor, LogEvent
+from .backends.base import LOGS_INCOMPLETE, STATUS_KEY, TERMINAL_STATUSES, TRAINING, Backend, LogCursor, LogEvent
 from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError
 from .metrics import MetricTracker
 from .spec import JobResult
@@ -293,6 +293,11 @@ def wait(
         _interrupted(backend, kind, job_name, printer, cursor, detach=detach, sleep=sleep, clock=clock,
                      stop_timeout=stop_timeout)
     printer.flush()
+    trouble = cursor.state.get(LOGS_INCOMPLETE)
+    if trouble:
+        # the status above came from describe; only the log lines are missing
+        printer.note(f"[{job_name}] logs are incomplete ({trouble}); read them later with "
+                     f"`aws-sagemaker-remote logs {kind} {job_name}`")
     assert final is not None  # follow() always ends with the terminal status
     return result_from_description(kind, final.description, backend, tuple(printer.lines), tracker.values)
 

@@ -21,6 +21,9 @@ TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 STATUS_KEY = {PROCESSING: "ProcessingJobStatus", TRAINING: "TrainingJobStatus"}
 NAME_KEY = {PROCESSING: "ProcessingJobName", TRAINING: "TrainingJobName"}
 LOG_GROUP = {PROCESSING: "/aws/sagemaker/ProcessingJobs", TRAINING: "/aws/sagemaker/TrainingJobs"}
+#: Key of ``LogCursor.state`` where a backend says why its last log read returned
+#: nothing (throttled, forbidden): the logs shown so far are incomplete.
+LOGS_INCOMPLETE = "logs_incomplete"
 
 
 @dataclass(frozen=True)
