@@ -106,7 +106,8 @@ class Clients:
 
     def _client(self, service: str, config: Optional[Config] = None, **kwargs: Any) -> Any:
         with translate_errors(f"creating the {service} client"):
-            return self._session.client(service, config=config or self._config, **kwargs)
+            session: Any = self._session  # boto3's stubs type client() per service name
+            return session.client(service, config=config or self._config, **kwargs)
 
     @functools.cached_property
     def s3(self) -> Any:
