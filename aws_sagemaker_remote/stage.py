@@ -228,11 +228,12 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
     """Upload (or copy) what is missing, then write the marker that says the tree is complete."""
     tree, items = plan.tree, plan.items
     if not plan.complete:
-        for item in items:
+        for f, item in zip(tree.files, items):
             if item.copy_from:
                 store.copy(item.copy_from, item.uri)
             elif not item.present:
-                store.upload_file(item.local_path, item.uri, progress)
+                # stored only if the bytes sent still have the digest the tree's address was made of
+                store.upload_file(item.local_path, item.uri, progress, sha256=f.sha256)
     if index is not None:
         for f, item in zip(tree.files, items):
             index.add(f.sha256, item.uri)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 
 from conftest import python_environment
 
@@ -102,3 +103,105 @@ def test_throttled_logs_do_not_fail_a_completed_training_job(fault_proxy: Any, a
     assert run.returncode == 0, run.stderr
     assert "Completed" in run.stderr
     assert "logs are incomplete" in run.stderr
+
+
+# --- content addresses are true -------------------------------------------------------------------
+
+HASHER = """
+import hashlib, os
+from aws_sagemaker_remote import sagemaker_processing_main
+
+def main(args):
+    for name in sorted(os.listdir(args.input)):
+        with open(os.path.join(args.input, name), "rb") as fh:
+            print("sha", name, hashlib.sha256(fh.read()).hexdigest(), flush=True)
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main=main, inputs={"input": "data"}, base_job_name="hasher")
+"""
+
+
+def _launcher(args: Any, cwd: Path, **popen: Any) -> "subprocess.Popen[str]":
+    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=python_environment(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
+
+
+def test_a_file_rewritten_while_it_uploads_is_not_stored_under_its_old_digest(
+        fault_proxy: Any, aws: Any, tmp_path: Path, one_error_line: Any) -> None:
+    project = tmp_path / "project"
+    data = project / "data"
+    data.mkdir(parents=True)
+    (project / "hasher.py").write_text(HASHER)
+    original = {f"p{i}.bin": os.urandom(256 * 1024) for i in range(1, 5)}
+    for name, content in original.items():
+        (data / name).write_bytes(content)
+    fault_proxy.rate_limit(512 * 1024)  # about half a second per file
+
+    proc = _launcher([project / "hasher.py", "--sagemaker-run=local"], project)
+    try:
+        # p1 is on its way; p4, hashed already, is rewritten in place before its turn
+        fault_proxy.wait_for(lambda e: e.fault == "rate" and (e.key or "").endswith("/p1.bin"), timeout=120)
+        with open(data / "p4.bin", "r+b") as fh:
+            fh.write(os.urandom(256 * 1024))
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    one_error_line(err, "p4.bin", "changed while it was being staged")
+    assert "Completed" not in err
+    s3 = boto3.client("s3", endpoint_url=aws.url)
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="sagemaker-us-east-1-123456789012")
+            for o in page.get("Contents", [])]
+    assert not [k for k in keys if k.endswith("/p4.bin")]  # nothing under the old digest
+    for marker in [k for k in keys if "/cas/sha256/" in k and k.endswith(".json")]:
+        listing = json.loads(s3.get_object(Bucket="sagemaker-us-east-1-123456789012", Key=marker)["Body"].read())
+        assert "p4.bin" not in [f["path"] for f in listing["files"]]  # no tree holding p4 is complete
+
+    # the user puts the file back; the next launch stages it and the job reads the right bytes
+    fault_proxy.clear()
+    (data / "p4.bin").write_bytes(original["p4.bin"])
+    proc = _launcher([project / "hasher.py", "--sagemaker-run=local"], project)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    seen = dict(line.split()[2:4] for line in out.splitlines() if " sha " in line)
+    assert seen == {name: hashlib.sha256(content).hexdigest() for name, content in original.items()}
+
+
+def test_s3_store_refuses_bytes_that_do_not_have_the_digest(aws: Any, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import MULTIPART_THRESHOLD, S3Store
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-check")
+    store = S3Store(s3)
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"hello")
+    big = tmp_path / "big.bin"  # multipart: the check comes before CompleteMultipartUpload
+    big.write_bytes(os.urandom(MULTIPART_THRESHOLD + 1024))
+    for path in (small, big):
+        wrong = hashlib.sha256(b"something else").hexdigest()
+        with pytest.raises(ContentChanged, match=path.name):
+            store.upload_file(str(path), f"s3://cas-check/{path.name}", sha256=wrong)
+        right = hashlib.sha256(path.read_bytes()).hexdigest()
+        store.upload_file(str(path), f"s3://cas-check/ok-{path.name}", sha256=right)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="cas-check").get("Contents", []))
+    assert keys == ["ok-big.bin", "ok-small.bin"]
+    assert not s3.list_multipart_uploads(Bucket="cas-check").get("Uploads")
+    assert "PutObject" not in [r.operation for r in aws.requests if r.key == "small.bin"]
+    assert "CompleteMultipartUpload" not in [r.operation for r in aws.requests if r.key == "big.bin"]
+    assert s3.get_object(Bucket="cas-check", Key="ok-big.bin")["Body"].read() == big.read_bytes()
+
+
+def test_local_store_refuses_bytes_that_do_not_have_the_digest(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import LocalStore
+
+    store = LocalStore(str(tmp_path / "s3"))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"new bytes")
+    with pytest.raises(ContentChanged):
+        store.upload_file(str(path), "s3://b/cas/f.bin", sha256=hashlib.sha256(b"old bytes").hexdigest())
+    assert store.list("s3://b/") == []
+    assert not [p for p in (tmp_path / "s3").rglob("*") if p.is_file()]  # no temporary file either
