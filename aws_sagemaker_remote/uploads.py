@@ -26,11 +26,12 @@ Two guarantees on top of s3transfer's managed transfers, used by
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import copy as _copy
 import hashlib
 import queue
 import threading
-from typing import Any, BinaryIO, Callable, Dict, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, cast
 
 from .errors import ContentChanged
 
@@ -145,7 +146,7 @@ def _manager(client: Any, config: Any) -> Any:
     config = _copy.copy(config)
     # bodies read from a stream are held in memory part by part: keep that bounded
     config.max_in_memory_upload_chunks = max(2, int(getattr(config, "max_concurrency", 4)) + 1)
-    return TransferManager(client, config, executor_cls=DaemonExecutor)
+    return TransferManager(client, config, executor_cls=cast(Any, DaemonExecutor))
 
 
 def run_interruptibly(work: Callable[[Dict[str, Any]], None]) -> None:
@@ -173,10 +174,8 @@ def run_interruptibly(work: Callable[[Dict[str, Any]], None]) -> None:
     except KeyboardInterrupt:
         future = holder.get("future")
         if future is not None:
-            try:
+            with contextlib.suppress(Exception):  # interrupting matters more than a clean cancel
                 future.cancel()
-            except Exception:  # noqa: BLE001 - interrupting matters more than a clean cancel
-                pass
         raise
     error = holder.get("error")
     if error is not None:

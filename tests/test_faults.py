@@ -205,3 +205,32 @@ def test_local_store_refuses_bytes_that_do_not_have_the_digest(tmp_path: Path) -
         store.upload_file(str(path), "s3://b/cas/f.bin", sha256=hashlib.sha256(b"old bytes").hexdigest())
     assert store.list("s3://b/") == []
     assert not [p for p in (tmp_path / "s3").rglob("*") if p.is_file()]  # no temporary file either
+
+
+# --- processes and leftovers ----------------------------------------------------------------------
+
+#: Runs a script as a terminal would: SIGINT raises KeyboardInterrupt even when this test
+#: process was started with SIGINT ignored (a background job of a non-interactive shell).
+AS_FROM_A_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                      "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def test_ctrl_c_during_a_stalled_upload_exits_130_at_once(fault_proxy: Any, aws: Any, demo_dir: Path,
+                                                          tmp_path: Path) -> None:
+    fault_proxy.stall("PutObject", key_contains="bundle.tar.gz")
+    proc = _launcher(["-c", AS_FROM_A_TERMINAL, demo_dir / "wordcount.py", *YES], tmp_path)
+    try:
+        assert fault_proxy.stalling.wait(60), fault_proxy.events
+        time.sleep(0.5)  # the launcher is now waiting for an answer that does not come
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert took < 10, f"{took:.1f} s after SIGINT"
+    assert "CreateProcessingJob" not in aws.operations()
