@@ -37,6 +37,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .leftovers import owned_prefix
 from .spec import CodeSpec
 
 #: 1980-01-01: every entry gets this mtime (the zip epoch, so nothing treats it as "unset").
@@ -237,7 +238,8 @@ def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
 def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bundle:
     """Write the bundle to a temporary file and return it with its digest."""
     entries = bundle_entries(code)
-    fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz", dir=workdir)
+    # named after this process: the next launch removes it if this one is killed
+    fd, path = tempfile.mkstemp(prefix=owned_prefix("bundle"), suffix=".tar.gz", dir=workdir)
     files: List[Tuple[str, int]] = []
     with os.fdopen(fd, "wb") as raw:
         # mtime=0 and an empty name keep the gzip header free of time and path

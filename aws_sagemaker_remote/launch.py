@@ -34,6 +34,7 @@ from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
 from .bundle import build_bundle
 from .errors import JobFailed, UsageError
 from .flags import Declaration
+from .leftovers import sweep
 from .options import CommonOptions, TrainingOptions
 from .plan import plan_job
 from .render import render
@@ -173,6 +174,7 @@ def launch(
     out = out or sys.stdout
     err = err or sys.stderr
     _terminate_like_ctrl_c()
+    sweep()  # bundles and job folders left by launches that were killed
     now = _dt.datetime.now(_dt.timezone.utc)
     spec = plan_job(decl, namespace, options, argv, parser, now=now, token=secrets.token_hex(2))
     target = choose_target(options, spec.kind)

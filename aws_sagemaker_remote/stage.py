@@ -31,6 +31,7 @@ from .bundle import Bundle, input_files
 from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
 from .options import TrainingOptions
 from .spec import JobSpec, StagedJob, UploadItem
+from .leftovers import owned_prefix
 from .store import Store, home_dir, join_uri
 
 HASH_CHUNK = 1 << 20
@@ -279,7 +280,7 @@ def stage(
     ``s3://`` inputs are passed through untouched.
     """
     cache = cache or HashCache()
-    with tempfile.TemporaryDirectory(prefix="aws-sagemaker-remote-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("stage")) as scratch:
         code = [(BUNDLE_FILENAME, bundle.path)]
         if needs_argument_file(spec.arguments):
             # too long for ContainerArguments: the list travels beside the bundle

@@ -234,3 +234,105 @@ def test_ctrl_c_during_a_stalled_upload_exits_130_at_once(fault_proxy: Any, aws:
     assert "Traceback" not in err
     assert took < 10, f"{took:.1f} s after SIGINT"
     assert "CreateProcessingJob" not in aws.operations()
+
+
+SLEEPER = """
+import os, time
+from aws_sagemaker_remote import sagemaker_processing_main
+
+def main(args):
+    print("started", flush=True)
+    time.sleep(float(os.environ.get("SLEEP_FOR", "0")))
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main=main, base_job_name="sleeper")
+"""
+
+
+def _processes_with(marker: str) -> list:
+    """Ids of this user's processes whose environment holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if marker.encode() in fh.read():
+                    found.append(int(entry))
+        except OSError:
+            continue  # gone, or not ours
+    return found
+
+
+def _wait_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_kill_9_of_the_launcher_leaves_no_process_and_the_next_start_cleans_up(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER)
+    marker = f"FAULTS_MARKER_{os.getpid()}_{time.monotonic_ns()}"
+    env = python_environment({"TMPDIR": str(temp)})
+    proc = subprocess.Popen([sys.executable, str(script), "--sagemaker-run=local", "--sagemaker-env",
+                             f"{marker}=1", "--sagemaker-env", "SLEEP_FOR=120"], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            if "started" in line:
+                break
+            assert time.monotonic() < deadline
+        job_processes = _processes_with(marker)
+        assert job_processes  # the bootstrap and the script
+        proc.kill()  # SIGKILL: no Python code of the launcher runs any more
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        assert _wait_until(lambda: not _processes_with(marker), timeout=10), _processes_with(marker)
+    finally:
+        for pid in _processes_with(marker):  # never leave them behind, even when the test fails
+            os.kill(pid, signal.SIGKILL)
+    left = sorted(p.name for p in temp.iterdir())
+    assert [name for name in left if "sleeper-" in name], left  # the dead launcher's job folder
+
+    # the next start (a quick job) removes what the killed launch left
+    run = subprocess.run([sys.executable, str(script), "--sagemaker-run=local"], cwd=tmp_path, env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in temp.iterdir()) == []
+
+
+def test_the_next_start_removes_only_leftovers_whose_owner_is_gone(tmp_path: Path, run_script: Any) -> None:
+    from aws_sagemaker_remote.leftovers import host_tag
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    tag = host_tag()
+    stale_bundle = temp / f"aws-sagemaker-remote-bundle-{tag}-{ended.pid}-x1y2.tar.gz"
+    stale_bundle.write_bytes(b"old bundle")
+    stale_job = temp / f"aws-sagemaker-remote-job-{tag}-{ended.pid}-sleeper-1-abcd"
+    (stale_job / "algo-1").mkdir(parents=True)
+    live = temp / f"aws-sagemaker-remote-bundle-{tag}-{os.getpid()}-live.tar.gz"  # this test is alive
+    live.write_bytes(b"in use")
+    other_host = temp / f"aws-sagemaker-remote-job-000000-{ended.pid}-x-1"  # another machine's, shared /tmp
+    other_host.mkdir()
+    unrelated = temp / "bundle-unrelated.tar.gz"
+    unrelated.write_bytes(b"not ours")
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER)
+    run = run_script(script, "--sagemaker-run=local", env={"TMPDIR": str(temp)})
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in temp.iterdir()) == sorted([live.name, other_host.name, unrelated.name])
