@@ -20,7 +20,6 @@ from typing import Any
 
 import boto3
 import pytest
-
 from conftest import python_environment
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -224,7 +223,7 @@ def test_ctrl_c_during_a_stalled_upload_exits_130_at_once(fault_proxy: Any, aws:
         time.sleep(0.5)  # the launcher is now waiting for an answer that does not come
         signalled = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         took = time.monotonic() - signalled
     finally:
         if proc.poll() is None:
@@ -308,7 +307,7 @@ def test_kill_9_of_the_launcher_leaves_no_process_and_the_next_start_cleans_up(t
 
     # the next start (a quick job) removes what the killed launch left
     run = subprocess.run([sys.executable, str(script), "--sagemaker-run=local"], cwd=tmp_path, env=env,
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in temp.iterdir()) == []
 
@@ -336,3 +335,15 @@ def test_the_next_start_removes_only_leftovers_whose_owner_is_gone(tmp_path: Pat
     run = run_script(script, "--sagemaker-run=local", env={"TMPDIR": str(temp)})
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in temp.iterdir()) == sorted([live.name, other_host.name, unrelated.name])
+
+
+def test_the_launch_token_rides_with_the_user_tags_within_the_limit() -> None:
+    from aws_sagemaker_remote.backends.sagemaker import LAUNCH_TOKEN_TAG, MAX_TAGS, with_launch_token
+
+    request = {"ProcessingJobName": "j", "Tags": [{"Key": "team", "Value": "ml"}]}
+    sent = with_launch_token(request, "abc")
+    assert sent["Tags"] == [{"Key": "team", "Value": "ml"}, {"Key": LAUNCH_TOKEN_TAG, "Value": "abc"}]
+    assert request["Tags"] == [{"Key": "team", "Value": "ml"}]  # the rendered request is left as it is
+    assert with_launch_token({"ProcessingJobName": "j"}, "abc")["Tags"] == [{"Key": LAUNCH_TOKEN_TAG, "Value": "abc"}]
+    full = {"Tags": [{"Key": f"k{i}", "Value": "v"} for i in range(MAX_TAGS)]}
+    assert with_launch_token(full, "abc") == full  # SageMaker would refuse a 51st tag
