@@ -347,3 +347,19 @@ def test_the_launch_token_rides_with_the_user_tags_within_the_limit() -> None:
     assert with_launch_token({"ProcessingJobName": "j"}, "abc")["Tags"] == [{"Key": LAUNCH_TOKEN_TAG, "Value": "abc"}]
     full = {"Tags": [{"Key": f"k{i}", "Value": "v"} for i in range(MAX_TAGS)]}
     assert with_launch_token(full, "abc") == full  # SageMaker would refuse a 51st tag
+
+
+def test_s3_store_stores_files_of_every_size_when_the_digest_matches(aws: Any, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.store import MULTIPART_THRESHOLD, S3Store
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-sizes")
+    store = S3Store(s3)
+    seen = []
+    for size in (0, 1, MULTIPART_THRESHOLD):  # empty, tiny, exactly the multipart threshold
+        path = tmp_path / f"f{size}.bin"
+        path.write_bytes(os.urandom(size))
+        store.upload_file(str(path), f"s3://cas-sizes/{path.name}", seen.append,
+                          sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        assert s3.get_object(Bucket="cas-sizes", Key=path.name)["Body"].read() == path.read_bytes()
+    assert sum(seen) == 1 + MULTIPART_THRESHOLD  # progress counts every byte sent
