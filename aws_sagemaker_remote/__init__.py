@@ -19,20 +19,20 @@ from .errors import (
 from .options import ProcessingOptions, TrainingOptions
 
 __all__ = [
+    "OPTIONAL",
+    "AwsError",
+    "DeclarationError",
+    "Interrupted",
+    "JobFailed",
+    "JobResult",
+    "PathArgument",
+    "ProcessingOptions",
+    "RemoteError",
+    "TrainingOptions",
+    "UsageError",
     "__version__",
     "sagemaker_processing_main",
     "sagemaker_training_main",
-    "PathArgument",
-    "OPTIONAL",
-    "ProcessingOptions",
-    "TrainingOptions",
-    "JobResult",
-    "RemoteError",
-    "UsageError",
-    "DeclarationError",
-    "AwsError",
-    "JobFailed",
-    "Interrupted",
 ]
 
 

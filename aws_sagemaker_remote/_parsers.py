@@ -24,7 +24,7 @@ def add_generated_arguments(
     script: str = "script.py",
     **options: Any,
 ) -> argparse.ArgumentParser:
-    from .api import merge_dependencies, fold_training_keywords
+    from .api import fold_training_keywords, merge_dependencies
 
     dirs = {}
     if kind == "training":

@@ -14,9 +14,9 @@ import os
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence
 
-from .errors import RemoteError, UsageError
-from .flags import Declaration, build_parser, declare
-from .options import OPTIONS_BY_KIND, CommonOptions
+from .errors import DeclarationError, RemoteError, UsageError
+from .flags import Declaration, Parser, build_parser, declare
+from .options import CommonOptions
 
 MainFunction = Callable[[argparse.Namespace], Any]
 
@@ -151,7 +151,7 @@ def prepare(
     script: Optional[str],
     training: Mapping[str, Any],
     options: Mapping[str, Any],
-) -> "tuple[Declaration, CommonOptions, argparse.ArgumentParser]":
+) -> "tuple[Declaration, CommonOptions, Parser]":
     """Declaration, keyword options and parser (no parsing yet)."""
     decl = declare(
         kind,
@@ -164,8 +164,12 @@ def prepare(
         description=description,
         **training,
     )
-    opts = OPTIONS_BY_KIND[kind].from_keywords(options)
-    return decl, opts, build_parser(decl, opts)
+    from .sources import resolve
+
+    resolved = resolve(kind, decl.script, options)  # keywords over environment, pyproject.toml, SDK files
+    parser = build_parser(decl, resolved.options)
+    parser.resolved = resolved
+    return decl, resolved.options, parser
 
 
 def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencies: Any,
@@ -173,10 +177,15 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
            argv: Optional[Sequence[str]], training: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if not callable(main):
+            raise DeclarationError(f"main must be a function taking the parsed arguments, not {type(main).__name__}")
         decl, opts, parser = prepare(kind, main, inputs, outputs, dependencies, additional_arguments,
                                      argparse_callback, description, script, training, options)
         namespace = parser.parse_args(argv)
         opts = type(opts).from_namespace(namespace)
+        from .sources import provenance
+
+        sources = provenance(parser.resolved, argv)
         if opts.run == "no":
             if opts.dry_run:
                 raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
@@ -184,7 +193,7 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
             return run_locally(decl, namespace, main, dict(opts.env))
         from .launch import launch  # the remote path: boto3 loads from here on
 
-        return launch(decl, parser, namespace, opts, argv)
+        return launch(decl, parser, namespace, opts, argv, sources=sources)
     except RemoteError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -211,7 +220,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
     import shutil
     import tempfile
 
-    from .args import is_s3_uri
+    from .args import is_s3_uri, s3_uri_problem
 
     # 1. check everything
     downloads: List["tuple[str, str, str]"] = []
@@ -223,6 +232,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
                 continue
             raise UsageError(f"input {d.name!r} needs a path", flag=d.flag)
         if is_s3_uri(value):
+            if s3_uri_problem(str(value)):
+                raise UsageError(str(s3_uri_problem(str(value))), flag=d.flag)
             downloads.append((d.dest, str(value), d.flag))
         elif not os.path.exists(str(value)):
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
@@ -234,9 +245,19 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
     for d in decl.outputs:
         remote = getattr(namespace, d.remote_dest, "default") if decl.kind == "processing" else "default"
         if remote and remote != "default":
-            if not is_s3_uri(remote):
-                raise UsageError(f"{remote!r} is not an s3:// URI or 'default'", flag=d.remote_flag)
+            if not is_s3_uri(remote) or s3_uri_problem(str(remote)):
+                raise UsageError(s3_uri_problem(str(remote)) or f"{remote!r} is not an s3:// URI or 'default'",
+                                 flag=d.remote_flag)
             s3_outputs.append((d, str(remote)))
+
+    for d in decl.outputs:  # an output inside an input folder would be read back as input
+        out = getattr(namespace, d.dest, None)
+        for i in decl.inputs:
+            src = getattr(namespace, i.dest, None)
+            if out and src and not is_s3_uri(src) and os.path.isdir(str(src)) and \
+                    os.path.abspath(str(out)).startswith(os.path.abspath(str(src)).rstrip(os.sep) + os.sep):
+                raise UsageError(f"output folder {str(out)!r} is inside the folder of input {i.flag} "
+                                 f"({str(src)!r}); allowed: a folder outside every input", flag=d.flag)
 
     # 2. then act
     if downloads:

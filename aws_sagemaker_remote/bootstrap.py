@@ -40,8 +40,15 @@ import tempfile
 import threading
 from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence
 
-from .container import (ARGUMENT_FILE_FLAG, DEFAULT as DEFAULT_PATHS, ROOT_ENV, TRAINING_ENV_SET, ContainerPaths,
-                        training_environment)
+from .container import (
+    ARGUMENT_FILE_FLAG,
+    DEFAULT as DEFAULT_PATHS,
+    IN_JOB_ENV,
+    ROOT_ENV,
+    TRAINING_ENV_SET,
+    ContainerPaths,
+    training_environment,
+)
 from .errors import exit_status
 
 #: Lines of output kept from each step for the failure message.
@@ -308,6 +315,8 @@ def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Ma
     """Run the user's script from its folder in the bundle; raise :class:`StepFailed` on failure."""
     path = os.path.join(unpack_dir, script)
     display = script[len("script/"):] if script.startswith("script/") else script
+    # the launcher resolved every option already: the script does not read option sources again
+    env = dict(env, **{IN_JOB_ENV: "1"})
     output = run_streaming([sys.executable, path] + list(script_args), env, os.path.dirname(path))
     code = output.code
     if code != 0:

@@ -81,11 +81,12 @@ def sagemaker_backend(args: argparse.Namespace) -> "Backend":
         session = make_session(args.profile, args.region, None)
     except UsageError as exc:
         if exc.flag != "--sagemaker-profile":
-            raise
+            raise  # the profile came from AWS_PROFILE, and the message says so
         raise UsageError(f"no AWS profile named {args.profile!r} in the AWS config files", flag="--profile") from exc
     except CredentialsError as exc:
         # With no role to assume, a missing region is the only CredentialsError make_session raises.
-        raise CredentialsError("no AWS region configured: pass --region REGION or set AWS_DEFAULT_REGION") from exc
+        raise CredentialsError("no AWS region configured: pass --region REGION or set AWS_REGION "
+                               "or AWS_DEFAULT_REGION") from exc
     return SageMakerBackend.from_clients(make_clients(session, args.endpoint_url))
 
 

@@ -30,6 +30,8 @@ ROOT_ENV = "AWS_SAGEMAKER_REMOTE_OPT_ML"
 #: in the job's environment (the local backend), so the bootstrap does not
 #: compute them a second time.
 TRAINING_ENV_SET = "AWS_SAGEMAKER_REMOTE_SM_SET"
+#: Set for the script inside a job: it does not read option sources (files, variables) again.
+IN_JOB_ENV = "AWS_SAGEMAKER_REMOTE_IN_JOB"
 
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"

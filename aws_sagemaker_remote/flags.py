@@ -15,7 +15,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from .args import PathArgument, _Optional, is_s3_uri
+from .args import PathArgument, _Optional, is_s3_uri, name_problem
 from .container import CODE_CHANNEL, DEFAULT as PATHS
 from .errors import DeclarationError
 from .options import CommonOptions, dest_name, flag_name
@@ -84,6 +84,10 @@ class Declaration:
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (usage is on ``--help``)."""
 
+    #: the resolved defaults of the ``--sagemaker-*`` flags and their sources
+    #: (a :class:`~aws_sagemaker_remote.sources.Resolved`, set by ``api.prepare``)
+    resolved: Any = None
+
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
@@ -135,7 +139,7 @@ def _dependency_decl(name: str, value: Any) -> PathDecl:
 
 def module_path(module: types.ModuleType) -> str:
     """The folder of a package, or the file of a single-file module."""
-    file = getattr(module, "__file__", None)
+    file: Optional[str] = getattr(module, "__file__", None)
     if not file:
         paths = list(getattr(module, "__path__", []) or [])
         if paths:
@@ -157,8 +161,9 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
         raise DeclarationError(f"{what} must be a dict of name → path, not {type(mapping).__name__}")
     out = []
     for name, value in mapping.items():
-        if not isinstance(name, str) or not name or name.startswith("-") or " " in name:
-            raise DeclarationError(f"{what} name {name!r} cannot be a flag name")
+        problem = name_problem(name)
+        if problem:
+            raise DeclarationError(f"{what}: {problem}")
         out.append((name, value))
     return out
 
@@ -220,7 +225,8 @@ def declare(
 
 def _add(target: Any, flag: str, **kwargs: Any) -> argparse.Action:
     try:
-        return target.add_argument(flag, **kwargs)
+        action: argparse.Action = target.add_argument(flag, **kwargs)
+        return action
     except argparse.ArgumentError as exc:
         raise DeclarationError(f"{flag} is declared twice: {exc.message}") from None
 

@@ -16,10 +16,8 @@ import argparse
 import contextlib
 import datetime as _dt
 import functools
-import importlib.util
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -27,24 +25,24 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from .backends.base import Backend
 from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
-from .bundle import build_bundle
+from .bundle import build_bundle, check_code, listing as bundle_listing
 from .errors import JobFailed, UsageError
 from .flags import Declaration
+from .images import is_image_shorthand, needs_sdk as _needs_sdk, resolve_image, sdk_available
 from .leftovers import sweep
 from .options import CommonOptions, TrainingOptions
 from .plan import plan_job
 from .render import render
+from .safepath import UnsafePath, safe_extract
 from .spec import JobResult, JobSpec, StagedJob
 from .stage import human_bytes, stage
-from .store import LocalStore, S3Store, Store, download_prefix
+from .store import LocalStore, S3Store, Store, UnsafeDownload, download_prefix
 
 LOCAL_BUCKET = "sagemaker-local"
-
-_SHORTHAND = re.compile(r"^([a-z0-9][a-z0-9-]*):([A-Za-z0-9._-]+)$")
 
 
 @dataclass(frozen=True)
@@ -61,35 +59,6 @@ class Target:
     image_uri: str
 
 
-def is_image_shorthand(image: str) -> bool:
-    """``NAME:VERSION`` without a registry (every ECR URI has a ``/``)."""
-    return "/" not in image and bool(_SHORTHAND.match(image))
-
-
-def resolve_image(image: str, region: str, kind: str, instance: str) -> str:
-    """A full image URI; framework shorthands are looked up with the sagemaker SDK."""
-    if not is_image_shorthand(image):
-        return image
-    framework, version = _SHORTHAND.match(image).groups()  # type: ignore[union-attr]
-    try:
-        try:
-            from sagemaker.core import image_uris  # SDK v3
-        except ImportError:
-            from sagemaker import image_uris  # type: ignore[no-redef]  # SDK v2
-        scope = "training" if kind == "training" else "processing"
-        return str(image_uris.retrieve(framework, region=region, version=version, instance_type=instance,
-                                       image_scope=scope))
-    except ImportError:
-        raise _needs_sdk(image) from None
-    except Exception as exc:  # the SDK raises ValueError and friends for unknown names/versions
-        raise UsageError(f"cannot resolve {image!r} in {region}: {exc}", flag="--sagemaker-image") from None
-
-
-def _needs_sdk(image: str) -> UsageError:
-    return UsageError(f"{image!r} is a framework shorthand; install the SDK extra "
-                      f"(pip install 'aws-sagemaker-remote[sdk]') or pass a full image URI", flag="--sagemaker-image")
-
-
 def _aws_available() -> bool:
     if os.environ.get("AWS_ENDPOINT_URL"):
         return True
@@ -100,7 +69,7 @@ def _aws_available() -> bool:
 
 def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
     """Session, clients, account, bucket and role for a job that uses AWS (``yes``, or ``local`` with AWS)."""
-    from .aws import account_id, make_clients, make_session, resolve_role, translate_errors
+    from .aws import account_id, make_clients, make_session, resolve_role, resolve_role_arn, translate_errors
 
     session = make_session(o.profile, o.region, o.assume_role)
     clients = make_clients(session, o.endpoint_url)
@@ -119,7 +88,7 @@ def aws_target(o: CommonOptions, kind: str, backend_kind: str) -> Target:
 
         make_backend = functools.partial(SageMakerBackend.from_clients, clients)
         image = resolve_image(o.image, region, kind, o.instance)
-        role = resolve_role(o.role, account, region) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
+        role = resolve_role_arn(clients, o.role) if o.role else f"arn:aws:iam::{account}:role/ROLE-REQUIRED"
     else:
         make_backend = functools.partial(LocalBackend, store, region=region)
         image = o.image
@@ -147,7 +116,7 @@ def choose_target(o: CommonOptions, kind: str) -> Target:
         if not o.role and not o.dry_run:
             raise UsageError("a role is needed to launch on SageMaker: an IAM role ARN or name that "
                              "SageMaker can assume", flag="--sagemaker-role")
-        if is_image_shorthand(o.image) and importlib.util.find_spec("sagemaker") is None:
+        if is_image_shorthand(o.image) and not sdk_available():
             raise _needs_sdk(o.image)  # before anything is uploaded
         return aws_target(o, kind, "yes")
     if _aws_available():
@@ -164,8 +133,11 @@ def launch(
     *,
     out: Optional[TextIO] = None,
     err: Optional[TextIO] = None,
+    sources: Sequence[Tuple[str, str]] = (),
 ) -> JobResult:
     """Run the script as a job (``--sagemaker-run=yes`` or ``local``) and return its result.
+
+    :param sources: ``(flag, where its value came from)`` for the dry run's ``sources``.
 
     :raises UsageError: bad input (nothing uploaded or created).
     :raises JobFailed: the job ended Failed or Stopped.
@@ -177,11 +149,13 @@ def launch(
     sweep()  # bundles and job folders left by launches that were killed
     now = _dt.datetime.now(_dt.timezone.utc)
     spec = plan_job(decl, namespace, options, argv, parser, now=now, token=secrets.token_hex(2))
+    check_code(spec.code)  # a home folder or an oversized bundle stops here, before any request
     target = choose_target(options, spec.kind)
     staged = _stage(spec, target, err)
     request = render(staged)
     if options.dry_run:
-        out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
+        report = dict(dry_run_report(staged, request, target), sources=dict(sources))  # flag → where from
+        out.write(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
         return JobResult(kind=spec.kind, job_name=spec.job_name, status="DryRun")
     return _run(staged, request, target, out, err)
 
@@ -202,6 +176,8 @@ def _stage(spec: JobSpec, target: Target, err: TextIO) -> StagedJob:
     from .aws import translate_errors
 
     bundle = build_bundle(spec.code, spec.kind)
+    if spec.options.dry_run:
+        err.writelines(bundle_listing(bundle))
     try:
         with translate_errors(f"staging files to s3://{target.bucket}"):
             return stage(spec, bundle, target.store, bucket=target.bucket, prefix=spec.options.prefix,
@@ -283,15 +259,16 @@ def _download(staged: StagedJob, result: JobResult, store: Store, err: TextIO) -
         if targets:
             with _fetched(store, result.output_data_url) as tar:
                 for name, folder in targets.items():
-                    members = [m for m in tar.getmembers() if m.name.startswith(name + "/")]
+                    members = [m for m in tar.getmembers()
+                               if m.name.startswith(name + "/") and m.name.rstrip("/") != name]
                     for member in members:
                         member.name = member.name[len(name) + 1:]
-                    _safe_extract(tar, folder, members)
+                    _safe_extract(tar, folder, members, result.output_data_url)
                     err.write(f"downloaded {len(members)} file(s) of {name} to {folder}\n")
     if isinstance(o, TrainingOptions) and o.download_model and result.model_artifact_url:
         dest = os.path.abspath(o.download_model)
         with _fetched(store, result.model_artifact_url) as tar:
-            _safe_extract(tar, dest)
+            _safe_extract(tar, dest, None, result.model_artifact_url)
         err.write(f"unpacked {result.model_artifact_url} into {dest}\n")
 
 
@@ -308,17 +285,11 @@ def _fetched(store: Store, uri: str) -> Iterator[tarfile.TarFile]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _safe_extract(tar: tarfile.TarFile, dest: str, members: Optional[List[tarfile.TarInfo]] = None) -> None:
-    """Extract without letting an entry escape ``dest``."""
-    os.makedirs(dest, exist_ok=True)
-    data_filter = getattr(tarfile, "data_filter", None)
-    if data_filter is not None:
-        tar.extractall(dest, members=members, filter=data_filter)
-        return
-    root = os.path.realpath(dest)
-    for member in members if members is not None else tar.getmembers():
-        target = os.path.realpath(os.path.join(dest, member.name))
-        if not target.startswith(root + os.sep) and target != root:
-            raise JobFailed(f"archive entry {member.name!r} points outside {dest}")
-    tar.extractall(dest, members=members)
-
+def _safe_extract(tar: tarfile.TarFile, dest: str, members: Optional[List[tarfile.TarInfo]] = None,
+                  source: str = "the archive") -> None:
+    """Extract without letting an entry escape ``dest``; a refused archive is one line, nothing written."""
+    try:
+        safe_extract(tar, dest, members)
+    except (UnsafePath, tarfile.TarError) as exc:
+        raise UnsafeDownload(f"refusing to unpack {source} into {dest}: "
+                             f"{exc}") from None

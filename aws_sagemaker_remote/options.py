@@ -60,7 +60,8 @@ def _opt_int(value: Any) -> Optional[int]:
 
 def _int(value: Any) -> int:
     if isinstance(value, bool):
-        raise ValueError(f"expected an integer, got {value!r}")
+        # every converter here reports bad input as ValueError; callers turn it into a usage line
+        raise ValueError(f"expected an integer, got {value!r}")  # noqa: TRY004
     try:
         return int(value)
     except (TypeError, ValueError):

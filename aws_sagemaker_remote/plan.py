@@ -15,9 +15,10 @@ import datetime as _dt
 import json
 import os
 import re
+import sys
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .args import is_s3_uri
+from .args import is_s3_uri, s3_uri_problem
 from .container import DEFAULT as PATHS
 from .errors import UsageError
 from .bundle import input_files
@@ -33,7 +34,7 @@ ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 VPC_ID_RE = re.compile(r"^[-0-9a-zA-Z]{1,32}$")
 KMS_RE = re.compile(r"^[a-zA-Z0-9:/_-]{1,2048}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
-ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+ROLE_NAME_RE = re.compile(r"^(?:role/)?(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")  # a name, with its IAM path
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 INSTANCE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 TAG_SPECIALS = set("_.:/=+-@ ")
@@ -183,6 +184,7 @@ def plan_job(
     used: Dict[str, str] = {PATHS.processing_code: "the code bundle"}
     inputs, mapped, excludes = _plan_inputs(decl, namespace, options, script_dir, used)
     outputs, out_mapped, out_excludes = _plan_outputs(decl, namespace, script_dir, used)
+    _check_outputs_outside_inputs(inputs, outputs)
     dir_mapped, dir_excludes = _plan_training_dirs(decl, namespace, script_dir)
     deps, dep_mapped = _plan_dependencies(decl, namespace)
     mapped += out_mapped + dir_mapped + dep_mapped
@@ -254,7 +256,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             source = _local_abs(value)
             if not os.path.exists(source):
                 raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
-            if not input_files(source):
+            if not input_files(source, warn=_warn):
                 # SageMaker fails a job whose input prefix holds no object
                 raise UsageError(f"input folder {value!r} holds no files to upload", flag=d.flag)
             # one file arrives under its own name; a manifest's objects arrive in the folder
@@ -262,6 +264,9 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             container_value = container + "/" + os.path.basename(source) if single else container
             if _inside(source, script_dir):
                 excludes.append(source)
+        if d.default and not is_s3_uri(d.default) and _inside(_local_abs(d.default), script_dir):
+            # the declared folder stays out of the code bundle even when the flag points elsewhere
+            excludes.append(_local_abs(d.default))
         mode = d.arg.mode or default_mode or "File"
         if kind == "processing" and mode not in ("File", "Pipe"):
             raise UsageError(f"processing inputs support mode File or Pipe, not {mode}", flag=d.flag)
@@ -302,6 +307,8 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
             local = _local_abs(str(local))
             if _inside(local, script_dir):
                 excludes.append(local)
+        if d.default and _inside(_local_abs(d.default), script_dir):
+            excludes.append(_local_abs(d.default))
         outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, destination=remote,
                                      container_path=container, upload_mode=d.arg.upload_mode))
         mapped.append((d.flag, container))
@@ -393,9 +400,24 @@ def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
     return full
 
 
+def _check_outputs_outside_inputs(inputs: Sequence[InputChannel], outputs: Sequence[OutputChannel]) -> None:
+    """An output folder inside an input folder would be uploaded as input and shadowed in the job."""
+    for out in outputs:
+        for inp in inputs:
+            if out.local_path and not is_s3_uri(inp.source) and os.path.isdir(inp.source) \
+                    and _inside(out.local_path, inp.source):
+                raise UsageError(f"output folder {out.local_path!r} is inside the folder of input {inp.flag} "
+                                 f"({inp.source!r}); allowed: a folder outside every input", flag=out.flag)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def _check_s3(uri: str, flag: str) -> None:
-    if not is_s3_uri(uri) or len(uri) > S3_URI_MAX:
-        raise UsageError(f"{uri!r} is not an s3://bucket/key URI of at most {S3_URI_MAX} characters", flag=flag)
+    problem = s3_uri_problem(uri)
+    if problem:
+        raise UsageError(problem, flag=flag)
 
 
 def _check_range(value: int, low: int, high: Optional[int], flag: str) -> None:

@@ -25,13 +25,13 @@ from .container import (
 from .options import CommonOptions, TrainingOptions
 from .spec import StagedJob
 
-#: Unpacks argv[1] into argv[2], puts the bundled runtime first on sys.path and
-#: runs the bootstrap with the remaining arguments. Uses tarfile's 'data' filter
-#: where the image's Python has it (3.8.17+/3.12+) so a bundle cannot write
-#: outside its folder.
+#: Unpacks argv[1] into argv[2] with the bundle's own safepath module (read straight
+#: out of the archive: nothing is written before every member is checked, on any
+#: Python 3 the image has), puts the bundled runtime first on sys.path and runs the
+#: bootstrap with the remaining arguments.
 BOOTSTRAP_STUB = (
-    "import sys,tarfile as t;b,d=sys.argv[1:3];f=getattr(t,'data_filter',0);"
-    "a=t.open(b);a.extractall(d,**({'filter':f} if f else {}));a.close();"
+    "import sys,tarfile as t;b,d=sys.argv[1:3];g={};"
+    "exec(t.open(b).extractfile('runtime/aws_sagemaker_remote/safepath.py').read(),g);g['unpack'](b,d);"
     "sys.path.insert(0,d+'/runtime');"
     "from aws_sagemaker_remote.bootstrap import main;main(d,sys.argv[3:])"
 )

@@ -29,9 +29,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 from .bundle import Bundle, input_files
 from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
+from .leftovers import owned_prefix
 from .options import TrainingOptions
 from .spec import JobSpec, StagedJob, UploadItem
-from .leftovers import owned_prefix
 from .store import Store, home_dir, join_uri
 
 HASH_CHUNK = 1 << 20

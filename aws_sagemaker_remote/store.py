@@ -16,14 +16,19 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Iterator, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
-from .errors import ContentChanged
+from .errors import ContentChanged, RemoteError
+from .safepath import UnsafePath, local_path
 
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
 
 Progress = Optional[Callable[[int], None]]
+
+
+class UnsafeDownload(RemoteError):
+    """An S3 key or archive member would be written outside its target folder (exit 1)."""
 
 
 def home_dir() -> str:
@@ -93,7 +98,12 @@ class LocalStore:
     def path(self, uri: str) -> str:
         """The local file that stands for ``uri``."""
         bucket, key = split_uri(uri)
-        return os.path.join(self.root, bucket, *[p for p in key.split("/") if p])
+        parts = [p for p in key.split("/") if p]
+        if ".." in parts or bucket in ("", ".", "..") or "\0" in key:
+            # real S3 stores such a key as a name; a folder would resolve it outside the stand-in
+            raise UnsafeDownload(f"{uri}: the local stand-in for S3 ({self.root}) cannot hold a key with "
+                                 f"'..' segments")
+        return os.path.join(self.root, bucket, *parts)
 
     def head(self, uri: str) -> Optional[int]:
         path = self.path(uri)
@@ -256,7 +266,8 @@ class S3Store:
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_uri(uri)
-        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return data
 
     def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
         bucket, key = split_uri(uri)
@@ -276,7 +287,7 @@ class S3Store:
                 raise
         if not create:
             return False
-        kwargs: dict = {"Bucket": bucket}
+        kwargs: Dict[str, Any] = {"Bucket": bucket}
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
         self.client.create_bucket(**kwargs)
@@ -342,10 +353,21 @@ def upload_folder(store: Store, folder: str, uri: str) -> List[str]:
 
 
 def download_prefix(store: Store, uri: str, dest: str) -> List[str]:
-    """Download every object of an ``S3Prefix`` input into ``dest``; returns local paths."""
-    paths = []
+    """Download every object of an ``S3Prefix`` input into ``dest``; returns local paths.
+
+    Every key is checked before the first download (:func:`~aws_sagemaker_remote.safepath.local_path`):
+    a key with ``..``, an absolute key or one through a link out of ``dest`` stops the
+    download with :class:`~aws_sagemaker_remote.errors.UnsafeDownload` naming it, and
+    nothing is written.
+    """
+    planned = []
     for obj_uri, rel, _size in prefix_objects(store, uri):
-        local = os.path.join(dest, *rel.split("/"))
+        try:
+            planned.append((obj_uri, local_path(dest, rel)))
+        except UnsafePath as exc:
+            raise UnsafeDownload(f"refusing to download {obj_uri}: {exc}") from None
+    paths = []
+    for obj_uri, local in planned:
         store.download_file(obj_uri, local)
         paths.append(local)
     return paths

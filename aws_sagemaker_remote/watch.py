@@ -31,8 +31,22 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Deque, Dict, Iterator, List, Mapping, NoReturn, Optional, Sequence, TextIO,
-                    Tuple, TypeVar, Union)
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    NoReturn,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from .backends.base import LOGS_INCOMPLETE, STATUS_KEY, TERMINAL_STATUSES, TRAINING, Backend, LogCursor, LogEvent
 from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError
@@ -378,14 +392,14 @@ def result_from_description(
     failure: Optional[str] = None
     if status != "Completed":
         failure = description.get("FailureReason") or description.get("ExitMessage") or None
-    common: Dict[str, Any] = dict(
-        kind=kind,
-        job_name=job_name,
-        status=status,
-        failure_reason=failure,
-        console_url=backend.console_url(kind, job_name) if backend is not None else None,
-        last_log_lines=tuple(last_lines),
-    )
+    common: Dict[str, Any] = {
+        "kind": kind,
+        "job_name": job_name,
+        "status": status,
+        "failure_reason": failure,
+        "console_url": backend.console_url(kind, job_name) if backend is not None else None,
+        "last_log_lines": tuple(last_lines),
+    }
     if kind != TRAINING:
         outputs = (description.get("ProcessingOutputConfig") or {}).get("Outputs") or []
         artifacts = {

@@ -6,13 +6,20 @@ Fixtures
 ``clean_environment`` (autouse, every test)
     Removes every ``AWS_*`` variable and every proxy variable, points
     ``AWS_CONFIG_FILE`` / ``AWS_SHARED_CREDENTIALS_FILE`` at files that do not
-    exist, sets ``AWS_EC2_METADATA_DISABLED=true`` (botocore would otherwise
+    exist, points the SageMaker SDK's defaults files (``XDG_CONFIG_HOME``,
+    ``XDG_CONFIG_DIRS``) at empty folders, sets ``AWS_EC2_METADATA_DISABLED=true`` (botocore would otherwise
     probe the instance metadata address for credentials) and gives
     ``AWS_SAGEMAKER_REMOTE_HOME`` a fresh per-test folder, where the framework
     keeps its local S3 stand-in and caches. Everything goes through
     ``monkeypatch``, so the next test starts from the same state. With no
     credentials, no config file and no proxy, a test that forgets the ``aws``
     fixture fails instead of reaching a real AWS endpoint.
+
+``process_state_guard`` (autouse, every test, set up before any other fixture)
+    Snapshots ``os.environ`` and ``sys.path`` before the test and fails it at
+    teardown, naming the variables and entries, if they differ afterwards
+    (``monkeypatch`` changes are undone first, so they never count). The
+    snapshot is then restored, so one leak does not spread to later tests.
 
 ``loopback_only`` (autouse, every test)
     In the test process, refuses every socket connection and name lookup that
@@ -65,15 +72,16 @@ Fixtures
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import ipaddress
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
-import logging
 import threading
 import urllib.parse
 import urllib.request
@@ -201,7 +209,7 @@ def s3_operation(method: str, key: Optional[str], bucket: Optional[str], query: 
 
 
 def _first_subresource(query: Mapping[str, Any]) -> str:
-    name = sorted(query)[0]
+    name = min(query)
     return "".join(part.capitalize() for part in name.split("-"))
 
 
@@ -386,8 +394,82 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mo
 
 # --- environment ----------------------------------------------------------------------------
 
+#: Set by pytest itself around each phase of a test.
+GUARD_IGNORED_VARIABLES = frozenset({"PYTEST_CURRENT_TEST"})
+
+
+def process_state_changes(environ_before: Mapping[str, str], path_before: Sequence[str]) -> List[str]:
+    """What differs in ``os.environ`` and ``sys.path`` from a snapshot, one phrase per kind of change."""
+    environ = {k: v for k, v in os.environ.items() if k not in GUARD_IGNORED_VARIABLES}
+    before = {k: v for k, v in environ_before.items() if k not in GUARD_IGNORED_VARIABLES}
+    changes = []
+    added = sorted(set(environ) - set(before))
+    removed = sorted(set(before) - set(environ))
+    changed = sorted(k for k in set(environ) & set(before) if environ[k] != before[k])
+    if added:
+        changes.append("os.environ gained " + ", ".join(added))
+    if removed:
+        changes.append("os.environ lost " + ", ".join(removed))
+    if changed:
+        changes.append("os.environ changed " + ", ".join(changed))
+    if list(sys.path) != list(path_before):
+        new = [p for p in sys.path if p not in path_before]
+        gone = [p for p in path_before if p not in sys.path]
+        detail = "; ".join(filter(None, ["added " + ", ".join(new) if new else "",
+                                         "removed " + ", ".join(gone) if gone else ""])) or "reordered"
+        changes.append("sys.path " + detail)
+    return changes
+
+
+class ProcessStateLeaked(AssertionError):
+    """Raised by :func:`process_state_kept` (a distinct type, so ``xfail(raises=...)`` can name it)."""
+
+
+@contextlib.contextmanager
+def process_state_kept() -> Iterator[None]:
+    """Assert that the block leaves ``os.environ`` and ``sys.path`` as it found them.
+
+    The state is restored either way. A failure inside the block propagates as
+    itself; only a leak raises :class:`ProcessStateLeaked`. Tests of code that is
+    known to leak wrap that code in this and are marked
+    ``xfail(strict=True, raises=ProcessStateLeaked)``: the leak then shows during
+    the test rather than at teardown, and their other assertions still count.
+    """
+    environ = dict(os.environ)
+    path = list(sys.path)
+    try:
+        yield
+    finally:
+        changes = process_state_changes(environ, path)
+        os.environ.clear()
+        os.environ.update(environ)
+        sys.path[:] = path
+    if changes:
+        raise ProcessStateLeaked("the code left process state behind: " + "; ".join(changes))
+
+
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def process_state_guard() -> Iterator[None]:
+    """Fail the test that leaves variables in ``os.environ`` or entries in ``sys.path`` (use ``monkeypatch``).
+
+    ``clean_environment`` requests this fixture first, so it is set up before
+    ``monkeypatch`` and checks after every ``monkeypatch`` change is undone.
+    """
+    environ = dict(os.environ)
+    path = list(sys.path)
+    yield
+    changes = process_state_changes(environ, path)
+    if changes:
+        # restore, so the following tests start from the state this one found
+        os.environ.clear()
+        os.environ.update(environ)
+        sys.path[:] = path
+        pytest.fail("the test left process state behind (use monkeypatch): " + "; ".join(changes), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(process_state_guard: None, monkeypatch: pytest.MonkeyPatch,
+                      tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Scrub AWS and proxy settings; returns the test's ``AWS_SAGEMAKER_REMOTE_HOME``."""
     for name in list(os.environ):
         if name.startswith("AWS_") or name in PROXY_VARIABLES:
@@ -401,6 +483,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
     remote_home = home / "aws-sagemaker-remote-home"
     remote_home.mkdir()
     monkeypatch.setenv("AWS_SAGEMAKER_REMOTE_HOME", str(remote_home))
+    # the SageMaker SDK's defaults files: none, unless a test writes one
+    for name in ("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", "SAGEMAKER_USER_CONFIG_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config-home"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(home / "xdg-config-dirs"))
     boto3 = sys.modules.get("boto3")
     if boto3 is not None:
         # boto3.client() reuses one module-level session that caches the

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 import boto3
 import pytest
@@ -355,7 +355,7 @@ def test_s3_store_stores_files_of_every_size_when_the_digest_matches(aws: Any, t
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-sizes")
     store = S3Store(s3)
-    seen = []
+    seen: List[int] = []
     for size in (0, 1, MULTIPART_THRESHOLD):  # empty, tiny, exactly the multipart threshold
         path = tmp_path / f"f{size}.bin"
         path.write_bytes(os.urandom(size))

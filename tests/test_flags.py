@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
+from conftest import ProcessStateLeaked, process_state_kept
 
 from aws_sagemaker_remote import OPTIONAL, PathArgument, sagemaker_processing_main, sagemaker_training_main
 from aws_sagemaker_remote.errors import DeclarationError
@@ -97,20 +98,26 @@ def test_output_tuple_sets_the_default_destination() -> None:
     assert ns.model_s3 == "s3://bucket/other/"
 
 
+@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
+                   reason="run_locally puts dependency folders on sys.path for good (api.py)")
 def test_dependency_folder_makes_a_flag(tmp_path: Path) -> None:
     lib = tmp_path / "mylib"
     lib.mkdir()
     (lib / "__init__.py").write_text("")
-    assert processing([], dependencies={"mylib": str(lib)}).mylib == str(lib)
+    with process_state_kept():
+        assert processing([], dependencies={"mylib": str(lib)}).mylib == str(lib)
 
 
+@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
+                   reason="run_locally puts dependency folders on sys.path for good (api.py)")
 def test_modules_is_another_name_for_dependencies(tmp_path: Path) -> None:
     lib = tmp_path / "oldlib"
     lib.mkdir()
-    ns = processing([], modules={"oldlib": str(lib)})
-    assert ns.oldlib == str(lib)
-    ns = processing([], modules={"oldlib": str(lib)}, dependencies={"newlib": str(lib)})
-    assert (ns.oldlib, ns.newlib) == (str(lib), str(lib))
+    with process_state_kept():
+        ns = processing([], modules={"oldlib": str(lib)})
+        assert ns.oldlib == str(lib)
+        ns = processing([], modules={"oldlib": str(lib)}, dependencies={"newlib": str(lib)})
+        assert (ns.oldlib, ns.newlib) == (str(lib), str(lib))
 
 
 def test_dependency_given_as_an_imported_package_or_single_file_module(
@@ -131,10 +138,13 @@ def test_dependency_given_as_an_imported_package_or_single_file_module(
     assert Path(ns.single) == tmp_path / "site" / "demo_single_for_flags.py"
 
 
+@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
+                   reason="run_locally puts dependency folders on sys.path for good (api.py)")
 def test_dependency_given_as_a_single_py_file(tmp_path: Path) -> None:
     helper = tmp_path / "helper.py"
     helper.write_text("X = 1\n")
-    assert processing([], dependencies={"helper": str(helper)}).helper == str(helper)
+    with process_state_kept():
+        assert processing([], dependencies={"helper": str(helper)}).helper == str(helper)
 
 
 def test_optional_input_is_none_when_absent_and_the_path_when_given(data: Path) -> None:
@@ -234,11 +244,14 @@ def test_instance_count_must_be_an_integer(capsys: pytest.CaptureFixture[str], o
     one_error_line(capsys.readouterr().err, "--sagemaker-instance-count", "many")
 
 
+@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
+                   reason="run_locally writes the job's environment into os.environ for good (api.py)")
 def test_env_flags_merge_with_the_env_keyword() -> None:
-    ns = processing(["--sagemaker-env", "B=3", "--sagemaker-env=C=x=y"], env={"A": "1", "B": "2"})
-    assert dict(ns.sagemaker_env) == {"A": "1", "B": "3", "C": "x=y"}
-    assert dict(processing([], env={"A": "1"}).sagemaker_env) == {"A": "1"}
-    assert processing([]).sagemaker_env == ()
+    with process_state_kept():
+        ns = processing(["--sagemaker-env", "B=3", "--sagemaker-env=C=x=y"], env={"A": "1", "B": "2"})
+        assert dict(ns.sagemaker_env) == {"A": "1", "B": "3", "C": "x=y"}
+        assert dict(processing([], env={"A": "1"}).sagemaker_env) == {"A": "1"}
+        assert processing([]).sagemaker_env == ()
 
 
 def test_env_flag_needs_key_equals_value(capsys: pytest.CaptureFixture[str], one_error_line) -> None:

@@ -15,7 +15,7 @@ HEAVY = ("boto3", "botocore", "s3transfer", "sagemaker")
 
 REPORT = (
     "import json, sys; "
-    "print('LOADED=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(%r))))" % (HEAVY,)
+    f"print('LOADED=' + json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))"
 )
 
 

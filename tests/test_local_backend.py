@@ -23,9 +23,9 @@ from botocore.validate import validate_parameters
 from aws_sagemaker_remote.backends.base import Backend, LogCursor, LogEvent
 from aws_sagemaker_remote.backends.local import KEEP_ENV, LocalBackend
 from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
-from aws_sagemaker_remote.errors import AwsError, JobExists, JobNotFound
 from aws_sagemaker_remote.bundle import Bundle
 from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
+from aws_sagemaker_remote.errors import AwsError, JobExists, JobNotFound
 from aws_sagemaker_remote.render import ENTRYPOINT
 from aws_sagemaker_remote.store import LocalStore
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_s3_calls_reach_the_server_and_are_logged(aws) -> None:
 
     ops = aws.operations("s3")
     assert ops == ["CreateBucket", "PutObject", "GetObject"]
-    put = [r for r in aws.requests if r.operation == "PutObject"][0]
+    put = next(r for r in aws.requests if r.operation == "PutObject")
     assert (put.method, put.bucket, put.key, put.status) == ("PUT", "harness-bucket", "dir/hello.txt", 200)
     assert put.content_length == len(b"hello")
     assert aws.s3_uploads() == [put]
@@ -97,12 +98,31 @@ def test_clear_log_keeps_state(aws) -> None:
     assert aws.operations() == ["ListBuckets"]
 
 
-def test_state_does_not_leak_between_tests_part_one(aws) -> None:
-    _s3().create_bucket(Bucket="leak-check")
+LEAK_CHECK = """
+import boto3
 
 
-def test_state_does_not_leak_between_tests_part_two(aws) -> None:
-    assert "leak-check" not in [b["Name"] for b in _s3().list_buckets()["Buckets"]]
+def test_one_creates_a_bucket(aws):
+    boto3.client("s3").create_bucket(Bucket="leak-check")
+    assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["leak-check"]
+
+
+def test_two_runs_next_and_sees_no_bucket(aws):
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+"""
+
+
+def test_state_does_not_leak_from_one_test_to_the_next(tmp_path) -> None:
+    """Two tests in one session, in a fixed order: the second must not see the first one's bucket."""
+    from conftest import python_environment, run_python_process
+
+    (tmp_path / "conftest.py").write_text(Path(__file__).with_name("conftest.py").read_text())
+    (tmp_path / "test_leak.py").write_text(LEAK_CHECK)
+    run = run_python_process(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                              "--rootdir", str(tmp_path), str(tmp_path / "test_leak.py")],
+                             cwd=tmp_path, env=python_environment())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
 
 
 def test_environment_is_scrubbed_without_the_aws_fixture(tmp_path) -> None:
@@ -162,3 +182,56 @@ def test_keys_with_special_characters_are_logged_as_sent(aws) -> None:
     s3.create_bucket(Bucket="odd-keys")
     s3.put_object(Bucket="odd-keys", Key="dir/na me+ä%20.txt", Body=b"1")
     assert [r.key for r in aws.s3_uploads()] == ["dir/na me+ä%20.txt"]
+
+
+GUARD_CHECK = """
+import os
+import sys
+
+import pytest
+from conftest import ProcessStateLeaked, process_state_kept
+
+
+def test_a_leaks():
+    os.environ["LEAKED_VAR"] = "1"
+    sys.path.insert(0, "/leaked-entry")
+
+
+def test_b_starts_from_the_state_before_the_leak():
+    assert "LEAKED_VAR" not in os.environ and "/leaked-entry" not in sys.path
+
+
+def test_c_monkeypatch_changes_do_not_count(monkeypatch):
+    monkeypatch.setenv("PATCHED_VAR", "1")
+    monkeypatch.syspath_prepend("/patched-entry")
+
+
+@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked, reason="leaks on purpose")
+def test_d_a_known_leak_fails_during_the_test():
+    with process_state_kept():
+        os.environ["KNOWN_LEAK"] = "1"
+
+
+def test_e_other_failures_in_the_block_stay_themselves():
+    with pytest.raises(ZeroDivisionError), process_state_kept():
+        os.environ["RESTORED_VAR"] = "1"
+        1 / 0
+    assert "RESTORED_VAR" not in os.environ
+"""
+
+
+def test_a_test_that_leaves_environment_or_sys_path_behind_fails(tmp_path) -> None:
+    from conftest import python_environment, run_python_process
+
+    (tmp_path / "conftest.py").write_text(Path(__file__).with_name("conftest.py").read_text())
+    (tmp_path / "test_guard.py").write_text(GUARD_CHECK)
+    run = run_python_process(["-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:randomly",
+                              "--rootdir", str(tmp_path), str(tmp_path / "test_guard.py")],
+                             cwd=tmp_path, env=python_environment())
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert "ERROR at teardown of test_a_leaks" in "\n".join(lines), run.stdout
+    assert ("the test left process state behind (use monkeypatch): "
+            "os.environ gained LEAKED_VAR; sys.path added /leaked-entry") in lines, run.stdout
+    assert "ERROR test_guard.py::test_a_leaks" in run.stdout
+    assert "4 passed, 1 xfailed, 1 error" in run.stdout, run.stdout

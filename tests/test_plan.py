@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import pytest
 
@@ -36,7 +36,7 @@ def _setup(tmp_path: Path, kind: str = "processing", **options: Any):
     (data / "a.txt").write_text("a")
     single = tmp_path / "one.csv"
     single.write_text("x,y\n")
-    training = {}
+    training: Dict[str, Any] = {}
     return prepare(
         kind,
         None,
@@ -82,7 +82,7 @@ def test_remote_arguments_reparse_to_the_same_namespace(tmp_path: Path) -> None:
     argv = list(TRICKY)
     argv[argv.index("IGNORED")] = str(tmp_path / "data")
     spec = _plan(tmp_path, argv)
-    decl, opts, parser = _setup(tmp_path)
+    _decl, _opts, parser = _setup(tmp_path)
     local = vars(parser.parse_args(argv))
     remote = vars(parser.parse_args(list(spec.arguments)))
     # the job must not launch itself again
@@ -209,7 +209,7 @@ def test_training_paths_and_channels(tmp_path: Path) -> None:
     by_name = {c.name: c for c in spec.inputs}
     assert by_name["input"].container_path == "/opt/ml/input/data/input"
     assert by_name["input"].mode == "FastFile"
-    decl, opts, parser = _setup(tmp_path, "training")
+    _decl, _opts, parser = _setup(tmp_path, "training")
     remote = vars(parser.parse_args(list(spec.arguments)))
     assert remote["model_dir"] == "/opt/ml/model"
     assert remote["output_dir"] == "/opt/ml/output/data"
@@ -243,19 +243,19 @@ def _plan_with(tmp_path: Path, argv: List[str], kind: str = "processing", inputs
 
 
 def test_hyphenated_names_make_underscored_attributes(tmp_path: Path) -> None:
-    decl, opts, parser = _prepare(tmp_path, inputs={"train-data": "s3://b/x/"}, outputs={"out-dir": "o"})
-    ns = parser.parse_args(["--train-data", "s3://b/y/", "--out-dir-s3", "s3://b/out/"])
-    assert ns.train_data == "s3://b/y/" and ns.out_dir_s3 == "s3://b/out/"
+    decl, opts, parser = _prepare(tmp_path, inputs={"train-data": "s3://bkt/x/"}, outputs={"out-dir": "o"})
+    ns = parser.parse_args(["--train-data", "s3://bkt/y/", "--out-dir-s3", "s3://bkt/out/"])
+    assert ns.train_data == "s3://bkt/y/" and ns.out_dir_s3 == "s3://bkt/out/"
     spec = plan_job(decl, ns, opts, [], parser, now=NOW, token="ab12")
-    assert {c.name: c.source for c in spec.inputs} == {"train-data": "s3://b/y/"}
-    assert spec.outputs[0].destination == "s3://b/out/"
+    assert {c.name: c.source for c in spec.inputs} == {"train-data": "s3://bkt/y/"}
+    assert spec.outputs[0].destination == "s3://bkt/out/"
 
 
 def test_code_is_a_reserved_input_name(tmp_path: Path) -> None:
     from aws_sagemaker_remote.errors import DeclarationError
 
     with pytest.raises(DeclarationError, match="reserved"):
-        _prepare(tmp_path, inputs={"code": "s3://b/x/"})
+        _prepare(tmp_path, inputs={"code": "s3://bkt/x/"})
 
 
 def test_empty_input_folder_is_refused(tmp_path: Path) -> None:
@@ -268,20 +268,20 @@ def test_empty_input_folder_is_refused(tmp_path: Path) -> None:
 
 def test_gzip_needs_pipe_and_container_paths_are_checked(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="Pipe"):
-        _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://b/z/", compression="Gzip")})
-    assert _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://b/z/", compression="Gzip", mode="Pipe")})
+        _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://bkt/z/", compression="Gzip")})
+    assert _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://bkt/z/", compression="Gzip", mode="Pipe")})
     with pytest.raises(UsageError, match="under /opt/ml/processing/"):
-        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/data/a")})
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://bkt/a/", container_path="/data/a")})
     with pytest.raises(UsageError, match="overlaps"):
-        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/opt/ml/processing/x"),
-                                         "b": PathArgument("s3://b/b/", container_path="/opt/ml/processing/x/y")})
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://bkt/a/", container_path="/opt/ml/processing/x"),
+                                         "b": PathArgument("s3://bkt/b/", container_path="/opt/ml/processing/x/y")})
     with pytest.raises(UsageError, match="overlaps"):
-        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/opt/ml/processing/input/code")})
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://bkt/a/", container_path="/opt/ml/processing/input/code")})
 
 
 def test_explicit_file_mode_is_kept_under_a_pipe_default(tmp_path: Path) -> None:
     spec = _plan_with(tmp_path, ["--sagemaker-input-mode", "Pipe"], "training",
-                      inputs={"a": PathArgument("s3://b/a/", mode="File"), "b": "s3://b/b/"})
+                      inputs={"a": PathArgument("s3://bkt/a/", mode="File"), "b": "s3://bkt/b/"})
     assert {c.name: c.mode for c in spec.inputs} == {"a": "File", "b": "Pipe"}
 
 
@@ -299,7 +299,7 @@ def test_detach_needs_a_remote_job(tmp_path: Path) -> None:
 
 def test_manifest_input_points_at_the_folder(tmp_path: Path) -> None:
     manifest = tmp_path / "files.manifest"
-    manifest.write_text('[{"prefix": "s3://b/data/"}, "a.csv"]')
+    manifest.write_text('[{"prefix": "s3://bkt/data/"}, "a.csv"]')
     spec = _plan_with(tmp_path, [], inputs={"m": PathArgument(str(manifest), s3_data_type="ManifestFile")})
     assert spec.inputs[0].container_value == "/opt/ml/processing/input/m"
 

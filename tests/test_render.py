@@ -10,6 +10,7 @@ from botocore.validate import validate_parameters
 
 from aws_sagemaker_remote.api import fold_training_keywords, prepare
 from aws_sagemaker_remote.args import PathArgument
+from aws_sagemaker_remote.container import needs_argument_file
 from aws_sagemaker_remote.plan import plan_job
 from aws_sagemaker_remote.render import BOOTSTRAP_STUB, ENTRYPOINT, render
 from aws_sagemaker_remote.spec import StagedJob
@@ -138,7 +139,7 @@ def test_training_hyperparameters_show_the_script_arguments(tmp_path: Path) -> N
         [{"dest": "--epochs", "type": int, "default": 3}, {"dest": "--note", "default": "n" * 3000},
          {"dest": "--layers", "nargs": "+", "default": [1, 2]}],
         None, None, str(script), {}, fold_training_keywords({}, None, {"source": "declared"}))
-    argv = ["--epochs", "5"]
+    argv = ["--epochs", "5", "--note", "n" * 3000]
     ns = parser.parse_args(argv)
     spec = plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")
     staged = StagedJob(spec=spec, region="us-east-1", role_arn=ROLE, image_uri=IMAGE, bucket="b", prefix="p",
@@ -153,6 +154,9 @@ def test_training_hyperparameters_show_the_script_arguments(tmp_path: Path) -> N
     assert hp["model_dir"] == "/opt/ml/model"
     assert hp["source"] == "declared"
     assert len(hp["note"]) == 2500 and hp["note"].endswith("...")
-    # the real argument is not truncated
-    assert "n" * 3000 not in request["AlgorithmSpecification"]["ContainerArguments"]  # default: not typed
+    # only the displayed copy is shortened: the job's own argument travels whole (in the staged
+    # argument file, since it is beyond the API's limits), never as the shortened copy
+    assert spec.arguments[spec.arguments.index("--note") + 1] == "n" * 3000
+    assert needs_argument_file(spec.arguments)
+    assert hp["note"] not in request["AlgorithmSpecification"]["ContainerArguments"]
     assert not any(k.startswith("sagemaker_") for k in hp)

@@ -98,8 +98,19 @@ def test_interrupted_upload_resumes(aws: Any, tmp_path: Path) -> None:
     store.upload_file(first.local_path, first.uri)
     aws.clear_log()
     _stage(spec, store, tmp_path)
-    uploaded = {r.path for r in aws.s3_uploads()}
-    assert not any(p.endswith(first.uri.split(BUCKET, 1)[1]) for p in uploaded)
+
+    def key(uri: str) -> str:
+        return uri.split(f"s3://{BUCKET}/", 1)[1]
+
+    uploaded = {r.key for r in aws.s3_uploads()}
+    data_uri = staged.input_uris["data"]
+    rest = {key(u.uri) for u in staged.uploads if u.uri.startswith(data_uri) and u.uri != first.uri}
+    assert rest, "the data tree has more than one file"
+    # the file already there is not sent again; the rest of the tree and its marker are
+    assert key(first.uri) not in uploaded
+    assert rest <= uploaded
+    assert key(data_uri).rstrip("/") + ".json" in uploaded
+    assert {rel for _, rel, _ in prefix_objects(store, data_uri)} == {"a.txt", "sub/b.txt"}
 
 
 def test_multipart_upload_for_large_files(aws: Any, tmp_path: Path) -> None:

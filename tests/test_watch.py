@@ -132,12 +132,12 @@ class Script:
     def _streams_params(self) -> Dict[str, Any]:
         return {"logGroupName": self.group, "logStreamNamePrefix": self.job + "/"}
 
-    def __enter__(self) -> "Script":
+    def __enter__(self) -> "Script":  # noqa: PYI034 - typing.Self needs Python 3.11
         self.sm.activate()
         self.logs.activate()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.sm.deactivate()
         self.logs.deactivate()
 
@@ -411,8 +411,8 @@ def test_throttling_while_following_is_retried_and_loses_no_line(
     notes = err.getvalue().splitlines()
     # the status is retried; a failed log read returns nothing and the next read catches up
     assert [line for line in notes if "retrying" in line] == [
-        f"[{JOB}] describing processing job {JOB}: ThrottlingException: Rate exceeded "
-        "(still throttled after 5 retries); retrying for up to 60 s",
+        (f"[{JOB}] describing processing job {JOB}: ThrottlingException: Rate exceeded "
+         "(still throttled after 5 retries); retrying for up to 60 s"),
     ]
     assert "logs are incomplete" not in err.getvalue()
     assert notes[-1] == f"[{JOB}] Completed"

@@ -16,7 +16,17 @@ from botocore.exceptions import ClientError
 
 from ..aws import error_code, translate_errors
 from ..errors import AwsError
-from .base import LOG_GROUP, LOGS_INCOMPLETE, NAME_KEY, PROCESSING, STATUS_KEY, TERMINAL_STATUSES, TRAINING, LogCursor, LogEvent
+from .base import (
+    LOG_GROUP,
+    LOGS_INCOMPLETE,
+    NAME_KEY,
+    PROCESSING,
+    STATUS_KEY,
+    TERMINAL_STATUSES,
+    TRAINING,
+    LogCursor,
+    LogEvent,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..aws import Clients

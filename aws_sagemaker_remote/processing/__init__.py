@@ -2,4 +2,4 @@
 from .args import sagemaker_processing_args
 from .main import sagemaker_processing_main
 
-__all__ = ["sagemaker_processing_main", "sagemaker_processing_args"]
+__all__ = ["sagemaker_processing_args", "sagemaker_processing_main"]

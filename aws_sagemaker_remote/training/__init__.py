@@ -2,4 +2,4 @@
 from .args import sagemaker_training_args
 from .main import sagemaker_training_main
 
-__all__ = ["sagemaker_training_main", "sagemaker_training_args"]
+__all__ = ["sagemaker_training_args", "sagemaker_training_main"]
