@@ -246,7 +246,7 @@ class S3Store:
         return sorted(out)
 
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
-        from .uploads import upload_file
+        from .transfers import upload_file
 
         bucket, key = split_uri(uri)
         # verified against sha256 while streaming; Ctrl-C is not held up by a stalled request
@@ -259,7 +259,7 @@ class S3Store:
     def copy(self, source: str, uri: str) -> None:
         src_bucket, src_key = split_uri(source)
         bucket, key = split_uri(uri)
-        from .uploads import copy_object
+        from .transfers import copy_object
 
         # the managed copy switches to multipart copy above the threshold (CopyObject stops at 5 GB)
         copy_object(self.client, src_bucket, src_key, bucket, key, self.transfer_config)
@@ -273,7 +273,9 @@ class S3Store:
         bucket, key = split_uri(uri)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = path + ".part"
-        self.client.download_file(bucket, key, tmp, Config=self.transfer_config, Callback=progress)
+        from .transfers import download_file
+
+        download_file(self.client, bucket, key, tmp, self.transfer_config, progress)  # Ctrl-C acts at once
         os.replace(tmp, path)
 
     def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:

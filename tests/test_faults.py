@@ -363,3 +363,28 @@ def test_s3_store_stores_files_of_every_size_when_the_digest_matches(aws: Any, t
                           sha256=hashlib.sha256(path.read_bytes()).hexdigest())
         assert s3.get_object(Bucket="cas-sizes", Key=path.name)["Body"].read() == path.read_bytes()
     assert sum(seen) == 1 + MULTIPART_THRESHOLD  # progress counts every byte sent
+
+
+def test_ctrl_c_during_a_stalled_download_exits_130_at_once(fault_proxy: Any, aws: Any, demo_dir: Path,
+                                                            tmp_path: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=aws.url)
+    s3.create_bucket(Bucket="stalled-input")
+    s3.put_object(Bucket="stalled-input", Key="in/words.txt", Body=b"a b c\n" * 1000)
+    fault_proxy.stall("GetObject", key_contains="words.txt")
+    proc = _launcher(["-c", AS_FROM_A_TERMINAL, demo_dir / "wordcount.py", "--input", "s3://stalled-input/in/",
+                      "--output", tmp_path / "out"], tmp_path)
+    try:
+        assert fault_proxy.stalling.wait(60), fault_proxy.events
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert took < 10, f"{took:.1f} s after SIGINT"
+    home = Path(os.environ["AWS_SAGEMAKER_REMOTE_HOME"])
+    assert not [p for p in home.rglob("words.txt*") if p.is_file()]  # no partial download presented as data

@@ -21,7 +21,8 @@ Two guarantees on top of s3transfer's managed transfers, used by
   (:class:`DaemonExecutor`) driven from a daemon thread, and the caller waits in
   short, interruptible steps; on ``KeyboardInterrupt`` the transfer is
   cancelled and left behind, and the interrupt goes on at once. An unfinished
-  multipart upload is never completed, so nothing half-sent becomes visible.
+  multipart upload is never completed, so nothing half-sent becomes visible;
+  the partial file of an unfinished download is removed.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import concurrent.futures
 import contextlib
 import copy as _copy
 import hashlib
+import os
 import queue
 import threading
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, cast
@@ -149,12 +151,13 @@ def _manager(client: Any, config: Any) -> Any:
     return TransferManager(client, config, executor_cls=cast(Any, DaemonExecutor))
 
 
-def run_interruptibly(work: Callable[[Dict[str, Any]], None]) -> None:
+def run_interruptibly(work: Callable[[Dict[str, Any]], None],
+                      on_interrupt: Optional[Callable[[], None]] = None) -> None:
     """Run ``work(holder)`` on a daemon thread and wait for it in steps Ctrl-C can break.
 
     ``work`` puts the s3transfer future it waits on in ``holder["future"]``; on
-    ``KeyboardInterrupt`` that future is cancelled (which does not wait) and the
-    interrupt is raised again at once.
+    ``KeyboardInterrupt`` that future is cancelled (which does not wait),
+    ``on_interrupt`` is called, and the interrupt is raised again at once.
     """
     done = threading.Event()
     holder: Dict[str, Any] = {}
@@ -176,6 +179,9 @@ def run_interruptibly(work: Callable[[Dict[str, Any]], None]) -> None:
         if future is not None:
             with contextlib.suppress(Exception):  # interrupting matters more than a clean cancel
                 future.cancel()
+        if on_interrupt is not None:
+            with contextlib.suppress(Exception):
+                on_interrupt()
         raise
     error = holder.get("error")
     if error is not None:
@@ -222,3 +228,22 @@ def copy_object(client: Any, source_bucket: str, source_key: str, bucket: str, k
             holder["future"].result()
 
     run_interruptibly(work)
+
+
+def download_file(client: Any, bucket: str, key: str, path: str, config: Any, progress: Progress = None) -> None:
+    """Download ``s3://bucket/key`` to ``path`` (written whole or not at all), interruptibly."""
+
+    def work(holder: Dict[str, Any]) -> None:
+        with _manager(client, config) as manager:
+            holder["future"] = manager.download(bucket, key, path, subscribers=_subscribers(progress))
+            holder["future"].result()
+
+    def remove_partial() -> None:
+        # s3transfer writes PATH.<random> and renames it when complete
+        folder, name = os.path.split(os.path.abspath(path))
+        for entry in os.listdir(folder):
+            if entry.startswith(name + "."):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, entry))
+
+    run_interruptibly(work, remove_partial)
