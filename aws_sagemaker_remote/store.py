@@ -292,7 +292,12 @@ class S3Store:
         kwargs: Dict[str, Any] = {"Bucket": bucket}
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        self.client.create_bucket(**kwargs)
+        try:
+            self.client.create_bucket(**kwargs)
+        except ClientError as exc:
+            # the answer to our own create was lost and botocore's retry found the bucket made
+            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise
         return True
 
 

@@ -61,6 +61,16 @@ def test_lost_create_training_response_is_recognised(fault_proxy: Any, aws: Any,
     assert boto3.client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobName"] == name
 
 
+def test_lost_create_bucket_response_is_recognised(fault_proxy: Any, aws: Any, run_script: Any,
+                                                   demo_dir: Path) -> None:
+    # outside us-east-1 the retry of a CreateBucket that succeeded answers BucketAlreadyOwnedByYou
+    fault_proxy.lose_response("CreateBucket")
+    run = run_script(demo_dir / "wordcount.py", *YES, "--sagemaker-region", "eu-west-1")
+    assert run.returncode == 0, run.stderr
+    assert [e.fault for e in fault_proxy.events if e.operation == "CreateBucket"] == ["lose", "forwarded"]
+    assert "Completed" in run.stderr
+
+
 def test_a_name_taken_by_another_launch_is_still_an_error(fault_proxy: Any, aws: Any, run_script: Any,
                                                           demo_dir: Path, one_error_line: Any) -> None:
     # a job of that name exists and was not created by this launch: no token of ours on it
