@@ -190,6 +190,7 @@ def follow(
     status_every = max(float(backend.poll_interval), 0.0)
     log_every = min(float(backend.log_poll_interval), status_every)
     last: Optional[StatusChange] = None
+    told = False  # the user knows the logs cannot be read right now
     next_status = clock()
     while True:
         now = clock()
@@ -208,6 +209,10 @@ def follow(
                 yield change
         # Retrying a read loses nothing: a backend advances the cursor only when a read succeeds.
         yield from call(backend.logs, kind, job_name, cursor)
+        trouble = cursor.state.get(LOGS_INCOMPLETE)
+        if trouble and not told and notify is not None:
+            notify(f"[{job_name}] cannot read the logs now ({trouble}); still following the job's status")
+        told = bool(trouble)
         sleep(max(0.0, min(log_every, next_status - clock())))
 
 

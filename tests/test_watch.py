@@ -414,8 +414,28 @@ def test_throttling_while_following_is_retried_and_loses_no_line(
         (f"[{JOB}] describing processing job {JOB}: ThrottlingException: Rate exceeded "
          "(still throttled after 5 retries); retrying for up to 60 s"),
     ]
-    assert "logs are incomplete" not in err.getvalue()
+    assert f"[{JOB}] cannot read the logs now (reading the logs of processing job {JOB}: ThrottlingException: " \
+           "Rate exceeded (still throttled after 5 retries)); still following the job's status" in notes
+    assert "logs are incomplete" not in err.getvalue()  # the last read caught up
     assert notes[-1] == f"[{JOB}] Completed"
+
+
+def test_logs_that_cannot_be_read_never_fail_a_completed_job(processing: Tuple[SageMakerBackend, Script]) -> None:
+    backend, script = processing
+    script.describe("Completed")
+    script.streams_error("AccessDeniedException", "not authorized to perform: logs:DescribeLogStreams")
+    out, err = io.StringIO(), io.StringIO()
+    fake = FakeTime()
+
+    result = wait(backend, "processing", JOB, out=out, err=err, sleep=fake.sleep, clock=fake.clock)
+
+    script.assert_done()
+    assert result.status == "Completed"
+    notes = err.getvalue().splitlines()
+    assert notes[-1] == (f"[{JOB}] logs are incomplete (reading the logs of processing job {JOB}: "
+                         "AccessDeniedException: not authorized to perform: logs:DescribeLogStreams); "
+                         f"read them later with `aws-sagemaker-remote logs processing {JOB}`")
+    assert f"[{JOB}] Completed" in notes
 
 
 def test_errors_that_outlast_the_retries_say_the_job_may_still_be_running(
