@@ -45,7 +45,6 @@ from .container import (
     DEFAULT as DEFAULT_PATHS,
     IN_JOB_ENV,
     ROOT_ENV,
-    TRAINING_ENV_SET,
     ContainerPaths,
     training_environment,
 )
@@ -374,9 +373,10 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
         script = str(manifest["script"])
         cwd = os.path.dirname(os.path.join(unpack_dir, script))
         env = dict(os.environ)
-        if kind == "training" and env.get(TRAINING_ENV_SET) != "1":
-            for name, value in training_environment(ContainerPaths.from_env()).items():
-                env.setdefault(name, value)  # values the image already sets win
+        if kind == "training":
+            # as the toolkit does, its values replace same-named ones of the image or the request
+            env.update(training_environment(ContainerPaths.from_env(), entry_point=os.path.basename(script),
+                                            module_dir=cwd, environ=env))
         pythonpath = [os.path.join(unpack_dir, p) for p in manifest.get("pythonpath") or ("runtime", "deps")]
         prepend_pythonpath(env, pythonpath)
         env = configure(unpack_dir, manifest, env, cwd)

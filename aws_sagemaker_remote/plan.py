@@ -270,6 +270,11 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
         mode = d.arg.mode or default_mode or "File"
         if kind == "processing" and mode not in ("File", "Pipe"):
             raise UsageError(f"processing inputs support mode File or Pipe, not {mode}", flag=d.flag)
+        if mode == "FastFile" and d.arg.s3_data_type != "S3Prefix":
+            # SageMaker refuses the pair: FastFile streams only S3Prefix channels
+            raise UsageError(f"mode FastFile needs s3_data_type='S3Prefix', not {d.arg.s3_data_type!r}; use File or "
+                             "Pipe" + ("" if d.arg.mode else " (FastFile comes from --sagemaker-input-mode)"),
+                             flag=d.flag)
         if d.arg.compression == "Gzip" and mode != "Pipe":
             raise UsageError("Gzip-compressed inputs need mode='Pipe' (SageMaker decompresses only streams)",
                              flag=d.flag)
