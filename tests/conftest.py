@@ -10,7 +10,8 @@ Fixtures
     ``XDG_CONFIG_DIRS``) at empty folders, sets ``AWS_EC2_METADATA_DISABLED=true`` (botocore would otherwise
     probe the instance metadata address for credentials) and gives
     ``AWS_SAGEMAKER_REMOTE_HOME`` a fresh per-test folder, where the framework
-    keeps its local S3 stand-in and caches. Everything goes through
+    keeps its local S3 stand-in and caches (and local jobs their overlay
+    environments; ``UV_CACHE_DIR`` goes there too). Everything goes through
     ``monkeypatch``, so the next test starts from the same state. With no
     credentials, no config file and no proxy, a test that forgets the ``aws``
     fixture fails instead of reaching a real AWS endpoint.
@@ -488,6 +489,8 @@ def clean_environment(process_state_guard: None, monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config-home"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(home / "xdg-config-dirs"))
+    # local jobs build their overlay environments with uv when it is installed: its cache stays here too
+    monkeypatch.setenv("UV_CACHE_DIR", str(home / "uv-cache"))
     boto3 = sys.modules.get("boto3")
     if boto3 is not None:
         # boto3.client() reuses one module-level session that caches the

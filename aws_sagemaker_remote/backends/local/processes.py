@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from ...container import ContainerPaths
 from ...errors import exit_status
+from ...overlay import OVERLAY_ENV, default_folder
 from . import guard
 from .isolation import relocated_variables, wrap
 from .state import Instance, Job, JobError, Settings
@@ -65,6 +66,7 @@ def environment(job: Job, instance: Instance, extra: Mapping[str, str], relocate
     env.update(extra)
     if root:
         env.update(relocated_variables(root))
+    env[OVERLAY_ENV] = default_folder()  # requirements and configuration go there, not into this interpreter
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
