@@ -15,8 +15,8 @@ from .errors import DeclarationError
 
 __all__ = [
     "FALSY",
+    "IN_JOB",
     "OPTIONAL",
-    "RUN_CHOICES",
     "TRUTHY",
     "PathArgument",
     "bucket_problem",
@@ -29,8 +29,11 @@ __all__ = [
 
 TRUTHY = ("yes", "true", "1", "y", "t", "on")
 FALSY = ("no", "false", "0", "n", "f", "off")
-#: ``--sagemaker-run`` canonical values.
-RUN_CHOICES = ("no", "yes", "local")
+#: The ``--sagemaker-run`` value the job's own command line carries: ``main`` runs here, as
+#: with ``no``, but the environment is the one the job was given (its request's
+#: ``Environment`` and what a configuration command exported), so the keyword
+#: ``env=`` defaults are not applied again over it.
+IN_JOB = "job"
 
 INPUT_MODES = ("File", "Pipe", "FastFile")
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
@@ -130,8 +133,8 @@ def parse_run(value: Any) -> str:
     if value is False or value is None:
         return "no"
     text = str(value).strip().lower()
-    if text == "local":
-        return "local"
+    if text in ("local", IN_JOB):
+        return text
     try:
         return "yes" if parse_bool(text) else "no"
     except ValueError:

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence, TextIO
 from ._version import __version__
 from .errors import CredentialsError, Interrupted, RemoteError, UsageError
 from .flags import Parser
+from .kinds import NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backends.base import Backend
 
-KINDS = ("processing", "training")
 PROG = "aws-sagemaker-remote"
 
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("logs", "follow a job's status and logs until it ends (Ctrl-C leaves the job running)"),
                        ("stop", "stop a running job")):
         cmd = sub.add_parser(name, help=text, description=text)
-        cmd.add_argument("kind", choices=KINDS, help="job kind")
+        cmd.add_argument("kind", choices=NAMES, help="job kind")
         cmd.add_argument("job_name", help="job name")
     return parser
 

@@ -148,13 +148,15 @@ class ContainerPaths:
     # --- both -----------------------------------------------------------
     def code_dir(self, kind: str) -> str:
         """Where the bundle input lands for a job ``kind`` ('processing' or 'training')."""
-        return self.processing_code if kind == "processing" else self.training_code
+        from .kinds import job_kind  # the kinds describe their layout in terms of this class
+
+        return job_kind(kind).code_dir(self)
 
     def failure_file(self, kind: str) -> str:
-        return self.processing_failure if kind == "processing" else self.training_failure
+        """Where the job ``kind`` writes its failure reason."""
+        from .kinds import job_kind
 
-    def resource_config(self, kind: str) -> str:
-        return self.processing_resource_config if kind == "processing" else self.training_resource_config
+        return job_kind(kind).failure_file(self)
 
     @property
     def unpacked_code(self) -> str:

@@ -13,25 +13,13 @@ import dataclasses
 import os
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .args import PathArgument, _Optional, is_s3_uri, name_problem
-from .container import CODE_CHANNEL, DEFAULT as PATHS
+from .container import CODE_CHANNEL
 from .errors import DeclarationError
-from .options import CommonOptions, dest_name, flag_name
-
-KINDS = ("processing", "training")
-
-#: Training's generated directory flags: keyword → (flag, local default, help).
-#: Training's generated folder flags: (keyword, local default, folder in the job, help).
-TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
-    ("model_dir", "output/model", PATHS.model_dir,
-     f"Where the script saves its model (in the job: {PATHS.model_dir}, uploaded as model.tar.gz)."),
-    ("output_dir", "output/data", PATHS.output_data_dir,
-     f"Where the script writes other output data (in the job: {PATHS.output_data_dir}, uploaded as output.tar.gz)."),
-    ("checkpoint_dir", "output/checkpoints", PATHS.checkpoints,
-     f"Where the script saves and finds checkpoints (in the job: {PATHS.checkpoints}, synced with S3)."),
-)
+from .kinds import JobKind, job_kind
+from .options import CommonOptions
 
 
 @dataclass(frozen=True)
@@ -66,7 +54,7 @@ class PathDecl:
 class Declaration:
     """Everything a script declares about itself, before any flag is parsed."""
 
-    kind: str
+    kind: JobKind
     script: str
     inputs: Tuple[PathDecl, ...] = ()
     outputs: Tuple[PathDecl, ...] = ()
@@ -169,7 +157,7 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
 
 
 def declare(
-    kind: str,
+    kind: Union[str, JobKind],
     script: str,
     inputs: Optional[Mapping[str, Any]] = None,
     outputs: Optional[Mapping[str, Any]] = None,
@@ -180,15 +168,15 @@ def declare(
     training_dirs: Optional[Mapping[str, str]] = None,
 ) -> Declaration:
     """Normalise a script's declaration; raises :class:`DeclarationError` when it is inconsistent."""
-    if kind not in KINDS:
-        raise DeclarationError(f"kind must be one of {', '.join(KINDS)}")
+    try:
+        kind = job_kind(kind)
+    except ValueError as exc:
+        raise DeclarationError(str(exc)) from None
     ins = tuple(_input_decl(n, v) for n, v in _items(inputs, "inputs"))
     outs = tuple(_output_decl(n, v) for n, v in _items(outputs, "outputs"))
     deps = tuple(_dependency_decl(n, v) for n, v in _items(dependencies, "dependencies"))
-    dirs: Tuple[Tuple[str, str], ...] = ()
-    if kind == "training":
-        given = dict(training_dirs or {})
-        dirs = tuple((key, str(given.get(key) or default)) for key, default, _, _ in TRAINING_DIRS)
+    given = dict(training_dirs or {})
+    dirs = tuple((key, str(given.get(key) or default)) for key, default, _, _ in kind.folders)
     seen: Dict[str, str] = {}
     for what, decls in (("inputs", ins), ("outputs", outs), ("dependencies", deps)):
         for d in decls:
@@ -199,10 +187,10 @@ def declare(
     for d in ins:
         if d.name == CODE_CHANNEL:
             raise DeclarationError(f"input name {CODE_CHANNEL!r} is reserved for the job's code bundle")
-    if kind == "training":
+    if not kind.outputs_have_locations:
         for d in outs:
             if d.remote != "default":
-                raise DeclarationError(f"outputs[{d.name!r}]: a training job uploads its outputs inside "
+                raise DeclarationError(f"outputs[{d.name!r}]: a {kind.name} job uploads its outputs inside "
                                        f"output.tar.gz, so they cannot have their own S3 location")
     for key, _ in dirs:
         if key in seen or key.replace("_", "-") in {d.name for d in ins + outs + deps}:
@@ -266,13 +254,13 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         hint = d.arg.help or f"Output {d.name!r} local folder"
         _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
-        if decl.kind == "processing":  # training outputs travel inside output.tar.gz
+        if decl.kind.outputs_have_locations:  # training outputs travel inside output.tar.gz
             _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
                  help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
     for d in decl.dependencies:
         _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"Module {d.name!r} (default: {d.default})")
-    helps = {key: text for key, _, _, text in TRAINING_DIRS}
+    helps = {key: text for key, _, _, text in decl.kind.folders}
     for key, default in decl.training_dirs:
         _add(groups["training"], dir_flag(key), dest=key, default=default, metavar="DIR",
              help=f"{helps[key]} (default: {default})")
@@ -321,42 +309,3 @@ def build_parser(decl: Declaration, options: CommonOptions, prog: Optional[str] 
     )
     add_arguments(parser, decl, options)
     return parser
-
-
-# --- knowing which tokens the job re-invocation replaces ---------------------------------
-
-#: How many value tokens an option takes: 1 (always), '?' (optional) or 0.
-Arity = Any
-
-
-def flag_arity(parser: argparse.ArgumentParser, flags: Iterable[str]) -> Dict[str, Arity]:
-    """For each of ``flags``, how its action consumes values (used to strip it from argv)."""
-    out: Dict[str, Arity] = {}
-    wanted = set(flags)
-    for action in parser._actions:
-        for s in action.option_strings:
-            if s in wanted:
-                if action.nargs == "?":
-                    out[s] = "?"
-                elif action.nargs == 0:
-                    out[s] = 0
-                elif action.nargs is None:
-                    out[s] = 1
-                else:
-                    raise DeclarationError(f"{s}: generated flags take one value")
-    return out
-
-
-def generated_flags(decl: Declaration, options: CommonOptions) -> List[str]:
-    """Flags that the job re-invocation rewrites: every path flag and every ``--sagemaker-*`` flag."""
-    flags = [flag_name(f) for f in options.option_fields()]
-    for d in decl.path_decls():
-        flags.append(d.flag)
-    for d in decl.outputs:
-        flags.append(d.remote_flag)
-    flags.extend(dir_flag(key) for key, _ in decl.training_dirs)
-    return flags
-
-
-def sagemaker_dests(options: CommonOptions) -> List[str]:
-    return [dest_name(f) for f in options.option_fields()]

@@ -105,6 +105,17 @@ def _pairs(value: Any) -> Tuple[Tuple[str, str], ...]:
     return tuple(out)
 
 
+#: ``--sagemaker-store`` values.
+STORE_CHOICES = ("auto", "local", "s3")
+
+
+def _store_choice(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in STORE_CHOICES:
+        raise ValueError(f"expected one of {', '.join(STORE_CHOICES)}, got {value!r}")
+    return text
+
+
 def _input_mode(value: Any) -> str:
     text = str(value)
     for mode in INPUT_MODES:
@@ -211,6 +222,10 @@ class CommonOptions:
     bucket: Optional[str] = option(None, "S3 bucket for code, inputs and outputs (created if missing).",
                                    metavar="BUCKET", unset="sagemaker-REGION-ACCOUNT")
     prefix: str = option(DEFAULT_PREFIX, "Key prefix in the bucket.", convert=_text, metavar="PREFIX")
+    store: str = option("auto", "Where a local job (--sagemaker-run=local) keeps its files: local (a folder "
+                        "standing in for S3, no AWS), s3 (S3 through the configured credentials), or auto "
+                        "(S3 when the job names s3:// locations and AWS is configured, else local). "
+                        "A SageMaker job always uses S3.", convert=_store_choice, metavar="{auto,local,s3}")
     download_outputs: bool = option(False, "After the job completes, download each output into its local path.",
                                     convert=parse_bool, boolean=True)
 

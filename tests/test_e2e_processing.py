@@ -42,7 +42,8 @@ def test_local_mode_over_moto_writes_outputs_to_s3(aws: Any, run_script: Any, de
     here = run_script(demo_dir / "wordcount.py", "--output", tmp_path / "here")
     assert here.returncode == 0, here.stderr
     result_file = tmp_path / "result.json"
-    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-output-json", result_file)
+    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-store=s3",
+                     "--sagemaker-output-json", result_file)
     assert run.returncode == 0, run.stderr
     result = json.loads(result_file.read_text())
     uri = result["output_artifacts"]["output"]
@@ -69,7 +70,7 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
     assert request["AppSpecification"]["ImageUri"] == IMAGE
     assert request["AppSpecification"]["ContainerEntrypoint"][:2] == ["python3", "-c"]
     args = request["AppSpecification"]["ContainerArguments"]
-    assert args[2:] == ["--sagemaker-run=no", "--input=/opt/ml/processing/input/input",
+    assert args[2:] == ["--sagemaker-run=job", "--input=/opt/ml/processing/input/input",
                         "--output=/opt/ml/processing/output/output", "--output-s3=default",
                         "--min-count", "2", "--lowercase"]
     assert request["Environment"] == {"MODE": "demo"}

@@ -147,7 +147,7 @@ def test_a_file_rewritten_while_it_uploads_is_not_stored_under_its_old_digest(
         (data / name).write_bytes(content)
     fault_proxy.rate_limit(512 * 1024)  # about half a second per file
 
-    proc = _launcher([project / "hasher.py", "--sagemaker-run=local"], project)
+    proc = _launcher([project / "hasher.py", "--sagemaker-run=local", "--sagemaker-store=s3"], project)
     try:
         # p1 is on its way; p4, hashed already, is rewritten in place before its turn
         fault_proxy.wait_for(lambda e: e.fault == "rate" and (e.key or "").endswith("/p1.bin"), timeout=120)
@@ -171,7 +171,7 @@ def test_a_file_rewritten_while_it_uploads_is_not_stored_under_its_old_digest(
     # the user puts the file back; the next launch stages it and the job reads the right bytes
     fault_proxy.clear()
     (data / "p4.bin").write_bytes(original["p4.bin"])
-    proc = _launcher([project / "hasher.py", "--sagemaker-run=local"], project)
+    proc = _launcher([project / "hasher.py", "--sagemaker-run=local", "--sagemaker-store=s3"], project)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     seen = dict(line.split()[2:4] for line in out.splitlines() if " sha " in line)

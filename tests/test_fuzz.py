@@ -23,13 +23,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from aws_sagemaker_remote.api import prepare
-from aws_sagemaker_remote.args import PathArgument
+from aws_sagemaker_remote.args import IN_JOB, PathArgument
 from aws_sagemaker_remote.bootstrap import read_arguments
 from aws_sagemaker_remote.container import ARGUMENT_FILE_FLAG, DEFAULT as PATHS, needs_argument_file
 from aws_sagemaker_remote.errors import DeclarationError, UsageError
 from aws_sagemaker_remote.flags import build_parser, declare
 from aws_sagemaker_remote.options import OPTIONS_BY_KIND
 from aws_sagemaker_remote.plan import plan_job
+from aws_sagemaker_remote.reinvoke import user_arguments
 
 NOW = dt.datetime(2026, 12, 2, 6, 0, 0, tzinfo=dt.timezone.utc)
 SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, database=None,
@@ -136,7 +137,7 @@ def test_random_argument_lists_reach_the_script_unchanged(tmp_path: Path, monkey
         assert here is not None
         options = type(opts).from_namespace(here)
         try:
-            spec = plan_job(decl, here, options, list(argv), parser, now=NOW, token="ab12")
+            spec = plan_job(decl, here, options, user_arguments(list(argv), decl, options), now=NOW, token="ab12")
         except UsageError:
             assume(False)
             return
@@ -149,7 +150,7 @@ def test_random_argument_lists_reach_the_script_unchanged(tmp_path: Path, monkey
             assert getattr(there, dest) == getattr(here, dest), (dest, argv, job_argv)
         assert there.data == PATHS.processing_input("data")
         assert there.out == PATHS.processing_output("out")
-        assert type(opts).from_namespace(there).run == "no"  # the job never launches itself
+        assert type(opts).from_namespace(there).run == IN_JOB  # the job never launches itself
 
     check()
     assert seen["planned"] >= 30  # the property was tested on real plans, not only filtered away
