@@ -15,7 +15,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from .args import PathArgument, _Optional, is_s3_uri, name_problem
+from .args import OptionalInput, PathArgument, is_s3_uri, name_problem
 from .container import CODE_CHANNEL
 from .errors import DeclarationError
 from .kinds import JobKind, job_kind
@@ -76,6 +76,37 @@ class Parser(argparse.ArgumentParser):
     #: (a :class:`~aws_sagemaker_remote.sources.Resolved`, set by ``api.prepare``)
     resolved: Any = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: every action added, through the parser or any of its groups, in order
+        #: (argparse keeps its own list private)
+        self.added: List[argparse.Action] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.added.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording(super().add_mutually_exclusive_group(*args, **kwargs))
+
+    def _recording(self, group: Any) -> Any:
+        """``group`` with ``add_argument`` (and nested groups) reporting to :attr:`added`."""
+        add, add_group = group.add_argument, getattr(group, "add_mutually_exclusive_group", None)
+
+        def add_argument(*args: Any, **kwargs: Any) -> argparse.Action:
+            action: argparse.Action = add(*args, **kwargs)
+            self.added.append(action)
+            return action
+
+        group.add_argument = add_argument
+        if add_group is not None:
+            group.add_mutually_exclusive_group = lambda *a, **k: self._recording(add_group(*a, **k))
+        return group
+
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
@@ -83,7 +114,7 @@ class Parser(argparse.ArgumentParser):
 # --- normalising declarations ------------------------------------------------------
 
 def _input_decl(name: str, value: Any) -> PathDecl:
-    if isinstance(value, _Optional) or value is None:
+    if isinstance(value, OptionalInput) or value is None:
         return PathDecl(name, None, PathArgument(None, optional=True))
     if isinstance(value, PathArgument):
         default = value.local if value.local is not None else (value.remote if is_s3_uri(value.remote) else None)
@@ -105,7 +136,7 @@ def _output_decl(name: str, value: Any) -> PathDecl:
         return PathDecl(name, _fspath(value.local), value, value.remote)
     if isinstance(value, (str, os.PathLike)):
         return PathDecl(name, _fspath(value), PathArgument(_fspath(value)))
-    if isinstance(value, _Optional) or value is None:
+    if isinstance(value, OptionalInput) or value is None:
         return PathDecl(name, None, PathArgument(None, optional=True))
     raise DeclarationError(f"outputs[{name!r}] must be a path, a (local, remote) tuple or PathArgument, "
                            f"not {type(value).__name__}")
@@ -284,14 +315,15 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         except argparse.ArgumentError as exc:
             raise DeclarationError(f"argparse_callback adds a flag that collides with a generated flag: "
                                    f"{exc.message}") from None
-    _check_dests(parser)
+    if isinstance(parser, Parser):  # a caller's own parser: its other flags are its owner's business
+        _check_dests(parser)
     return parser
 
 
-def _check_dests(parser: argparse.ArgumentParser) -> None:
+def _check_dests(parser: Parser) -> None:
     """Two flags writing the same attribute would silently shadow each other."""
     owners: Dict[str, str] = {}
-    for action in parser._actions:
+    for action in parser.added:
         if action.dest in (argparse.SUPPRESS, "help") or not action.option_strings and action.dest == "help":
             continue
         flag = action.option_strings[0] if action.option_strings else action.dest
