@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import UsageError
+from .leftovers import owned_prefix
 from .spec import CodeSpec
 
 #: 1980-01-01: every entry gets this mtime (the zip epoch, so nothing treats it as "unset").
@@ -382,7 +383,8 @@ def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bu
     entries = bundle_entries(code, notes)
     for note in notes:
         print(note, file=sys.stderr)
-    fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz", dir=workdir)
+    # named after this process: the next launch removes it if this one is killed
+    fd, path = tempfile.mkstemp(prefix=owned_prefix("bundle"), suffix=".tar.gz", dir=workdir)
     files: List[Tuple[str, int]] = []
     with os.fdopen(fd, "wb") as raw:  # noqa: SIM117 - a parenthesised with-group needs Python 3.9
         # mtime=0 and an empty name keep the gzip header free of time and path

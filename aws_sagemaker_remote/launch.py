@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, TextIO
 
 from .bundle import build_bundle, listing as bundle_listing
 from .errors import JobFailed
+from .leftovers import sweep
 from .render import render
 from .spec import JobResult, JobSpec, RunControl, StagedJob, output_uris
 from .stage import human_bytes, stage
@@ -46,6 +47,7 @@ def launch(
     """
     out = out or sys.stdout
     err = err or sys.stderr
+    sweep()  # bundles and job folders left by launches that were killed
     staged = _stage(spec, control, target, err)
     request = render(staged, target.placement)
     if control.dry_run:
