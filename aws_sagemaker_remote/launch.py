@@ -34,6 +34,7 @@ from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
 from .bundle import build_bundle
 from .errors import JobFailed, UsageError
 from .flags import Declaration
+from .jobs import follow_command, record_launch, with_launcher_tag
 from .options import CommonOptions, TrainingOptions
 from .plan import plan_job
 from .render import render
@@ -177,7 +178,7 @@ def launch(
     spec = plan_job(decl, namespace, options, argv, parser, now=now, token=secrets.token_hex(2))
     target = choose_target(options, spec.kind)
     staged = _stage(spec, target, err)
-    request = render(staged)
+    request = with_launcher_tag(render(staged))
     if options.dry_run:
         out.write(json.dumps(dry_run_report(staged, request, target), indent=2, sort_keys=True, default=str) + "\n")
         return JobResult(kind=spec.kind, job_name=spec.job_name, status="DryRun")
@@ -238,6 +239,8 @@ def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO
     with translate_errors(f"creating {kind} job {name}"):
         backend = target.make_backend()
         backend.create(kind, request)
+    record_launch(kind, request, spec.base_job_name or name, backend=backend.name, region=target.region,
+                  store=target.store)
     url = backend.console_url(kind, name)
     err.write(f"created {kind} job {name} ({backend.name})" + (f": {url}" if url else "") + "\n")
     must_wait = o.wait and not o.detach
@@ -247,6 +250,7 @@ def _run(staged: StagedJob, request: Dict[str, Any], target: Target, out: TextIO
     if not must_wait:
         result = JobResult(kind=kind, job_name=name, status="InProgress", output_artifacts=dict(staged.output_uris),
                            console_url=url)
+        err.write(f"follow it with: {follow_command(name, region=target.region, profile=o.profile)}\n")
     else:
         result = wait(backend, kind, name, out=out, err=err, detach=o.detach, metrics=spec.metrics)
     for line in summary_lines(result):
