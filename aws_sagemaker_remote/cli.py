@@ -206,6 +206,10 @@ def run_command(
         from .clean import run_clean
 
         return run_clean(args, finder, out, err)
+    if args.command == "rerun" and args.from_kfp is not None:
+        # the component's command line is read by parse_invocation, and only in its own form
+        raise UsageError("a pipeline step's command is `rerun JOB --from-kfp RECORD ...`, with no options "
+                         "before `rerun`", flag="--from-kfp")
     found = finder.find(args.job_name, args.kind)
     if args.command == "describe":
         return _describe(args, found, out)

@@ -24,8 +24,8 @@ import functools
 import json
 import os
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from ._version import __version__
 from .backends.base import NAME_KEY, PROCESSING, STATUS_KEY, TRAINING
@@ -50,6 +50,7 @@ STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 #: ``list`` stops asking SageMaker after this many candidate jobs per kind.
 MAX_SCANNED = 500
 PROG = "aws-sagemaker-remote"
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _CODE_TREE = re.compile(r"^(?P<prefix>.*?)/?cas/sha256/[0-9a-f]{64}/?$")
 
 
@@ -316,7 +317,6 @@ class JobRow:
     created: Optional[_dt.datetime]
     ended: Optional[_dt.datetime] = None
     failure_reason: Optional[str] = None
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {
@@ -374,24 +374,25 @@ def sagemaker_rows(clients: "Clients", *, prefix: Optional[str], status: Optiona
         if status:
             kwargs["StatusEquals"] = status
         with translate_errors(f"listing {kind} jobs"):
-            pages = clients.sagemaker.get_paginator(f"list_{kind}_jobs").paginate(**kwargs)
-            summaries = [s for page in pages for s in page.get(f"{label}JobSummaries", [])]
-        # moto and old pages: sort here too, newest first
-        summaries.sort(key=lambda s: parse_time(s.get("CreationTime")) or _dt.datetime.min.replace(
-            tzinfo=_dt.timezone.utc), reverse=True)
-        for summary in summaries:
-            name = str(summary[NAME_KEY[kind]])
-            if found >= limit or scanned >= MAX_SCANNED:
-                break
-            if prefix and not name.startswith(prefix):
-                continue
-            scanned += 1
-            if not (everyone or name in ours_here or _tagged(clients, summary[f"{label}JobArn"])):
-                continue
-            found += 1
-            rows.append(JobRow(name, kind, "SageMaker", str(summary.get(STATUS_KEY[kind], "")),
-                               parse_time(summary.get("CreationTime")), end_time(kind, summary),
-                               summary.get("FailureReason")))
+            for page in clients.sagemaker.get_paginator(f"list_{kind}_jobs").paginate(**kwargs):
+                # SageMaker sorts as asked; sorting each page again costs nothing and keeps moto in order
+                summaries = sorted(page.get(f"{label}JobSummaries", []), reverse=True,
+                                   key=lambda s: parse_time(s.get("CreationTime")) or _EPOCH)
+                for summary in summaries:
+                    name = str(summary[NAME_KEY[kind]])
+                    if prefix and not name.startswith(prefix):
+                        continue  # NameContains matches anywhere in the name
+                    scanned += 1
+                    if not (everyone or name in ours_here or _tagged(clients, summary[f"{label}JobArn"])):
+                        continue
+                    found += 1
+                    rows.append(JobRow(name, kind, "SageMaker", str(summary.get(STATUS_KEY[kind], "")),
+                                       parse_time(summary.get("CreationTime")), end_time(kind, summary),
+                                       summary.get("FailureReason")))
+                    if found >= limit:
+                        break
+                if found >= limit or scanned >= MAX_SCANNED:
+                    break  # pages are fetched one at a time: the rest is never asked for
     return rows
 
 
@@ -418,8 +419,7 @@ def list_jobs(finder: Finder, *, prefix: Optional[str] = None, status: Optional[
             rows += sagemaker_rows(finder.clients, prefix=prefix, status=status, limit=limit, everyone=everyone)
         else:
             note("SageMaker was not asked: no AWS credentials or endpoint configured (pass --profile or --region)")
-    oldest = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
-    rows.sort(key=lambda r: r.created or oldest, reverse=True)
+    rows.sort(key=lambda r: r.created or _EPOCH, reverse=True)
     return rows[:limit]
 
 
@@ -442,8 +442,3 @@ def store_of(finder: Finder, found: FoundJob) -> "Store":
         return LocalStore(store.get("root"))
     return S3Store(finder.clients.s3)
 
-
-__all__: Sequence[str] = (
-    "LAUNCHER_TAG", "AwsOptions", "Finder", "FoundJob", "JobRow", "follow_command", "list_jobs",
-    "read_launch", "record_launch", "with_launcher_tag",
-)

@@ -69,6 +69,25 @@ def jobs(aws: MotoServer, run_script: RunPython, demo_dir: Path, tmp_path: Path)
     return names
 
 
+# --- launching without waiting ----------------------------------------------------------------------------
+
+def test_a_launch_that_does_not_wait_prints_the_command_that_follows_it(aws: MotoServer, run_script: RunPython,
+                                                                         demo_dir: Path, run_python: RunPython,
+                                                                         tmp_path: Path) -> None:
+    launched = run_script(demo_dir / "wordcount.py", "--sagemaker-run=yes", "--sagemaker-role", ROLE,
+                          "--sagemaker-image", IMAGE, "--sagemaker-wait=no", "--sagemaker-output-json",
+                          tmp_path / "result.json")
+    assert launched.returncode == 0, launched.stderr
+    name = json.loads((tmp_path / "result.json").read_text())["job_name"]
+    hint = [line for line in launched.stderr.splitlines() if line.startswith("follow it with: ")]
+    assert hint == [f"follow it with: aws-sagemaker-remote logs --follow {name} --region {REGION}"]
+
+    followed = run_python(*CLI, *hint[0].split()[4:])
+
+    assert followed.returncode == 0, followed.stderr
+    assert f"processing job {name}: Completed" in followed.stderr.splitlines()
+
+
 # --- list ---------------------------------------------------------------------------------------------
 
 def test_list_shows_this_tools_jobs_of_both_kinds_newest_first(jobs: Dict[str, str], run_python: RunPython) -> None:

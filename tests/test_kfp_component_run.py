@@ -119,3 +119,11 @@ def _environment() -> Dict[str, str]:
     from conftest import python_environment
 
     return python_environment()
+
+
+def test_a_component_command_with_options_before_rerun_is_refused(aws: MotoServer, run_python: RunPython,
+                                                                  one_error_line: Callable[..., str]) -> None:
+    result = run_python("-m", "aws_sagemaker_remote", "--region", "us-east-1", "rerun", "x", "--from-kfp", "{}")
+    assert result.returncode == 2
+    one_error_line(result.stderr, "--from-kfp", "rerun JOB --from-kfp RECORD")
+    assert aws.requests == []
