@@ -210,6 +210,10 @@ def run_command(
         # the component's command line is read by parse_invocation, and only in its own form
         raise UsageError("a pipeline step's command is `rerun JOB --from-kfp RECORD ...`, with no options "
                          "before `rerun`", flag="--from-kfp")
+    if args.command == "rerun":
+        from .rerun import check_overrides
+
+        check_overrides(args)
     found = finder.find(args.job_name, args.kind)
     if args.command == "describe":
         return _describe(args, found, out)

@@ -107,19 +107,33 @@ def launch_record_of(found: "FoundJob", finder: "Finder") -> Dict[str, Any]:
                      flag="JOB")
 
 
-def _values(args: argparse.Namespace, request: Dict[str, Any]) -> Dict[str, Any]:
-    values: Dict[str, Any] = {}
+def check_overrides(args: argparse.Namespace) -> None:
+    """Refuse a bad override with one line naming it, before anything is asked or created."""
+    from .plan import INSTANCE_RE, check_job_name
+
     for dest, flag, _, kind, _ in _SIMPLE:
         value = getattr(args, dest)
-        if value is None:
-            continue
-        if kind is int and value < 1:
+        if kind is int and value is not None and value < 1:
             raise UsageError(f"{value} is not a positive number", flag=flag)
-        values["job_name" if dest == "new_job_name" else dest] = value
+    if args.instance_type and not INSTANCE_RE.match(args.instance_type):
+        raise UsageError(f"{args.instance_type!r} is not an instance type like ml.m5.large", flag="--instance-type")
     if args.new_job_name:
-        from .plan import check_job_name
-
         check_job_name(args.new_job_name, flag="--job-name")
+    _pairs(args.env, "--env")
+    _pairs(args.tag, "--tag")
+    for flag, pairs in (("--input", args.input), ("--output", args.output)):
+        for name, uri in pairs:
+            if not uri.startswith("s3://"):
+                raise UsageError(f"{name}: {uri!r} is not an s3:// URI", flag=flag)
+
+
+def _values(args: argparse.Namespace, request: Dict[str, Any]) -> Dict[str, Any]:
+    """The overrides as Kubeflow runtime argument values (``--env`` and ``--tag`` merged into the recorded)."""
+    values: Dict[str, Any] = {}
+    for dest, _, _, _, _ in _SIMPLE:
+        value = getattr(args, dest)
+        if value is not None:
+            values["job_name" if dest == "new_job_name" else dest] = value
     if args.env:
         values["environment"] = {**request.get("Environment", {}), **_pairs(args.env, "--env")}
     if args.tag:

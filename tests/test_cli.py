@@ -453,6 +453,19 @@ def test_rerun_on_another_machine_reads_the_record_beside_the_staged_code(
     assert {"Key": "run", "Value": "2"} in again["Tags"]
 
 
+@pytest.mark.parametrize("flag,value", [
+    ("--instance-type", "m5.large"), ("--instance-count", "0"), ("--job-name", "no_underscores"),
+    ("--env", "NOEQUALS"), ("--max-run", "-5"),
+])
+def test_a_bad_override_is_refused_before_anything_is_asked(aws: MotoServer, run_python: RunPython,
+                                                             one_error_line: Callable[..., str], flag: str,
+                                                             value: str) -> None:
+    result = run_python(*CLI, "rerun", "any-job", flag, value)
+    assert result.returncode == 2
+    one_error_line(result.stderr, flag, value)
+    assert aws.requests == []
+
+
 def test_rerun_of_a_job_without_a_record_says_so(aws: MotoServer, run_python: RunPython,
                                                   one_error_line: Callable[..., str]) -> None:
     foreign_job("someone-elses-job")
