@@ -104,14 +104,14 @@ def test_rerun_of_a_local_job_runs_it_again_here(local_jobs: Dict[str, Dict[str,
 
 SLOW = """
     import time
-    from aws_sagemaker_remote import sagemaker_processing_main
+    from aws_sagemaker_remote import sagemaker_{kind}_main
 
     def main(args):
         print("started", flush=True)
         time.sleep(120)
 
     if __name__ == "__main__":
-        sagemaker_processing_main(main=main, inputs={}, outputs={}, base_job_name="slow")
+        sagemaker_{kind}_main(main=main, inputs={{}}, base_job_name="slow")
 """
 
 
@@ -122,10 +122,11 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def test_stop_and_follow_a_local_job_another_process_runs(tmp_path: Path, run_python: RunPython) -> None:
+@pytest.mark.parametrize("kind", ["processing", "training"])
+def test_stop_and_follow_a_local_job_another_process_runs(tmp_path: Path, run_python: RunPython, kind: str) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "slow.py").write_text(textwrap.dedent(SLOW))
+    (project / "slow.py").write_text(textwrap.dedent(SLOW.format(kind=kind)))
     launcher = subprocess.Popen([sys.executable, str(project / "slow.py"), "--sagemaker-run=local"],
                                 cwd=project, env=python_environment(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -146,14 +147,15 @@ def test_stop_and_follow_a_local_job_another_process_runs(tmp_path: Path, run_py
         stop = run_python(*CLI, "stop", name)
 
         assert stop.returncode == 0, stop.stderr
-        assert stop.stderr.strip() == f"stopping processing job {name}"
+        assert stop.stderr.strip() == f"stopping {kind} job {name}"
         _out, err = launcher.communicate(timeout=90)
         assert launcher.returncode == 130, err
         followed_out, followed_err = follower.communicate(timeout=30)
         assert follower.returncode == 1, followed_err
         assert "[algo-1] started" in followed_out.splitlines()
-        assert f"processing job {name}: Stopped" in followed_err.splitlines()
-        assert json.loads(run_python(*CLI, "describe", name, "--json").stdout)["ProcessingJobStatus"] == "Stopped"
+        assert f"{kind} job {name}: Stopped" in followed_err.splitlines()
+        status_key = "ProcessingJobStatus" if kind == "processing" else "TrainingJobStatus"
+        assert json.loads(run_python(*CLI, "describe", name, "--json").stdout)[status_key] == "Stopped"
     finally:
         for process in (launcher, follower):
             if process is not None and process.poll() is None:
