@@ -206,6 +206,10 @@ def run_command(
         from .clean import run_clean
 
         return run_clean(args, finder, out, err)
+    from .plan import check_job_name
+
+    # a job name is also a file name under the tool's home: only SageMaker's job names are looked up
+    check_job_name(args.job_name, flag="JOB")
     if args.command == "rerun" and args.from_kfp is not None:
         # the component's command line is read by parse_invocation, and only in its own form
         raise UsageError("a pipeline step's command is `rerun JOB --from-kfp RECORD ...`, with no options "

@@ -192,6 +192,15 @@ def test_a_job_that_does_not_exist_is_one_error_line(aws: MotoServer, run_python
         one_error_line(result.stderr, "no-such-job", "processing", "training")
 
 
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a_b", "x" * 64])
+def test_a_name_that_is_no_job_name_is_a_usage_error(aws: MotoServer, run_python: RunPython,
+                                                     one_error_line: Callable[..., str], name: str) -> None:
+    result = run_python(*CLI, "describe", name)
+    assert result.returncode == 2
+    one_error_line(result.stderr, "JOB", "not a valid job name")
+    assert aws.requests == []
+
+
 def test_no_command_is_a_usage_error(run_python: RunPython, one_error_line: Callable[..., str]) -> None:
     result = run_python(*CLI)
     assert result.returncode == 2
