@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Set, TextIO, Tuple
 
 from .backends.base import NAME_KEY, PROCESSING, TERMINAL_STATUSES, TRAINING
-from .errors import UsageError
+from .errors import AwsError, UsageError
 from .options import DEFAULT_PREFIX
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,10 +150,14 @@ class S3Place:
     def _objects(self, key_prefix: str) -> Iterator[Dict[str, Any]]:
         from .aws import translate_errors
 
-        with translate_errors(f"listing s3://{self.bucket}/{key_prefix}"):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                               Prefix=key_prefix):
-                yield from page.get("Contents", []) or []
+        try:
+            with translate_errors(f"listing s3://{self.bucket}/{key_prefix}"):
+                for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                                   Prefix=key_prefix):
+                    yield from page.get("Contents", []) or []
+        except AwsError as exc:
+            if exc.code != "NoSuchBucket":
+                raise  # no bucket: nothing was ever staged there
 
     def trees(self) -> List[Tree]:
         objects = [StoredObject(o["Key"], int(o["Size"]), o["LastModified"])

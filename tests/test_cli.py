@@ -516,3 +516,9 @@ def test_clean_lists_then_deletes_staged_trees_no_recent_job_uses(jobs: Dict[str
     assert deleted.returncode == 0, deleted.stderr
     assert _cas_keys() == []
     assert "deleted" in deleted.stderr
+
+
+def test_clean_of_a_bucket_that_does_not_exist_finds_nothing(aws: MotoServer, run_python: RunPython) -> None:
+    result = run_python(*CLI, "clean", "--bucket", "never-created", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["trees"] == []
