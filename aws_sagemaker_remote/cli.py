@@ -364,8 +364,9 @@ def _logs(args: argparse.Namespace, found: "FoundJob", out: TextIO, err: TextIO,
     from .watch import summary_lines, wait
 
     if args.follow:
-        result = wait(found.backend, found.kind, found.name, out=out, err=err, detach=True, sleep=sleep,
-                      clock=clock)
+        # with --json, stdout holds only the final result; the log lines go to stderr
+        result = wait(found.backend, found.kind, found.name, out=err if args.json else out, err=err, detach=True,
+                      sleep=sleep, clock=clock)
         if args.json:
             _json(result.to_json(), out)
         else:

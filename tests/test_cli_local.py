@@ -69,6 +69,9 @@ def test_list_describe_and_logs_of_local_jobs(local_jobs: Dict[str, Dict[str, An
         followed = run_python(*CLI, "logs", "--follow", name)
         assert followed.returncode == 0
         assert f"{kind} job {name}: Completed" in followed.stderr.splitlines()
+        followed_json = run_python(*CLI, "logs", "--follow", name, "--json")
+        assert json.loads(followed_json.stdout)["status"] == "Completed"  # only the result on stdout
+        assert logs.stdout.splitlines()[0] in followed_json.stderr.splitlines()
 
     only_training = json.loads(run_python(*CLI, "list", "--json", "--prefix", "train-").stdout)
     assert [j["job_name"] for j in only_training] == [names["training"]]
