@@ -309,7 +309,8 @@ def describe_lines(found: "FoundJob", description: Mapping[str, Any]) -> List[st
     fields = [
         ("job", found.name), ("kind", kind), ("where", where),
         ("status", str(description.get(STATUS_KEY[kind], "Unknown"))
-         + (f" ({description['SecondaryStatus']})" if description.get("SecondaryStatus") else "")),
+         + (f" ({description['SecondaryStatus']})" if description.get("SecondaryStatus") not in
+            (None, description.get(STATUS_KEY[kind])) else "")),
         ("created", _when(description.get("CreationTime"))),
         ("started", _when(start)), ("ended", _when(end)),
     ]

@@ -283,6 +283,15 @@ def test_stop_stops_the_job(jobs: Dict[str, str], run_python: RunPython, aws: Mo
     assert "StopProcessingJob" in aws.operations("sagemaker")
 
 
+def test_an_html_error_page_is_one_line_with_its_title(jobs: Dict[str, str], run_python: RunPython,
+                                                       one_error_line: Callable[..., str]) -> None:
+    # moto answers StopTrainingJob with its HTML "500 Internal Server Error" page
+    result = run_python(*CLI, "stop", jobs["training"])
+    assert result.returncode == 1
+    line = one_error_line(result.stderr, jobs["training"], "500 Internal Server Error")
+    assert "<" not in line
+
+
 def test_ctrl_c_during_logs_leaves_the_job_running(monkeypatch: pytest.MonkeyPatch) -> None:
     # Stubber answers before anything is signed or sent, but botocore still wants credentials.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
