@@ -215,7 +215,10 @@ def aws_configured() -> bool:
         return True
     import boto3
 
-    return boto3.Session().get_credentials() is not None
+    try:
+        return boto3.Session().get_credentials() is not None
+    except Exception:  # noqa: BLE001 - a broken AWS configuration: asking AWS then says what is wrong
+        return True
 
 
 def make_command_clients(aws: AwsOptions) -> "Clients":

@@ -224,6 +224,15 @@ def test_missing_credentials_name_this_commands_flag(run_python: RunPython,
     assert "--sagemaker-profile" not in line
 
 
+@pytest.mark.parametrize("args", [["list"], ["describe", "some-job"]])
+def test_an_unknown_profile_from_the_environment_is_named(run_python: RunPython, one_error_line: Callable[..., str],
+                                                          args: List[str]) -> None:
+    result = run_python(*CLI, *args, env={"AWS_PROFILE": "nosuch"})
+    assert result.returncode == 2
+    line = one_error_line(result.stderr, "--profile", "'nosuch'")
+    assert "None" not in line
+
+
 def test_an_unknown_profile_names_this_commands_flag(run_python: RunPython,
                                                      one_error_line: Callable[..., str]) -> None:
     result = run_python(*CLI, "describe", "some-job", "--profile", "nobody", "--region", REGION)
