@@ -385,10 +385,15 @@ def _logs(args: argparse.Namespace, found: "FoundJob", out: TextIO, err: TextIO,
 
 
 def _download(args: argparse.Namespace, finder: "Finder", found: "FoundJob", out: TextIO, err: TextIO) -> int:
+    from .backends.base import STATUS_KEY
     from .download import artifacts, choose, download
     from .jobs import store_of
 
     description = found.backend.describe(found.kind, found.name)
+    status = description.get(STATUS_KEY[found.kind])
+    if status != "Completed":
+        print(f"note: {found.kind} job {found.name} is {status}: its outputs may be missing or incomplete",
+              file=err)
     request = (found.launch or {}).get("request")
     chosen = choose(artifacts(found.kind, found.name, description, request), args.output, found.kind)
     to = os.path.abspath(args.to or found.name)
@@ -397,7 +402,8 @@ def _download(args: argparse.Namespace, finder: "Finder", found: "FoundJob", out
         _json([{"name": d.name, "uri": d.uri, "path": d.path, "files": d.files, "bytes": d.size} for d in done], out)
     else:
         for d in done:
-            print(f"downloaded {d.files} file(s) of {d.name} from {d.uri} to {d.path}", file=err)
+            print(f"downloaded {d.files} file(s) of {d.name} from {d.uri} to {d.path}"
+                  + ("" if d.files else " (nothing is there)"), file=err)
     return 0
 
 
