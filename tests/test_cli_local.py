@@ -91,18 +91,22 @@ def test_download_of_local_jobs(local_jobs: Dict[str, Dict[str, Any]], run_pytho
     assert (tmp_path / "t" / "model" / "model.json").is_file()
 
 
-def test_rerun_of_a_local_job_runs_it_again_here(local_jobs: Dict[str, Dict[str, Any]], run_python: RunPython) -> None:
-    first = local_jobs["processing"]["job_name"]
+@pytest.mark.parametrize("kind", ["processing", "training"])
+def test_rerun_of_a_local_job_runs_it_again_here(local_jobs: Dict[str, Dict[str, Any]], run_python: RunPython,
+                                                 kind: str) -> None:
+    first = local_jobs[kind]["job_name"]
+    inputs = "ProcessingInputs" if kind == "processing" else "InputDataConfig"
 
     rerun = run_python(*CLI, "rerun", first, "--env", "EXTRA=1", "--json")
 
     assert rerun.returncode == 0, rerun.stderr
     result = json.loads(rerun.stdout)
-    assert result["status"] == "Completed" and result["job_name"] != first
+    assert result["status"] == "Completed" and result["job_name"] != first and result["rerun_of"] == first
     again = json.loads(run_python(*CLI, "describe", result["job_name"], "--json").stdout)
     assert again["Environment"]["EXTRA"] == "1"
-    assert again["ProcessingInputs"] == json.loads(run_python(*CLI, "describe", first, "--json").stdout)[
-        "ProcessingInputs"]
+    assert again[inputs] == json.loads(run_python(*CLI, "describe", first, "--json").stdout)[inputs]
+    listed = json.loads(run_python(*CLI, "list", "--json").stdout)
+    assert listed[0]["job_name"] == result["job_name"]
 
 
 SLOW = """
