@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, Mapping, Optional
 
-from .flags import TRAINING_DIRS, Parser, add_arguments, declare
-from .options import OPTIONS_BY_KIND
+from .flags import Parser, add_arguments, declare
+from .kinds import job_kind
 
 #: The declaration the generated docs show (the same one as seed 003's example).
 DOCS_EXAMPLE: Dict[str, Any] = {
@@ -26,13 +26,13 @@ def add_generated_arguments(
 ) -> argparse.ArgumentParser:
     from .api import fold_training_keywords, merge_dependencies
 
-    dirs = {}
-    if kind == "training":
-        dirs = {key: options.pop(key) for key, *_ in TRAINING_DIRS if options.get(key)}
+    job = job_kind(kind)
+    dirs = {key: options.pop(key) for key, *_ in job.folders if options.get(key)}
+    if job.name == "training":  # the keywords only sagemaker_training_main has
         options = fold_training_keywords(options, options.pop("metrics", None), options.pop("hyperparameters", None))
     dependencies = merge_dependencies(dependencies, options.pop("modules", None))
     decl = declare(kind, script, inputs=inputs, outputs=outputs, dependencies=dependencies, training_dirs=dirs)
-    return add_arguments(parser, decl, OPTIONS_BY_KIND[kind].from_keywords(options))
+    return add_arguments(parser, decl, job.options.from_keywords(options))
 
 
 def parser_for_docs(kind: str, prog: str) -> argparse.ArgumentParser:

@@ -10,13 +10,15 @@ boto3. These functions are the only place (with the CLI) that calls
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence
 
-from .errors import RemoteError, UsageError
-from .flags import Declaration, build_parser, declare
-from .options import OPTIONS_BY_KIND, CommonOptions
+from .args import IN_JOB
+from .errors import DeclarationError, RemoteError, UsageError
+from .flags import Declaration, Parser, build_parser, declare
+from .options import CommonOptions
 
 MainFunction = Callable[[argparse.Namespace], Any]
 
@@ -112,12 +114,12 @@ def fold_training_keywords(options: Mapping[str, Any], metrics: Optional[Mapping
                            hyperparameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """``metrics`` / ``hyperparameters`` become the defaults of ``--sagemaker-metric`` /
     ``--sagemaker-hyperparameter`` (one source for both; the option keywords, if also given, win)."""
-    from .options import _pairs
+    from .options import pairs
 
     out = dict(options)
     for keyword, extra in (("metric", metrics), ("hyperparameter", hyperparameters)):
         if extra:
-            out[keyword] = list(_pairs(extra)) + list(_pairs(options.get(keyword)))
+            out[keyword] = list(pairs(extra)) + list(pairs(options.get(keyword)))
     return out
 
 
@@ -151,7 +153,7 @@ def prepare(
     script: Optional[str],
     training: Mapping[str, Any],
     options: Mapping[str, Any],
-) -> "tuple[Declaration, CommonOptions, argparse.ArgumentParser]":
+) -> "tuple[Declaration, CommonOptions, Parser]":
     """Declaration, keyword options and parser (no parsing yet)."""
     decl = declare(
         kind,
@@ -164,8 +166,13 @@ def prepare(
         description=description,
         **training,
     )
-    opts = OPTIONS_BY_KIND[kind].from_keywords(options)
-    return decl, opts, build_parser(decl, opts)
+    from .sources import resolve
+
+    # keywords over environment, pyproject.toml, SDK files
+    resolved = resolve(decl.kind.name, decl.script, options)
+    parser = build_parser(decl, resolved.options)
+    parser.resolved = resolved
+    return decl, resolved.options, parser
 
 
 def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencies: Any,
@@ -173,23 +180,48 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
            argv: Optional[Sequence[str]], training: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if not callable(main):
+            raise DeclarationError(f"main must be a function taking the parsed arguments, not {type(main).__name__}")
         decl, opts, parser = prepare(kind, main, inputs, outputs, dependencies, additional_arguments,
                                      argparse_callback, description, script, training, options)
         namespace = parser.parse_args(argv)
         opts = type(opts).from_namespace(namespace)
-        if opts.run == "no":
+        from .sources import provenance
+
+        sources = provenance(parser.resolved, argv)
+        if opts.run in ("no", IN_JOB):
             if opts.dry_run:
                 raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
                                  flag="--sagemaker-dry-run")
-            return run_locally(decl, namespace, main, dict(opts.env))
-        from .launch import launch  # the remote path: boto3 loads from here on
-
-        return launch(decl, parser, namespace, opts, argv)
+            # inside a job the request's Environment (and what the configuration ran) is already
+            # set: applying the keyword defaults again would overwrite the command line's values
+            return run_locally(decl, namespace, main, dict(opts.env) if opts.run == "no" else None)
+        return _launch(decl, namespace, opts, argv, sources)
     except RemoteError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOptions, argv: Sequence[str],
+            sources: Sequence["tuple[str, str]"] = ()) -> Any:
+    """``yes`` / ``local``: plan the job, choose its target, launch it (boto3 loads from here on)."""
+    import datetime as _dt
+    import secrets
+
+    from .bundle import check_code
+    from .launch import launch, terminate_like_ctrl_c
+    from .plan import plan_control, plan_job
+    from .reinvoke import user_arguments
+    from .targets import choose_target
+
+    terminate_like_ctrl_c()
+    spec = plan_job(decl, namespace, opts, user_arguments(argv, decl, opts),
+                    now=_dt.datetime.now(_dt.timezone.utc), token=secrets.token_hex(2))
+    check_code(spec.code)  # a home folder or an oversized bundle stops here, before any request
+    control = plan_control(opts, sources=sources)
+    return launch(spec, control, choose_target(spec, control))
 
 
 def _fail(exc: RemoteError) -> NoReturn:
@@ -206,12 +238,14 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
     ``s3://`` inputs are then downloaded to a local cache and outputs with an
     explicit ``s3://`` destination are written to a temporary folder and
     uploaded after ``main`` returns; only then is boto3 imported. ``env`` (the job's
-    ``--sagemaker-env`` variables) is set here too, so the script sees what the job would.
+    ``--sagemaker-env`` variables) is set while ``main`` runs, so the script sees what the job
+    would; the variables it replaced are restored afterwards. The dependency folders are on
+    ``sys.path`` while ``main`` runs and taken off it afterwards.
     """
     import shutil
     import tempfile
 
-    from .args import is_s3_uri
+    from .args import is_s3_uri, s3_uri_problem
 
     # 1. check everything
     downloads: List["tuple[str, str, str]"] = []
@@ -223,6 +257,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
                 continue
             raise UsageError(f"input {d.name!r} needs a path", flag=d.flag)
         if is_s3_uri(value):
+            if s3_uri_problem(str(value)):
+                raise UsageError(str(s3_uri_problem(str(value))), flag=d.flag)
             downloads.append((d.dest, str(value), d.flag))
         elif not os.path.exists(str(value)):
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
@@ -232,11 +268,21 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             raise UsageError(f"dependency path {path!r} does not exist", flag=d.flag)
     s3_outputs = []
     for d in decl.outputs:
-        remote = getattr(namespace, d.remote_dest, "default") if decl.kind == "processing" else "default"
+        remote = getattr(namespace, d.remote_dest, "default") if decl.kind.outputs_have_locations else "default"
         if remote and remote != "default":
-            if not is_s3_uri(remote):
-                raise UsageError(f"{remote!r} is not an s3:// URI or 'default'", flag=d.remote_flag)
+            if not is_s3_uri(remote) or s3_uri_problem(str(remote)):
+                raise UsageError(s3_uri_problem(str(remote)) or f"{remote!r} is not an s3:// URI or 'default'",
+                                 flag=d.remote_flag)
             s3_outputs.append((d, str(remote)))
+
+    for d in decl.outputs:  # an output inside an input folder would be read back as input
+        out = getattr(namespace, d.dest, None)
+        for i in decl.inputs:
+            src = getattr(namespace, i.dest, None)
+            if out and src and not is_s3_uri(src) and os.path.isdir(str(src)) and \
+                    os.path.abspath(str(out)).startswith(os.path.abspath(str(src)).rstrip(os.sep) + os.sep):
+                raise UsageError(f"output folder {str(out)!r} is inside the folder of input {i.flag} "
+                                 f"({str(src)!r}); allowed: a folder outside every input", flag=d.flag)
 
     # 2. then act
     if downloads:
@@ -254,15 +300,13 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         made = getattr(namespace, dest, None)
         if made:
             os.makedirs(str(made), exist_ok=True)
+    parents: List[str] = []
     for d in decl.dependencies:
         path = getattr(namespace, d.dest, None)
         if path and os.path.exists(str(path)):
-            # first on the path, as PYTHONPATH puts it in the job: the declared module wins
-            parent = os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep))
-            if parent not in sys.path:
-                sys.path.insert(0, parent)
-    os.environ.update(env or {})
-    result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
+            parents.append(os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep)))
+    with _environment(env or {}), _search_path(parents):
+        result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
     if uploads:
         from .localio import upload_output
 
@@ -270,3 +314,38 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             upload_output(folder, remote)
             shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``env`` set, restored afterwards (a caller in the same process keeps its own)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _search_path(folders: Sequence[str]) -> Iterator[None]:
+    """``sys.path`` with ``folders`` first, as PYTHONPATH puts them in the job (the declared module wins).
+
+    Only the entries added here are taken off afterwards: a caller in the same process keeps its own
+    path, and whatever ``main`` itself put there stays.
+    """
+    added: List[str] = []
+    for folder in folders:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+            added.append(folder)
+    try:
+        yield
+    finally:
+        for folder in added:
+            if folder in sys.path:
+                sys.path.remove(folder)

@@ -6,24 +6,34 @@ standard-library only: it ships inside the job.
 """
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .errors import DeclarationError
+
 __all__ = [
     "FALSY",
+    "IN_JOB",
     "OPTIONAL",
-    "RUN_CHOICES",
     "TRUTHY",
     "PathArgument",
+    "bucket_problem",
     "is_s3_uri",
+    "name_problem",
     "parse_bool",
     "parse_run",
+    "s3_uri_problem",
 ]
 
 TRUTHY = ("yes", "true", "1", "y", "t", "on")
 FALSY = ("no", "false", "0", "n", "f", "off")
-#: ``--sagemaker-run`` canonical values.
-RUN_CHOICES = ("no", "yes", "local")
+#: The ``--sagemaker-run`` value the job's own command line carries: ``main`` runs here, as
+#: with ``no``, but the environment is the one the job was given (its request's
+#: ``Environment`` and what a configuration command exported), so the keyword
+#: ``env=`` defaults are not applied again over it.
+IN_JOB = "job"
 
 INPUT_MODES = ("File", "Pipe", "FastFile")
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
@@ -33,12 +43,12 @@ UPLOAD_MODES = ("EndOfJob", "Continuous")
 RECORD_WRAPPERS = ("None", "RecordIO")
 
 
-class _Optional:
+class OptionalInput:
     """Marker for an input with no default: its flag is ``None`` unless given."""
 
-    _instance: Optional["_Optional"] = None
+    _instance: Optional["OptionalInput"] = None
 
-    def __new__(cls) -> "_Optional":  # noqa: PYI034 - a singleton, and typing.Self needs Python 3.11
+    def __new__(cls) -> "OptionalInput":  # noqa: PYI034 - a singleton, and typing.Self needs Python 3.11
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -51,7 +61,7 @@ class _Optional:
 
 
 #: Declare an input that may be left out: ``inputs={"extra": OPTIONAL}``.
-OPTIONAL = _Optional()
+OPTIONAL = OptionalInput()
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,7 @@ class PathArgument:
             (self.record_wrapper, RECORD_WRAPPERS, "record_wrapper"),
         ):
             if value not in allowed:
-                raise ValueError(f"PathArgument {what}={value!r}: allowed values are {', '.join(allowed)}")
+                raise declaration_error(f"PathArgument {what}={value!r}: allowed values are {', '.join(allowed)}")
 
 
 def parse_bool(value: Any) -> bool:
@@ -123,8 +133,8 @@ def parse_run(value: Any) -> str:
     if value is False or value is None:
         return "no"
     text = str(value).strip().lower()
-    if text == "local":
-        return "local"
+    if text in ("local", IN_JOB):
+        return text
     try:
         return "yes" if parse_bool(text) else "no"
     except ValueError:
@@ -136,3 +146,101 @@ def parse_run(value: Any) -> str:
 def is_s3_uri(value: Any) -> bool:
     """True for strings of the form ``s3://bucket[/key]``."""
     return isinstance(value, str) and value.startswith("s3://") and len(value) > len("s3://")
+
+
+# --- declaration errors raised in a script's own module code -----------------------------
+
+class PathArgumentError(DeclarationError, ValueError):
+    """A ``PathArgument`` keyword has a value that is not allowed (also a ``ValueError``)."""
+
+
+def _usage_hook(previous: Any) -> Any:
+    def hook(kind: Any, value: BaseException, tb: Any) -> None:
+        if isinstance(value, DeclarationError):
+            # what argparse does for a bad flag: one line and exit code 2, no traceback
+            prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "python"
+            sys.stderr.write(f"{prog}: error: {value}\n")
+            sys.stderr.flush()
+            raise SystemExit(2)
+        previous(kind, value, tb)
+
+    hook.usage_hook = True  # type: ignore[attr-defined]
+    return hook
+
+
+def declaration_error(message: str) -> PathArgumentError:
+    """The error for a bad declaration made at import time (``PathArgument(mode="Bogus")`` in the
+    script's module code, before any entry function runs). If nothing catches it, the
+    interpreter prints one line and exits 2 instead of a traceback, as for a bad flag."""
+    if _in_script_module_code() and not getattr(sys.excepthook, "usage_hook", False):
+        sys.excepthook = _usage_hook(sys.excepthook)
+    return PathArgumentError(message)
+
+
+def _in_script_module_code(depth: int = 3) -> bool:
+    """True when the declaration is made by the running script's module code (or a function it
+    calls directly), where nothing of ours can catch the error; library and test code that build a
+    ``PathArgument`` get a plain exception and no change to ``sys.excepthook``."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_globals.get("__name__", "").startswith(__package__ or "aws_sagemaker_remote")
+                                 or frame.f_code.co_filename == "<string>"):
+        frame = frame.f_back  # type: ignore[assignment]
+    for _ in range(depth):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+# --- validators for names and S3 locations (pure; the callers name the flag) ---------------
+
+#: The API's ``S3Uri`` pattern (ProcessingS3Input, S3DataSource, ...), and its length limit.
+S3_URI_PATTERN = re.compile(r"^(https|s3)://([^/]+)/?(.*)$")
+S3_URI_MAX = 1024
+_BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_problem(name: str) -> Optional[str]:
+    """Why ``name`` is not a general purpose S3 bucket name (the S3 naming rules), or None."""
+    if not 3 <= len(name) <= 63:
+        return f"bucket name {name!r} has {len(name)} characters; allowed: 3-63"
+    if not _BUCKET_CHARS.match(name):
+        return (f"bucket name {name!r}: only lowercase letters, digits, '.' and '-', "
+                f"starting and ending with a letter or digit")
+    if ".." in name or _IP_ADDRESS.match(name):
+        return f"bucket name {name!r}: no two adjacent dots and not an IP address"
+    if name.startswith(_BUCKET_PREFIXES) or name.endswith(_BUCKET_SUFFIXES):
+        return f"bucket name {name!r} uses a prefix or suffix that S3 reserves"
+    return None
+
+
+def s3_uri_problem(uri: str) -> Optional[str]:
+    """Why ``uri`` is not an ``s3://bucket[/key]`` location SageMaker accepts, or None."""
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return f"{uri!r} is not an s3://bucket/key URI"
+    if len(uri) > S3_URI_MAX:
+        return f"{uri[:40]!r}... has {len(uri)} characters; allowed: at most {S3_URI_MAX}"
+    match = S3_URI_PATTERN.match(uri)
+    if not match or "\n" in uri or "\r" in uri:
+        return f"{uri!r} is not an s3://bucket/key URI"
+    problem = bucket_problem(match.group(2))
+    return f"{uri!r}: {problem}" if problem else None
+
+
+def name_problem(name: Any) -> Optional[str]:
+    """Why ``name`` cannot name a declared input, output or dependency, or None.
+
+    The name becomes the flag ``--NAME`` and the attribute ``args.NAME`` (``-`` read
+    as ``_``), and travels as ``--NAME=VALUE``: a Python identifier, hyphens allowed.
+    """
+    if not isinstance(name, str) or not name:
+        return f"name {name!r} must be a non-empty string"
+    if name.startswith("-") or not name.replace("-", "_").isidentifier():
+        return (f"name {name!r} is not an identifier: letters, digits, '_' and '-', "
+                f"not starting with a digit or '-'")
+    return None

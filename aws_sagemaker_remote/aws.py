@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 from typing import Any, Iterator, Optional, Union
 
@@ -124,34 +125,68 @@ class Clients:
     def sts(self) -> Any:
         return self._client("sts")
 
+    @functools.cached_property
+    def iam(self) -> Any:
+        return self._client("iam")
+
     @property
     def region(self) -> str:
         """The region the clients talk to."""
         return str(self._session.region_name)
 
 
+def known_regions() -> "tuple[set[str], list[re.Pattern[str]]]":
+    """The regions botocore's own endpoint data lists, and each partition's region pattern (offline)."""
+    import re
+
+    from botocore.loaders import create_loader
+
+    data = create_loader().load_data("endpoints")
+    names: "set[str]" = set()
+    patterns = []
+    for partition in data.get("partitions", []):
+        names.update(partition.get("regions", {}))
+        if partition.get("regionRegex"):
+            patterns.append(re.compile(partition["regionRegex"]))
+    return names, patterns
+
+
+def check_region(region: str, flag: str) -> None:
+    """Refuse a region that no AWS partition knows, before anything is created in it.
+
+    A region listed by botocore is accepted; so is one matching a partition's
+    region pattern (a region newer than the installed botocore).
+    """
+    names, patterns = known_regions()
+    if region in names or any(p.match(region) for p in patterns):
+        return
+    examples = ", ".join(r for r in ("us-east-1", "eu-west-1", "ap-southeast-2") if r in names)
+    raise UsageError(f"{region!r} is not an AWS region (known regions are like {examples})", flag=flag)
+
+
 def make_session(profile: Optional[str], region: Optional[str], assume_role: Optional[str]) -> "boto3.Session":
     """A boto3 session for ``profile`` and ``region``, optionally on an assumed role's credentials.
 
-    :param profile: named profile (``--sagemaker-profile``); None uses the default chain.
-    :param region: explicit region (``--sagemaker-region``); None uses the profile's or
-        ``AWS_DEFAULT_REGION``.
+    :param profile: named profile (``--sagemaker-profile``); None uses the default chain
+        (``AWS_PROFILE``, then the default profile).
+    :param region: explicit region (``--sagemaker-region``); None uses ``AWS_REGION``, then
+        ``AWS_DEFAULT_REGION``, then the profile's region. boto3 itself reads only the last two;
+        ``AWS_REGION`` comes first as in the AWS CLI v2 and the other AWS SDKs.
     :param assume_role: role ARN to assume with STS before any other call (session
         name ``aws-sagemaker-remote``).
     :raises UsageError: the profile does not exist.
     :raises CredentialsError: no region is configured anywhere, or assuming the role
         failed for lack of credentials.
     """
+    region = region or os.environ.get("AWS_REGION") or None
     with translate_errors("reading the AWS configuration"):
         try:
             session = boto3.Session(profile_name=profile, region_name=region)
         except ProfileNotFound as exc:
-            raise UsageError(f"no AWS profile named {profile!r} in the AWS config files",
-                             flag="--sagemaker-profile") from exc
+            raise missing_profile(profile) from exc
     if not session.region_name:
-        raise CredentialsError(
-            "no AWS region configured: pass --sagemaker-region REGION or set AWS_DEFAULT_REGION"
-        )
+        raise CredentialsError(NO_REGION)
+    check_region(session.region_name, "--sagemaker-region" if region else "AWS_REGION / AWS_DEFAULT_REGION (or the profile's region)")
     if not assume_role:
         return session
     with translate_errors(f"assuming role {assume_role}"):
@@ -163,6 +198,21 @@ def make_session(profile: Optional[str], region: Optional[str], assume_role: Opt
         aws_session_token=creds["SessionToken"],
         region_name=session.region_name,
     )
+
+
+#: What to do when no region is configured anywhere.
+NO_REGION = "no AWS region configured: pass --sagemaker-region REGION or set AWS_REGION or AWS_DEFAULT_REGION"
+
+
+def missing_profile(profile: Optional[str]) -> UsageError:
+    """The error for a profile that is not in the AWS config files, naming where its name came from."""
+    if profile:
+        return UsageError(f"no AWS profile named {profile!r} in the AWS config files", flag="--sagemaker-profile")
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):  # boto3 reads these when no profile is given
+        name = os.environ.get(variable)
+        if name:
+            return UsageError(f"no AWS profile named {name!r} in the AWS config files", flag=variable)
+    return UsageError("the AWS profile is not in the AWS config files", flag="--sagemaker-profile")
 
 
 def _client_config() -> Config:
@@ -220,6 +270,33 @@ def resolve_role(role: str, account: str, region: Optional[str] = None) -> str:
     return f"arn:{partition(region)}:iam::{account}:role/{name.lstrip('/')}"
 
 
+def resolve_role_arn(clients: Clients, role: str) -> str:
+    """The ARN of an IAM role given by ARN (returned unchanged) or by name, looked up with IAM ``GetRole``.
+
+    A name may carry the role's path (``service-role/MyRole``); ``GetRole`` takes the bare
+    name, and the path it reports must then match. The ARN that IAM returns carries the
+    role's real path and partition.
+
+    :raises UsageError: no such role (or one with another path), naming ``--sagemaker-role``.
+    """
+    role = role.strip()
+    if role.startswith("arn:"):
+        return role
+    path, _, name = role[len("role/"):].rpartition("/") if role.startswith("role/") else role.rpartition("/")
+    try:
+        with translate_errors(f"looking up IAM role {name}"):
+            found = clients.iam.get_role(RoleName=name)["Role"]
+    except AwsError as exc:
+        if exc.code != "NoSuchEntity":
+            raise
+        raise UsageError(f"no IAM role named {name!r} in this account: pass the role's name or ARN",
+                         flag="--sagemaker-role") from exc
+    if path and found.get("Path", "/").strip("/") != path.strip("/"):
+        raise UsageError(f"IAM role {name!r} has the path {found.get('Path')!r}, not '/{path.strip('/')}/'",
+                         flag="--sagemaker-role")
+    return str(found["Arn"])
+
+
 def _clean(text: Any) -> str:
     """One line, secrets masked, bounded length; an HTML error page is cut to its title."""
     line = " ".join(str(text).split())
@@ -267,9 +344,7 @@ def translate(exc: BaseException, action: str) -> Optional[Union[AwsError, Usage
     if isinstance(exc, ProfileNotFound):
         return UsageError(f"{action}: {_clean(exc)}", flag="--sagemaker-profile")
     if isinstance(exc, NoRegionError):
-        return CredentialsError(
-            f"{action}: no AWS region configured: pass --sagemaker-region REGION or set AWS_DEFAULT_REGION"
-        )
+        return CredentialsError(f"{action}: {NO_REGION}")
     if _is_credential_error(exc):
         return CredentialsError(
             f"{action}: {_clean(exc)} (configure AWS credentials, or pass --sagemaker-profile)"
@@ -308,3 +383,10 @@ def error_code(exc: BaseException) -> Optional[str]:
     if isinstance(exc, ClientError):
         return (exc.response.get("Error", {}) or {}).get("Code")
     return None
+
+
+def aws_available() -> bool:
+    """True when boto3 would find an endpoint or credentials (a local look-up: no request)."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    return boto3.Session().get_credentials() is not None

@@ -17,6 +17,11 @@ Steps, in order (see ``docs/container.rst``):
 5. run ``python SCRIPT ARGS...`` from the script's folder, streaming its output
    line by line.
 
+Under the local backend (``AWS_SAGEMAKER_REMOTE_OVERLAYS`` set), steps 2 and 3
+happen in the job's overlay environment instead, and step 5 runs with its
+``python`` (see :mod:`aws_sagemaker_remote.overlay`): the interpreter that runs
+the job stays as it was.
+
 Each step's standard output and error go through one pipe, merged, to the
 bootstrap's standard output: the lines keep the order the step wrote them in
 (a traceback comes after the prints before it), and the failure message is
@@ -38,17 +43,18 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence
+from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from .container import (
     ARGUMENT_FILE_FLAG,
     DEFAULT as DEFAULT_PATHS,
+    IN_JOB_ENV,
     ROOT_ENV,
-    TRAINING_ENV_SET,
     ContainerPaths,
     training_environment,
 )
 from .errors import exit_status
+from .overlay import OVERLAY_ENV, Overlay, OverlayError, build, find_uv, locked, overlay_key
 
 #: Lines of output kept from each step for the failure message.
 TAIL_LINES = 20
@@ -296,25 +302,86 @@ def configure(unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
     return {str(k): str(v) for k, v in new_env.items()}
 
 
-def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, str], cwd: str) -> None:
-    """``python -m pip install -r FILE`` with this interpreter and the configured environment."""
+def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, str], cwd: str,
+                         overlay: Optional[Overlay] = None) -> None:
+    """``python -m pip install -r FILE`` with this interpreter and the configured environment
+    (into ``overlay`` when given, with its installer)."""
     _log(f"installing {requirements}")
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-               "-r", os.path.join(unpack_dir, requirements)]
-    output = run_streaming(command, env, cwd)
+    if overlay is None:
+        head = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    else:
+        head = overlay.install_command()
+    output = run_streaming(head + ["-r", os.path.join(unpack_dir, requirements)], env, cwd)
     code = output.code
     if code != 0:
-        # pip ends a failure with its ERROR lines
+        # pip (and uv) end a failure with their error lines
+        tool = "uv pip" if overlay is not None and overlay.uv else "pip"
         detail = _last_lines(output.lines, 3)
-        raise StepFailed(f"pip install -r {requirements} {_outcome(code)}" + (f": {detail}" if detail else ""),
+        raise StepFailed(f"{tool} install -r {requirements} {_outcome(code)}" + (f": {detail}" if detail else ""),
                          exit_status(code))
 
 
-def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Mapping[str, str]) -> None:
-    """Run the user's script from its folder in the bundle; raise :class:`StepFailed` on failure."""
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise StepFailed(f"cannot read {os.path.basename(path)} from the code bundle: {exc}", 1) from None
+
+
+def prepare_in_overlay(folder: str, unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
+                       cwd: str) -> Tuple[Dict[str, str], str]:
+    """Configuration and requirements in the job's overlay environment under ``folder``.
+
+    Returns the environment the configuration left (the overlay activated) and
+    the overlay's interpreter, which runs the script. The overlay is built the
+    first time, and its requirements installed; afterwards only the
+    configuration runs again. Other jobs building the same overlay wait.
+    """
+    requirements = manifest.get("requirements")
+    script = manifest.get("configuration_script")
+    command = manifest.get("configuration_command")
+    key = overlay_key(_read_bytes(os.path.join(unpack_dir, str(requirements))) if requirements else None,
+                      _read_bytes(os.path.join(unpack_dir, str(script))) if script else None,
+                      str(command) if command else None)
+    overlay = Overlay(os.path.join(folder, key), find_uv(env))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with locked(overlay.lock_file, lambda: _log(f"waiting for another job to build the overlay environment "
+                                                     f"{overlay.root}"), _stop_point):
+            cached = overlay.is_ready()
+            if cached:
+                _log(f"using the overlay environment {overlay.root}")
+            else:
+                _log(f"creating the overlay environment {overlay.root} over {sys.executable} "
+                     f"with {overlay.installer}")
+                build(overlay, sys.executable, lambda line: run_streaming(line, env, cwd).code)
+            env = configure(unpack_dir, manifest, overlay.activate(env), cwd)
+            _stop_point()
+            if requirements and cached:
+                _log(f"{requirements} is already installed in the overlay environment: nothing to install")
+            elif requirements:
+                install_requirements(unpack_dir, str(requirements), env, cwd, overlay)
+                _stop_point()
+            if not cached:
+                # not the configuration's text: it stays in the bundle, not in a cache on disk
+                overlay.mark_ready({"python": sys.executable, "installer": overlay.installer,
+                                    "requirements": requirements})
+    except OverlayError as exc:
+        raise StepFailed(f"{exc.what} {_outcome(exc.code)}", exit_status(exc.code)) from None
+    except OSError as exc:
+        raise StepFailed(f"cannot prepare the overlay environment in {folder}: {exc}", 1) from None
+    return env, overlay.python
+
+
+def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Mapping[str, str],
+               python: str = sys.executable) -> None:
+    """Run the user's script from its folder in the bundle with ``python``; raise :class:`StepFailed` on failure."""
     path = os.path.join(unpack_dir, script)
     display = script[len("script/"):] if script.startswith("script/") else script
-    output = run_streaming([sys.executable, path] + list(script_args), env, os.path.dirname(path))
+    # the launcher resolved every option already: the script does not read option sources again
+    env = dict(env, **{IN_JOB_ENV: "1"})
+    output = run_streaming([python, path] + list(script_args), env, os.path.dirname(path))
     code = output.code
     if code != 0:
         # After an uncaught exception the last line is "ValueError: why"; without
@@ -371,21 +438,28 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
         script = str(manifest["script"])
         cwd = os.path.dirname(os.path.join(unpack_dir, script))
         env = dict(os.environ)
-        if kind == "training" and env.get(TRAINING_ENV_SET) != "1":
-            for name, value in training_environment(ContainerPaths.from_env()).items():
-                env.setdefault(name, value)  # values the image already sets win
+        if kind == "training":
+            # as the toolkit does, its values replace same-named ones of the image or the request
+            env.update(training_environment(ContainerPaths.from_env(), entry_point=os.path.basename(script),
+                                            module_dir=cwd, environ=env))
         pythonpath = [os.path.join(unpack_dir, p) for p in manifest.get("pythonpath") or ("runtime", "deps")]
         prepend_pythonpath(env, pythonpath)
-        env = configure(unpack_dir, manifest, env, cwd)
-        _stop_point()
+        python = sys.executable
         requirements = manifest.get("requirements")
-        if requirements:
-            install_requirements(unpack_dir, str(requirements), env, cwd)
+        overlays = env.get(OVERLAY_ENV)
+        if overlays and (requirements or manifest.get("configuration_script")
+                         or manifest.get("configuration_command")):
+            env, python = prepare_in_overlay(overlays, unpack_dir, manifest, env, cwd)
+        else:
+            env = configure(unpack_dir, manifest, env, cwd)
             _stop_point()
+            if requirements:
+                install_requirements(unpack_dir, str(requirements), env, cwd)
+                _stop_point()
         # the configuration may have changed PYTHONPATH; ours still comes first
         prepend_pythonpath(env, pythonpath)
         env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the logs as it happens
-        run_script(unpack_dir, script, script_args, env)
+        run_script(unpack_dir, script, script_args, env, python)
     except StepFailed as exc:
         write_failure(kind, exc.message)
         _log(exc.message)

@@ -15,28 +15,36 @@ gzip header carries no timestamp or file name — so the bundle's SHA-256 is a
 content address and an unchanged project is never uploaded twice.
 
 Excluded everywhere: ``.git``, ``__pycache__``, ``*.pyc``, virtual environments
-(any folder with ``pyvenv.cfg``, and ``venv``/``.venv``), and credentials
-(``.env``, ``*.pem``, ``*.key``, ``*.p12``, ``*.pfx``, SSH keys and ``.ssh/``,
-``.aws/``, ``.netrc``, ``.pypirc``, ``.git-credentials``, ``.docker/config.json``,
-``.kube/``), plus the patterns of a ``.sagemakerignore`` file (gitignore
-syntax) in the script's folder. Local input folders are staged without the
-credentials and ``.git`` (:func:`input_files`).
+(any folder with ``pyvenv.cfg``, and ``venv``/``.venv``), and files that usually
+hold secrets (:data:`SECRET_LOOKING`: ``.env*``, ``.envrc``, ``.netrc``, ``.npmrc``,
+``.pypirc``, ``credentials*``, ``*service-account*.json``, ``secrets.*``, token
+files, private keys and keystores, and the ``.aws``, ``.azure``, ``.config/gcloud``,
+``.kube``, ``.ssh``, ``.gnupg`` folders and ``.docker/config.json``). The rules
+are read in this order, the last matching one deciding: ``.gitignore`` files (in
+the folders above the script's, up to the repository root, in its folder and
+below), the deny list, then ``.sagemakerignore`` (gitignore syntax), whose
+``!pattern`` lines can ship a denied file on purpose. Links to files outside the
+folder are not followed (a ``note:`` line names each). A script folder that is
+the home folder or a filesystem root (without a ``.sagemakerignore``) and a bundle
+over :data:`MAX_BUNDLE_MB` are refused (:class:`~aws_sagemaker_remote.errors.UsageError`).
+Local input folders are staged without the credentials and ``.git``
+(:func:`input_files`); other secret-looking files in them are named in a warning.
 """
 from __future__ import annotations
 
-import fnmatch
 import gzip
 import hashlib
 import io
 import json
 import os
-import re
 import stat
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .errors import UsageError
 from .spec import CodeSpec
 
 #: 1980-01-01: every entry gets this mtime (the zip epoch, so nothing treats it as "unset").
@@ -48,11 +56,26 @@ SECRET_EXCLUDES: Tuple[str, ...] = (
     ".git/", ".env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
     ".ssh/", ".aws/", ".netrc", ".pypirc", ".git-credentials", ".docker/config.json", ".kube/",
 )
+#: Files that usually hold secrets: left out of the code bundle (a ``!pattern`` line in
+#: ``.sagemakerignore`` ships one anyway); in a local input folder they are uploaded with a warning.
+SECRET_LOOKING: Tuple[str, ...] = SECRET_EXCLUDES + (
+    ".env*", ".envrc", ".npmrc", ".yarnrc", ".yarnrc.yml", ".pgpass", ".my.cnf", ".htpasswd",
+    "credentials", "credentials*", "*credentials.json", "*service-account*.json", "*service_account*.json",
+    "client_secret*.json", "secrets.*", "secret.*", "*.secret", "*.secrets",
+    "token", "token.txt", "token.json", ".token", "*.token", "*_token.txt", "*-token.txt", "*_token.json",
+    "*-token.json", "*.jks", "*.keystore", "*.ppk", "*.kdbx", "*.ovpn", "*.tfstate", "*.tfstate.backup",
+    ".azure/", ".config/gcloud/", ".gnupg/", ".docker/config.json",
+)
 #: What the code bundle leaves out as well: caches and environments.
-DEFAULT_EXCLUDES: Tuple[str, ...] = SECRET_EXCLUDES + (
+DEFAULT_EXCLUDES: Tuple[str, ...] = SECRET_LOOKING + (
     "__pycache__/", "*.pyc", "venv/", ".venv/", ".sagemaker-local/", ".pytest_cache/", ".mypy_cache/",
     "*.egg-info/",
 )
+#: Git's own ignore file, honoured like ``.sagemakerignore`` (and in the folders above, up to the repository).
+GITIGNORE = ".gitignore"
+#: The code bundle's size limit (files before compression), and the variable that changes it.
+MAX_BUNDLE_MB = 50
+MAX_BUNDLE_ENV = "AWS_SAGEMAKER_REMOTE_MAX_BUNDLE_MB"
 
 
 @dataclass(frozen=True)
@@ -67,96 +90,131 @@ class Bundle:
 
 
 class IgnoreRules:
-    """A small gitignore matcher: ``#`` comments, ``!`` negation, ``/`` anchoring, trailing ``/``
-    for folders only, ``*``, ``?``, ``[...]`` and ``**``. The last matching rule wins."""
+    """Gitignore matching (through ``pathspec``), in layers: the last layer with a matching
+    pattern decides, as the last matching line does inside one file.
 
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.rules: List[Tuple[re.Pattern[str], bool, bool]] = []
-        for raw in patterns:
-            line = raw.rstrip("\n").rstrip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            if negate:
-                line = line[1:]
-            dir_only = line.endswith("/")
-            line = line.strip("/") if dir_only else line
-            anchored = "/" in line.rstrip("/")
-            line = line.lstrip("/")
-            self.rules.append((re.compile(self._translate(line, anchored)), negate, dir_only))
+    A layer is a list of gitignore lines with where they apply: ``strip`` is the
+    folder (relative to the walked folder, ``sub/``) that holds a nested ignore
+    file, whose lines only see paths below it; ``add`` is the path of the walked
+    folder relative to an ignore file in a folder above it.
+    """
 
-    @staticmethod
-    def _translate(pattern: str, anchored: bool) -> str:
-        out = []
-        i = 0
-        while i < len(pattern):
-            if pattern.startswith("**/", i):
-                out.append("(?:.*/)?")
-                i += 3
-            elif pattern.startswith("/**", i) and i + 3 == len(pattern):
-                out.append("/.*")
-                i += 3
-            elif pattern[i] == "*":
-                out.append("[^/]*")
-                i += 1
-            elif pattern[i] == "?":
-                out.append("[^/]")
-                i += 1
-            elif pattern[i] == "[":
-                j = pattern.find("]", i)
-                if j < 0:
-                    out.append(re.escape(pattern[i]))
-                    i += 1
-                else:
-                    out.append(fnmatch.translate(pattern[i:j + 1])[4:-3])
-                    i = j + 1
-            else:
-                out.append(re.escape(pattern[i]))
-                i += 1
-        body = "".join(out)
-        return ("^" if anchored else "^(?:.*/)?") + body + "$"
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        self.layers: List[Tuple[str, str, object]] = []
+        #: where nested ``.gitignore`` layers go: before the deny list, so they cannot re-include a secret
+        self.nested_at: Optional[int] = None
+        self.add(patterns)
+
+    def add(self, patterns: Iterable[str], strip: str = "", add: str = "") -> "IgnoreRules":
+        import pathspec  # only when a bundle is built: keeps ``import aws_sagemaker_remote`` light
+
+        lines = [line.rstrip("\n") for line in patterns]
+        layer = (strip, add, pathspec.GitIgnoreSpec.from_lines(lines))
+        if strip and self.nested_at is not None:
+            self.layers.insert(self.nested_at, layer)
+            self.nested_at += 1
+        else:
+            self.layers.append(layer)
+        return self
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         verdict = False
-        for regex, negate, dir_only in self.rules:
-            if dir_only and not is_dir:
+        for strip, add, spec in self.layers:
+            if strip and not rel.startswith(strip):
                 continue
-            if regex.match(rel):
-                verdict = not negate
+            path = add + rel[len(strip):] + ("/" if is_dir else "")
+            include = spec.check_file(path).include  # type: ignore[attr-defined]
+            if include is not None:
+                verdict = bool(include)
         return verdict
 
 
-def input_files(path: str) -> List[Tuple[str, str]]:
-    """(relative posix path, absolute path) of a local input: every file of a folder except
-    credentials and ``.git``, or a single file under its own name."""
-    if not os.path.isdir(path):
-        return [(os.path.basename(path), os.path.abspath(path))]
-    return collect_folder(path, "", rules=IgnoreRules(SECRET_EXCLUDES), skip_venvs=False)
+def _read_lines(path: str) -> List[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read().splitlines()
+    except OSError:
+        return []
+
+
+def _ancestor_gitignores(folder: str) -> List[Tuple[str, List[str]]]:
+    """(path of ``folder`` relative to the ignore file's folder, lines) of the ``.gitignore``
+    files above ``folder``, outermost first, up to the repository root (a folder with ``.git``)."""
+    found: List[Tuple[str, List[str]]] = []
+    current = os.path.realpath(folder)
+    while True:
+        parent = os.path.dirname(current)
+        if os.path.exists(os.path.join(current, ".git")) or parent == current:
+            break
+        current = parent
+        ignore = os.path.join(current, GITIGNORE)
+        if os.path.isfile(ignore):
+            rel = os.path.relpath(os.path.realpath(folder), current).replace(os.sep, "/") + "/"
+            found.append((rel, _read_lines(ignore)))
+    return list(reversed(found))
 
 
 def _rules_for(folder: str) -> IgnoreRules:
-    patterns = list(DEFAULT_EXCLUDES)
-    ignore_file = os.path.join(folder, IGNORE_FILE)
-    if os.path.isfile(ignore_file):
-        with open(ignore_file, encoding="utf-8") as fh:
-            patterns.extend(fh.read().splitlines())
-    return IgnoreRules(patterns)
+    """``.gitignore`` files (above and in ``folder``), then the default deny list, then
+    ``.sagemakerignore``, whose ``!pattern`` lines can ship a denied file on purpose."""
+    rules = IgnoreRules()
+    for rel, lines in _ancestor_gitignores(folder):
+        rules.add(lines, add=rel)
+    rules.add(_read_lines(os.path.join(folder, GITIGNORE)))
+    rules.nested_at = len(rules.layers)
+    rules.add(DEFAULT_EXCLUDES)
+    rules.add(_read_lines(os.path.join(folder, IGNORE_FILE)))
+    return rules
+
+
+def input_files(path: str, warn: Optional[Callable[[str], None]] = None) -> List[Tuple[str, str]]:
+    """(relative posix path, absolute path) of a local input: every file of a folder except
+    credentials and ``.git``, or a single file under its own name.
+
+    ``warn`` (if given) gets one line for each uploaded file that looks like a secret
+    (``credentials.json``, ``secrets.yaml``, ...): data may have such names, so they go,
+    but not silently.
+    """
+    if not os.path.isdir(path):
+        return [(os.path.basename(path), os.path.abspath(path))]
+    files = collect_folder(path, "", rules=IgnoreRules(SECRET_EXCLUDES), skip_venvs=False)
+    if warn is not None:
+        looks = IgnoreRules(SECRET_LOOKING)
+        for rel, _full in files:
+            if _ignored_path(looks, rel):
+                warn(f"warning: {os.path.join(path, rel)} looks like a secret and is uploaded with the input; "
+                     f"move it out of the folder if it should not leave this machine")
+    return files
+
+
+def _ignored_path(rules: IgnoreRules, rel: str) -> bool:
+    """Whether ``rel`` or one of its folders is matched."""
+    parts = rel.split("/")
+    return any(rules.ignored("/".join(parts[:i]), True) for i in range(1, len(parts))) or rules.ignored(rel, False)
 
 
 def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = (),
-                   rules: Optional[IgnoreRules] = None, skip_venvs: bool = True) -> List[Tuple[str, str]]:
+                   rules: Optional[IgnoreRules] = None, skip_venvs: bool = True,
+                   notes: Optional[List[str]] = None) -> List[Tuple[str, str]]:
     """(archive name, absolute path) of the files of ``folder`` that are not excluded.
 
     Folders that are virtual environments or listed in ``exclude_paths`` (declared
-    inputs and outputs that live beside the script) are skipped whole. Symlinked
-    files are followed; symlinked folders are not (no cycles).
+    inputs and outputs that live beside the script) are skipped whole. Nested
+    ``.gitignore`` files apply below their folder (unless ``rules`` is given).
+    Symlinked folders are not followed (no cycles); a symlinked file is followed
+    only when its target is inside ``folder``; the others are skipped, with a line
+    in ``notes``.
     """
+    nested = rules is None
     rules = rules or _rules_for(folder)
+    real_root = os.path.realpath(folder)
     excluded = {os.path.abspath(p) for p in exclude_paths}
     out: List[Tuple[str, str]] = []
     for root, dirs, files in os.walk(folder):
         rel_root = os.path.relpath(root, folder).replace(os.sep, "/")
         rel_root = "" if rel_root == "." else rel_root + "/"
+        if nested and rel_root and GITIGNORE in files:
+            rules.add(_read_lines(os.path.join(root, GITIGNORE)), strip=rel_root)
         keep = []
         for d in sorted(dirs):
             full = os.path.join(root, d)
@@ -169,6 +227,13 @@ def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = 
             full = os.path.join(root, name)
             if full in excluded or rules.ignored(rel_root + name, False) or not os.path.isfile(full):
                 continue
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if not (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)):
+                    if notes is not None:
+                        notes.append(f"note: not bundling {arc_prefix + rel_root + name}: a link to {real}, "
+                                     f"outside {folder}")
+                    continue
             out.append((arc_prefix + rel_root + name, full))
     return out
 
@@ -177,7 +242,7 @@ def runtime_files() -> List[Tuple[str, str]]:
     """This framework's own source, shipped so the job needs no pip install of it."""
     package = os.path.dirname(os.path.abspath(__file__))
     out = []
-    for arc, full in collect_folder(package, "runtime/aws_sagemaker_remote/"):
+    for arc, full in collect_folder(package, "runtime/aws_sagemaker_remote/", rules=IgnoreRules(DEFAULT_EXCLUDES)):
         if arc.endswith((".py", "py.typed")):
             out.append((arc, full))
     return out
@@ -198,10 +263,69 @@ def manifest_for(code: CodeSpec, kind: str) -> Dict[str, Any]:
     }
 
 
-def bundle_entries(code: CodeSpec) -> List[Tuple[str, str]]:
-    """Every (archive name, local file) of the bundle except the manifest, sorted."""
+def _max_bundle_bytes() -> int:
+    raw = os.environ.get(MAX_BUNDLE_ENV, "")
+    try:
+        return int(float(raw) * 1024 * 1024) if raw.strip() else MAX_BUNDLE_MB * 1024 * 1024
+    except ValueError:
+        raise UsageError(f"{MAX_BUNDLE_ENV}={raw!r} is not a number of megabytes") from None
+
+
+def check_script_folder(folder: str) -> None:
+    """Refuse to bundle a home folder or a filesystem root, unless it holds a ``.sagemakerignore``
+    (which says what to ship): it would send everything in it."""
+    real = os.path.realpath(folder)
+    home = os.path.realpath(os.path.expanduser("~"))
+    what = "your home folder" if real == home else "a filesystem root" if os.path.dirname(real) == real else None
+    if what and not os.path.isfile(os.path.join(folder, IGNORE_FILE)):
+        raise UsageError(f"the script's folder {folder} is {what}, and all of it would be shipped as code; "
+                         f"move the script into a folder of its own, or add a {IGNORE_FILE} there that "
+                         f"excludes what must not be uploaded")
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"  # pragma: no cover
+
+
+def check_bundle_size(entries: Sequence[Tuple[str, str]]) -> None:
+    """Refuse a bundle whose files add up to more than the limit, naming the biggest entries."""
+    limit = _max_bundle_bytes()
+    sizes: Dict[str, int] = {}
+    total = 0
+    for arc, full in entries:
+        size = os.path.getsize(full)
+        total += size
+        parts = arc.split("/")
+        # group by the first folder inside script/ or deps/: that is what one exclude line removes
+        key = "/".join(parts[:2]) + ("/" if len(parts) > 2 else "")
+        sizes[key] = sizes.get(key, 0) + size
+    if total <= limit:
+        return
+    biggest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    listed = ", ".join(f"{name.split('/', 1)[1] or name} ({_human(size)})" for name, size in biggest)
+    raise UsageError(f"the code bundle would hold {_human(total)} (limit {_human(limit)}); biggest: {listed}; "
+                     f"exclude them in {IGNORE_FILE} (or .gitignore), declare data folders as inputs, or raise "
+                     f"the limit with {MAX_BUNDLE_ENV}=<megabytes>")
+
+
+def check_code(code: CodeSpec) -> None:
+    """The checks :func:`bundle_entries` makes, on their own: run before anything is sent."""
+    bundle_entries(code)
+
+
+def bundle_entries(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tuple[str, str]]:
+    """Every (archive name, local file) of the bundle except the manifest, sorted.
+
+    :raises UsageError: the script's folder is a home folder or a filesystem root, or the
+        files add up to more than the size limit (:data:`MAX_BUNDLE_MB`, :data:`MAX_BUNDLE_ENV`).
+    """
+    check_script_folder(code.script_dir)
     entries: List[Tuple[str, str]] = []
-    entries += collect_folder(code.script_dir, "script/", code.exclude_paths)
+    entries += collect_folder(code.script_dir, "script/", code.exclude_paths, notes=notes)
     if not any(arc == "script/" + os.path.relpath(code.script, code.script_dir).replace(os.sep, "/")
                for arc, _ in entries):
         # the script itself is never excluded, whatever the ignore rules say
@@ -209,18 +333,25 @@ def bundle_entries(code: CodeSpec) -> List[Tuple[str, str]]:
                         code.script))
     for module, path in code.dependencies:
         if os.path.isdir(path):
-            entries += collect_folder(path, f"deps/{module}/")
+            entries += collect_folder(path, f"deps/{module}/", notes=notes)
         else:
             entries.append((f"deps/{module}", path))
     if code.requirements:
         entries.append(("requirements/" + os.path.basename(code.requirements), code.requirements))
     if code.configuration_script:
         entries.append(("config/" + os.path.basename(code.configuration_script), code.configuration_script))
+    check_bundle_size(entries)
     entries += runtime_files()
     seen: Dict[str, str] = {}
     for arc, full in entries:
         seen.setdefault(arc, full)  # first one wins: the script folder before the runtime
     return sorted(seen.items())
+
+
+def listing(bundle: Bundle) -> List[str]:
+    """One ``bundle: NAME (SIZE)`` line per file the user shipped (the framework's own runtime
+    left out): what ``--sagemaker-dry-run`` shows before anything is uploaded."""
+    return [f"bundle: {name} ({_human(size)})\n" for name, size in bundle.files if not name.startswith("runtime/")]
 
 
 def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
@@ -235,8 +366,15 @@ def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
 
 
 def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bundle:
-    """Write the bundle to a temporary file and return it with its digest."""
-    entries = bundle_entries(code)
+    """Write the bundle to a temporary file and return it with its digest.
+
+    Files left out on purpose (links leading out of their folder) are named on
+    standard error, one ``note:`` line each.
+    """
+    notes: List[str] = []
+    entries = bundle_entries(code, notes)
+    for note in notes:
+        print(note, file=sys.stderr)
     fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz", dir=workdir)
     files: List[Tuple[str, int]] = []
     with os.fdopen(fd, "wb") as raw:  # noqa: SIM117 - a parenthesised with-group needs Python 3.9

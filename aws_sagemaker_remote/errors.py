@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

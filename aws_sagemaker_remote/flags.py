@@ -13,25 +13,13 @@ import dataclasses
 import os
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from .args import PathArgument, _Optional, is_s3_uri
-from .container import CODE_CHANNEL, DEFAULT as PATHS
+from .args import OptionalInput, PathArgument, is_s3_uri, name_problem
+from .container import CODE_CHANNEL
 from .errors import DeclarationError
-from .options import CommonOptions, dest_name, flag_name
-
-KINDS = ("processing", "training")
-
-#: Training's generated directory flags: keyword → (flag, local default, help).
-#: Training's generated folder flags: (keyword, local default, folder in the job, help).
-TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
-    ("model_dir", "output/model", PATHS.model_dir,
-     f"Where the script saves its model (in the job: {PATHS.model_dir}, uploaded as model.tar.gz)."),
-    ("output_dir", "output/data", PATHS.output_data_dir,
-     f"Where the script writes other output data (in the job: {PATHS.output_data_dir}, uploaded as output.tar.gz)."),
-    ("checkpoint_dir", "output/checkpoints", PATHS.checkpoints,
-     f"Where the script saves and finds checkpoints (in the job: {PATHS.checkpoints}, synced with S3)."),
-)
+from .kinds import JobKind, job_kind
+from .options import CommonOptions
 
 
 @dataclass(frozen=True)
@@ -66,7 +54,7 @@ class PathDecl:
 class Declaration:
     """Everything a script declares about itself, before any flag is parsed."""
 
-    kind: str
+    kind: JobKind
     script: str
     inputs: Tuple[PathDecl, ...] = ()
     outputs: Tuple[PathDecl, ...] = ()
@@ -84,6 +72,41 @@ class Declaration:
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (usage is on ``--help``)."""
 
+    #: the resolved defaults of the ``--sagemaker-*`` flags and their sources
+    #: (a :class:`~aws_sagemaker_remote.sources.Resolved`, set by ``api.prepare``)
+    resolved: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: every action added, through the parser or any of its groups, in order
+        #: (argparse keeps its own list private)
+        self.added: List[argparse.Action] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.added.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording(super().add_mutually_exclusive_group(*args, **kwargs))
+
+    def _recording(self, group: Any) -> Any:
+        """``group`` with ``add_argument`` (and nested groups) reporting to :attr:`added`."""
+        add, add_group = group.add_argument, getattr(group, "add_mutually_exclusive_group", None)
+
+        def add_argument(*args: Any, **kwargs: Any) -> argparse.Action:
+            action: argparse.Action = add(*args, **kwargs)
+            self.added.append(action)
+            return action
+
+        group.add_argument = add_argument
+        if add_group is not None:
+            group.add_mutually_exclusive_group = lambda *a, **k: self._recording(add_group(*a, **k))
+        return group
+
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
@@ -91,7 +114,7 @@ class Parser(argparse.ArgumentParser):
 # --- normalising declarations ------------------------------------------------------
 
 def _input_decl(name: str, value: Any) -> PathDecl:
-    if isinstance(value, _Optional) or value is None:
+    if isinstance(value, OptionalInput) or value is None:
         return PathDecl(name, None, PathArgument(None, optional=True))
     if isinstance(value, PathArgument):
         default = value.local if value.local is not None else (value.remote if is_s3_uri(value.remote) else None)
@@ -113,7 +136,7 @@ def _output_decl(name: str, value: Any) -> PathDecl:
         return PathDecl(name, _fspath(value.local), value, value.remote)
     if isinstance(value, (str, os.PathLike)):
         return PathDecl(name, _fspath(value), PathArgument(_fspath(value)))
-    if isinstance(value, _Optional) or value is None:
+    if isinstance(value, OptionalInput) or value is None:
         return PathDecl(name, None, PathArgument(None, optional=True))
     raise DeclarationError(f"outputs[{name!r}] must be a path, a (local, remote) tuple or PathArgument, "
                            f"not {type(value).__name__}")
@@ -157,14 +180,15 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
         raise DeclarationError(f"{what} must be a dict of name → path, not {type(mapping).__name__}")
     out = []
     for name, value in mapping.items():
-        if not isinstance(name, str) or not name or name.startswith("-") or " " in name:
-            raise DeclarationError(f"{what} name {name!r} cannot be a flag name")
+        problem = name_problem(name)
+        if problem:
+            raise DeclarationError(f"{what}: {problem}")
         out.append((name, value))
     return out
 
 
 def declare(
-    kind: str,
+    kind: Union[str, JobKind],
     script: str,
     inputs: Optional[Mapping[str, Any]] = None,
     outputs: Optional[Mapping[str, Any]] = None,
@@ -175,15 +199,15 @@ def declare(
     training_dirs: Optional[Mapping[str, str]] = None,
 ) -> Declaration:
     """Normalise a script's declaration; raises :class:`DeclarationError` when it is inconsistent."""
-    if kind not in KINDS:
-        raise DeclarationError(f"kind must be one of {', '.join(KINDS)}")
+    try:
+        kind = job_kind(kind)
+    except ValueError as exc:
+        raise DeclarationError(str(exc)) from None
     ins = tuple(_input_decl(n, v) for n, v in _items(inputs, "inputs"))
     outs = tuple(_output_decl(n, v) for n, v in _items(outputs, "outputs"))
     deps = tuple(_dependency_decl(n, v) for n, v in _items(dependencies, "dependencies"))
-    dirs: Tuple[Tuple[str, str], ...] = ()
-    if kind == "training":
-        given = dict(training_dirs or {})
-        dirs = tuple((key, str(given.get(key) or default)) for key, default, _, _ in TRAINING_DIRS)
+    given = dict(training_dirs or {})
+    dirs = tuple((key, str(given.get(key) or default)) for key, default, _, _ in kind.folders)
     seen: Dict[str, str] = {}
     for what, decls in (("inputs", ins), ("outputs", outs), ("dependencies", deps)):
         for d in decls:
@@ -194,10 +218,10 @@ def declare(
     for d in ins:
         if d.name == CODE_CHANNEL:
             raise DeclarationError(f"input name {CODE_CHANNEL!r} is reserved for the job's code bundle")
-    if kind == "training":
+    if not kind.outputs_have_locations:
         for d in outs:
             if d.remote != "default":
-                raise DeclarationError(f"outputs[{d.name!r}]: a training job uploads its outputs inside "
+                raise DeclarationError(f"outputs[{d.name!r}]: a {kind.name} job uploads its outputs inside "
                                        f"output.tar.gz, so they cannot have their own S3 location")
     for key, _ in dirs:
         if key in seen or key.replace("_", "-") in {d.name for d in ins + outs + deps}:
@@ -261,13 +285,13 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         hint = d.arg.help or f"Output {d.name!r} local folder"
         _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
-        if decl.kind == "processing":  # training outputs travel inside output.tar.gz
+        if decl.kind.outputs_have_locations:  # training outputs travel inside output.tar.gz
             _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
                  help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
     for d in decl.dependencies:
         _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"Module {d.name!r} (default: {d.default})")
-    helps = {key: text for key, _, _, text in TRAINING_DIRS}
+    helps = {key: text for key, _, _, text in decl.kind.folders}
     for key, default in decl.training_dirs:
         _add(groups["training"], dir_flag(key), dest=key, default=default, metavar="DIR",
              help=f"{helps[key]} (default: {default})")
@@ -291,14 +315,15 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         except argparse.ArgumentError as exc:
             raise DeclarationError(f"argparse_callback adds a flag that collides with a generated flag: "
                                    f"{exc.message}") from None
-    _check_dests(parser)
+    if isinstance(parser, Parser):  # a caller's own parser: its other flags are its owner's business
+        _check_dests(parser)
     return parser
 
 
-def _check_dests(parser: argparse.ArgumentParser) -> None:
+def _check_dests(parser: Parser) -> None:
     """Two flags writing the same attribute would silently shadow each other."""
     owners: Dict[str, str] = {}
-    for action in parser._actions:
+    for action in parser.added:
         if action.dest in (argparse.SUPPRESS, "help") or not action.option_strings and action.dest == "help":
             continue
         flag = action.option_strings[0] if action.option_strings else action.dest
@@ -316,42 +341,3 @@ def build_parser(decl: Declaration, options: CommonOptions, prog: Optional[str] 
     )
     add_arguments(parser, decl, options)
     return parser
-
-
-# --- knowing which tokens the job re-invocation replaces ---------------------------------
-
-#: How many value tokens an option takes: 1 (always), '?' (optional) or 0.
-Arity = Any
-
-
-def flag_arity(parser: argparse.ArgumentParser, flags: Iterable[str]) -> Dict[str, Arity]:
-    """For each of ``flags``, how its action consumes values (used to strip it from argv)."""
-    out: Dict[str, Arity] = {}
-    wanted = set(flags)
-    for action in parser._actions:
-        for s in action.option_strings:
-            if s in wanted:
-                if action.nargs == "?":
-                    out[s] = "?"
-                elif action.nargs == 0:
-                    out[s] = 0
-                elif action.nargs is None:
-                    out[s] = 1
-                else:
-                    raise DeclarationError(f"{s}: generated flags take one value")
-    return out
-
-
-def generated_flags(decl: Declaration, options: CommonOptions) -> List[str]:
-    """Flags that the job re-invocation rewrites: every path flag and every ``--sagemaker-*`` flag."""
-    flags = [flag_name(f) for f in options.option_fields()]
-    for d in decl.path_decls():
-        flags.append(d.flag)
-    for d in decl.outputs:
-        flags.append(d.remote_flag)
-    flags.extend(dir_flag(key) for key, _ in decl.training_dirs)
-    return flags
-
-
-def sagemaker_dests(options: CommonOptions) -> List[str]:
-    return [dest_name(f) for f in options.option_fields()]

@@ -3,7 +3,8 @@
 Pure: no network, no clock and no randomness of its own (both are passed in).
 Every limit of the CreateProcessingJob / CreateTrainingJob API reference that
 the user's input can break is checked here, so a bad value fails with exit
-code 2 before anything is uploaded or created. Limits follow the botocore
+code 2 before anything is uploaded or created; the limits that differ by job
+kind are the kind's (:mod:`aws_sagemaker_remote.kinds`). Limits follow the botocore
 service model (``sagemaker/2017-07-24``) and the SageMaker API reference; where
 they differ from the older numbers in the Kubeflow component documents, the
 API wins (docs/reference.rst lists them).
@@ -12,54 +13,47 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
+import sys
+from dataclasses import fields
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .args import is_s3_uri
+from .args import IN_JOB, is_s3_uri, s3_uri_problem
+from .bundle import input_files
 from .container import DEFAULT as PATHS
 from .errors import UsageError
-from .bundle import input_files
-from .flags import TRAINING_DIRS, Arity, Declaration, dir_flag, flag_arity, generated_flags
-from .options import DEFAULT_IMAGE, CommonOptions, TrainingOptions
-from .spec import CodeSpec, InputChannel, JobSpec, OutputChannel
+from .flags import Declaration, dir_flag
+from .kinds import JobKind
+from .options import CommonOptions, dest_name
+from .reinvoke import job_arguments
+from .spec import (
+    AwsSettings,
+    CodeSpec,
+    InputChannel,
+    JobSpec,
+    Location,
+    Network,
+    OutputChannel,
+    Resources,
+    RunControl,
+    Stopping,
+)
 
 # --- limits (botocore sagemaker service model / API reference) ---------------------
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_NAME_MAX = 63
-CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 VPC_ID_RE = re.compile(r"^[-0-9a-zA-Z]{1,32}$")
 KMS_RE = re.compile(r"^[a-zA-Z0-9:/_-]{1,2048}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
-ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+ROLE_NAME_RE = re.compile(r"^(?:role/)?(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")  # a name, with its IAM path
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 INSTANCE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 TAG_SPECIALS = set("_.:/=+-@ ")
 
-LIMITS: Dict[str, Dict[str, int]] = {
-    "processing": {
-        "inputs": 10,  # ProcessingInputs, including the code bundle
-        "outputs": 10,
-        "env_entries": 100,
-        "env_key": 256,
-        "env_value": 256,
-        "max_run": 777600,  # StoppingCondition.MaxRuntimeInSeconds (seed 000 says 432000: older)
-        "instance_count": 100,
-        "volume": 16384,
-    },
-    "training": {
-        "inputs": 20,  # InputDataConfig channels, including the code channel
-        "outputs": 10,  # our sub-folders of /opt/ml/output/data
-        "env_entries": 100,
-        "env_key": 512,
-        "env_value": 512,
-        "max_run": 2419200,  # 28 days, API reference for MaxRuntimeInSeconds
-        "instance_count": 100,
-        "volume": 16384,
-    },
-}
 TAGS_MAX = 50
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
@@ -92,58 +86,6 @@ def check_job_name(name: str, flag: str = "--sagemaker-job-name") -> str:
     return name
 
 
-# --- re-invocation ---------------------------------------------------------------------
-
-def strip_flags(argv: Sequence[str], arity: Mapping[str, Arity]) -> List[str]:
-    """Remove the given long flags (and the values they consumed) from an argument list.
-
-    Mirrors argparse: ``--flag=value`` is one token; ``--flag value`` takes the next
-    token when the flag requires a value, or when its value is optional and the next
-    token does not look like a flag. Everything else, and everything after ``--``,
-    is kept verbatim and in order.
-    """
-    out: List[str] = []
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":
-            out.extend(argv[i:])
-            break
-        name = token.split("=", 1)[0] if token.startswith("--") else None
-        if name is not None and name in arity:
-            takes = arity[name]
-            if "=" in token or takes == 0:
-                i += 1
-            elif takes == "?":
-                nxt = argv[i + 1] if i + 1 < len(argv) else None
-                i += 2 if (nxt is not None and not nxt.startswith("-")) else 1
-            else:
-                i += 2
-            continue
-        out.append(token)
-        i += 1
-    return out
-
-
-def remote_arguments(
-    argv: Sequence[str],
-    parser: argparse.ArgumentParser,
-    decl: Declaration,
-    options: CommonOptions,
-    mapped: Sequence[Tuple[str, str]],
-) -> Tuple[str, ...]:
-    """The script's argument list inside the job.
-
-    ``mapped`` is ``[(flag, container value), ...]``. The user's own tokens are kept
-    exactly; generated flags are replaced by ``--flag=value`` pairs placed first
-    (before any ``--``), led by ``--sagemaker-run=no`` so the job does not launch itself.
-    """
-    arity = flag_arity(parser, generated_flags(decl, options))
-    kept = strip_flags(argv, arity)
-    head = ["--sagemaker-run=no"] + [f"{flag}={value}" for flag, value in mapped]
-    return tuple(head + kept)
-
-
 # --- planning ---------------------------------------------------------------------------
 
 def _local_abs(path: str) -> str:
@@ -161,19 +103,21 @@ def plan_job(
     decl: Declaration,
     namespace: argparse.Namespace,
     options: CommonOptions,
-    argv: Sequence[str],
-    parser: argparse.ArgumentParser,
+    user_argv: Sequence[str],
+    *,
     now: _dt.datetime,
     token: str,
 ) -> JobSpec:
-    """Turn the parsed command line into a :class:`JobSpec`, checking every limit.
+    """Turn the parsed command line into a complete :class:`JobSpec`, checking every limit.
 
+    :param user_argv: the user's own tokens of the command line
+        (:func:`~aws_sagemaker_remote.reinvoke.user_arguments`), kept as typed in the job.
     :param now: UTC time used in generated job names.
     :param token: a short random string used in generated job names.
     :raises UsageError: naming the flag at fault.
     """
     kind = decl.kind
-    limits = LIMITS[kind]
+    limits = kind.limits
     script_dir = os.path.dirname(decl.script)
     base = options.base_job_name or os.path.splitext(os.path.basename(decl.script))[0]
     job_name = check_job_name(options.job_name) if options.job_name else make_job_name(base, now, token)
@@ -182,7 +126,8 @@ def plan_job(
     # that live beside the script and so must stay out of the code bundle
     used: Dict[str, str] = {PATHS.processing_code: "the code bundle"}
     inputs, mapped, excludes = _plan_inputs(decl, namespace, options, script_dir, used)
-    outputs, out_mapped, out_excludes = _plan_outputs(decl, namespace, script_dir, used)
+    outputs, out_mapped, out_excludes = _plan_outputs(decl, namespace, script_dir, used, job_name)
+    _check_outputs_outside_inputs(inputs, outputs)
     dir_mapped, dir_excludes = _plan_training_dirs(decl, namespace, script_dir)
     deps, dep_mapped = _plan_dependencies(decl, namespace)
     mapped += out_mapped + dir_mapped + dep_mapped
@@ -196,17 +141,14 @@ def plan_job(
         exclude_paths=tuple(sorted(set(excludes + out_excludes + dir_excludes))),
     )
 
-    arguments = remote_arguments(argv, parser, decl, options, mapped)
-    _check_options(kind, options, limits)
+    arguments = job_arguments(IN_JOB, user_argv, mapped)
+    _check_options(options, limits)
     environment = _check_env(options.env, limits)
     tags = _check_tags(options.tags)
 
-    metrics: Tuple[Tuple[str, str], ...] = ()
-    hyper: Tuple[Tuple[str, str], ...] = ()
-    if isinstance(options, TrainingOptions):
-        metrics = _check_metrics(tuple(dict(options.metric).items()))
-        shown = script_hyperparameters(namespace, options, decl, dict(mapped))
-        hyper = tuple(dict(shown + list(options.hyperparameter)).items())
+    training = kind.plan_part(decl, namespace, options, dict(mapped), sanitize_base_name(base))
+    # spot training waits for capacity: at most max_wait, by default as long as it may run
+    max_wait = (getattr(options, "max_wait", None) or options.max_run) if training and training.spot else None
     return JobSpec(
         kind=kind,
         job_name=job_name,
@@ -214,13 +156,51 @@ def plan_job(
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         arguments=arguments,
-        options=options,
+        resources=Resources(instance_type=options.instance, count=options.instance_count,
+                            volume_gb=options.volume_size, volume_kms=options.volume_kms_key),
+        stopping=Stopping(max_run=options.max_run, max_wait=max_wait),
+        network=Network(subnets=options.subnets, security_groups=options.security_groups,
+                        isolation=options.network_isolation, traffic_encryption=options.traffic_encryption),
         environment=environment,
         tags=tags,
-        metrics=metrics,
-        hyperparameters=hyper,
+        output_kms=options.output_kms_key,
+        training=training,
         base_job_name=sanitize_base_name(base),
     )
+
+
+def plan_control(options: CommonOptions, sources: Sequence[Tuple[str, str]] = ()) -> RunControl:
+    """The launch-time controls and AWS settings of a checked ``options`` (see :func:`plan_job`)."""
+    return RunControl(
+        run=options.run,
+        wait=options.wait,
+        detach=options.detach,
+        dry_run=options.dry_run,
+        output_json=os.path.abspath(options.output_json) if options.output_json else None,
+        download_outputs=options.download_outputs,
+        download_model=_abspath(getattr(options, "download_model", None)),
+        store=options.store,
+        sources=tuple(sources),
+        aws=AwsSettings(profile=options.profile, region=options.region, endpoint_url=options.endpoint_url,
+                        assume_role=options.assume_role, role=options.role, bucket=options.bucket,
+                        prefix=options.prefix.strip("/"), image=options.image),
+    )
+
+
+def _abspath(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else None
+
+
+def default_output(job_name: str, output: str) -> Location:
+    """``s3://BUCKET/PREFIX/jobs/JOB/output/NAME``."""
+    return Location(key=("jobs", job_name, "output", output))
+
+
+def default_checkpoint(base_job_name: str, script: str) -> Location:
+    """Shared by every run of one script with one base job name, so the next run resumes from the
+    last checkpoint; the digest of the script's path keeps two projects' ``train.py`` apart."""
+    digest = hashlib.sha256(os.path.abspath(script).encode("utf-8")).hexdigest()[:8]
+    return Location(key=("checkpoints", f"{base_job_name}-{digest}"))
 
 
 Mapped = List[Tuple[str, str]]
@@ -232,7 +212,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
     inputs: List[InputChannel] = []
     mapped: Mapped = []
     excludes: List[str] = []
-    default_mode = options.input_mode if isinstance(options, TrainingOptions) else None
+    default_mode = getattr(options, "input_mode", None)  # training's --sagemaker-input-mode
     for d in decl.inputs:
         value = getattr(namespace, d.dest, None)
         if value is None or value == "":
@@ -240,21 +220,18 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
                 continue
             raise UsageError(f"input {d.name!r} needs a path (local path or s3:// URI)", flag=d.flag)
         value = str(value)
-        if kind == "training":
-            if not CHANNEL_NAME_RE.match(d.name):
-                raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
-            container = PATHS.training_channel(d.name)
-        else:
-            container = d.arg.container_path or PATHS.processing_input(d.name)
+        if kind.channel_name_re is not None and not kind.channel_name_re.match(d.name):
+            raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
+        container = kind.input_path(PATHS, d.name, d.arg.container_path)
         if is_s3_uri(value):
-            _check_s3(value, d.flag)
+            check_s3(value, d.flag)
             source = value
             container_value = container
         else:
             source = _local_abs(value)
             if not os.path.exists(source):
                 raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
-            if not input_files(source):
+            if not input_files(source, warn=_warn):
                 # SageMaker fails a job whose input prefix holds no object
                 raise UsageError(f"input folder {value!r} holds no files to upload", flag=d.flag)
             # one file arrives under its own name; a manifest's objects arrive in the folder
@@ -262,29 +239,37 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             container_value = container + "/" + os.path.basename(source) if single else container
             if _inside(source, script_dir):
                 excludes.append(source)
+        if d.default and not is_s3_uri(d.default) and _inside(_local_abs(d.default), script_dir):
+            # the declared folder stays out of the code bundle even when the flag points elsewhere
+            excludes.append(_local_abs(d.default))
         mode = d.arg.mode or default_mode or "File"
-        if kind == "processing" and mode not in ("File", "Pipe"):
-            raise UsageError(f"processing inputs support mode File or Pipe, not {mode}", flag=d.flag)
+        if mode not in kind.input_modes:
+            raise UsageError(f"{kind.name} inputs support mode {' or '.join(kind.input_modes)}, not {mode}",
+                             flag=d.flag)
+        if mode == "FastFile" and d.arg.s3_data_type != "S3Prefix":
+            # SageMaker refuses the pair: FastFile streams only S3Prefix channels
+            raise UsageError(f"mode FastFile needs s3_data_type='S3Prefix', not {d.arg.s3_data_type!r}; use File or "
+                             "Pipe" + ("" if d.arg.mode else " (FastFile comes from --sagemaker-input-mode)"),
+                             flag=d.flag)
         if d.arg.compression == "Gzip" and mode != "Pipe":
             raise UsageError("Gzip-compressed inputs need mode='Pipe' (SageMaker decompresses only streams)",
                              flag=d.flag)
-        if kind == "processing":
-            _check_container_path(container, d.flag, PATHS.processing_input(""), used)
+        _check_container_path(kind, container, d.flag, kind.input_path(PATHS, "", None), used)
         inputs.append(InputChannel(
             name=d.name, source=source, flag=d.flag, container_path=container, container_value=container_value,
             mode=mode, s3_data_type=d.arg.s3_data_type, distribution=d.arg.distribution,
             compression=d.arg.compression, content_type=d.arg.content_type, record_wrapper=d.arg.record_wrapper,
         ))
         mapped.append((d.flag, container_value))
-    most = LIMITS[kind]["inputs"] - 1  # the code bundle takes one
+    most = kind.limits["inputs"] - 1  # the code bundle takes one
     if len(inputs) > most:
-        raise UsageError(f"{len(inputs)} inputs: a {kind} job takes at most {most} besides the code bundle",
+        raise UsageError(f"{len(inputs)} inputs: a {kind.name} job takes at most {most} besides the code bundle",
                          flag="inputs")
     return inputs, mapped, excludes
 
 
 def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: str,
-                  used: Dict[str, str]) -> Tuple[List[OutputChannel], Mapped, List[str]]:
+                  used: Dict[str, str], job_name: str) -> Tuple[List[OutputChannel], Mapped, List[str]]:
     kind = decl.kind
     outputs: List[OutputChannel] = []
     mapped: Mapped = []
@@ -293,30 +278,31 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
         local = getattr(namespace, d.dest, None)
         remote = str(getattr(namespace, d.remote_dest, "default") or "default")
         if remote != "default":
-            _check_s3(remote, d.remote_flag)
-        container = (PATHS.output_data_dir + "/" + d.name) if kind == "training" else (
-            d.arg.container_path or PATHS.processing_output(d.name))
-        if kind == "processing":
-            _check_container_path(container, d.flag, PATHS.processing_output(""), used)
+            check_s3(remote, d.remote_flag)
+        container = kind.output_path(PATHS, d.name, d.arg.container_path)
+        _check_container_path(kind, container, d.flag, kind.output_path(PATHS, "", None), used)
         if local:
             local = _local_abs(str(local))
             if _inside(local, script_dir):
                 excludes.append(local)
-        outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, destination=remote,
+        if d.default and _inside(_local_abs(d.default), script_dir):
+            excludes.append(_local_abs(d.default))
+        location = Location(uri=remote) if remote != "default" else default_output(job_name, d.name)
+        outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, location=location,
                                      container_path=container, upload_mode=d.arg.upload_mode))
         mapped.append((d.flag, container))
-        if kind == "processing":
+        if kind.outputs_have_locations:
             # SageMaker uploads the folder; the script in the job must not upload it itself
             mapped.append((d.remote_flag, "default"))
-    most = LIMITS[kind]["outputs"]
+    most = kind.limits["outputs"]
     if len(outputs) > most:
-        raise UsageError(f"{len(outputs)} outputs: a {kind} job takes at most {most}", flag="outputs")
+        raise UsageError(f"{len(outputs)} outputs: a {kind.name} job takes at most {most}", flag="outputs")
     return outputs, mapped, excludes
 
 
 def _plan_training_dirs(decl: Declaration, namespace: argparse.Namespace,
                         script_dir: str) -> Tuple[Mapped, List[str]]:
-    targets = {key: target for key, _, target, _ in TRAINING_DIRS}
+    targets = {key: target for key, _, target, _ in decl.kind.folders}
     mapped: Mapped = []
     excludes: List[str] = []
     for key, _default in decl.training_dirs:
@@ -355,9 +341,7 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
 
     Display only: the job gets its real argument list from ``ContainerArguments``.
     """
-    from .flags import sagemaker_dests
-
-    skip = set(sagemaker_dests(options))
+    skip = {dest_name(f) for f in fields(options)}
     flag_of = {d.dest: d.flag for d in decl.path_decls()}
     flag_of.update({key: dir_flag(key) for key, _ in decl.training_dirs})
     out: List[Tuple[str, str]] = []
@@ -374,10 +358,13 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
 
 # --- checks -------------------------------------------------------------------------------
 
-def _check_container_path(path: str, flag: str, root: str, used: Dict[str, str]) -> None:
-    """A processing LocalPath must lie under /opt/ml/processing/ and not be shared."""
-    if not path.startswith(PATHS.processing_dir + "/") or path.rstrip("/") == root.rstrip("/"):
-        raise UsageError(f"container path {path!r} must be a folder under {PATHS.processing_dir}/", flag=flag)
+def _check_container_path(kind: JobKind, path: str, flag: str, root: str, used: Dict[str, str]) -> None:
+    """A LocalPath the user may choose (processing) must lie under the kind's folder and not be shared."""
+    folder = kind.checked_root(PATHS)
+    if folder is None:
+        return
+    if not path.startswith(folder + "/") or path.rstrip("/") == root.rstrip("/"):
+        raise UsageError(f"container path {path!r} must be a folder under {folder}/", flag=flag)
     for other, owner in used.items():
         if path == other or path.startswith(other.rstrip("/") + "/") or other.startswith(path.rstrip("/") + "/"):
             raise UsageError(f"container path {path!r} overlaps {owner} ({other})", flag=flag)
@@ -393,21 +380,37 @@ def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
     return full
 
 
-def _check_s3(uri: str, flag: str) -> None:
-    if not is_s3_uri(uri) or len(uri) > S3_URI_MAX:
-        raise UsageError(f"{uri!r} is not an s3://bucket/key URI of at most {S3_URI_MAX} characters", flag=flag)
+def _check_outputs_outside_inputs(inputs: Sequence[InputChannel], outputs: Sequence[OutputChannel]) -> None:
+    """An output folder inside an input folder would be uploaded as input and shadowed in the job."""
+    for out in outputs:
+        for inp in inputs:
+            if out.local_path and not is_s3_uri(inp.source) and os.path.isdir(inp.source) \
+                    and _inside(out.local_path, inp.source):
+                raise UsageError(f"output folder {out.local_path!r} is inside the folder of input {inp.flag} "
+                                 f"({inp.source!r}); allowed: a folder outside every input", flag=out.flag)
 
 
-def _check_range(value: int, low: int, high: Optional[int], flag: str) -> None:
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def check_s3(uri: str, flag: str) -> None:
+    """Refuse ``uri`` unless it is an S3 URI SageMaker and S3 accept (see :func:`~.args.s3_uri_problem`)."""
+    problem = s3_uri_problem(uri)
+    if problem:
+        raise UsageError(problem, flag=flag)
+
+
+def check_range(value: int, low: int, high: Optional[int], flag: str) -> None:
     if value < low or (high is not None and value > high):
         allowed = f"{low}..{high}" if high is not None else f"at least {low}"
         raise UsageError(f"{value} is out of range; allowed: {allowed}", flag=flag)
 
 
-def _check_options(kind: str, o: CommonOptions, limits: Mapping[str, int]) -> None:
-    _check_range(o.instance_count, 1, limits["instance_count"], "--sagemaker-instance-count")
-    _check_range(o.volume_size, 1, limits["volume"], "--sagemaker-volume-size")
-    _check_range(o.max_run, 1, limits["max_run"], "--sagemaker-max-run")
+def _check_options(o: CommonOptions, limits: Mapping[str, int]) -> None:
+    check_range(o.instance_count, 1, limits["instance_count"], "--sagemaker-instance-count")
+    check_range(o.volume_size, 1, limits["volume"], "--sagemaker-volume-size")
+    check_range(o.max_run, 1, limits["max_run"], "--sagemaker-max-run")
     if not INSTANCE_RE.match(o.instance):
         raise UsageError(f"{o.instance!r} is not an instance type like ml.m5.large", flag="--sagemaker-instance")
     if o.base_job_name is not None and not o.base_job_name.strip():
@@ -431,27 +434,18 @@ def _check_options(kind: str, o: CommonOptions, limits: Mapping[str, int]) -> No
     if o.detach and o.run == "local":
         raise UsageError("the local backend runs the job inside this process, so it cannot be left running; "
                          "allowed only with --sagemaker-run=yes", flag="--sagemaker-detach")
+    if not o.wait and o.run == "local":
+        raise UsageError("the local backend runs the job inside this process, so it waits for it; "
+                         "allowed only with --sagemaker-run=yes", flag="--sagemaker-wait")
+    if o.store == "local" and o.run == "yes":
+        raise UsageError("a SageMaker job reads and writes S3; allowed: auto or s3 with --sagemaker-run=yes, "
+                         "local only with --sagemaker-run=local", flag="--sagemaker-store")
     if o.output_json and not os.path.isdir(os.path.dirname(_local_abs(o.output_json))):
         raise UsageError(f"the folder of {o.output_json!r} does not exist", flag="--sagemaker-output-json")
     if o.bucket and not BUCKET_RE.match(o.bucket):
         raise UsageError(f"{o.bucket!r} is not an S3 bucket name", flag="--sagemaker-bucket")
     if o.image is not None and (not o.image or len(o.image) > 255):
         raise UsageError("an image URI has 1-255 characters", flag="--sagemaker-image")
-    if isinstance(o, TrainingOptions):
-        if o.output_s3 != "default":
-            _check_s3(o.output_s3, "--sagemaker-output-s3")
-        if o.checkpoint_s3 not in (None, "default"):
-            _check_s3(o.checkpoint_s3, "--sagemaker-checkpoint-s3")
-        if o.max_wait is not None:
-            if not o.spot:
-                raise UsageError("only applies with --sagemaker-spot", flag="--sagemaker-max-wait")
-            if o.max_wait < o.max_run:
-                raise UsageError(f"{o.max_wait} is less than --sagemaker-max-run={o.max_run}; "
-                                 f"allowed: at least the max run time", flag="--sagemaker-max-wait")
-            _check_range(o.max_wait, 1, limits["max_run"], "--sagemaker-max-wait")
-        if o.algorithm_name and o.image != DEFAULT_IMAGE:
-            raise UsageError("give either --sagemaker-image or --sagemaker-algorithm-name, not both",
-                             flag="--sagemaker-algorithm-name")
 
 
 def _check_env(pairs: Iterable[Tuple[str, str]], limits: Mapping[str, int]) -> Tuple[Tuple[str, str], ...]:
@@ -488,7 +482,7 @@ def _check_tags(pairs: Iterable[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]
     return tuple(tags.items())
 
 
-def _check_metrics(pairs: Tuple[Tuple[str, str], ...]) -> Tuple[Tuple[str, str], ...]:
+def check_metrics(pairs: Tuple[Tuple[str, str], ...]) -> Tuple[Tuple[str, str], ...]:
     if len(pairs) > METRICS_MAX:
         raise UsageError(f"{len(pairs)} metrics; allowed: at most {METRICS_MAX}", flag="--sagemaker-metric")
     for name, regex in pairs:

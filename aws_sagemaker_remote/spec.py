@@ -1,17 +1,20 @@
 """The frozen values that flow from one step to the next.
 
-``JobSpec`` (from :mod:`~aws_sagemaker_remote.plan`) says what to run;
-``StagedJob`` (from :mod:`~aws_sagemaker_remote.stage`) adds where everything
-is in S3; :mod:`~aws_sagemaker_remote.render` turns a ``StagedJob`` into the
-request; a backend runs it and :mod:`~aws_sagemaker_remote.watch` returns a
-``JobResult``. No step changes a value it was given.
+``JobSpec`` and ``RunControl`` (from :mod:`~aws_sagemaker_remote.plan`) say
+what to run and how this launch behaves; a target gives the ``Placement`` (role,
+image, bucket, prefix); ``StagedJob`` (from :mod:`~aws_sagemaker_remote.stage`)
+adds where the code and inputs are in S3; :mod:`~aws_sagemaker_remote.render`
+turns a ``StagedJob`` and its ``Placement`` into the request; a backend runs it
+and :mod:`~aws_sagemaker_remote.watch` returns a ``JobResult``. No step changes
+a value it was given, and nothing after plan reads the parsed options.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
-from .options import CommonOptions
+if TYPE_CHECKING:  # pragma: no cover
+    from .kinds.base import JobKind
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,24 @@ class InputChannel:
 
 
 @dataclass(frozen=True)
+class Location:
+    """An S3 location decided in plan: an explicit ``s3://`` URI, or a default named by its key
+    parts under the job's bucket and prefix, which render fills in from the placement."""
+
+    #: the ``s3://`` URI the user gave, or None for the default
+    uri: Optional[str] = None
+    #: the default's key parts below ``PREFIX`` (used when ``uri`` is None)
+    key: Tuple[str, ...] = ()
+
+    def resolve(self, bucket: str, prefix: str) -> str:
+        """The ``s3://`` URI: the explicit one, or ``s3://BUCKET/PREFIX/KEY...``."""
+        if self.uri is not None:
+            return self.uri
+        key = "/".join(p.strip("/") for p in (prefix,) + self.key if p and p.strip("/"))
+        return f"s3://{bucket}/{key}" if key else f"s3://{bucket}/"
+
+
+@dataclass(frozen=True)
 class OutputChannel:
     """One output folder of the job."""
 
@@ -47,8 +68,8 @@ class OutputChannel:
     flag: Optional[str]
     #: the local folder the user named (for --sagemaker-download-outputs)
     local_path: Optional[str]
-    #: ``s3://`` URI or ``"default"``
-    destination: str
+    #: where the job uploads it (processing; training outputs travel inside output.tar.gz)
+    location: Location
     container_path: str
     upload_mode: str = "EndOfJob"
 
@@ -71,25 +92,126 @@ class CodeSpec:
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """Everything about a job that can be known without any network call."""
+class Resources:
+    """The instances: ``ClusterConfig`` (processing) or ``ResourceConfig`` (training)."""
 
-    kind: str  # "processing" | "training"
+    instance_type: str
+    count: int = 1
+    volume_gb: int = 30
+    volume_kms: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Network:
+    """VPC and network settings; empty means SageMaker's defaults."""
+
+    subnets: Tuple[str, ...] = ()
+    security_groups: Tuple[str, ...] = ()
+    isolation: bool = False
+    traffic_encryption: bool = False
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """``StoppingCondition``: ``max_wait`` is set (plan's default: ``max_run``) only for spot training."""
+
+    max_run: int
+    max_wait: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Training:
+    """What only a training job has."""
+
+    #: default input mode of the channels (File, Pipe or FastFile)
+    input_mode: str = "File"
+    #: a SageMaker algorithm resource run instead of an image
+    algorithm_name: Optional[str] = None
+    spot: bool = False
+    #: metric name → regex
+    metrics: Tuple[Tuple[str, str], ...] = ()
+    #: hyperparameters recorded on the job (display only)
+    hyperparameters: Tuple[Tuple[str, str], ...] = ()
+    #: ``OutputDataConfig.S3OutputPath`` (SageMaker appends ``JOB/output/model.tar.gz``)
+    model_output: Location = Location(key=("jobs",))
+    #: ``CheckpointConfig.S3Uri``, or None for no checkpoint sync
+    checkpoint: Optional[Location] = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """The whole job, resolved: everything that can be known without any network call.
+
+    Nothing downstream of plan reads the options the command line was parsed into.
+    """
+
+    kind: "JobKind"
     job_name: str
     code: CodeSpec
     inputs: Tuple[InputChannel, ...]
     outputs: Tuple[OutputChannel, ...]
-    #: the script's argument list inside the job (paths mapped, --sagemaker-run=no)
+    #: the script's argument list inside the job (paths mapped, --sagemaker-run=job)
     arguments: Tuple[str, ...]
-    options: CommonOptions
+    resources: Resources
+    stopping: Stopping
+    network: Network = Network()
     environment: Tuple[Tuple[str, str], ...] = ()
     tags: Tuple[Tuple[str, str], ...] = ()
-    #: training: metric name → regex
-    metrics: Tuple[Tuple[str, str], ...] = ()
-    #: training: hyperparameters recorded on the job (display only)
-    hyperparameters: Tuple[Tuple[str, str], ...] = ()
-    #: base job name used for default checkpoint locations
+    #: KMS key of the job's outputs in S3
+    output_kms: Optional[str] = None
+    #: training only
+    training: Optional[Training] = None
+    #: base job name (used in the default checkpoint location)
     base_job_name: str = ""
+
+    @property
+    def metrics(self) -> Tuple[Tuple[str, str], ...]:
+        """Training metric definitions (none for processing)."""
+        return self.training.metrics if self.training else ()
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """How to reach AWS and where the job's files go, as the user asked (resolved in targets)."""
+
+    profile: Optional[str] = None
+    region: Optional[str] = None
+    endpoint_url: Optional[str] = None
+    assume_role: Optional[str] = None
+    #: role ARN or name, None when no source gave one
+    role: Optional[str] = None
+    bucket: Optional[str] = None
+    prefix: str = "aws-sagemaker-remote"  # options.DEFAULT_PREFIX (this module imports no options)
+    #: image URI or framework shorthand as given
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """How this launch behaves: not part of the job, so never in the request."""
+
+    run: str  # "yes" | "local"
+    wait: bool = True
+    detach: bool = False
+    dry_run: bool = False
+    output_json: Optional[str] = None
+    download_outputs: bool = False
+    download_model: Optional[str] = None
+    #: "local", "s3" or "auto": where ``--sagemaker-run=local`` keeps the job's files
+    store: str = "auto"
+    #: (option name, where its value came from) for each value not from a built-in default
+    sources: Tuple[Tuple[str, str], ...] = ()
+    aws: AwsSettings = AwsSettings()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the job runs and keeps its files: decided by the target, after plan."""
+
+    role_arn: str
+    image_uri: str
+    bucket: str
+    prefix: str
 
 
 @dataclass(frozen=True)
@@ -106,25 +228,21 @@ class UploadItem:
 
 @dataclass(frozen=True)
 class StagedJob:
-    """A JobSpec plus the concrete locations of everything."""
+    """A JobSpec plus the S3 locations staging gave its code and inputs."""
 
     spec: JobSpec
-    region: str
-    role_arn: str
-    image_uri: str
-    bucket: str
-    prefix: str
-    #: code bundle object URI
+    #: code bundle tree URI
     code_uri: str
     #: input name → S3 URI the job reads
     input_uris: Mapping[str, str]
-    #: output name → S3 URI the job writes
-    output_uris: Mapping[str, str]
-    #: training: OutputDataConfig.S3OutputPath
-    model_output_uri: Optional[str] = None
-    #: training: CheckpointConfig.S3Uri
-    checkpoint_uri: Optional[str] = None
     uploads: Tuple[UploadItem, ...] = ()
+    #: the staged argument file, when the arguments do not fit ``ContainerArguments``
+    arguments_uri: Optional[str] = None
+
+
+def output_uris(spec: JobSpec, placement: Placement) -> Dict[str, str]:
+    """Output name → the ``s3://`` URI the job uploads it to."""
+    return {out.name: out.location.resolve(placement.bucket, placement.prefix) for out in spec.outputs}
 
 
 @dataclass(frozen=True)
@@ -165,11 +283,7 @@ class JobResult:
             out["failure_reason"] = self.failure_reason
         if self.console_url:
             out["console_url"] = self.console_url
-        if self.kind == "training":
-            out.update(
-                model_artifact_url=self.model_artifact_url,
-                output_data_url=self.output_data_url,
-                training_image=self.training_image,
-                final_metrics=dict(self.final_metrics),
-            )
+        from .kinds import job_kind
+
+        out.update(job_kind(self.kind).result_json(self))
         return out

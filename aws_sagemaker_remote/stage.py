@@ -29,8 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 from .bundle import Bundle, input_files
 from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
-from .options import TrainingOptions
-from .spec import JobSpec, StagedJob, UploadItem
+from .spec import JobSpec, Placement, StagedJob, UploadItem
 from .store import Store, home_dir, join_uri
 
 HASH_CHUNK = 1 << 20
@@ -245,39 +244,21 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
                     marker_uri(bucket, prefix, tree.digest))
 
 
-def default_output_uri(bucket: str, prefix: str, job_name: str, output: str) -> str:
-    return join_uri(bucket, prefix, "jobs", job_name, "output", output)
-
-
-def default_model_output_uri(bucket: str, prefix: str) -> str:
-    """``S3OutputPath``; SageMaker appends ``<job>/output/model.tar.gz``."""
-    return join_uri(bucket, prefix, "jobs")
-
-
-def default_checkpoint_uri(bucket: str, prefix: str, base_job_name: str, script: str) -> str:
-    """Shared by every run of one script with one base job name, so the next run resumes from the
-    last checkpoint; the digest of the script's path keeps two projects' ``train.py`` apart."""
-    digest = hashlib.sha256(os.path.abspath(script).encode("utf-8")).hexdigest()[:8]
-    return join_uri(bucket, prefix, "checkpoints", f"{base_job_name}-{digest}")
-
-
 def stage(
     spec: JobSpec,
     bundle: Bundle,
     store: Store,
+    placement: Placement,
     *,
-    bucket: str,
-    prefix: str,
-    region: str,
-    role_arn: str,
-    image_uri: str,
-    dry_run: bool = False,
-    progress_stream: Optional[TextIO] = None,
+    upload: bool = True,
+    progress: Optional[TextIO] = None,
     cache: Optional[HashCache] = None,
 ) -> StagedJob:
-    """Upload the bundle and every local input (unless ``dry_run``) and return the staged job.
+    """Put the bundle and every local input in ``placement``'s bucket and return the staged job.
 
-    ``s3://`` inputs are passed through untouched.
+    With ``upload=False`` (a dry run) only the upload plan is made: nothing is written.
+    ``s3://`` inputs are passed through untouched. ``progress`` is the stream of the
+    upload progress bar (shown only on a terminal).
     """
     cache = cache or HashCache()
     with tempfile.TemporaryDirectory(prefix="aws-sagemaker-remote-") as scratch:
@@ -288,15 +269,13 @@ def stage(
             with open(path, "w", encoding="utf-8") as fh:
                 json.dump(list(spec.arguments), fh, ensure_ascii=False)
             code.append((ARGUMENT_FILENAME, path))
-        return _stage(spec, code, {bundle.path: bundle.sha256}, store, cache, bucket=bucket, prefix=prefix,
-                      region=region, role_arn=role_arn, image_uri=image_uri, dry_run=dry_run,
-                      progress_stream=progress_stream)
+        return _stage(spec, code, {bundle.path: bundle.sha256}, store, cache, placement, upload, progress)
 
 
 def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str], store: Store, cache: HashCache,
-           *, bucket: str, prefix: str, region: str, role_arn: str, image_uri: str, dry_run: bool,
-           progress_stream: Optional[TextIO]) -> StagedJob:
+           placement: Placement, upload: bool, progress: Optional[TextIO]) -> StagedJob:
     """:func:`stage` once the code tree's files are known (``known``: digests already computed)."""
+    bucket, prefix = placement.bucket, placement.prefix
     index = StagedIndex(store.name)
     plans: List[TreePlan] = [plan_tree(store, bucket, prefix, tree_of(code, cache, known), index)]
     code_uri = plans[0].uri
@@ -312,40 +291,15 @@ def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str],
     cache.save()
     uploads = tuple(item for plan in plans for item in plan.items)
 
-    if not dry_run:
+    if upload:
         missing = sum(i.size for i in uploads if not (i.present or i.copy_from))
-        bar = Progress(missing, progress_stream)
+        bar = Progress(missing, progress)
         try:
             for plan in plans:
                 upload_tree(store, bucket, prefix, plan, bar, index)
         finally:
             bar.close()
             index.save()
-
-    output_uris = {
-        out.name: out.destination if out.destination != "default"
-        else default_output_uri(bucket, prefix, spec.job_name, out.name)
-        for out in spec.outputs
-    }
-    model_output_uri = checkpoint_uri = None
-    o = spec.options
-    if isinstance(o, TrainingOptions):
-        model_output_uri = o.output_s3 if o.output_s3 != "default" else default_model_output_uri(bucket, prefix)
-        if o.checkpoint_s3 and o.checkpoint_s3 != "default":
-            checkpoint_uri = o.checkpoint_s3
-        elif o.spot or o.checkpoint_s3 == "default":
-            checkpoint_uri = default_checkpoint_uri(bucket, prefix, spec.base_job_name, spec.code.script)
-    return StagedJob(
-        spec=spec,
-        region=region,
-        role_arn=role_arn,
-        image_uri=image_uri,
-        bucket=bucket,
-        prefix=prefix.strip("/"),
-        code_uri=code_uri,
-        input_uris=input_uris,
-        output_uris=output_uris,
-        model_output_uri=model_output_uri,
-        checkpoint_uri=checkpoint_uri,
-        uploads=uploads,
-    )
+    arguments_uri = code_uri + ARGUMENT_FILENAME if len(code) > 1 else None
+    return StagedJob(spec=spec, code_uri=code_uri, input_uris=input_uris, uploads=uploads,
+                     arguments_uri=arguments_uri)

@@ -17,10 +17,17 @@ import shutil
 import tempfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
+from .errors import RemoteError
+from .safepath import UnsafePath, local_path
+
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
 
 Progress = Optional[Callable[[int], None]]
+
+
+class UnsafeDownload(RemoteError):
+    """An S3 key or archive member would be written outside its target folder (exit 1)."""
 
 
 def home_dir() -> str:
@@ -86,7 +93,12 @@ class LocalStore:
     def path(self, uri: str) -> str:
         """The local file that stands for ``uri``."""
         bucket, key = split_uri(uri)
-        return os.path.join(self.root, bucket, *[p for p in key.split("/") if p])
+        parts = [p for p in key.split("/") if p]
+        if ".." in parts or bucket in ("", ".", "..") or "\0" in key:
+            # real S3 stores such a key as a name; a folder would resolve it outside the stand-in
+            raise UnsafeDownload(f"{uri}: the local stand-in for S3 ({self.root}) cannot hold a key with "
+                                 f"'..' segments")
+        return os.path.join(self.root, bucket, *parts)
 
     def head(self, uri: str) -> Optional[int]:
         path = self.path(uri)
@@ -327,10 +339,21 @@ def upload_folder(store: Store, folder: str, uri: str) -> List[str]:
 
 
 def download_prefix(store: Store, uri: str, dest: str) -> List[str]:
-    """Download every object of an ``S3Prefix`` input into ``dest``; returns local paths."""
-    paths = []
+    """Download every object of an ``S3Prefix`` input into ``dest``; returns local paths.
+
+    Every key is checked before the first download (:func:`~aws_sagemaker_remote.safepath.local_path`):
+    a key with ``..``, an absolute key or one through a link out of ``dest`` stops the
+    download with :class:`~aws_sagemaker_remote.errors.UnsafeDownload` naming it, and
+    nothing is written.
+    """
+    planned = []
     for obj_uri, rel, _size in prefix_objects(store, uri):
-        local = os.path.join(dest, *rel.split("/"))
+        try:
+            planned.append((obj_uri, local_path(dest, rel)))
+        except UnsafePath as exc:
+            raise UnsafeDownload(f"refusing to download {obj_uri}: {exc}") from None
+    paths = []
+    for obj_uri, local in planned:
         store.download_file(obj_uri, local)
         paths.append(local)
     return paths
@@ -343,6 +366,8 @@ def default_store() -> Store:
     """
     import boto3
 
-    if os.environ.get("AWS_ENDPOINT_URL") or boto3.Session().get_credentials() is not None:
+    from .aws import aws_available
+
+    if aws_available():
         return S3Store(boto3.client("s3"))
     return LocalStore()

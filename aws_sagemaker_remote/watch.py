@@ -48,8 +48,9 @@ from typing import (
     Union,
 )
 
-from .backends.base import STATUS_KEY, TERMINAL_STATUSES, TRAINING, Backend, LogCursor, LogEvent
+from .backends.base import TERMINAL_STATUSES, Backend, LogCursor, LogEvent
 from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError
+from .kinds import job_kind
 from .metrics import MetricTracker
 from .spec import JobResult
 
@@ -95,14 +96,9 @@ class StatusChange:
 
 def status_change(kind: str, description: Mapping[str, Any]) -> StatusChange:
     """The :class:`StatusChange` a describe response reports."""
-    status = str(description.get(STATUS_KEY[kind], "Unknown"))
-    secondary: Optional[str] = None
-    message: Optional[str] = None
-    if kind == TRAINING:
-        secondary = description.get("SecondaryStatus")
-        transitions = description.get("SecondaryStatusTransitions") or []
-        if transitions and transitions[-1].get("Status") == secondary:
-            message = transitions[-1].get("StatusMessage")
+    job = job_kind(kind)
+    status = str(description.get(job.status_key, "Unknown"))
+    secondary, message = job.status_details(description)
     return StatusChange(status=status, secondary_status=secondary, status_message=message, description=description)
 
 
@@ -272,8 +268,8 @@ def wait(
     seconds of ``clock`` for it to end, and raises
     :class:`~aws_sagemaker_remote.errors.Interrupted` (exit code 130); with
     ``detach`` the job keeps running and ``Interrupted`` is raised at once.
-    A job of the local backend (``backend.name == "local"``) runs inside this
-    process and cannot outlive it: it is stopped even with ``detach``.
+    A job whose backend does not outlive this process (``outlives_caller`` false: the
+    local backend runs it from here) is stopped even with ``detach``.
 
     :param metrics: ``(name, regex)`` pairs matched against every log line (see
         :class:`~aws_sagemaker_remote.metrics.MetricTracker`; the planner has
@@ -326,7 +322,7 @@ def _interrupted(
     """Handle Ctrl-C: stop the job (or leave it running) and raise Interrupted."""
     url = backend.console_url(kind, job_name)
     where = f" ({url})" if url else ""
-    if detach and backend.name != "local":
+    if detach and backend.outlives_caller:
         printer.note(f"[{job_name}] detached: the {kind} job keeps running on {backend.name}{where}")
         raise Interrupted(f"detached from {kind} job {job_name}; it keeps running{where}")
     if detach:
@@ -381,44 +377,21 @@ def result_from_description(
     :param metrics_seen: training metrics parsed from the logs, used when the job
         reports no ``FinalMetricDataList``.
     """
-    name_key = "TrainingJobName" if kind == TRAINING else "ProcessingJobName"
-    job_name = str(description.get(name_key, ""))
-    status = str(description.get(STATUS_KEY[kind], "Unknown"))
+    job = job_kind(kind)
+    job_name = str(description.get(job.name_key, ""))
+    status = str(description.get(job.status_key, "Unknown"))
     failure: Optional[str] = None
     if status != "Completed":
         failure = description.get("FailureReason") or description.get("ExitMessage") or None
     common: Dict[str, Any] = {
-        "kind": kind,
+        "kind": job.name,
         "job_name": job_name,
         "status": status,
         "failure_reason": failure,
         "console_url": backend.console_url(kind, job_name) if backend is not None else None,
         "last_log_lines": tuple(last_lines),
     }
-    if kind != TRAINING:
-        outputs = (description.get("ProcessingOutputConfig") or {}).get("Outputs") or []
-        artifacts = {
-            o["OutputName"]: o["S3Output"]["S3Uri"]
-            for o in outputs
-            if o.get("OutputName") and (o.get("S3Output") or {}).get("S3Uri")
-        }
-        return JobResult(output_artifacts=artifacts, **common)
-    output_path = ((description.get("OutputDataConfig") or {}).get("S3OutputPath") or "").rstrip("/")
-    job_output = f"{output_path}/{job_name}/output" if output_path else None
-    model = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or (
-        f"{job_output}/model.tar.gz" if job_output else None)
-    final_metrics = {
-        m["MetricName"]: float(m["Value"])
-        for m in description.get("FinalMetricDataList") or []
-        if "MetricName" in m and "Value" in m
-    }
-    return JobResult(
-        model_artifact_url=model,
-        output_data_url=f"{job_output}/output.tar.gz" if job_output else None,
-        training_image=(description.get("AlgorithmSpecification") or {}).get("TrainingImage"),
-        final_metrics=final_metrics or dict(metrics_seen or {}),
-        **common,
-    )
+    return job.result(description, common, dict(metrics_seen or {}))
 
 
 def summary_lines(result: JobResult) -> List[str]:

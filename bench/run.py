@@ -1,35 +1,45 @@
-"""Measure the package's speed claims side by side with the SageMaker SDK and the AWS CLI.
+"""Measure the launches users repeat, side by side with the AWS CLI and the SageMaker SDK, in one run.
 
 Usage::
 
-    pip install -e '.[bench]'
-    python bench/run.py                       # everything, then rewrite docs/performance.rst
-    python bench/run.py --venv-dir ~/.cache/asr-bench   # keep the three venvs for the next run
-    python bench/run.py --skip-sdk --no-docs  # quick look without the 1 GB SDK install
+    python -m venv /tmp/bench-env && . /tmp/bench-env/bin/activate
+    pip install -e '.[bench]'          # moto server and the AWS CLI (awscli), pinned
+    python bench/run.py --quick        # small sizes, few repeats: a smoke test of the harness
+    python bench/run.py --update-docs  # the full run (about 40 min); rewrites the results in docs/performance.rst
+    python bench/run.py --rst table.rst   # the same, the RST tables to a file instead
 
-Every measurement runs in fresh subprocesses, several times; tables show the
-median. The tools under comparison live in their own virtual environments,
-built from this interpreter: ``ours`` (this checkout, installed the way a user
-installs it, with its dependencies), ``sdk`` (``sagemaker>=3``) and
-``awscli``. AWS traffic goes to a moto server on 127.0.0.1 running in its own
-process (``bench/moto_counting_server.py``), which counts the bytes each client
-sends to S3. Everything the run creates lives under one temporary folder that
-is removed at the end; the moto server is stopped by its pid.
+The ``bench`` extra pins an AWS CLI whose dependencies conflict with the ``docs``
+extra (``docutils``), hence its own environment.
 
-Measured, each side by side with the alternatives, in one run:
+Rows (each a user's iteration; the sizes are options, ``--help`` lists them):
 
-1. import cost, and installed size;
-2. local run overhead (the demo with the framework vs the same counting without it);
-3. re-launch uploads: bytes and time of a first and second launch, vs ``aws s3 cp``,
-   ``aws s3 sync`` and the SDK's ``ScriptProcessor.run``;
-4. peak memory of launching a small and a large input (staging streams);
-5. dry-run latency vs the time the SDK needs just to import.
+1. a launch of a 20 MiB / 300-file code folder with nothing changed since the last launch;
+2. the same with one code file changed;
+3. a launch with an input folder of 3,000 and 10,000 × 1 KiB files, one file changed;
+4. a cold launch (empty bucket, empty cache) with 300 / 3,000 / 10,000 × 1 KiB input files;
+5. a cold launch with 1,000 × 1 MiB input files;
+6. a cold launch with one 1 GiB input file (against ``aws s3 cp``);
+7. a local run of ``demo/wordcount.py`` against the same ``main`` behind plain argparse.
+
+Rows 1-6 run three tools against one moto server on 127.0.0.1
+(``bench/moto_counting_server.py``, its own process): this checkout
+(``--sagemaker-run=yes --sagemaker-wait=no``, from this interpreter with the
+checkout first on ``PYTHONPATH``), ``aws s3 sync`` / ``aws s3 cp`` of the same
+folder from this environment's ``awscli``, and the SageMaker SDK v2
+``FrameworkProcessor.run(wait=False)`` from its own virtual environment, created
+under ``--cache-dir`` with a pinned version. The tools take turns within each
+repetition (the order rotating), so a burst of load slows all of them; ratios are
+medians of the ratios of each repetition's pair. Every launch runs under
+``bench/peak_rss.py`` (peak RSS of that process alone). The server counts every
+request by operation and the bytes each client sent (headers included).
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as _dt
 import json
+import importlib.util
 import os
 import platform
 import re
@@ -42,7 +52,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -50,36 +60,34 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 DEMO = REPO / "demo" / "wordcount.py"
 DEMO_INPUT = REPO / "demo" / "data" / "text"
-DOC_PAGE = REPO / "docs" / "performance.rst"
-
-DEFAULT_REPEAT = 7
-DEFAULT_LAUNCH_REPEAT = 3
-#: The re-launch data set: 50 files of 400 KiB (about 20 MB).
-DATA_FILES = 50
-DATA_FILE_BYTES = 400 * 1024
-SMALL_FILE_MIB = 1
-BIG_FILE_MIB = 200
+PLAIN = BENCH / "plain_wordcount.py"
+PEAK_RSS = BENCH / "peak_rss.py"
+SDK_LAUNCH = BENCH / "sdk_launch.py"
+GUARD = BENCH / "loopback_guard"
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/R"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/x:1"
+OURS_BUCKET = "bench-ours"
 CLI_BUCKET = "bench-cli"
 SDK_BUCKET = "bench-sdk"
-MEMORY_BUCKET = "bench-memory"
 
-SDK_REQUIREMENT = "sagemaker>=3"
-AWSCLI_REQUIREMENT = "awscli"
-SDK_IMPORT = "sagemaker.core.processing"
-#: What the package's own source distribution needs to build and install.
-OUR_SOURCE_FILES = ("setup.cfg", "pyproject.toml", "README.rst", "aws_sagemaker_remote")
-#: Distributions every fresh venv brings along; not part of anyone's install size.
-VENV_SEED_DISTRIBUTIONS = ("pip", "setuptools", "wheel")
-#: What ``bench/peak_rss.py`` prints last on stderr.
+#: The SDK compared with: v2, whose ``FrameworkProcessor`` launches a code folder; pinned so runs compare.
+SDK_REQUIREMENT = "sagemaker==2.257.7"
+SDK_CHECK_IMPORT = "sagemaker.processing"
+DOC_PAGE = REPO / "docs" / "performance.rst"
+#: ``--update-docs`` replaces what lies between these two RST comments of the page.
+DOC_BEGIN = ".. bench-results-begin"
+DOC_END = ".. bench-results-end"
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aws-sagemaker-remote-bench"
 PEAK_RSS_MARKER = "BENCH_PEAK_RSS_KIB="
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+RUN_TIMEOUT = 3600.0
+MIB = 1 << 20
 
-_STAGED_RE = re.compile(r"staged (\d+) file\(s\) .*\((.+) uploaded, (\d+) copied within S3, (\d+) already there\)")
+TOOLS = ("ours", "cli", "sdk")
+TOOL_NAMES = {"ours": "this package", "cli": "AWS CLI", "sdk": "SDK v2"}
 
 
 class BenchError(RuntimeError):
@@ -88,40 +96,66 @@ class BenchError(RuntimeError):
 
 def log(message: str) -> None:
     """Progress on stderr, so stdout keeps only the result tables."""
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-# --- running and timing processes ---------------------------------------------------------
+# --- sizes --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sizes:
+    """What the run measures and how often; ``--quick`` and the size options replace fields."""
+
+    code_files: int = 300
+    code_mib: float = 20.0
+    changed_inputs: Tuple[int, ...] = (3000, 10000)
+    cold_inputs: Tuple[int, ...] = (300, 3000, 10000)
+    small_file_bytes: int = 1024
+    mib_files: int = 1000
+    big_mib: int = 1024
+    repeat: int = 5
+    big_repeat: int = 3
+    local_repeat: int = 21
+    #: Rows (key prefixes) the SDK takes part in; empty: all. Its launches are the slowest of the three.
+    sdk_rows: Tuple[str, ...] = ()
+
+
+FULL = Sizes()
+#: One row with and one without an input folder are enough to check that the SDK's launch works.
+QUICK = Sizes(code_files=30, code_mib=2.0, changed_inputs=(100,), cold_inputs=(100,), mib_files=8, big_mib=32,
+              repeat=1, big_repeat=1, local_repeat=5, sdk_rows=("code-same", "cold-100"))
+
+
+# --- running processes ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Run:
-    """One finished subprocess: wall time, exit code and output."""
+    """One finished subprocess: wall and CPU time, exit code, output, peak RSS if it was wrapped."""
 
     seconds: float
+    cpu: float
     returncode: int
     stdout: str
     stderr: str
 
-    def tail(self, lines: int = 5) -> str:
-        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+    def tail(self, lines: int = 4) -> str:
+        text = [line for line in (self.stderr.strip() or self.stdout.strip()).splitlines()
+                if not line.startswith(PEAK_RSS_MARKER)]
         return " | ".join(text[-lines:]) or f"exit code {self.returncode}"
 
-    def peak_rss_kib(self) -> int:
-        """The peak RSS that ``bench/peak_rss.py`` reported for the process it wrapped."""
+    def peak_rss(self) -> Optional[int]:
+        """Bytes: the high-water mark ``bench/peak_rss.py`` reported for the process it ran."""
         for line in reversed(self.stderr.splitlines()):
             if line.startswith(PEAK_RSS_MARKER):
-                return int(line[len(PEAK_RSS_MARKER):])
-        raise BenchError(f"no {PEAK_RSS_MARKER} line in: {self.tail()}")
+                return int(line[len(PEAK_RSS_MARKER):]) * 1024
+        return None
 
 
-def run_measured(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = 600.0) -> Run:
-    """Run ``cmd`` and return its wall time, from start to exit, and its output.
+def run_measured(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = RUN_TIMEOUT) -> Run:
+    """Run ``cmd``; wall time from start to exit, CPU time (user + system) of the child from ``wait4``.
 
-    Output goes to files, not pipes, so a chatty child can never block on a
-    full pipe while we wait for it. The wait is a blocking ``waitpid``, with
-    the timeout enforced by a timer that kills the child: ``Popen.wait(timeout)``
-    polls with growing sleeps (up to 50 ms), which would round every
-    measurement up to the next poll.
+    Output goes to files, not pipes, so a chatty child never blocks on a full
+    pipe. The wait is one blocking ``wait4``: ``Popen.wait(timeout)`` polls with
+    growing sleeps, which would round every measurement up to the next poll.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
@@ -130,185 +164,82 @@ def run_measured(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, timeout:
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
-            proc.wait()
+            _pid, status, usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
         seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(seconds=seconds, returncode=proc.returncode,
+        return Run(seconds=seconds, cpu=usage.ru_utime + usage.ru_stime, returncode=proc.returncode,
                    stdout=out.read().decode("utf-8", "replace"), stderr=err.read().decode("utf-8", "replace"))
-
-
-def run_checked(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, what: str, timeout: float = 600.0) -> Run:
-    run = run_measured(cmd, env, cwd, timeout)
-    if run.returncode != 0:
-        raise BenchError(f"{what} failed: {run.tail()}")
-    return run
-
-
-@dataclass(frozen=True)
-class Case:
-    """One command to time, with the environment it runs in."""
-
-    label: str
-    cmd: Sequence[str]
-    env: Mapping[str, str]
-
-
-def timed(cases: Sequence[Case], cwd: Path, repeat: int) -> List[float]:
-    """Median wall time of each case over ``repeat`` rounds, after one untimed warm-up round.
-
-    The cases take turns within each round, so a burst of load on the machine
-    slows all of them alike instead of one; the warm-up round fills the page
-    cache and writes bytecode for every tool alike.
-    """
-    samples: List[List[float]] = [[] for _ in cases]
-    for round_ in range(repeat + 1):
-        for case, times in zip(cases, samples):
-            run = run_checked(case.cmd, case.env, cwd, case.label)
-            if round_:
-                times.append(run.seconds)
-    return [median(times) for times in samples]
 
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-# --- virtual environments --------------------------------------------------------------------
+# --- the SDK's virtual environment ------------------------------------------------------------------
 
 @dataclass
 class Venv:
     """A virtual environment with one tool installed; ``error`` says why it is unusable."""
 
-    name: str
     path: Path
     requirement: str
     error: Optional[str] = None
-    install_seconds: Optional[float] = None
 
     @property
     def python(self) -> str:
         return str(self.path / "bin" / "python")
 
-    def script(self, name: str) -> List[str]:
-        """A console script, run through this venv's interpreter (survives moving the venv)."""
-        return [self.python, str(self.path / "bin" / name)]
 
-
-def build_venv(name: str, path: Path, requirement: str, install_args: Sequence[str], check_import: str,
-               logs: Path, reinstall_args: Optional[Sequence[str]] = None) -> Venv:
-    """Create (or reuse) a venv, install ``install_args`` into it and check that ``check_import`` works.
-
-    A venv from an earlier run with the same requirement is reused; only
-    ``reinstall_args`` (if given) are installed again, so a kept venv still
-    measures the current checkout.
-    """
-    venv = Venv(name, path, requirement)
+def sdk_venv(cache: Path, logs: Path) -> Venv:
+    """The SDK's own venv under ``cache``, made from this interpreter; reused while the pin is the same."""
+    path = cache / "sdk-v2"
+    venv = Venv(path, SDK_REQUIREMENT)
     marker = path / ".bench-requirement"
-    reuse = marker.is_file() and marker.read_text(encoding="utf-8") == requirement
-    pip_log = logs / f"pip-{name}.log"
-    start = time.perf_counter()
     try:
-        if not reuse:
+        if not (marker.is_file() and marker.read_text(encoding="utf-8") == SDK_REQUIREMENT):
             shutil.rmtree(path, ignore_errors=True)
-            log(f"creating venv {name} ({requirement})")
+            log(f"creating the SDK's venv at {path} ({SDK_REQUIREMENT}); this takes a few minutes once")
             subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, capture_output=True)
-            args: Optional[Sequence[str]] = install_args
-        else:
-            log(f"reusing venv {name} at {path}")
-            args = reinstall_args
-        if args:
-            with open(pip_log, "ab") as fh:
-                done = subprocess.run([venv.python, "-m", "pip", "install", "--quiet", *args],
+            pip_log = logs / "pip-sdk.log"
+            with open(pip_log, "wb") as fh:
+                done = subprocess.run([venv.python, "-m", "pip", "install", "--quiet", SDK_REQUIREMENT],
                                       stdout=fh, stderr=subprocess.STDOUT, timeout=1800)
             if done.returncode != 0:
                 lines = [line for line in pip_log.read_text(encoding="utf-8", errors="replace").splitlines()
-                         if line.strip() and not line.startswith("WARNING: Location")]
-                raise BenchError(f"pip install {' '.join(args)} failed: {' | '.join(lines[-3:])}")
-        check = subprocess.run([venv.python, "-c", f"import {check_import}"], capture_output=True, text=True,
+                         if line.strip() and not line.startswith("WARNING:")]
+                raise BenchError(f"pip install {SDK_REQUIREMENT} failed: {' | '.join(lines[-3:])}")
+        check = subprocess.run([venv.python, "-c", f"import {SDK_CHECK_IMPORT}"], capture_output=True, text=True,
                                env={**os.environ, "AWS_DEFAULT_REGION": REGION})
         if check.returncode != 0:
-            raise BenchError(f"import {check_import} failed: {check.stderr.strip().splitlines()[-1:]}")
-        marker.write_text(requirement, encoding="utf-8")
-        if not reuse:
-            venv.install_seconds = time.perf_counter() - start
+            raise BenchError(f"import {SDK_CHECK_IMPORT} failed: {check.stderr.strip().splitlines()[-1:]}")
+        marker.write_text(SDK_REQUIREMENT, encoding="utf-8")
     except (BenchError, subprocess.SubprocessError, OSError) as exc:
         venv.error = str(exc)
-        log(f"venv {name} unusable: {exc}")
+        log(f"SDK venv unusable, its column stays empty: {exc}")
     return venv
 
 
-def copy_our_source(dest: Path) -> Path:
-    """The files a source install of the package needs, copied out of the checkout.
-
-    Installing from a copy keeps setuptools' in-tree ``build/`` and
-    ``*.egg-info`` out of the checkout.
-    """
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    for name in OUR_SOURCE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif src.is_file():
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def checkout_revision() -> str:
-    """The commit the measured package comes from, noting uncommitted changes to its files."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "aws_sagemaker_remote"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {head}" + (" with uncommitted changes to the package" if dirty else "")
-
-
-#: Run inside a venv: the on-disk size (like ``du``) of its site-packages without
-#: pip and setuptools, and the number of distributions installed there.
-_SIZE_SNIPPET = r"""
-import importlib.metadata as md, json, os, sysconfig
-site = sysconfig.get_paths()["purelib"]
-seed = set(json.loads(SEED))
-skip, count = set(), 0
-for dist in md.distributions(path=[site]):
-    name = (dist.metadata["Name"] or "").lower()
-    if name in seed:
-        skip.update(str(f).split("/")[0] for f in (dist.files or []))
-    else:
-        count += 1
-total = 0
-for entry in os.scandir(site):
-    if entry.name in skip:
-        continue
-    paths = [entry.path] if not entry.is_dir(follow_symlinks=False) else [
-        os.path.join(root, n) for root, _d, names in os.walk(entry.path) for n in names]
-    for p in paths:
-        total += os.lstat(p).st_blocks * 512
-print(json.dumps({"bytes": total, "distributions": count}))
-"""
-
-
-def venv_size(venv: Venv) -> Tuple[int, int]:
-    """(bytes on disk, number of distributions) of what was installed into ``venv``."""
-    code = _SIZE_SNIPPET.replace("SEED", repr(json.dumps(list(VENV_SEED_DISTRIBUTIONS))))
-    done = subprocess.run([venv.python, "-c", code], capture_output=True, text=True, check=True)
-    data = json.loads(done.stdout)
-    return int(data["bytes"]), int(data["distributions"])
-
-
-def venv_version(venv: Venv, distribution: str) -> str:
-    done = subprocess.run([venv.python, "-c", f"import importlib.metadata as m; print(m.version({distribution!r}))"],
+def version_in(python: str, distribution: str) -> str:
+    done = subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version({distribution!r}))"],
                           capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else "?"
 
 
-# --- the workspace and the moto server ---------------------------------------------------------
+def aws_cli_script() -> Path:
+    """The ``aws`` script installed with ``awscli`` next to this interpreter."""
+    script = Path(sys.executable).parent / "aws"
+    if importlib.util.find_spec("awscli") is None:
+        raise BenchError("awscli is not installed here; install the bench extra: pip install -e '.[bench]'")
+    if not script.is_file():
+        raise BenchError(f"no aws script next to {sys.executable}; install the bench extra")
+    return script
+
+
+# --- workspace and moto server -------------------------------------------------------------------
 
 class Workspace:
     """The run's temporary folder and the environments its subprocesses get."""
@@ -334,14 +265,10 @@ class Workspace:
         return path
 
     def base_env(self) -> Dict[str, str]:
-        """No AWS settings, no proxies, no user configuration: every tool starts from the same place.
-
-        ``HOME`` and ``TMPDIR`` point into the workspace, so nothing a tool caches
-        or leaves behind outlives the run, and no user config file is read.
-        """
+        """No AWS settings, proxies or user configuration: every tool starts from the same place."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("AWS_", "SAGEMAKER_", "PYTHON", "PIP_")) and k not in PROXY_VARIABLES
-               and k not in ("VIRTUAL_ENV",)}
+               and k != "VIRTUAL_ENV"}
         env.update({
             "HOME": str(self.home),
             "TMPDIR": str(self.tmp),
@@ -354,8 +281,8 @@ class Workspace:
         })
         return env
 
-    def aws_env(self, endpoint: str, remote_home: Optional[Path] = None) -> Dict[str, str]:
-        """Every boto3 client sent to the moto server, with dummy credentials, on loopback only."""
+    def aws_env(self, endpoint: str, ours: bool = False, remote_home: Optional[Path] = None) -> Dict[str, str]:
+        """Clients sent to the moto server with dummy credentials, on loopback only."""
         env = self.base_env()
         env.update({
             "AWS_ENDPOINT_URL": endpoint,
@@ -363,7 +290,8 @@ class Workspace:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION,
             "SAGEMAKER_USER_CONFIG_OVERRIDE": str(self.sdk_config),
-            "PYTHONPATH": str(BENCH / "loopback_guard"),
+            "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+            "PYTHONPATH": os.pathsep.join([str(GUARD), str(REPO)] if ours else [str(GUARD)]),
         })
         if remote_home is not None:
             env["AWS_SAGEMAKER_REMOTE_HOME"] = str(remote_home)
@@ -382,15 +310,16 @@ class MotoProcess:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def start(self) -> "MotoProcess":
-        env = self.workspace.base_env()
         self._log = open(self.workspace.logs / "moto.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, str(BENCH / "moto_counting_server.py")], env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self.proc = subprocess.Popen([sys.executable, str(BENCH / "moto_counting_server.py")],
+                                     env=self.workspace.base_env(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self._log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("URL "):
             self.stop()
-            raise BenchError(f"moto server did not start; see {self.workspace.logs / 'moto.log'}")
+            tail = (self.workspace.logs / "moto.log").read_text(errors="replace").strip().splitlines()[-2:]
+            raise BenchError(f"moto server did not start: {' | '.join(tail)}")
         self.url = line.split()[1]
         log(f"moto server pid {self.proc.pid} at {self.url}")
         return self
@@ -412,7 +341,7 @@ class MotoProcess:
 
     def _post(self, path: str) -> Any:
         request = urllib.request.Request(self.url + path, data=b"", method="POST")
-        with self._opener.open(request, timeout=60) as response:
+        with self._opener.open(request, timeout=300) as response:
             return response.read()
 
     def reset(self) -> None:
@@ -433,13 +362,405 @@ class MotoProcess:
         client = boto3.client("s3", endpoint_url=self.url, region_name=REGION,
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         client.create_bucket(Bucket=bucket)
+        self.take_stats()
 
 
-# --- results -------------------------------------------------------------------------------------
+# --- data ---------------------------------------------------------------------------------------------
+
+def random_text(nbytes: int) -> bytes:
+    """Random base64 text: nothing compresses or deduplicates it."""
+    return base64.b64encode(os.urandom(nbytes * 3 // 4 + 3))[:nbytes]
+
+
+def make_code_folder(folder: Path, files: int, mib: float, with_input: bool) -> Path:
+    """``main.py`` (a job that does nothing) plus ``files`` Python modules of random text, ``mib`` MiB in all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs = '{"data": "data"}' if with_input else "{}"
+    (folder / "main.py").write_text(
+        '"""A job that does nothing: what is measured is its launch."""\n'
+        "from aws_sagemaker_remote import sagemaker_processing_main\n\n\n"
+        "def main(args):\n    return 0\n\n\n"
+        'if __name__ == "__main__":\n'
+        f"    sagemaker_processing_main(main, inputs={inputs}, outputs={{}})\n", encoding="utf-8")
+    if files:
+        per_file = max(64, int(mib * MIB) // files)
+        for i in range(files):
+            write_module(folder / "pkg" / f"mod_{i:04d}.py", per_file)
+    return folder
+
+
+def write_module(path: Path, nbytes: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = random_text(nbytes)
+    lines = b"\n".join(b"# " + text[i:i + 76] for i in range(0, len(text), 76))
+    path.write_bytes(lines[:nbytes - 1] + b"\n")
+
+
+def make_input_folder(folder: Path, files: int, file_bytes: int) -> int:
+    """``files`` files of ``file_bytes`` random bytes, 1,000 per subfolder; returns the total size."""
+    for i in range(files):
+        path = folder / f"d{i // 1000:03d}" / f"f{i:05d}.bin"
+        if i % 1000 == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if file_bytes >= MIB:
+            with open(path, "wb") as fh:
+                left = file_bytes
+                while left:
+                    chunk = min(left, 8 * MIB)
+                    fh.write(os.urandom(chunk))
+                    left -= chunk
+        else:
+            path.write_bytes(os.urandom(file_bytes))
+    return files * file_bytes
+
+
+def change_one_file(folder: Path, nth: int) -> Path:
+    """Give one file (the ``nth`` in sorted order, wrapping) new content of the same size."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "main.py")
+    path = files[nth % len(files)]
+    nbytes = path.stat().st_size
+    if path.suffix == ".py":
+        write_module(path, nbytes)
+    else:
+        path.write_bytes(os.urandom(nbytes))
+    return path
+
+
+# --- scenarios ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row: what the code folder and input are, what happened since the last launch, what the CLI does."""
+
+    key: str
+    label: str
+    code_files: int
+    code_mib: float
+    input_files: int = 0
+    input_file_bytes: int = 0
+    state: str = "same"  # same | code-changed | input-changed | cold
+    cli: str = "sync-code"  # sync-code | sync-input | cp-file
+    goal: str = "—"
+    repeat: int = 1
+    throughput: bool = False
+
+    @property
+    def input_bytes(self) -> int:
+        return self.input_files * self.input_file_bytes
+
+
+def kib_files(n: int) -> str:
+    return f"{n:,} × 1 KiB"
+
+
+def scenarios(sizes: Sizes) -> List[Scenario]:
+    code = f"{sizes.code_mib:g} MiB / {sizes.code_files:,}-file code folder"
+    rows = [
+        Scenario("code-same", f"{code}, nothing changed", sizes.code_files, sizes.code_mib,
+                 goal="≤ 1.0×", repeat=sizes.repeat),
+        Scenario("code-changed", f"{code}, one code file changed", sizes.code_files, sizes.code_mib,
+                 state="code-changed", goal="≤ 1.2×", repeat=sizes.repeat),
+    ]
+    for n in sizes.changed_inputs:
+        rows.append(Scenario(f"input-changed-{n}", f"input of {kib_files(n)}, one file changed", 0, 0, n,
+                             sizes.small_file_bytes, state="input-changed", cli="sync-input", goal="≤ 1.2×",
+                             repeat=sizes.big_repeat))
+    for n in sizes.cold_inputs:
+        rows.append(Scenario(f"cold-{n}", f"input of {kib_files(n)}, cold", 0, 0, n, sizes.small_file_bytes,
+                             state="cold", cli="sync-input", goal="≤ 1.0×" if n >= 10000 else "—",
+                             repeat=sizes.big_repeat))
+    rows.append(Scenario(f"cold-mib-{sizes.mib_files}", f"input of {sizes.mib_files:,} × 1 MiB, cold", 0, 0,
+                         sizes.mib_files, MIB, state="cold", cli="sync-input", goal="≤ 1.0× (throughput ≥ CLI)",
+                         repeat=sizes.big_repeat, throughput=True))
+    big = f"{sizes.big_mib // 1024} GiB" if sizes.big_mib % 1024 == 0 else f"{sizes.big_mib} MiB"
+    rows.append(Scenario(f"cold-big-{sizes.big_mib}", f"one {big} input file, cold (vs ``aws s3 cp``)", 0, 0, 1,
+                         sizes.big_mib * MIB, state="cold", cli="cp-file", goal="≤ 1.0× (throughput ≥ CLI)",
+                         repeat=sizes.big_repeat, throughput=True))
+    return rows
+
+
+#: Figures measured before, for the same rows at the default sizes: the 2026-12-02 review of commit
+#: 70f2b78 (ours vs the CLI and the SDK v2 2.257.7) and, where the old page had the row, its 2026-11-21 figure.
+EARLIER: Dict[str, str] = {
+    "code-same": "2.15× (1.24 s vs 0.58 s), 0 B sent; SDK v2 7.24 s (ours 0.20×), 11.1 MiB sent; "
+                 "2026-11-21 page (demo code, 50-file input): 1.0× (698 vs 712 ms), SDK v3 7.7× slower",
+    "code-changed": "2.49× (1.60 s, 11.1 MiB sent vs 0.60 s, 0.07 MiB)",
+    "input-changed-3000": "22.5× (39.7 s: 6,001 HeadObject + 2,999 CopyObject vs 1.75 s)",
+    "input-changed-10000": "not measured (≈ 130 s projected)",
+    "cold-300": "1.83× (3.89 s vs 2.22 s)",
+    "cold-3000": "2.22× (30.9 s vs 14.5 s)",
+    "cold-10000": "1.81× (75.5 s vs 43.2 s)",
+    "cold-mib-1000": "1.42× (74 vs 112 MiB/s), peak RSS 71 vs 91 MiB",
+    "cold-big-1024": "1.11× (87 vs 108 MiB/s), peak RSS 80 vs 91 MiB; "
+                     "2026-11-21 page, 200 MiB: peak RSS 80.7 vs 90.9 MiB (SDK v3 246.1 MiB)",
+    "local-run": "1.82× wall, 1.71× cpu (88 vs 56 ms); 2026-11-21 page: 1.9× (81.2 vs 43.4 ms)",
+}
+
+
+# --- one row's measurements ------------------------------------------------------------------------
+
+@dataclass
+class ToolSamples:
+    """Per tool: one entry per measured repetition."""
+
+    seconds: List[float] = field(default_factory=list)
+    cpu: List[float] = field(default_factory=list)
+    sent: List[int] = field(default_factory=list)
+    peak: List[int] = field(default_factory=list)
+    operations: Dict[str, int] = field(default_factory=dict)
+    error: Optional[str] = None
+
+    def add(self, run: Run, stats: Mapping[str, Any]) -> None:
+        self.seconds.append(run.seconds)
+        self.cpu.append(run.cpu)
+        self.sent.append(int(stats.get("sent_bytes", 0)))
+        peak = run.peak_rss()
+        if peak is not None:
+            self.peak.append(peak)
+        # The last repetition's requests: the same launch state each time, so any one shows the pattern.
+        self.operations = dict(stats.get("operations", {}))
+
+
+@dataclass
+class RowResult:
+    scenario: Scenario
+    tools: Dict[str, ToolSamples]
+    ratios: Dict[str, List[float]] = field(default_factory=dict)  # "cli" / "sdk" -> ours/other per repetition
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"key": self.scenario.key, "label": self.scenario.label,
+                "tools": {name: vars(samples) for name, samples in self.tools.items()}, "ratios": self.ratios}
+
+
+class Bench:
+    """Runs the rows against one moto server."""
+
+    def __init__(self, ws: Workspace, moto: MotoProcess, sdk: Venv, aws: Path, sdk_rows: Sequence[str]) -> None:
+        self.ws = ws
+        self.moto = moto
+        self.sdk = sdk
+        self.aws = aws
+        self.sdk_rows = tuple(sdk_rows)
+        self.sdk_warm = False
+
+    def commands(self, sc: Scenario, code: Path, data: Optional[Path], prefix: str) -> Dict[str, List[str]]:
+        wrap = [sys.executable, str(PEAK_RSS)]
+        ours = [*wrap, str(code / "main.py"), "--sagemaker-run=yes", "--sagemaker-wait=no",
+                "--sagemaker-role", ROLE, "--sagemaker-image", IMAGE, "--sagemaker-bucket", OURS_BUCKET]
+        if data is not None:
+            ours += ["--data", str(data)]
+        aws = [*wrap, str(self.aws), "s3"]
+        endpoint = ["--only-show-errors", "--endpoint-url", self.moto.url]
+        if sc.cli == "sync-code":
+            cli = [*aws, "sync", *endpoint, str(code), f"s3://{CLI_BUCKET}/{prefix}/"]
+        elif sc.cli == "sync-input":
+            assert data is not None
+            cli = [*aws, "sync", *endpoint, str(data), f"s3://{CLI_BUCKET}/{prefix}/"]
+        else:
+            assert data is not None
+            (only,) = [p for p in data.rglob("*") if p.is_file()]
+            cli = [*aws, "cp", *endpoint, str(only), f"s3://{CLI_BUCKET}/{prefix}/{only.name}"]
+        sdk = [self.sdk.python, str(PEAK_RSS), str(SDK_LAUNCH), str(code), "main.py",
+               str(data) if data is not None else "-", ROLE, IMAGE, SDK_BUCKET]
+        return {"ours": ours, "cli": cli, "sdk": sdk}
+
+    def run_row(self, sc: Scenario) -> RowResult:
+        log(f"row {sc.key}: {sc.repeat} repetition(s)")
+        folder = self.ws.fresh_dir(sc.key)
+        code = make_code_folder(folder / "code", sc.code_files, sc.code_mib, with_input=sc.input_files > 0)
+        data: Optional[Path] = None
+        if sc.input_files:
+            data = folder / "data"
+            make_input_folder(data, sc.input_files, sc.input_file_bytes)
+        with_sdk = not self.sdk.error and wanted(sc.key, list(self.sdk_rows) or None)
+        tools = [t for t in TOOLS if t != "sdk" or with_sdk]
+        samples = {t: ToolSamples() for t in TOOLS}
+        if self.sdk.error:
+            samples["sdk"].error = f"SDK venv: {self.sdk.error}"
+        ratios: Dict[str, List[float]] = {}
+        home = self.ws.fresh_dir("asr-home")
+        self.moto.reset()
+        self.moto.create_bucket(CLI_BUCKET)
+        try:
+            if sc.state != "cold":
+                # One untimed launch each: the state the measured launches start from. The SDK
+                # uploads everything on every launch whatever came before, so it needs one only
+                # to warm the page cache for its own files, once per run.
+                for tool in tools:
+                    if tool == "sdk" and self.sdk_warm:
+                        continue
+                    self.one(sc, tool, code, data, home, "warm", samples[tool], warm_up=True)
+                    self.sdk_warm = self.sdk_warm or tool == "sdk"
+            for rep in range(sc.repeat):
+                if sc.state == "code-changed":
+                    change_one_file(code, rep)
+                elif sc.state == "input-changed":
+                    assert data is not None
+                    change_one_file(data, rep * 7919)
+                order = tools[rep % len(tools):] + tools[:rep % len(tools)]
+                for tool in order:
+                    if samples[tool].error:
+                        continue
+                    if sc.state == "cold":
+                        self.moto.reset()
+                        self.moto.create_bucket(CLI_BUCKET)
+                        home = self.ws.fresh_dir("asr-home")
+                    self.one(sc, tool, code, data, home, f"r{rep}", samples[tool])
+                ours = samples["ours"].seconds
+                for other in ("cli", "sdk"):
+                    theirs = samples[other].seconds
+                    if len(ours) == rep + 1 and len(theirs) == rep + 1 and theirs[-1] > 0:
+                        ratios.setdefault(other, []).append(ours[-1] / theirs[-1])
+        finally:
+            self.moto.reset()
+            shutil.rmtree(folder, ignore_errors=True)
+        return RowResult(sc, samples, ratios=ratios)
+
+    @staticmethod
+    def missed_work(sc: Scenario, tool: str, stats: Mapping[str, Any], warm_up: bool) -> Optional[str]:
+        """Why a launch that exited 0 did not do what the row measures, if it did not (checked on the server)."""
+        jobs = int(stats.get("operations", {}).get("sagemaker:CreateProcessingJob", 0))
+        if tool != "cli" and jobs != 1:
+            return f"{jobs} CreateProcessingJob requests, not 1"
+        payload = int(stats.get("s3_payload_bytes", 0))
+        # Input files are random bytes: no tool can send less than all of them to a cold server.
+        if sc.state == "cold" and payload < sc.input_bytes:
+            return f"sent {size(payload)} of uploads to an empty server, less than the {size(sc.input_bytes)} input"
+        if sc.state in ("code-changed", "input-changed") and not warm_up and payload == 0:
+            return "uploaded nothing although a file changed"
+        return None
+
+    def one(self, sc: Scenario, tool: str, code: Path, data: Optional[Path], home: Path, prefix: str,
+            samples: ToolSamples, warm_up: bool = False) -> None:
+        """One launch (or copy) by ``tool``, counted into ``samples`` unless it is a warm-up.
+
+        A failure marks ``samples``, so that the tool sits out the rest of the row: after a
+        failed warm-up its launches would not start from the row's state.
+        """
+        cmd = self.commands(sc, code, data, "same" if sc.state != "cold" else prefix)[tool]
+        env = self.ws.aws_env(self.moto.url, ours=tool == "ours", remote_home=home)
+        self.moto.take_stats()
+        run = run_measured(cmd, env, code)
+        stats = self.moto.take_stats()
+        problem = f"exit code {run.returncode}: {run.tail()}" if run.returncode else self.missed_work(
+            sc, tool, stats, warm_up)
+        if problem:
+            message = f"{'warm-up: ' if warm_up else ''}{problem}"
+            log(f"  {tool} failed: {message}")
+            samples.error = message
+            return
+        if not warm_up:
+            samples.add(run, stats)
+            log(f"  {tool}: {run.seconds:.2f} s, {size(stats.get('sent_bytes', 0))} sent, "
+                f"{sum(stats.get('operations', {}).values())} requests")
+
+
+# --- local run ------------------------------------------------------------------------------------------
+
+@dataclass
+class LocalResult:
+    ours: List[float] = field(default_factory=list)
+    plain: List[float] = field(default_factory=list)
+    ours_cpu: List[float] = field(default_factory=list)
+    plain_cpu: List[float] = field(default_factory=list)
+    ratios: List[float] = field(default_factory=list)
+    cpu_ratios: List[float] = field(default_factory=list)
+
+
+def bench_local_run(ws: Workspace, repeat: int) -> LocalResult:
+    """``demo/wordcount.py`` vs ``bench/plain_wordcount.py``: interleaved pairs, order alternating."""
+    log(f"row local-run: {repeat} pair(s)")
+    env = ws.base_env()
+    env["PYTHONPATH"] = str(REPO)
+    out_plain, out_demo = ws.fresh_dir("plain"), ws.fresh_dir("demo")
+    demo = [sys.executable, str(DEMO), "--input", str(DEMO_INPUT), "--output", str(out_demo)]
+    plain = [sys.executable, str(PLAIN), "--input", str(DEMO_INPUT), "--output", str(out_plain)]
+    result = LocalResult()
+    for pair in range(repeat + 1):  # pair 0 warms the page cache and writes bytecode for both
+        first, second = (demo, plain) if pair % 2 else (plain, demo)
+        runs = {}
+        for cmd in (first, second):
+            run = run_measured(cmd, env, ws.tmp)
+            if run.returncode != 0:
+                raise BenchError(f"{Path(cmd[1]).name} failed: {run.tail()}")
+            runs[id(cmd)] = run
+        if pair:
+            a, b = runs[id(demo)], runs[id(plain)]
+            result.ours.append(a.seconds)
+            result.plain.append(b.seconds)
+            result.ours_cpu.append(a.cpu)
+            result.plain_cpu.append(b.cpu)
+            result.ratios.append(a.seconds / b.seconds)
+            result.cpu_ratios.append(a.cpu / b.cpu if b.cpu else float("nan"))
+    # Same work, same answer: the comparison is only fair if both count alike.
+    if (out_plain / "counts.json").read_bytes() != (out_demo / "counts.json").read_bytes():
+        raise BenchError("plain_wordcount.py and demo/wordcount.py disagree on counts.json")
+    return result
+
+
+# --- formatting -------------------------------------------------------------------------------------------
+
+def seconds_text(value: Optional[float]) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def size(n: Optional[float]) -> str:
+    if n is None:
+        return "—"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def ratio_text(values: Sequence[float]) -> str:
+    if not values:
+        return "—"
+    mid = median(values)
+    text = f"{mid:.2f}×"
+    if len(values) > 2:
+        text += f" ({min(values):.2f}–{max(values):.2f})"
+    return text
+
+
+def operations_text(operations: Mapping[str, int]) -> str:
+    """``s3:PutObject 301, s3:ListObjectsV2 1`` as ``PutObject 301, ListObjectsV2 1, sagemaker: ...``."""
+    if not operations:
+        return "—"
+    items = sorted(operations.items(), key=lambda kv: (not kv[0].startswith("s3:"), -kv[1], kv[0]))
+    return ", ".join(f"{name.split(':', 1)[1] if name.startswith('s3:') else name} {count:,}"
+                     for name, count in items)
+
+
+def tool_cell(sc: Scenario, s: ToolSamples) -> str:
+    if s.error and not s.seconds:
+        # Escaped for RST: an error message may hold markup characters.
+        reason = re.sub(r"([\\`*_|])", r"\\\1", s.error[:160])
+        return ("not measured: " if s.error.startswith("SDK venv") else "failed: ") + reason
+    if not s.seconds:
+        return "not in this run"
+    wall = median(s.seconds)
+    text = seconds_text(wall)
+    if sc.throughput and wall > 0:
+        text += f" ({sc.input_bytes / MIB / wall:.0f} MiB/s)"
+    return text
+
+
+def triple(values: Sequence[Optional[float]], fmt: Callable[[Optional[float]], str]) -> str:
+    return " / ".join(fmt(v) for v in values)
+
+
+def med(values: Sequence[float]) -> Optional[float]:
+    return median(values) if values else None
+
 
 @dataclass
 class Table:
-    """One result table. Cells may hold RST literals (````x````); plain text drops the backticks."""
+    """A result table; cells may hold RST literals (````x````), dropped in the text form."""
 
     title: str
     header: Sequence[str]
@@ -448,12 +769,12 @@ class Table:
 
     def text(self) -> str:
         rows = [[_plain(c) for c in row] for row in [list(self.header), *self.rows]]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self.header))]
         lines = [self.title, "=" * len(self.title)]
-        for n, row in enumerate(rows):
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-            if n == 0:
-                lines.append("  ".join("-" * w for w in widths))
+        # One block per row: wide cells (requests, earlier figures) do not fit a terminal's columns.
+        head = rows[0]
+        for row in rows[1:]:
+            lines.append(f"* {row[0]}")
+            lines.extend(f"    {name}: {cell}" for name, cell in zip(head[1:], row[1:]))
         if self.note:
             lines.append(_plain(self.note))
         return "\n".join(lines)
@@ -473,407 +794,105 @@ def _plain(cell: str) -> str:
     return re.sub(r"\\(.)", r"\1", cell.replace("``", ""))
 
 
-def ms(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "—"
-    value = seconds * 1000
-    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+def tables(rows: List[RowResult], local: Optional[LocalResult], sizes: Sizes, sdk_label: str,
+           defaults: bool) -> List[Table]:
+    main = Table("Iterations", ["Scenario", "This package", "Anchor", "Ours ÷ anchor", "Goal", sdk_label,
+                                "Ours ÷ SDK", "Sent: ours / anchor / SDK", "Peak RSS: ours / anchor / SDK",
+                                "Earlier (70f2b78)"])
+    requests = Table("Requests per launch", ["Scenario", "This package", "Anchor", sdk_label],
+                     note="Requests the server received during the last measured repetition, by operation "
+                          "(S3 unless a service is named).")
+    for r in rows:
+        sc, t = r.scenario, r.tools
+        anchor = "``aws s3 cp``" if sc.cli == "cp-file" else "``aws s3 sync``"
+        main.rows.append([
+            sc.label, tool_cell(sc, t["ours"]), f"{anchor}: {tool_cell(sc, t['cli'])}",
+            ratio_text(r.ratios.get("cli", [])), sc.goal, tool_cell(sc, t["sdk"]),
+            ratio_text(r.ratios.get("sdk", [])),
+            triple([med(t[n].sent) for n in TOOLS], size), triple([med(t[n].peak) for n in TOOLS], size),
+            EARLIER.get(sc.key, "—") if defaults else "— (other sizes)",
+        ])
+        requests.rows.append([sc.label, *(operations_text(t[n].operations) for n in TOOLS)])
+    if local is not None and local.ratios:
+        main.rows.append([
+            "local run of ``demo/wordcount.py`` (``--sagemaker-run=no``)",
+            f"{seconds_text(med(local.ours))} ({seconds_text(med(local.ours_cpu))} cpu)",
+            f"same ``main`` behind plain argparse: {seconds_text(med(local.plain))} "
+            f"({seconds_text(med(local.plain_cpu))} cpu)",
+            f"{ratio_text(local.ratios)}; cpu {ratio_text(local.cpu_ratios)}", "≤ 1.25×", "—", "—", "—", "—",
+            EARLIER["local-run"] if defaults else "— (other sizes)",
+        ])
+    main.note = (
+        f"Times are medians over the repetitions ({sizes.repeat} for the code folder, {sizes.big_repeat} for "
+        f"inputs, {sizes.local_repeat} pairs for the local run), whole process from start to exit; ratios are "
+        "medians of each repetition's ours ÷ other (range in brackets when there are three or more). Sent: "
+        "bytes the server received from the client, headers included. Peak RSS: the launching process alone.")
+    return [main, requests]
 
 
-def size(n: Optional[float]) -> str:
-    if n is None:
-        return "—"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+# --- main -----------------------------------------------------------------------------------------------
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and one repetition each: checks the harness in about two minutes "
+                             "(once the SDK's venv exists); the figures mean little")
+    sizes = parser.add_argument_group("sizes (defaults: the full run; --quick changes them, these override both)")
+    sizes.add_argument("--code-files", type=int, help=f"files in the code folder (full: {FULL.code_files})")
+    sizes.add_argument("--code-mib", type=float, help=f"size of the code folder in MiB (full: {FULL.code_mib:g})")
+    sizes.add_argument("--changed-inputs", type=_counts,
+                       help="comma-separated input sizes (files) of the one-file-changed rows "
+                            f"(full: {','.join(map(str, FULL.changed_inputs))})")
+    sizes.add_argument("--cold-inputs", type=_counts, help="comma-separated input sizes of the cold small-file rows "
+                                                           f"(full: {','.join(map(str, FULL.cold_inputs))})")
+    sizes.add_argument("--mib-files", type=int, help=f"files of the 1 MiB row (full: {FULL.mib_files})")
+    sizes.add_argument("--big-mib", type=int, help=f"size of the single big file in MiB (full: {FULL.big_mib})")
+    sizes.add_argument("--repeat", type=int, help=f"repetitions of the code-folder rows (full: {FULL.repeat})")
+    sizes.add_argument("--big-repeat", type=int, help=f"repetitions of the input rows (full: {FULL.big_repeat})")
+    sizes.add_argument("--local-repeat", type=int, help=f"pairs of the local-run row (full: {FULL.local_repeat})")
+    parser.add_argument("--rows", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                        help="only the rows whose key starts with one of these (code, input-changed, cold, "
+                             "cold-mib, cold-big, local), comma-separated")
+    parser.add_argument("--skip-sdk", action="store_true", help="leave the SDK column empty")
+    parser.add_argument("--sdk-rows", type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
+                        help="run the SDK only in the rows whose key starts with one of these (default: all "
+                             "rows; --quick: code-same,cold-100)")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                        help="where the SDK's venv is kept between runs (default: %(default)s)")
+    parser.add_argument("--rst", type=Path, help="also write the tables as RST list-tables to this file")
+    parser.add_argument("--json", type=Path, help="also write every sample to this file")
+    parser.add_argument("--update-docs", action="store_true",
+                        help=f"put the RST tables into {DOC_PAGE.relative_to(REPO)}, between the "
+                             f"'{DOC_BEGIN}' and '{DOC_END}' comments (not with --quick)")
+    args = parser.parse_args(argv)
+    if args.update_docs and args.quick:
+        parser.error("--update-docs needs a full run: quick figures mean little")
+    base = QUICK if args.quick else FULL
+    overrides = {name: getattr(args, name) for name in (
+        "code_files", "code_mib", "changed_inputs", "cold_inputs", "mib_files", "big_mib", "repeat",
+        "big_repeat", "local_repeat", "sdk_rows") if getattr(args, name) is not None}
+    args.sizes = replace(base, **overrides)
+    if min(args.sizes.repeat, args.sizes.big_repeat, args.sizes.local_repeat, args.sizes.big_mib) < 1:
+        parser.error("repetitions and --big-mib must be at least 1")
+    return args
 
 
-def ratio(value: Optional[float], reference: Optional[float]) -> str:
-    if value is None or reference is None:
-        return "—"
-    if reference == 0:
-        return "—" if value == 0 else "∞"
-    return f"{value / reference:.1f}×" if value / reference < 100 else f"{value / reference:.0f}×"
+def _counts(text: str) -> Tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated file counts, got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive file counts, got {text!r}")
+    return values
 
 
-def not_measured(reason: str) -> str:
-    """A table cell for a row that could not be measured; the reason is escaped for RST."""
-    return "not measured: " + re.sub(r"([\\`*_|])", r"\\\1", reason)
+def wanted(key: str, rows: Optional[List[str]]) -> bool:
+    return rows is None or any(key.startswith(prefix) for prefix in rows)
 
 
-@dataclass
-class Results:
-    """Everything the run measured, plus the short claims it supports."""
-
-    tables: List[Table] = field(default_factory=list)
-    summary: Table = field(default_factory=lambda: Table(
-        "Summary", ["Claim", "This package", "Compared with", "Ratio"]))
-    facts: Dict[str, str] = field(default_factory=dict)
-
-    def claim(self, what: str, ours: str, other: str, value: str) -> None:
-        self.summary.rows.append([what, ours, other, value])
-
-
-# --- 1. import cost and installed size -------------------------------------------------------------
-
-def bench_imports(ws: Workspace, ours: Venv, sdk: Venv, repeat: int, res: Results) -> None:
-    """Median start-up time of four one-liners, each in its own venv, without the loopback guard."""
-    log("1/5 import cost")
-    env = ws.base_env()
-    cases: List[Tuple[str, Venv, str]] = [
-        ('``python -c "pass"``', ours, "pass"),
-        ('``import aws_sagemaker_remote``', ours, "import aws_sagemaker_remote"),
-        ('``import boto3``', ours, "import boto3"),
-        (f'``import {SDK_IMPORT}``', sdk, f"import {SDK_IMPORT}"),
-    ]
-    medians: Dict[str, Optional[float]] = {}
-    errors: Dict[str, str] = {}
-    runnable: List[Tuple[str, Case]] = []
-    for label, venv, code in cases:
-        if venv.error:
-            medians[code], errors[code] = None, f"{venv.name} venv: {venv.error}"
-            continue
-        # The SDK resolves a region at import in some modules; the region alone
-        # gives it no endpoint, credentials or network.
-        case_env = {**env, "AWS_DEFAULT_REGION": REGION} if venv is sdk else env
-        runnable.append((code, Case(label, [venv.python, "-c", code], case_env)))
-    for (code, _case), value in zip(runnable, timed([case for _code, case in runnable], ws.tmp, repeat)):
-        medians[code] = value
-    base = medians["pass"]
-    ours_ms = medians["import aws_sagemaker_remote"]
-    table = Table("Import cost", ["Command", "Median", "Over bare interpreter", "× ours"],
-                  note=f"Median of {repeat} fresh interpreters after one warm-up run; each command in the "
-                       f"venv of its tool (``ours`` for the first three, ``sdk`` for the last).")
-    for label, _venv, code in cases:
-        value = medians[code]
-        if value is None:
-            table.rows.append([label, not_measured(errors[code]), "—", "—"])
-            continue
-        extra = ms(value - base) if base is not None and code != "pass" else "—"
-        table.rows.append([label, ms(value), extra, ratio(value, ours_ms)])
-    res.tables.append(table)
-
-    sizes = Table("Installed size", ["Install", "Distributions", "On disk (site-packages)", "× ours",
-                                     "``pip install`` time"],
-                  note="What ``pip install`` puts into a fresh venv, without the venv's own pip and "
-                       "setuptools; counted in disk blocks, as ``du`` does. The install time includes venv "
-                       "creation and, for this package, building it from the checkout; it depends on the "
-                       "network and pip's cache, and is blank for a venv reused from an earlier run.")
-    ours_size: Optional[int] = None
-    sdk_size: Optional[int] = None
-    for venv, label in ((ours, "``aws-sagemaker-remote`` (boto3 and its dependencies)"),
-                        (sdk, f"``{SDK_REQUIREMENT}``")):
-        if venv.error:
-            sizes.rows.append([label, "—", not_measured(venv.error), "—", "—"])
-            continue
-        nbytes, count = venv_size(venv)
-        if venv is ours:
-            ours_size = nbytes
-        else:
-            sdk_size = nbytes
-        installed = f"{venv.install_seconds:.0f} s" if venv.install_seconds is not None else "—"
-        sizes.rows.append([label, str(count), size(nbytes), ratio(nbytes, ours_size), installed])
-    res.tables.append(sizes)
-
-    sdk_ms = medians.get(f"import {SDK_IMPORT}")
-    if sdk_ms is not None and ours_ms is not None:
-        res.claim("Import time", ms(ours_ms), f"{ms(sdk_ms)} (``import {SDK_IMPORT}``)",
-                  f"{ratio(sdk_ms, ours_ms)} faster")
-    if ours_size is not None and sdk_size is not None:
-        res.claim("Installed size", size(ours_size), f"{size(sdk_size)} (``{SDK_REQUIREMENT}``)",
-                  f"{ratio(sdk_size, ours_size)} smaller")
-
-
-# --- 2. local run overhead -----------------------------------------------------------------------
-
-def bench_local_run(ws: Workspace, ours: Venv, repeat: int, res: Results) -> None:
-    """The demo run here (``--sagemaker-run=no`` and ``local``) vs the same counting without the framework."""
-    log("2/5 local run overhead")
-    if ours.error:
-        raise BenchError(f"the ours venv is needed: {ours.error}")
-    env = ws.base_env()
-    out_plain, out_demo, out_local = ws.fresh_dir("plain"), ws.fresh_dir("demo"), ws.fresh_dir("local")
-    cases = [
-        Case("plain script (``bench/plain_wordcount.py``)",
-             [ours.python, str(BENCH / "plain_wordcount.py"), "--input", str(DEMO_INPUT), "--output", str(out_plain)],
-             env),
-        Case("``demo/wordcount.py``",
-             [ours.python, str(DEMO), "--input", str(DEMO_INPUT), "--output", str(out_demo)], env),
-        Case("``demo/wordcount.py --sagemaker-run=local``",
-             [ours.python, str(DEMO), "--input", str(DEMO_INPUT), "--output", str(out_local),
-              "--sagemaker-run=local"], env),
-    ]
-    medians = timed(cases, ws.tmp, repeat)
-    # Same work, same answer: the comparison is only fair if both count alike.
-    if (out_plain / "counts.json").read_bytes() != (out_demo / "counts.json").read_bytes():
-        raise BenchError("plain_wordcount.py and demo/wordcount.py disagree on counts.json")
-    plain = medians[0]
-    table = Table("Local run overhead", ["Command", "Median", "Overhead vs plain", "× plain"],
-                  note=f"Median of {repeat} runs on ``demo/data/text`` (three small files), so the times are "
-                       "almost all start-up. The ``local`` row runs the whole job path on this machine: "
-                       "bundle, local stand-in for S3, container layout, a second interpreter for the job.")
-    for case, value in zip(cases, medians):
-        table.rows.append([case.label, ms(value), "—" if value is plain else f"+{ms(value - plain)}", ratio(value, plain)])
-    res.tables.append(table)
-    res.claim("Local run (``--sagemaker-run=no``)", ms(medians[1]), f"{ms(plain)} (the same script without it)",
-              f"{ratio(medians[1], plain)} the plain script's time")
-
-
-# --- 3. re-launch uploads --------------------------------------------------------------------------
-
-@dataclass
-class LaunchSamples:
-    """Per tool: wall time, S3 payload bytes and object writes of the 1st and 2nd launch, per repetition."""
-
-    seconds: Tuple[List[float], List[float]] = field(default_factory=lambda: ([], []))
-    payload: Tuple[List[int], List[int]] = field(default_factory=lambda: ([], []))
-    writes: Tuple[List[int], List[int]] = field(default_factory=lambda: ([], []))
-    error: Optional[str] = None
-
-    def add(self, nth: int, run: Run, stats: Mapping[str, Any]) -> None:
-        self.seconds[nth].append(run.seconds)
-        self.payload[nth].append(int(stats["s3_payload_bytes"]))
-        self.writes[nth].append(int(stats["s3_object_writes"]))
-
-    def time(self, nth: int) -> Optional[float]:
-        return median(self.seconds[nth]) if self.seconds[nth] else None
-
-    def bytes(self, nth: int) -> Optional[float]:
-        return median(self.payload[nth]) if self.payload[nth] else None
-
-
-def make_data(folder: Path, files: int, file_bytes: int) -> int:
-    """``files`` text files of random base64 (nothing compresses or deduplicates it)."""
-    import base64
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(files):
-        raw = os.urandom(file_bytes * 3 // 4)
-        (folder / f"part-{i:03d}.txt").write_bytes(base64.b64encode(raw)[:file_bytes])
-    return sum(p.stat().st_size for p in folder.iterdir())
-
-
-def bench_relaunch(ws: Workspace, moto: MotoProcess, ours: Venv, sdk: Venv, awscli: Venv, repeat: int,
-                   res: Results) -> None:
-    """First and second launch of the same job, and two copies of the same folder with the AWS CLI."""
-    log("3/5 re-launch uploads")
-    data = ws.work / "relaunch-data"
-    total = make_data(data, DATA_FILES, DATA_FILE_BYTES)
-    ours_cmd = [ours.python, str(DEMO), "--sagemaker-run=yes", "--sagemaker-role", ROLE, "--sagemaker-image", IMAGE,
-                "--sagemaker-wait=no", "--input", str(data), "--output", str(ws.fresh_dir("relaunch-out"))]
-    tools: Dict[str, Tuple[Venv, Callable[[int], List[str]]]] = {
-        "ours": (ours, lambda nth: ours_cmd),
-        "sdk": (sdk, lambda nth: [sdk.python, str(BENCH / "sdk_launch.py"), str(DEMO), str(data), ROLE, IMAGE,
-                                  SDK_BUCKET]),
-        "cp": (awscli, lambda nth: [*awscli.script("aws"), "s3", "cp", "--recursive", "--only-show-errors",
-                                    "--endpoint-url", moto.url, str(data), f"s3://{CLI_BUCKET}/cp/"]),
-        "sync": (awscli, lambda nth: [*awscli.script("aws"), "s3", "sync", "--only-show-errors",
-                                      "--endpoint-url", moto.url, str(data), f"s3://{CLI_BUCKET}/sync/"]),
-    }
-    samples = {name: LaunchSamples() for name in tools}
-    for rep in range(repeat + 1):  # repetition 0 warms the page cache and is not counted
-        for name, (venv, command) in tools.items():
-            if venv.error:
-                samples[name].error = f"{venv.name} venv: {venv.error}"
-                continue
-            if samples[name].error:
-                continue
-            moto.reset()
-            if name in ("cp", "sync"):
-                moto.create_bucket(CLI_BUCKET)
-            # A fresh home: the first launch starts with an empty hash cache, as a first launch does.
-            env = ws.aws_env(moto.url, remote_home=ws.fresh_dir("asr-home"))
-            for nth in (0, 1):
-                run = run_measured(command(nth), env, ws.tmp)
-                stats = moto.take_stats()
-                if run.returncode != 0:
-                    samples[name].error = f"launch {nth + 1} failed: {run.tail()}"
-                    if name == "ours":
-                        raise BenchError(f"our launch failed: {run.tail()}")
-                    break
-                if name == "ours":
-                    check_staged_line(run.stderr, nth)
-                if rep:
-                    samples[name].add(nth, run, stats)
-    moto.reset()
-    shutil.rmtree(data)
-
-    ours_s = samples["ours"]
-    labels = {
-        "ours": "this package: ``wordcount.py --sagemaker-run=yes --sagemaker-wait=no``",
-        "sdk": "SageMaker SDK: ``ScriptProcessor.run(wait=False)``",
-        "cp": "AWS CLI: ``aws s3 cp --recursive``",
-        "sync": "AWS CLI: ``aws s3 sync``",
-    }
-    table = Table("Re-launch uploads",
-                  ["Tool", "1st: sent to S3", "1st: time", "2nd: sent to S3", "2nd: time", "2nd time × ours"],
-                  note=f"A folder of {DATA_FILES} files, {size(total)} in all, against the moto server; median of "
-                       f"{repeat} repetitions, each starting from an empty server (and, for this package, an "
-                       "empty hash cache). Bytes are S3 request payloads counted by the server. A launch also "
-                       "uploads the code bundle and creates the job; the CLI rows only copy the folder.")
-    for name, s in samples.items():
-        if s.error and not s.seconds[0]:
-            table.rows.append([labels[name], not_measured(s.error), "—", "—", "—", "—"])
-            continue
-        table.rows.append([labels[name], size(s.bytes(0)), ms(s.time(0)), size(s.bytes(1)), ms(s.time(1)),
-                           ratio(s.time(1), ours_s.time(1))])
-    res.tables.append(table)
-    res.facts["relaunch_data"] = f"{DATA_FILES} files ({size(total)})"
-
-    res.claim("Second launch, nothing changed: bytes uploaded", size(ours_s.bytes(1)),
-              ", ".join(f"{size(samples[n].bytes(1))} ({short})" for n, short in
-                        (("sdk", "SDK"), ("cp", "``aws s3 cp``"), ("sync", "``aws s3 sync``"))
-                        if samples[n].seconds[1]), "—")
-    if samples["sdk"].seconds[1]:
-        res.claim("Second launch, nothing changed: time", ms(ours_s.time(1)),
-                  f"{ms(samples['sdk'].time(1))} (SDK, uploads everything again)",
-                  f"{ratio(samples['sdk'].time(1), ours_s.time(1))} faster")
-    if samples["sync"].seconds[1]:
-        res.claim("Second launch vs ``aws s3 sync`` of the data alone", ms(ours_s.time(1)),
-                  f"{ms(samples['sync'].time(1))} (``aws s3 sync``, 2nd run)",
-                  f"{ratio(ours_s.time(1), samples['sync'].time(1))} the CLI's time")
-
-
-def check_staged_line(stderr: str, nth: int) -> None:
-    """Our own report of the upload must agree with what the server saw: nothing on the 2nd launch."""
-    match = _STAGED_RE.search(stderr)
-    if match is None:
-        raise BenchError(f"no 'staged ...' line in the launch output: {stderr[-500:]}")
-    if nth == 1 and match.group(2) != "0 B":
-        raise BenchError(f"the second launch uploaded {match.group(2)}")
-
-
-# --- 4. staging memory ----------------------------------------------------------------------------
-
-def write_random_file(path: Path, mib: int) -> None:
-    with open(path, "wb") as fh:
-        for _ in range(mib):
-            fh.write(os.urandom(1 << 20))
-
-
-def bench_memory(ws: Workspace, moto: MotoProcess, ours: Venv, sdk: Venv, awscli: Venv, repeat: int,
-                 res: Results) -> None:
-    """Peak RSS of a launch (or copy) of a small and a large file, in the uploading process only.
-
-    Every tool runs under ``bench/peak_rss.py``, which reads the process's own
-    high-water mark at exit; the moto server, whose memory grows with what it
-    stores, is another process.
-    """
-    log("4/5 staging memory")
-    folders = {mib: ws.work / f"memory-{mib}mib" for mib in (SMALL_FILE_MIB, BIG_FILE_MIB)}
-
-    def data_file(mib: int) -> Path:
-        return folders[mib] / "data.bin"
-
-    wrap = str(BENCH / "peak_rss.py")
-    tools: Dict[str, Tuple[Venv, Callable[[int], List[str]]]] = {
-        "ours": (ours, lambda mib: [ours.python, wrap, str(DEMO), "--sagemaker-run=yes", "--sagemaker-role", ROLE,
-                                    "--sagemaker-image", IMAGE, "--sagemaker-wait=no", "--input", str(folders[mib]),
-                                    "--output", str(ws.fresh_dir("memory-out"))]),
-        "sdk": (sdk, lambda mib: [sdk.python, wrap, str(BENCH / "sdk_launch.py"), str(DEMO), str(folders[mib]), ROLE,
-                                  IMAGE, SDK_BUCKET]),
-        "cli": (awscli, lambda mib: [awscli.python, wrap, str(awscli.path / "bin" / "aws"), "s3", "cp",
-                                     "--only-show-errors", "--endpoint-url", moto.url, str(data_file(mib)),
-                                     f"s3://{MEMORY_BUCKET}/cli/data.bin"]),
-    }
-    peaks: Dict[Tuple[str, int], List[int]] = {}
-    seconds: Dict[Tuple[str, int], List[float]] = {}
-    errors = {name: f"{venv.name} venv: {venv.error}" for name, (venv, _cmd) in tools.items() if venv.error}
-    for mib, folder in folders.items():
-        folder.mkdir(parents=True)
-        write_random_file(data_file(mib), mib)
-        try:
-            for _ in range(repeat):
-                for name, (_venv, command) in tools.items():
-                    if name in errors:
-                        continue
-                    moto.reset()
-                    if name == "cli":
-                        moto.create_bucket(MEMORY_BUCKET)
-                    # A fresh home each time: this package hashes the file, as on a first launch.
-                    run = run_measured(command(mib), ws.aws_env(moto.url, remote_home=ws.fresh_dir("asr-home")),
-                                       ws.tmp)
-                    sent = int(moto.take_stats()["s3_payload_bytes"])
-                    if run.returncode != 0 or sent < mib << 20:
-                        errors[name] = f"{mib} MiB: exit code {run.returncode}, {sent} bytes sent: {run.tail()}"
-                        if name == "ours":
-                            raise BenchError(f"our launch of {mib} MiB failed: {errors[name]}")
-                        continue
-                    peaks.setdefault((name, mib), []).append(run.peak_rss_kib())
-                    seconds.setdefault((name, mib), []).append(run.seconds)
-        finally:
-            shutil.rmtree(folder)
-    moto.reset()
-
-    def peak(tool: str, mib: int) -> Optional[float]:
-        values = peaks.get((tool, mib))
-        return median(values) * 1024 if values else None
-
-    def took(tool: str, mib: int) -> Optional[float]:
-        values = seconds.get((tool, mib))
-        return median(values) if values else None
-
-    small, big = SMALL_FILE_MIB, BIG_FILE_MIB
-    table = Table("Staging memory", ["Uploader", f"Peak RSS, {small} MiB", f"Peak RSS, {big} MiB",
-                                     "Large − small", "Large ÷ small", f"Time, {big} MiB"],
-                  note=f"Peak resident memory (``VmHWM``) of the uploading process alone, median of {repeat} runs; "
-                       f"the moto server runs in another process. The input is one file of random bytes. This "
-                       f"package and the SDK launch the demo with it as the input folder (code bundle and job "
-                       f"included, nothing staged before); the CLI copies the file. Time is the whole process, "
-                       f"start-up included.")
-    labels = {"ours": "this package: ``--sagemaker-run=yes --sagemaker-wait=no``",
-              "sdk": "SageMaker SDK: ``ScriptProcessor.run(wait=False)``",
-              "cli": "AWS CLI: ``aws s3 cp``"}
-    for name, label in labels.items():
-        low, high = peak(name, small), peak(name, big)
-        if low is None or high is None:
-            table.rows.append([label, not_measured(errors.get(name, "no result")), "—", "—", "—", "—"])
-            continue
-        table.rows.append([label, size(low), size(high), size(high - low), ratio(high, low), ms(took(name, big))])
-    res.tables.append(table)
-    res.claim(f"Launch memory, {big} MiB vs {small} MiB input", size(peak("ours", big)),
-              f"{size(peak('ours', small))} with {small} MiB",
-              f"{ratio(peak('ours', big), peak('ours', small))} for {big}× the data")
-
-
-# --- 5. dry run ------------------------------------------------------------------------------------
-
-def bench_dry_run(ws: Workspace, moto: MotoProcess, ours: Venv, sdk: Venv, repeat: int, res: Results) -> None:
-    """``--sagemaker-dry-run`` end to end (AWS calls included) vs the SDK's bare import, taking turns."""
-    log("5/5 dry run")
-    env = ws.aws_env(moto.url, remote_home=ws.fresh_dir("asr-home"))
-    moto.reset()
-    common = [ours.python, str(DEMO), "--sagemaker-run=yes", "--sagemaker-role", ROLE, "--sagemaker-image", IMAGE,
-              "--output", str(ws.fresh_dir("dry-out"))]
-    # One real launch first: a dry run usually checks a job whose bucket and code already exist.
-    run_checked([*common, "--sagemaker-wait=no"], env, ws.tmp, "launch before the dry runs")
-    cases = [Case("dry run", [*common, "--sagemaker-dry-run"], env)]
-    if not sdk.error:
-        cases.append(Case(f"import {SDK_IMPORT}", [sdk.python, "-c", f"import {SDK_IMPORT}"],
-                          {**ws.base_env(), "AWS_DEFAULT_REGION": REGION}))
-    medians = timed(cases, ws.tmp, repeat)
-    moto.reset()
-    dry = medians[0]
-    sdk_import = medians[1] if len(medians) > 1 else None
-    table = Table("Dry run", ["Command", "Median", "× dry run"],
-                  note=f"Median of {repeat} runs, the two commands taking turns. The dry run parses flags, plans, "
-                       "builds the bundle, asks STS and S3 (on the moto server) what is already staged and prints "
-                       "the request; the SDK row is only its import, before any of that work.")
-    table.rows.append(["``wordcount.py --sagemaker-run=yes --sagemaker-dry-run``", ms(dry), "1.0×"])
-    table.rows.append([f"``python -c \"import {SDK_IMPORT}\"``",
-                       ms(sdk_import) if sdk_import is not None else not_measured(f"sdk venv: {sdk.error}"),
-                       ratio(sdk_import, dry)])
-    res.tables.append(table)
-    if sdk_import is not None:
-        res.claim("Dry run, end to end", ms(dry), f"{ms(sdk_import)} (the SDK's import alone)",
-                  f"{ratio(sdk_import, dry)} faster")
-
-
-# --- machine facts and the page ---------------------------------------------------------------------
-
-def machine_facts(ours: Venv, sdk: Venv, awscli: Venv) -> Dict[str, str]:
+def machine_facts(sdk: Venv) -> Dict[str, str]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -882,131 +901,37 @@ def machine_facts(ours: Venv, sdk: Venv, awscli: Venv) -> Dict[str, str]:
                 break
     except OSError:
         pass
-    memory = "unknown"
     try:
-        kib = int(Path("/proc/meminfo").read_text(encoding="utf-8").split("MemTotal:")[1].split()[0])
-        memory = f"{kib / 1024 / 1024:.0f} GiB"
-    except (OSError, IndexError, ValueError):
-        pass
-    try:
-        import moto
-
-        moto_version = str(moto.__version__)
-    except ImportError:
-        moto_version = "?"
-    facts = {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-        "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "aws_sagemaker_remote"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        revision = head + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        revision = "not a git checkout"
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
         "cpu": cpu,
-        "memory": memory,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "os": platform.platform(terse=True),
-        "aws-sagemaker-remote": venv_version(ours, "aws-sagemaker-remote") if not ours.error else "?",
-        "boto3": venv_version(ours, "boto3") if not ours.error else "?",
-        "sagemaker": venv_version(sdk, "sagemaker") if not sdk.error else f"not installed ({sdk.error})",
-        "awscli": venv_version(awscli, "awscli") if not awscli.error else f"not installed ({awscli.error})",
-        "moto": moto_version,
+        "revision": revision,
+        "awscli": version_in(sys.executable, "awscli"),
+        "botocore": version_in(sys.executable, "botocore"),
+        "moto": version_in(sys.executable, "moto"),
+        "sagemaker": version_in(sdk.python, "sagemaker") if not sdk.error else "not measured",
     }
-    return facts
 
 
-PAGE_TEMPLATE = """\
-Performance
-===========
+def check_counting(url: str) -> None:
+    """The server's counts must match botocore's operation names before they are reported."""
+    # bench/ is this script's folder, hence first on sys.path.
+    from counting_check import CountingError, check
 
-Rerun the measurements on your machine (PyPI must be reachable: the run
-builds throwaway virtual environments for this package, the SageMaker SDK and
-the AWS CLI, and installing the 1 GB SDK takes most of its few minutes):
-
-.. code-block:: shell
-
-   pip install -e '.[bench]' && python bench/run.py
-
-``python bench/run.py --help`` lists the options: ``--venv-dir DIR`` keeps
-the virtual environments for the next run, ``--skip-sdk`` leaves the SDK out,
-``--no-docs`` prints the tables without rewriting this page. Each run rewrites
-this page from a template in ``bench/run.py``; edit the text there.
-
-The framework keeps its own cost small where users pay it most often:
-``import aws_sagemaker_remote`` and a local run load neither boto3 nor the
-SageMaker SDK; a second launch with nothing changed uploads zero bytes,
-because files are staged by content address; and staging streams files, so
-memory does not grow with their size. The benchmark checks each of these
-side by side, in one run, with what a user would otherwise use: the SageMaker
-Python SDK (v3) and the AWS CLI, against the same moto server.
-
-Results
--------
-
-Measured on {date} on a machine with {nproc} cores ({cpu}), {memory} of memory,
-{python} on {os}; aws-sagemaker-remote {ours_version} ({revision}), boto3 {boto3},
-sagemaker {sagemaker}, awscli {awscli}, moto {moto}. The run took
-{elapsed}, {setup} of it for the virtual environments.
-
-{tables}
-
-Method
-------
-
-* Every number comes from fresh subprocesses, timed from start to exit, with
-  one untimed warm-up round first (so the page cache and compiled bytecode
-  are warm for every tool alike); the tables give the median. Commands that
-  are compared take turns within each round, so a burst of load on the
-  machine slows all of them rather than one.
-* Each tool runs from its own virtual environment, all made from the same
-  Python: ``ours`` holds this checkout installed as a user installs it (with
-  boto3 and its dependencies), ``sdk`` holds ``{sdk_requirement}``, ``awscli``
-  holds the AWS CLI v1 from PyPI. Installed sizes are those of each venv's
-  ``site-packages`` without pip and setuptools.
-* AWS is a moto server on 127.0.0.1 in its own process
-  (``bench/moto_counting_server.py``). It counts the payload bytes of every S3
-  request as it arrives, so uploads are compared the same way for every tool,
-  whatever each tool reports about itself. Launches use ``--sagemaker-wait=no``
-  and the SDK's ``wait=False``: moto marks jobs completed at once, so waiting
-  would measure nothing real. A small ``sitecustomize`` on ``PYTHONPATH``
-  (``bench/loopback_guard``) refuses any connection that is not to loopback,
-  for every launched tool alike; the SDK's telemetry is switched off through
-  its own config file.
-* Re-launch: the same script is launched twice with a folder of
-  {relaunch_data} as its input. This package stages by content address, so the second launch only
-  asks S3 whether the content is already there. The SDK uploads the script
-  and the inputs under a prefix named after each new job, so it uploads
-  everything every time. ``aws s3 cp --recursive`` copies everything every
-  time; ``aws s3 sync`` skips files whose size and modification time match.
-  The CLI rows copy only the data: no bundle, no job.
-* Memory: each uploader runs under ``bench/peak_rss.py``, which runs the
-  tool's Python script in its own process and reports that process's
-  high-water mark (``VmHWM``) at exit. ``getrusage`` cannot be used for this:
-  on Linux a child's ``ru_maxrss`` starts at its parent's size at fork time.
-  This package sends a large file as a multipart upload whose parts are read
-  from disk as they go out, a few at a time, so its memory stays bounded
-  whatever the file's size.
-* Dry run: ``--sagemaker-dry-run`` does everything a launch does except
-  uploading and creating the job, including the STS and S3 calls to the moto
-  server. It is compared with ``python -c "import {sdk_import}"``, the least
-  any SDK-based launch can cost.
-
-Reading the numbers
--------------------
-
-The ratios matter more than the absolute times, which depend on the machine
-and its load. The moto server answers faster than AWS, so launch and dry-run
-times here are lower bounds: against AWS every request adds a network round
-trip, and uploads are limited by bandwidth, which makes skipping them (the
-second-launch rows) worth more, not less. Import and local-run times do not
-involve AWS and carry over as they are.
-
-* A local run costs the plain script's time plus the framework's import and
-  flag parsing: a fixed few tens of milliseconds, whatever the script does.
-  ``--sagemaker-run=local`` costs more because it really runs the job path:
-  it builds the bundle, stages it and starts the job's own interpreter.
-* With nothing to upload, a launch costs about what ``aws s3 sync`` costs to
-  find nothing to copy: both are mostly botocore starting up (importing it,
-  loading service models, building clients). A launch also builds the code
-  bundle and creates the job, which the CLI rows do not.
-* The SDK's launches are slower mainly because of its import (compare the
-  dry-run table) and because it uploads the inputs again for every job.
-"""
+    try:
+        count = check(url)
+    except CountingError as exc:
+        raise BenchError(f"the counting server miscounts: {exc}")
+    log(f"counting server checked: {count} operations counted as botocore names them")
 
 
 def duration(seconds: float) -> str:
@@ -1014,81 +939,42 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
-def render_page(res: Results, elapsed: float) -> str:
-    facts = res.facts
-    tables = "\n\n".join([res.summary.rst(), *(t.rst() for t in res.tables)])
-    return PAGE_TEMPLATE.format(
-        setup=facts.get("setup", "none"), date=facts["date"], nproc=facts["nproc"], cpu=facts["cpu"],
-        memory=facts["memory"], python=facts["python"], os=facts["os"],
-        ours_version=facts["aws-sagemaker-remote"], revision=facts.get("revision", "?"), boto3=facts["boto3"],
-        sagemaker=facts["sagemaker"],
-        awscli=facts["awscli"], moto=facts["moto"], elapsed=duration(elapsed), tables=tables,
-        sdk_requirement=SDK_REQUIREMENT, sdk_import=SDK_IMPORT,
-        relaunch_data=facts.get("relaunch_data", f"{DATA_FILES} files"),
-    )
-
-
-# --- main ------------------------------------------------------------------------------------------
-
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
-                        help="runs per timing of imports, local runs and dry runs (default: %(default)s)")
-    parser.add_argument("--launch-repeat", type=int, default=DEFAULT_LAUNCH_REPEAT,
-                        help="repetitions of the re-launch and memory measurements (default: %(default)s)")
-    parser.add_argument("--venv-dir", type=Path, default=None,
-                        help="keep the ours/sdk/awscli venvs here and reuse them next time "
-                             "(default: a temporary folder, removed at the end)")
-    parser.add_argument("--skip-sdk", action="store_true", help="do not install or measure the SageMaker SDK")
-    parser.add_argument("--no-docs", action="store_true", help=f"do not rewrite {DOC_PAGE.relative_to(REPO)}")
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.launch_repeat < 1:
-        parser.error("--repeat and --launch-repeat must be at least 1")
-    return args
-
-
-@dataclass
-class Environments:
-    ours: Venv
-    sdk: Venv
-    awscli: Venv
-
-
-def build_environments(ws: Workspace, venv_dir: Path, skip_sdk: bool, facts: Dict[str, str]) -> Environments:
-    facts["revision"] = checkout_revision()
-    source = copy_our_source(ws.work / "source")
-    ours = build_venv("ours", venv_dir / "ours", "aws-sagemaker-remote (this checkout)", [str(source)],
-                      "aws_sagemaker_remote", ws.logs,
-                      reinstall_args=["--no-deps", "--force-reinstall", str(source)])
-    if skip_sdk:
-        sdk = Venv("sdk", venv_dir / "sdk", SDK_REQUIREMENT, error="skipped (--skip-sdk)")
-    else:
-        sdk = build_venv("sdk", venv_dir / "sdk", SDK_REQUIREMENT, [SDK_REQUIREMENT], SDK_IMPORT, ws.logs)
-    awscli = build_venv("awscli", venv_dir / "awscli", AWSCLI_REQUIREMENT, [AWSCLI_REQUIREMENT], "awscli", ws.logs)
-    if ours.error:
-        raise BenchError(f"cannot install this checkout: {ours.error}")
-    return Environments(ours, sdk, awscli)
+def update_docs(rst: str) -> None:
+    """Replace the results between the page's two marker comments, keeping the rest of the page."""
+    page = DOC_PAGE.read_text(encoding="utf-8")
+    begin, end = page.find(DOC_BEGIN + "\n"), page.find(DOC_END + "\n")
+    if begin < 0 or end < begin:
+        raise BenchError(f"{DOC_PAGE} lacks the '{DOC_BEGIN}' / '{DOC_END}' comments; paste the tables by hand")
+    start = begin + len(DOC_BEGIN) + 1
+    DOC_PAGE.write_text(page[:start] + "\n" + rst + "\n" + page[end:], encoding="utf-8")
+    log(f"updated {DOC_PAGE.relative_to(REPO)}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    sizes: Sizes = args.sizes
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="asr-bench-"))
     ws = Workspace(root)
-    venv_dir = args.venv_dir.expanduser().resolve() if args.venv_dir else root / "venvs"
     moto = MotoProcess(ws)
-    res = Results()
+    rows: List[RowResult] = []
+    local: Optional[LocalResult] = None
     try:
-        envs = build_environments(ws, venv_dir, args.skip_sdk, res.facts)
-        res.facts["setup"] = duration(time.perf_counter() - started)
-        res.facts.update(machine_facts(envs.ours, envs.sdk, envs.awscli))
-        bench_imports(ws, envs.ours, envs.sdk, args.repeat, res)
-        bench_local_run(ws, envs.ours, args.repeat, res)
-        moto.start()
-        bench_relaunch(ws, moto, envs.ours, envs.sdk, envs.awscli, args.launch_repeat, res)
-        bench_memory(ws, moto, envs.ours, envs.sdk, envs.awscli, args.launch_repeat, res)
-        bench_dry_run(ws, moto, envs.ours, envs.sdk, args.repeat, res)
+        aws = aws_cli_script()
+        if args.skip_sdk:
+            sdk = Venv(args.cache_dir / "sdk-v2", SDK_REQUIREMENT, error="skipped (--skip-sdk)")
+        else:
+            sdk = sdk_venv(args.cache_dir.expanduser().resolve(), ws.logs)
+        facts = machine_facts(sdk)
+        chosen = [sc for sc in scenarios(sizes) if wanted(sc.key, args.rows)]
+        if chosen:
+            moto.start()
+            check_counting(moto.url)
+            bench = Bench(ws, moto, sdk, aws, sizes.sdk_rows)
+            for sc in chosen:
+                rows.append(bench.run_row(sc))
+        if wanted("local-run", args.rows):
+            local = bench_local_run(ws, sizes.local_repeat)
     except BenchError as exc:
         log(f"error: {exc}")
         return 1
@@ -1096,14 +982,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         moto.stop()
         shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - started
-    facts = res.facts
-    print(f"{facts['date']}: {facts['nproc']} cores ({facts['cpu']}), {facts['python']}; "
-          f"{duration(elapsed)} ({facts['setup']} for the venvs)\n")
-    for table in [res.summary, *res.tables]:
+    defaults = sizes == FULL
+    sdk_label = (f"SageMaker SDK {facts['sagemaker']} ``FrameworkProcessor``" if not sdk.error
+                 else "SageMaker SDK v2 ``FrameworkProcessor`` (not measured)")
+    header = (f"Measured {facts['date']} on {facts['cores']} cores ({facts['cpu']}), {facts['python']}; "
+              f"aws-sagemaker-remote at {facts['revision']}, awscli {facts['awscli']} (botocore "
+              f"{facts['botocore']}), sagemaker {facts['sagemaker']}, moto {facts['moto']}; "
+              f"{'quick mode, ' if args.quick else ''}the run took {duration(elapsed)}.")
+    # A list-table needs a row below its header.
+    result_tables = [t for t in tables(rows, local, sizes, sdk_label, defaults) if t.rows]
+    print(header + "\n")
+    for table in result_tables:
         print(table.text() + "\n")
-    if not args.no_docs:
-        DOC_PAGE.write_text(render_page(res, elapsed), encoding="utf-8")
-        log(f"wrote {DOC_PAGE.relative_to(REPO)}")
+    rst = header + "\n\n" + "\n\n".join(t.rst() for t in result_tables) + "\n"
+    print(f"The same as RST, for {DOC_PAGE.relative_to(REPO)} between '{DOC_BEGIN}' and '{DOC_END}' "
+          "(--update-docs puts it there):\n")
+    print(rst)
+    if args.rst:
+        args.rst.write_text(rst, encoding="utf-8")
+        log(f"wrote {args.rst}")
+    if args.update_docs:
+        try:
+            update_docs(rst)
+        except BenchError as exc:
+            log(f"error: {exc}")
+            return 1
+    if args.json:
+        args.json.write_text(json.dumps({"facts": facts, "sizes": asdict(sizes),
+                                         "rows": [r.to_json() for r in rows],
+                                         "local": vars(local) if local else None}, indent=1), encoding="utf-8")
+        log(f"wrote {args.json}")
+    failed = [f"{r.scenario.key}/{name}" for r in rows for name, s in r.tools.items()
+              if s.error and not s.error.startswith("SDK venv")]
+    if failed:
+        log(f"failed launches: {', '.join(failed)}")
+        return 1
     return 0
 
 

@@ -6,10 +6,12 @@ Fixtures
 ``clean_environment`` (autouse, every test)
     Removes every ``AWS_*`` variable and every proxy variable, points
     ``AWS_CONFIG_FILE`` / ``AWS_SHARED_CREDENTIALS_FILE`` at files that do not
-    exist, sets ``AWS_EC2_METADATA_DISABLED=true`` (botocore would otherwise
+    exist, points the SageMaker SDK's defaults files (``XDG_CONFIG_HOME``,
+    ``XDG_CONFIG_DIRS``) at empty folders, sets ``AWS_EC2_METADATA_DISABLED=true`` (botocore would otherwise
     probe the instance metadata address for credentials) and gives
     ``AWS_SAGEMAKER_REMOTE_HOME`` a fresh per-test folder, where the framework
-    keeps its local S3 stand-in and caches. Everything goes through
+    keeps its local S3 stand-in and caches (and local jobs their overlay
+    environments; ``UV_CACHE_DIR`` goes there too). Everything goes through
     ``monkeypatch``, so the next test starts from the same state. With no
     credentials, no config file and no proxy, a test that forgets the ``aws``
     fixture fails instead of reaching a real AWS endpoint.
@@ -477,6 +479,13 @@ def clean_environment(process_state_guard: None, monkeypatch: pytest.MonkeyPatch
     remote_home = home / "aws-sagemaker-remote-home"
     remote_home.mkdir()
     monkeypatch.setenv("AWS_SAGEMAKER_REMOTE_HOME", str(remote_home))
+    # the SageMaker SDK's defaults files: none, unless a test writes one
+    for name in ("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", "SAGEMAKER_USER_CONFIG_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config-home"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(home / "xdg-config-dirs"))
+    # local jobs build their overlay environments with uv when it is installed: its cache stays here too
+    monkeypatch.setenv("UV_CACHE_DIR", str(home / "uv-cache"))
     boto3 = sys.modules.get("boto3")
     if boto3 is not None:
         # boto3.client() reuses one module-level session that caches the

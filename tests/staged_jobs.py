@@ -8,12 +8,16 @@ from typing import Any, Dict, List, Optional
 from aws_sagemaker_remote.api import fold_training_keywords, prepare
 from aws_sagemaker_remote.args import PathArgument
 from aws_sagemaker_remote.plan import plan_job
-from aws_sagemaker_remote.spec import StagedJob
+from aws_sagemaker_remote.reinvoke import user_arguments
+from aws_sagemaker_remote.render import render
+from aws_sagemaker_remote.spec import Placement, StagedJob
 
 NOW = dt.datetime(2026, 11, 21, 0, 0, 0, tzinfo=dt.timezone.utc)
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/img:1"
 CODE_URI = "s3://b/p/cas/sha256/abc/"
+REGION = "us-east-1"
+PLACEMENT = Placement(role_arn=ROLE, image_uri=IMAGE, bucket="b", prefix="p")
 
 FULL = [
     "--sagemaker-instance", "ml.c5.xlarge", "--sagemaker-instance-count", "2", "--sagemaker-volume-size", "50",
@@ -50,13 +54,14 @@ def staged_job(tmp_path: Path, kind: str, argv: Optional[List[str]] = None,
                                  fold_training_keywords(options, {"loss": r"loss: ([0-9.]+)"}, None)
                                  if kind == "training" else options)
     ns = parser.parse_args(argv)
-    spec = plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")
-    output_uris = {o.name: (o.destination if o.destination != "default" else f"s3://b/p/jobs/{o.name}")
-                   for o in spec.outputs}
+    opts = type(opts).from_namespace(ns)
+    spec = plan_job(decl, ns, opts, user_arguments(argv, decl, opts), now=NOW, token="ab12")
     return StagedJob(
-        spec=spec, region="us-east-1", role_arn=ROLE, image_uri=IMAGE, bucket="b", prefix="p",
-        code_uri=CODE_URI, input_uris={"train": "s3://b/p/cas/sha256/def/", "shards": "s3://bucket/shards/"},
-        output_uris=output_uris,
-        model_output_uri="s3://b/p/jobs" if kind == "training" else None,
-        checkpoint_uri="s3://b/p/checkpoints/job" if kind == "training" else None,
+        spec=spec, code_uri=CODE_URI,
+        input_uris={"train": "s3://b/p/cas/sha256/def/", "shards": "s3://bucket/shards/"},
     )
+
+
+def rendered(staged: StagedJob) -> Dict[str, Any]:
+    """The request a launch would send for ``staged``, placed in bucket ``b`` under prefix ``p``."""
+    return render(staged, PLACEMENT)

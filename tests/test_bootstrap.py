@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import pytest
 
 from aws_sagemaker_remote.bundle import Bundle
-from aws_sagemaker_remote.container import ROOT_ENV, TRAINING_ENV_SET, ContainerPaths, training_environment
+from aws_sagemaker_remote.container import ROOT_ENV, ContainerPaths, training_environment
 from aws_sagemaker_remote.render import BOOTSTRAP_STUB
 
 SECRET = "s3cr3t-Value-4242"
@@ -175,19 +175,25 @@ def test_training_jobs_get_sm_variables_from_the_config_files(new_job: NewJob) -
     assert int(env["SM_NUM_CPUS"]) >= 1 and int(env["SM_NUM_GPUS"]) >= 0
 
 
-def test_sm_variables_already_set_by_the_backend_are_not_computed_again(new_job: NewJob) -> None:
+def test_toolkit_variables_replace_same_named_ones_as_the_toolkit_does(new_job: NewJob) -> None:
+    # the toolkit writes its values over the container's environment (Environment() and
+    # entry_point.run's write_env_vars), so a request's SM_MODEL_DIR does not survive it, while the
+    # variables it reads (SAGEMAKER_PROGRAM) steer what it computes
     job = new_job("""
         import json, os
-        print(json.dumps({k: v for k, v in os.environ.items() if k.startswith("SM_")}))
+        print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(("SM_", "SAGEMAKER_"))}))
     """, kind="training")
     write_json(job.paths.training_resource_config, {"current_host": "algo-1", "hosts": ["algo-1"]})
     write_json(job.paths.input_data_config, {"train": {"TrainingInputMode": "File"}})
-    # what the local backend hands over: its own SM_* values and the mark that says so
-    given = {"SM_MODEL_DIR": "/from/the/backend", "SM_NUM_GPUS": "0"}
-    result = job.run(env={**given, TRAINING_ENV_SET: "1"})
+    write_json(job.paths.hyperparameters, {"epochs": "4", "sagemaker_job_name": '"named-job"'})
+    result = job.run(env={"SM_MODEL_DIR": "/from/the/request", "SAGEMAKER_PROGRAM": "other.py"})
 
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == given
+    env = json.loads(result.stdout.strip().splitlines()[-1])
+    assert env["SM_MODEL_DIR"] == job.paths.model_dir
+    assert (env["SM_USER_ENTRY_POINT"], env["SM_MODULE_NAME"]) == ("other.py", "other")
+    assert env["SAGEMAKER_JOB_NAME"] == "named-job"
+    assert json.loads(env["SM_HPS"]) == {"epochs": 4}
 
 
 # --- failures --------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_local_mode_over_moto_writes_outputs_to_s3(aws: Any, run_script: Any, de
     here = run_script(demo_dir / "wordcount.py", "--output", tmp_path / "here")
     assert here.returncode == 0, here.stderr
     result_file = tmp_path / "result.json"
-    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-output-json", result_file)
+    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-store=s3",
+                     "--sagemaker-output-json", result_file)
     assert run.returncode == 0, run.stderr
     result = json.loads(result_file.read_text())
     uri = result["output_artifacts"]["output"]
@@ -70,7 +71,7 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
     assert request["AppSpecification"]["ImageUri"] == IMAGE
     assert request["AppSpecification"]["ContainerEntrypoint"][:2] == ["python3", "-c"]
     args = request["AppSpecification"]["ContainerArguments"]
-    assert args[2:] == ["--sagemaker-run=no", "--input=/opt/ml/processing/input/input",
+    assert args[2:] == ["--sagemaker-run=job", "--input=/opt/ml/processing/input/input",
                         "--output=/opt/ml/processing/output/output", "--output-s3=default",
                         "--min-count", "2", "--lowercase"]
     assert request["Environment"] == {"MODE": "demo"}
@@ -340,18 +341,6 @@ def test_explicit_bucket_and_role_arn_need_no_account_lookup(aws: Any, run_scrip
     assert "GetCallerIdentity" not in aws.operations()
     assert aws.operations("sagemaker") == ["CreateProcessingJob"]  # created, and not followed (wait=no)
     assert "s3://my-bucket/aws-sagemaker-remote/jobs/wordcount-" in run.stderr
-
-
-def test_image_shorthand_without_the_sdk_is_a_usage_error(aws: Any, run_script: Any, demo_dir: Path,
-                                                          one_error_line: Any) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("sagemaker") is not None:
-        pytest.skip("the sagemaker SDK is installed here: the shorthand would resolve")
-    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=yes", "--sagemaker-role", ROLE)
-    assert run.returncode == 2
-    one_error_line(run.stderr, "--sagemaker-image", "sklearn:1.2-1", "aws-sagemaker-remote[sdk]")
-    assert aws.requests == []
 
 
 OWN_BUCKET = """

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from botocore.validate import validate_parameters
 from hypothesis import given, settings, strategies as st
-from staged_jobs import CODE_URI, IMAGE, ROLE, staged_job
+from staged_jobs import CODE_URI, IMAGE, ROLE, rendered, staged_job
 
 from aws_sagemaker_remote.errors import UsageError
 from aws_sagemaker_remote.export.ack import (
@@ -25,7 +25,6 @@ from aws_sagemaker_remote.export.ack import (
     write_ack_manifest,
 )
 from aws_sagemaker_remote.export.yamltext import dump
-from aws_sagemaker_remote.render import render
 
 DATA = Path(__file__).parent / "data" / "ack_crd_fields.txt"
 OPERATIONS = {"processing": ("CreateProcessingJob", "ProcessingJob"), "training": ("CreateTrainingJob", "TrainingJob")}
@@ -66,14 +65,14 @@ def _script_mode(request: Dict[str, Any]) -> Dict[str, Any]:
 
 @pytest.fixture
 def processing_request(tmp_path: Path) -> Dict[str, Any]:
-    request = render(staged_job(tmp_path, "processing"))
+    request = rendered(staged_job(tmp_path, "processing"))
     validate_parameters(request, _input_shape("processing"))
     return request
 
 
 @pytest.fixture
 def training_request(tmp_path: Path) -> Dict[str, Any]:
-    request = _script_mode(render(staged_job(tmp_path, "training")))
+    request = _script_mode(rendered(staged_job(tmp_path, "training")))
     validate_parameters(request, _input_shape("training"))
     return request
 
@@ -188,7 +187,8 @@ def test_training_manifest_in_script_mode_is_the_request_field_by_field(training
     assert spec["hyperParameters"]["sagemaker_program"] == '"job.py"'
     assert spec["hyperParameters"]["sagemaker_submit_directory"] == json.dumps(CODE_URI + "sourcedir.tar.gz")
     assert spec["inputDataConfig"][2]["dataSource"]["s3DataSource"]["s3URI"] == "s3://bucket/shards/"
-    assert spec["checkpointConfig"] == {"s3URI": "s3://b/p/checkpoints/job", "localPath": "/opt/ml/checkpoints"}
+    assert re.fullmatch(r"s3://b/p/checkpoints/job-[0-9a-f]+", spec["checkpointConfig"]["s3URI"])
+    assert spec["checkpointConfig"]["localPath"] == "/opt/ml/checkpoints"
     assert spec["resourceConfig"]["volumeKMSKeyID"] == "arn:aws:kms:us-east-1:123456789012:key/abc"
     assert spec["vpcConfig"] == {"securityGroupIDs": ["sg-1"], "subnets": ["subnet-1", "subnet-2"]}
     assert spec["stoppingCondition"] == {"maxRuntimeInSeconds": 3600, "maxWaitTimeInSeconds": 7200}
@@ -198,7 +198,7 @@ def test_training_manifest_in_script_mode_is_the_request_field_by_field(training
 
 
 def test_minimal_requests_export_too(tmp_path: Path) -> None:
-    processing = render(staged_job(tmp_path, "processing", [], outputs={}))
+    processing = rendered(staged_job(tmp_path, "processing", [], outputs={}))
     manifest = ack_manifest(processing, "processing")
     assert set(manifest["spec"]) == {"processingJobName", "processingInputs", "processingResources",
                                      "stoppingCondition", "appSpecification", "roleARN"}
@@ -207,7 +207,7 @@ def test_minimal_requests_export_too(tmp_path: Path) -> None:
 
 
 def test_training_with_its_own_entrypoint_is_refused_in_one_line(tmp_path: Path) -> None:
-    request = render(staged_job(tmp_path, "training"))
+    request = rendered(staged_job(tmp_path, "training"))
     with pytest.raises(UsageError) as info:
         ack_manifest(request, "training")
     message = str(info.value)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from botocore.validate import validate_parameters
 from kfp import compiler, dsl  # type: ignore[import-untyped]
-from staged_jobs import IMAGE, ROLE, staged_job
+from staged_jobs import IMAGE, REGION, ROLE, rendered, staged_job
 
 from aws_sagemaker_remote.errors import UsageError
 from aws_sagemaker_remote.export.kfp import (
@@ -26,7 +27,6 @@ from aws_sagemaker_remote.export.kfp import (
     write_kfp_component,
     write_outputs,
 )
-from aws_sagemaker_remote.render import render
 from aws_sagemaker_remote.spec import StagedJob
 
 NOW = dt.datetime(2026, 12, 2, 7, 0, 0, tzinfo=dt.timezone.utc)
@@ -42,7 +42,7 @@ def _job(tmp_path: Path, kind: str) -> Tuple[StagedJob, Dict[str, Any]]:
     folder = tmp_path / kind
     folder.mkdir()
     staged = staged_job(folder, kind)
-    return staged, render(staged)
+    return staged, rendered(staged)
 
 
 def _two_step_pipeline(tmp_path: Path) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
@@ -51,8 +51,8 @@ def _two_step_pipeline(tmp_path: Path) -> Tuple[Dict[str, Any], Dict[str, Any], 
     prep_staged, prep_request = _job(tmp_path, "processing")
     train_staged, train_request = _job(tmp_path, "training")
     train_request = json.loads(json.dumps(train_request))
-    write_kfp_component(str(tmp_path / "prep.yaml"), prep_staged, prep_request)
-    write_kfp_component(str(tmp_path / "train.yaml"), train_staged, train_request, install=None,
+    write_kfp_component(str(tmp_path / "prep.yaml"), prep_staged, prep_request, region=REGION)
+    write_kfp_component(str(tmp_path / "train.yaml"), train_staged, train_request, region=REGION, install=None,
                         component_image="registry.example/tools:1")
     prep_op = kfp.components.load_component_from_file(str(tmp_path / "prep.yaml"))
     train_op = kfp.components.load_component_from_file(str(tmp_path / "train.yaml"))
@@ -109,8 +109,9 @@ def test_two_step_pipeline_compiles_with_inputs_outputs_and_wiring(tmp_path: Pat
     assert set(train_inputs) == {a.name for a in TRAINING_ARGUMENTS} | {"train", "shards"}
     assert train_inputs["spot_instance"]["defaultValue"] is True
     assert train_inputs["max_wait_time"]["defaultValue"] == 7200
-    assert train_inputs["checkpoint_config"]["defaultValue"] == {"S3Uri": "s3://b/p/checkpoints/job",
+    assert train_inputs["checkpoint_config"]["defaultValue"] == {"S3Uri": train_request["CheckpointConfig"]["S3Uri"],
                                                                  "LocalPath": "/opt/ml/checkpoints"}
+    assert re.fullmatch(r"s3://b/p/checkpoints/job-[0-9a-f]+", train_request["CheckpointConfig"]["S3Uri"])
     assert train_inputs["metric_definitions"]["defaultValue"] == {"loss": "loss: ([0-9.]+)", "acc": "acc=([0-9.]+)"}
     assert train_inputs["model_artifact_path"]["defaultValue"] == "s3://b/p/jobs"
     assert set(train["outputDefinitions"]["parameters"]) == {"job_name", "model_artifact_url", "training_image"}
@@ -211,7 +212,7 @@ def test_outputs_are_written_from_the_final_description(tmp_path: Path) -> None:
     write_outputs(invocation, description)
     assert (out / "job_name").read_text() == "job-20261202-070000-zz99"
     assert json.loads((out / "output_artifacts").read_text()) == {"report": "s3://bucket/reports/",
-                                                                  "stream": "s3://b/p/jobs/stream"}
+                                                                  "stream": "s3://b/p/jobs/job-20261121-000000-ab12/output/stream"}
     assert (out / "report").read_text() == "s3://bucket/reports/"
 
 
@@ -245,7 +246,7 @@ def test_a_declared_name_that_clashes_is_refused(tmp_path: Path) -> None:
     staged = staged_job(tmp_path, "processing", [], outputs={"region": str(tmp_path / "out")})
     target = tmp_path / "c.yaml"
     with pytest.raises(UsageError, match="^--sagemaker-export-kfp: the script's output 'region'"):
-        write_kfp_component(str(target), staged, render(staged))
+        write_kfp_component(str(target), staged, rendered(staged), region=REGION)
     assert not target.exists()
 
 
@@ -254,7 +255,7 @@ def test_without_kfp_the_export_says_what_to_install(tmp_path: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "kfp", None)
     monkeypatch.setitem(sys.modules, "kfp.dsl", None)
     with pytest.raises(UsageError, match=r"^--sagemaker-export-kfp: needs the kfp package: pip install "):
-        write_kfp_component(str(tmp_path / "c.yaml"), staged, request)
+        write_kfp_component(str(tmp_path / "c.yaml"), staged, request, region=REGION)
 
 
 def test_an_unknown_write_is_refused_before_anything_runs(tmp_path: Path) -> None:
@@ -269,5 +270,5 @@ def test_text_kubeflow_would_replace_is_refused(tmp_path: Path) -> None:
     staged = staged_job(tmp_path, "processing", ["--sagemaker-env", "TEMPLATE={{$.inputs.parameters['x']}}"])
     target = tmp_path / "c.yaml"
     with pytest.raises(UsageError, match=r"^--sagemaker-export-kfp: the job's request contains '\{\{\$'"):
-        write_kfp_component(str(target), staged, render(staged))
+        write_kfp_component(str(target), staged, rendered(staged), region=REGION)
     assert not target.exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
-from conftest import ProcessStateLeaked, process_state_kept
+from conftest import process_state_kept
 
 from aws_sagemaker_remote import OPTIONAL, PathArgument, sagemaker_processing_main, sagemaker_training_main
 from aws_sagemaker_remote.errors import DeclarationError
@@ -98,8 +98,6 @@ def test_output_tuple_sets_the_default_destination() -> None:
     assert ns.model_s3 == "s3://bucket/other/"
 
 
-@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
-                   reason="run_locally puts dependency folders on sys.path for good (api.py)")
 def test_dependency_folder_makes_a_flag(tmp_path: Path) -> None:
     lib = tmp_path / "mylib"
     lib.mkdir()
@@ -108,8 +106,6 @@ def test_dependency_folder_makes_a_flag(tmp_path: Path) -> None:
         assert processing([], dependencies={"mylib": str(lib)}).mylib == str(lib)
 
 
-@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
-                   reason="run_locally puts dependency folders on sys.path for good (api.py)")
 def test_modules_is_another_name_for_dependencies(tmp_path: Path) -> None:
     lib = tmp_path / "oldlib"
     lib.mkdir()
@@ -138,8 +134,6 @@ def test_dependency_given_as_an_imported_package_or_single_file_module(
     assert Path(ns.single) == tmp_path / "site" / "demo_single_for_flags.py"
 
 
-@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
-                   reason="run_locally puts dependency folders on sys.path for good (api.py)")
 def test_dependency_given_as_a_single_py_file(tmp_path: Path) -> None:
     helper = tmp_path / "helper.py"
     helper.write_text("X = 1\n")
@@ -244,8 +238,6 @@ def test_instance_count_must_be_an_integer(capsys: pytest.CaptureFixture[str], o
     one_error_line(capsys.readouterr().err, "--sagemaker-instance-count", "many")
 
 
-@pytest.mark.xfail(strict=True, raises=ProcessStateLeaked,
-                   reason="run_locally writes the job's environment into os.environ for good (api.py)")
 def test_env_flags_merge_with_the_env_keyword() -> None:
     with process_state_kept():
         ns = processing(["--sagemaker-env", "B=3", "--sagemaker-env=C=x=y"], env={"A": "1", "B": "2"})

@@ -16,8 +16,8 @@ from aws_sagemaker_remote.plan import (
     make_job_name,
     plan_job,
     sanitize_base_name,
-    strip_flags,
 )
+from aws_sagemaker_remote.reinvoke import Arity, strip_flags, user_arguments
 from aws_sagemaker_remote.spec import JobSpec
 
 NOW = dt.datetime(2026, 11, 21, 12, 34, 56, tzinfo=dt.timezone.utc)
@@ -61,7 +61,7 @@ def _plan(tmp_path: Path, argv: Sequence[str], kind: str = "processing", **optio
     decl, opts, parser = _setup(tmp_path, kind, **options)
     ns = parser.parse_args(list(argv))
     opts = type(opts).from_namespace(ns)
-    return plan_job(decl, ns, opts, list(argv), parser, now=NOW, token="ab12")
+    return plan_job(decl, ns, opts, user_arguments(list(argv), decl, opts), now=NOW, token="ab12")
 
 
 TRICKY = [
@@ -86,7 +86,7 @@ def test_remote_arguments_reparse_to_the_same_namespace(tmp_path: Path) -> None:
     local = vars(parser.parse_args(argv))
     remote = vars(parser.parse_args(list(spec.arguments)))
     # the job must not launch itself again
-    assert remote["sagemaker_run"] == "no"
+    assert remote["sagemaker_run"] == "job"
     # path flags point into the container
     assert remote["input"] == "/opt/ml/processing/input/input"
     assert remote["table"] == "/opt/ml/processing/input/table/one.csv"
@@ -98,14 +98,14 @@ def test_remote_arguments_reparse_to_the_same_namespace(tmp_path: Path) -> None:
     assert local["items"] == ["a,b", "c d", "'quoted'", '"dq"', "ünïcødé ✓"]
     assert local["text"] == ""
     # launcher-only flags are not passed on
-    assert not any(a.startswith("--sagemaker-") and a != "--sagemaker-run=no" for a in spec.arguments)
+    assert not any(a.startswith("--sagemaker-") and a != "--sagemaker-run=job" for a in spec.arguments)
 
 
 def test_user_tokens_keep_their_order_and_spelling(tmp_path: Path) -> None:
     argv = ["--width", "3", "--sagemaker-run", "local", "--items", "x", "--", "--not-a-flag"]
     decl, opts, parser = _setup(tmp_path)
     parser.add_argument("rest", nargs="*")
-    spec = plan_job(decl, parser.parse_args(argv), opts, argv, parser, now=NOW, token="ab12")
+    spec = plan_job(decl, parser.parse_args(argv), opts, user_arguments(argv, decl, opts), now=NOW, token="ab12")
     user = [a for a in spec.arguments if not a.startswith(("--sagemaker-run=", "--input=", "--table=", "--output=", "--output-s3="))]
     assert user == ["--width", "3", "--items", "x", "--", "--not-a-flag"]
 
@@ -121,7 +121,7 @@ def test_user_tokens_keep_their_order_and_spelling(tmp_path: Path) -> None:
     ],
 )
 def test_strip_flags(argv: List[str], expected: List[str]) -> None:
-    arity = {"--sagemaker-wait": "?", "--sagemaker-image": 1}
+    arity: Dict[str, Arity] = {"--sagemaker-wait": "?", "--sagemaker-image": 1}
     assert strip_flags(argv, arity) == expected
 
 
@@ -189,7 +189,7 @@ def test_too_many_inputs(tmp_path: Path) -> None:
     inputs = {f"in{i}": "s3://bucket/x" for i in range(10)}
     decl, opts, parser = prepare("processing", None, inputs, None, None, None, None, None, str(script), {}, {})
     with pytest.raises(UsageError) as info:
-        plan_job(decl, parser.parse_args([]), opts, [], parser, now=NOW, token="ab12")
+        plan_job(decl, parser.parse_args([]), opts, (), now=NOW, token="ab12")
     assert "at most 9" in str(info.value)
 
 
@@ -200,7 +200,7 @@ def test_training_limits(tmp_path: Path) -> None:
     assert _usage_error(tmp_path, ["--sagemaker-metric", "loss=no group"], "training").flag == "--sagemaker-metric"
     assert _usage_error(tmp_path, ["--sagemaker-metric", "loss=([0-9"], "training").flag == "--sagemaker-metric"
     # training allows longer runs than processing: 28 days
-    assert _plan(tmp_path, ["--sagemaker-max-run", "2419200"], "training").options.max_run == 2419200
+    assert _plan(tmp_path, ["--sagemaker-max-run", "2419200"], "training").stopping.max_run == 2419200
     assert _usage_error(tmp_path, ["--sagemaker-max-run", "2419201"], "training").flag == "--sagemaker-max-run"
 
 
@@ -239,23 +239,24 @@ def _plan_with(tmp_path: Path, argv: List[str], kind: str = "processing", inputs
                outputs: Any = None, **options: Any) -> JobSpec:
     decl, opts, parser = _prepare(tmp_path, kind, inputs, outputs, **options)
     ns = parser.parse_args(argv)
-    return plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")
+    opts = type(opts).from_namespace(ns)
+    return plan_job(decl, ns, opts, user_arguments(argv, decl, opts), now=NOW, token="ab12")
 
 
 def test_hyphenated_names_make_underscored_attributes(tmp_path: Path) -> None:
-    decl, opts, parser = _prepare(tmp_path, inputs={"train-data": "s3://b/x/"}, outputs={"out-dir": "o"})
-    ns = parser.parse_args(["--train-data", "s3://b/y/", "--out-dir-s3", "s3://b/out/"])
-    assert ns.train_data == "s3://b/y/" and ns.out_dir_s3 == "s3://b/out/"
-    spec = plan_job(decl, ns, opts, [], parser, now=NOW, token="ab12")
-    assert {c.name: c.source for c in spec.inputs} == {"train-data": "s3://b/y/"}
-    assert spec.outputs[0].destination == "s3://b/out/"
+    decl, opts, parser = _prepare(tmp_path, inputs={"train-data": "s3://bkt/x/"}, outputs={"out-dir": "o"})
+    ns = parser.parse_args(["--train-data", "s3://bkt/y/", "--out-dir-s3", "s3://bkt/out/"])
+    assert ns.train_data == "s3://bkt/y/" and ns.out_dir_s3 == "s3://bkt/out/"
+    spec = plan_job(decl, ns, opts, user_arguments([], decl, opts), now=NOW, token="ab12")
+    assert {c.name: c.source for c in spec.inputs} == {"train-data": "s3://bkt/y/"}
+    assert spec.outputs[0].location.uri == "s3://bkt/out/"
 
 
 def test_code_is_a_reserved_input_name(tmp_path: Path) -> None:
     from aws_sagemaker_remote.errors import DeclarationError
 
     with pytest.raises(DeclarationError, match="reserved"):
-        _prepare(tmp_path, inputs={"code": "s3://b/x/"})
+        _prepare(tmp_path, inputs={"code": "s3://bkt/x/"})
 
 
 def test_empty_input_folder_is_refused(tmp_path: Path) -> None:
@@ -268,20 +269,20 @@ def test_empty_input_folder_is_refused(tmp_path: Path) -> None:
 
 def test_gzip_needs_pipe_and_container_paths_are_checked(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="Pipe"):
-        _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://b/z/", compression="Gzip")})
-    assert _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://b/z/", compression="Gzip", mode="Pipe")})
+        _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://bkt/z/", compression="Gzip")})
+    assert _plan_with(tmp_path, [], inputs={"z": PathArgument("s3://bkt/z/", compression="Gzip", mode="Pipe")})
     with pytest.raises(UsageError, match="under /opt/ml/processing/"):
-        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/data/a")})
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://bkt/a/", container_path="/data/a")})
     with pytest.raises(UsageError, match="overlaps"):
-        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/opt/ml/processing/x"),
-                                         "b": PathArgument("s3://b/b/", container_path="/opt/ml/processing/x/y")})
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://bkt/a/", container_path="/opt/ml/processing/x"),
+                                         "b": PathArgument("s3://bkt/b/", container_path="/opt/ml/processing/x/y")})
     with pytest.raises(UsageError, match="overlaps"):
-        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://b/a/", container_path="/opt/ml/processing/input/code")})
+        _plan_with(tmp_path, [], inputs={"a": PathArgument("s3://bkt/a/", container_path="/opt/ml/processing/input/code")})
 
 
 def test_explicit_file_mode_is_kept_under_a_pipe_default(tmp_path: Path) -> None:
     spec = _plan_with(tmp_path, ["--sagemaker-input-mode", "Pipe"], "training",
-                      inputs={"a": PathArgument("s3://b/a/", mode="File"), "b": "s3://b/b/"})
+                      inputs={"a": PathArgument("s3://bkt/a/", mode="File"), "b": "s3://bkt/b/"})
     assert {c.name: c.mode for c in spec.inputs} == {"a": "File", "b": "Pipe"}
 
 
@@ -299,7 +300,7 @@ def test_detach_needs_a_remote_job(tmp_path: Path) -> None:
 
 def test_manifest_input_points_at_the_folder(tmp_path: Path) -> None:
     manifest = tmp_path / "files.manifest"
-    manifest.write_text('[{"prefix": "s3://b/data/"}, "a.csv"]')
+    manifest.write_text('[{"prefix": "s3://bkt/data/"}, "a.csv"]')
     spec = _plan_with(tmp_path, [], inputs={"m": PathArgument(str(manifest), s3_data_type="ManifestFile")})
     assert spec.inputs[0].container_value == "/opt/ml/processing/input/m"
 

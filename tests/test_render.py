@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any, Dict
 
@@ -12,12 +13,14 @@ from aws_sagemaker_remote.api import fold_training_keywords, prepare
 from aws_sagemaker_remote.args import PathArgument
 from aws_sagemaker_remote.container import needs_argument_file
 from aws_sagemaker_remote.plan import plan_job
+from aws_sagemaker_remote.reinvoke import user_arguments
 from aws_sagemaker_remote.render import BOOTSTRAP_STUB, ENTRYPOINT, render
-from aws_sagemaker_remote.spec import StagedJob
+from aws_sagemaker_remote.spec import Placement, StagedJob
 
 NOW = dt.datetime(2026, 11, 21, 0, 0, 0, tzinfo=dt.timezone.utc)
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/img:1"
+PLACEMENT = Placement(role_arn=ROLE, image_uri=IMAGE, bucket="b", prefix="p")
 
 
 def _validate(operation: str, request: Dict[str, Any]) -> None:
@@ -41,16 +44,11 @@ def _staged(tmp_path: Path, kind: str, argv: list, **options: Any) -> StagedJob:
                                  {}, fold_training_keywords(options, {"loss": r"loss: ([0-9.]+)"}, None)
                                  if kind == "training" else options)
     ns = parser.parse_args(argv)
-    spec = plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")
-    output_uris = {o.name: (o.destination if o.destination != "default" else f"s3://b/p/jobs/{o.name}")
-                   for o in spec.outputs}
+    opts = type(opts).from_namespace(ns)
+    spec = plan_job(decl, ns, opts, user_arguments(argv, decl, opts), now=NOW, token="ab12")
     return StagedJob(
-        spec=spec, region="us-east-1", role_arn=ROLE, image_uri=IMAGE, bucket="b", prefix="p",
-        code_uri="s3://b/p/cas/sha256/abc/", input_uris={"train": "s3://b/p/cas/sha256/def/",
-                                                         "shards": "s3://bucket/shards/"},
-        output_uris=output_uris,
-        model_output_uri="s3://b/p/jobs" if kind == "training" else None,
-        checkpoint_uri="s3://b/p/checkpoints/job" if kind == "training" else None,
+        spec=spec, code_uri="s3://b/p/cas/sha256/abc/",
+        input_uris={"train": "s3://b/p/cas/sha256/def/", "shards": "s3://bucket/shards/"},
     )
 
 
@@ -64,7 +62,7 @@ FULL = [
 
 
 def test_processing_request(tmp_path: Path) -> None:
-    request = render(_staged(tmp_path, "processing", FULL))
+    request = render(_staged(tmp_path, "processing", FULL), PLACEMENT)
     _validate("CreateProcessingJob", request)
     assert request["ProcessingJobName"] == "job-20261121-000000-ab12"
     assert request["RoleArn"] == ROLE
@@ -73,7 +71,7 @@ def test_processing_request(tmp_path: Path) -> None:
     assert app["ContainerEntrypoint"] == list(ENTRYPOINT)
     assert len(BOOTSTRAP_STUB) <= 256
     assert app["ContainerArguments"][:2] == ["/opt/ml/processing/input/code/bundle.tar.gz", "/opt/ml/code"]
-    assert "--sagemaker-run=no" in app["ContainerArguments"]
+    assert "--sagemaker-run=job" in app["ContainerArguments"]
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
     assert inputs["code"]["S3Uri"] == "s3://b/p/cas/sha256/abc/"
     assert inputs["train"] == {
@@ -86,6 +84,8 @@ def test_processing_request(tmp_path: Path) -> None:
     assert outputs["report"] == {"S3Uri": "s3://bucket/reports/", "LocalPath": "/opt/ml/processing/output/report",
                                  "S3UploadMode": "EndOfJob"}
     assert outputs["stream"]["S3UploadMode"] == "Continuous"
+    # a default location is named in plan and placed under the placement's bucket and prefix
+    assert outputs["stream"]["S3Uri"] == "s3://b/p/jobs/job-20261121-000000-ab12/output/stream"
     assert request["ProcessingOutputConfig"]["KmsKeyId"] == "alias/out"
     assert request["ProcessingResources"]["ClusterConfig"] == {
         "InstanceCount": 2, "InstanceType": "ml.c5.xlarge", "VolumeSizeInGB": 50,
@@ -99,7 +99,7 @@ def test_processing_request(tmp_path: Path) -> None:
 
 
 def test_minimal_processing_request_has_no_empty_sections(tmp_path: Path) -> None:
-    request = render(_staged(tmp_path, "processing", []))
+    request = render(_staged(tmp_path, "processing", []), PLACEMENT)
     _validate("CreateProcessingJob", request)
     assert "NetworkConfig" not in request and "Tags" not in request and "Environment" not in request
 
@@ -107,7 +107,7 @@ def test_minimal_processing_request_has_no_empty_sections(tmp_path: Path) -> Non
 def test_training_request(tmp_path: Path) -> None:
     argv = FULL + ["--sagemaker-spot", "--sagemaker-max-wait", "7200", "--sagemaker-input-mode", "FastFile",
                    "--sagemaker-metric", "acc=acc=([0-9.]+)", "--sagemaker-hyperparameter", "lr=0.1"]
-    request = render(_staged(tmp_path, "training", argv))
+    request = render(_staged(tmp_path, "training", argv), PLACEMENT)
     _validate("CreateTrainingJob", request)
     algo = request["AlgorithmSpecification"]
     assert algo["TrainingImage"] == IMAGE
@@ -124,7 +124,10 @@ def test_training_request(tmp_path: Path) -> None:
     assert request["ResourceConfig"]["InstanceCount"] == 2
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
     assert request["EnableManagedSpotTraining"] is True
-    assert request["CheckpointConfig"] == {"S3Uri": "s3://b/p/checkpoints/job", "LocalPath": "/opt/ml/checkpoints"}
+    # spot implies a checkpoint location: per base job name and script path, under the bucket and prefix
+    digest = hashlib.sha256(str(tmp_path / "job.py").encode("utf-8")).hexdigest()[:8]
+    assert request["CheckpointConfig"] == {"S3Uri": f"s3://b/p/checkpoints/job-{digest}",
+                                           "LocalPath": "/opt/ml/checkpoints"}
     assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1", "subnet-2"]}
     assert request["EnableNetworkIsolation"] is True
     assert request["EnableInterContainerTrafficEncryption"] is True
@@ -141,11 +144,10 @@ def test_training_hyperparameters_show_the_script_arguments(tmp_path: Path) -> N
         None, None, str(script), {}, fold_training_keywords({}, None, {"source": "declared"}))
     argv = ["--epochs", "5", "--note", "n" * 3000]
     ns = parser.parse_args(argv)
-    spec = plan_job(decl, ns, type(opts).from_namespace(ns), argv, parser, now=NOW, token="ab12")
-    staged = StagedJob(spec=spec, region="us-east-1", role_arn=ROLE, image_uri=IMAGE, bucket="b", prefix="p",
-                       code_uri="s3://b/p/cas/sha256/abc/", input_uris={"train": "s3://bucket/train/"},
-                       output_uris={}, model_output_uri="s3://b/p/jobs")
-    request = render(staged)
+    opts = type(opts).from_namespace(ns)
+    spec = plan_job(decl, ns, opts, user_arguments(argv, decl, opts), now=NOW, token="ab12")
+    staged = StagedJob(spec=spec, code_uri="s3://b/p/cas/sha256/abc/", input_uris={"train": "s3://bucket/train/"})
+    request = render(staged, PLACEMENT)
     _validate("CreateTrainingJob", request)
     hp = request["HyperParameters"]
     assert hp["epochs"] == "5"

@@ -11,11 +11,14 @@ import boto3
 from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.bundle import build_bundle
 from aws_sagemaker_remote.plan import plan_job
+from aws_sagemaker_remote.reinvoke import user_arguments
+from aws_sagemaker_remote.spec import Placement, output_uris
 from aws_sagemaker_remote.stage import HashCache, stage, tree_of_path
 from aws_sagemaker_remote.store import LocalStore, S3Store, prefix_objects
 
 NOW = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
 BUCKET = "stage-bucket"
+PLACEMENT = Placement(role_arn="arn:aws:iam::123456789012:role/r", image_uri="img", bucket=BUCKET, prefix="pre")
 
 
 def _spec(tmp_path: Path, argv: List[str] = ()):  # type: ignore[assignment]
@@ -34,14 +37,13 @@ def _spec(tmp_path: Path, argv: List[str] = ()):  # type: ignore[assignment]
                                  {"out": str(tmp_path / "out")}, None, None, None, None,
                                  str(project / "job.py"), {}, {})
     ns = parser.parse_args(list(argv))
-    return plan_job(decl, ns, type(opts).from_namespace(ns), list(argv), parser, now=NOW, token="ab12")
+    opts = type(opts).from_namespace(ns)
+    return plan_job(decl, ns, opts, user_arguments(list(argv), decl, opts), now=NOW, token="ab12")
 
 
 def _stage(spec: Any, store: Any, tmp_path: Path, dry_run: bool = False):
-    bundle = build_bundle(spec.code, spec.kind, workdir=str(tmp_path))
-    return stage(spec, bundle, store, bucket=BUCKET, prefix="pre", region="us-east-1",
-                 role_arn="arn:aws:iam::123456789012:role/r", image_uri="img", dry_run=dry_run,
-                 cache=HashCache(str(tmp_path / "hashes.json")))
+    bundle = build_bundle(spec.code, spec.kind.name, workdir=str(tmp_path))
+    return stage(spec, bundle, store, PLACEMENT, upload=not dry_run, cache=HashCache(str(tmp_path / "hashes.json")))
 
 
 def test_stage_uploads_once_by_content_address(aws: Any, tmp_path: Path) -> None:
@@ -56,7 +58,7 @@ def test_stage_uploads_once_by_content_address(aws: Any, tmp_path: Path) -> None
     assert {rel for _, rel, _ in prefix_objects(store, staged.input_uris["table"])} == {"table.csv"}
     assert {rel for _, rel, _ in prefix_objects(store, staged.code_uri)} == {"bundle.tar.gz"}
     assert staged.input_uris["remote"] == "s3://elsewhere/prefix/"  # passed through, not copied
-    assert staged.output_uris["out"] == f"s3://{BUCKET}/pre/jobs/job-20261121-000000-ab12/output/out"
+    assert output_uris(staged.spec, PLACEMENT)["out"] == f"s3://{BUCKET}/pre/jobs/job-20261121-000000-ab12/output/out"
     assert len(aws.s3_uploads()) >= 4
 
     # second launch, nothing changed: zero uploads reach the server
@@ -158,7 +160,7 @@ def test_a_local_manifest_is_named_by_its_object(tmp_path: Path) -> None:
     decl, opts, parser = prepare("processing", None,
                                  {"rows": PathArgument(str(manifest), s3_data_type="ManifestFile")},
                                  None, None, None, None, None, str(script), {}, {})
-    spec = plan_job(decl, parser.parse_args([]), opts, [], parser, now=NOW, token="ab12")
+    spec = plan_job(decl, parser.parse_args([]), opts, (), now=NOW, token="ab12")
     staged = _stage(spec, LocalStore(str(tmp_path / "s3")), tmp_path)
     assert staged.input_uris["rows"].endswith("/files.manifest")
     assert LocalStore(str(tmp_path / "s3")).get_bytes(staged.input_uris["rows"]) == manifest.read_bytes()

@@ -10,17 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Protocol
 
-#: ``kind`` values
+from ..kinds import KINDS
+
+#: ``kind`` values: backends take a kind's public name
 PROCESSING = "processing"
 TRAINING = "training"
 
 #: Final job statuses (both job kinds).
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 
-#: The status key of a describe response, by kind.
-STATUS_KEY = {PROCESSING: "ProcessingJobStatus", TRAINING: "TrainingJobStatus"}
-NAME_KEY = {PROCESSING: "ProcessingJobName", TRAINING: "TrainingJobName"}
-LOG_GROUP = {PROCESSING: "/aws/sagemaker/ProcessingJobs", TRAINING: "/aws/sagemaker/TrainingJobs"}
+#: The status and name keys of a describe response, and the log group, by kind name
+#: (each kind's own, :mod:`aws_sagemaker_remote.kinds`).
+STATUS_KEY = {name: kind.status_key for name, kind in KINDS.items()}
+NAME_KEY = {name: kind.name_key for name, kind in KINDS.items()}
+LOG_GROUP = {name: kind.log_group for name, kind in KINDS.items()}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 from botocore.exceptions import ClientError
 
 from ..aws import error_code, translate_errors
-from .base import LOG_GROUP, NAME_KEY, PROCESSING, STATUS_KEY, TERMINAL_STATUSES, TRAINING, LogCursor, LogEvent
+from ..kinds import job_kind
+from .base import TERMINAL_STATUSES, LogCursor, LogEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..aws import Clients
@@ -47,7 +48,7 @@ def host_of(job_name: str, stream_name: str) -> str:
 
 def console_url(region: str, kind: str, job_name: str) -> str:
     """The SageMaker console page of a job."""
-    page = "processing-jobs" if kind == PROCESSING else "jobs"
+    page = job_kind(kind).console_page
     return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{page}/{job_name}"
 
 
@@ -88,21 +89,19 @@ class SageMakerBackend:
 
     # --- jobs ------------------------------------------------------------
     def _call(self, verb: str, kind: str) -> Any:
-        if kind not in (PROCESSING, TRAINING):
-            raise ValueError(f"unknown job kind {kind!r}")
-        return getattr(self._sagemaker, f"{verb}_{kind}_job")
+        return getattr(self._sagemaker, job_kind(kind).api(verb))  # ValueError for an unknown kind
 
     def create(self, kind: str, request: Dict[str, Any]) -> None:
         """CreateProcessingJob / CreateTrainingJob with ``request`` as the keyword arguments."""
         create = self._call("create", kind)
-        with translate_errors(f"creating {kind} job {request.get(NAME_KEY[kind], '')}".rstrip()):
+        with translate_errors(f"creating {kind} job {request.get(job_kind(kind).name_key, '')}".rstrip()):
             create(**request)
 
     def describe(self, kind: str, job_name: str) -> Dict[str, Any]:
         """The DescribeProcessingJob / DescribeTrainingJob response (without ResponseMetadata)."""
         describe = self._call("describe", kind)
         with translate_errors(f"describing {kind} job {job_name}"):
-            response = dict(describe(**{NAME_KEY[kind]: job_name}))
+            response = dict(describe(**{job_kind(kind).name_key: job_name}))
         response.pop("ResponseMetadata", None)
         return response
 
@@ -111,14 +110,14 @@ class SageMakerBackend:
         stop = self._call("stop", kind)
         with translate_errors(f"stopping {kind} job {job_name}"):
             try:
-                stop(**{NAME_KEY[kind]: job_name})
+                stop(**{job_kind(kind).name_key: job_name})
             except ClientError as exc:
                 # SageMaker answers ValidationException when the job is no longer
                 # running; that is the outcome the caller wanted. Any other
                 # ValidationException (a bad name) is still an error.
                 if error_code(exc) != "ValidationException":
                     raise
-                status = self.describe(kind, job_name).get(STATUS_KEY[kind])
+                status = self.describe(kind, job_name).get(job_kind(kind).status_key)
                 if status not in TERMINAL_STATUSES and status != "Stopping":
                     raise
 
@@ -137,7 +136,7 @@ class SageMakerBackend:
         middle loses nothing. A log group or stream that does not exist yet
         means no events yet.
         """
-        group = LOG_GROUP[kind]
+        group = job_kind(kind).log_group
         tokens: Dict[str, str] = dict(cursor.state.get("tokens", {}))
         per_stream: List[List[LogEvent]] = []
         with translate_errors(f"reading the logs of {kind} job {job_name}"):

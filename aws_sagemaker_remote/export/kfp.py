@@ -343,13 +343,16 @@ def kfp_component_spec(request: Mapping[str, Any], kind: str, *, region: str, ba
     )
 
 
-def write_kfp_component(path: str, staged: "StagedJob", request: Mapping[str, Any], **options: Any) -> str:
+def write_kfp_component(path: str, staged: "StagedJob", request: Mapping[str, Any], *, region: str,
+                        **options: Any) -> str:
     """Compile the component for ``staged`` (rendered as ``request``) to ``path``; return the YAML.
+
+    ``region`` is where the job runs (the target's region: it is not part of the request).
 
     ``options`` go to :func:`kfp_component_spec` (``component_image``, ``install``, ``name``).
     The component is built before the file is written, so a refusal leaves no file.
     """
-    spec = kfp_component_spec(request, staged.spec.kind, region=staged.region,
+    spec = kfp_component_spec(request, staged.spec.kind.name, region=region,
                               base_job_name=staged.spec.base_job_name or staged.spec.job_name, **options)
     target = Path(path)
     spec.save_to_component_yaml(str(target))

@@ -11,15 +11,19 @@ builds and does what SageMaker would do with them, with a
    ``S3Prefix``/``ManifestFile`` and ``FullyReplicated``/``ShardedByS3Key`` rules,
    and write the config files SageMaker writes;
 3. run ``ContainerEntrypoint + ContainerArguments`` as one process per
-   instance, concurrently, with ``/opt/ml`` paths in the arguments moved into
-   the instance's folder, and record their output as log events;
+   instance, concurrently, with the instance's folder mounted at ``/opt/ml``
+   in a private mount namespace (or, where that is unavailable, ``/opt/ml``
+   paths moved into the folder), bounded by the volume size, and record
+   their output as log events;
 4. upload what SageMaker uploads (processing outputs, ``model.tar.gz``,
    ``output.tar.gz``, checkpoints) and report statuses in ``Describe*Job`` form.
 
 The package is split by concern: :mod:`.state` (a job's statuses, events and
 describe fields), :mod:`.processes` (running, stopping and reaping the
-instances' processes), :mod:`.transfer` (downloads, uploads, config files) and
-:mod:`.kinds` (what differs between Processing and Training). This module holds
+instances' processes), :mod:`.isolation` and :mod:`.namespace` (where a job
+finds ``/opt/ml``), :mod:`.disk` (the volume size), :mod:`.transfer`
+(downloads, uploads, config files) and :mod:`.kinds` (what differs between
+Processing and Training). This module holds
 the :class:`~aws_sagemaker_remote.backends.base.Backend` calls.
 
 Every difference from SageMaker is listed in ``docs/local-backend.rst``.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import dataclasses
 import os
 import shutil
 import signal
@@ -44,6 +49,7 @@ from ...errors import AwsError, JobExists, JobNotFound
 from ...metrics import MetricTracker
 from ...store import Store
 from ..base import NAME_KEY, PROCESSING, TRAINING, LogCursor, LogEvent
+from . import isolation
 from .kinds import KINDS
 from .processes import kill_group
 from .state import (
@@ -106,9 +112,16 @@ class LocalBackend:
     and the logs. ``clock`` (monotonic seconds) measures ``MaxRuntimeInSeconds``
     and the stop grace period, and ``sleep`` pauses between two looks at the
     running processes; a test can pass its own to drive time limits without
-    waiting for them. ``registry`` records each job (description and log lines) so
-    other processes can describe, follow and stop it; by default the
-    :class:`~aws_sagemaker_remote.backends.local.state.Registry` under the tool's home.
+    waiting for them. ``paths`` says where the jobs find ``/opt/ml``:
+    ``"namespace"`` (at ``/opt/ml`` itself, in a private mount namespace),
+    ``"relocate"`` (a folder named by ``SAGEMAKER_BASE_DIR``) or ``"auto"``
+    (the first where it works); by default ``AWS_SAGEMAKER_REMOTE_LOCAL_PATHS``
+    or ``"auto"`` (see :mod:`.isolation`). ``registry`` records each job
+    (description and log lines) so other processes can describe, follow and stop
+    it; by default the :class:`~aws_sagemaker_remote.backends.local.state.Registry`
+    under the tool's home.
+
+    :raises ValueError: ``paths`` (or the variable) is none of those.
     """
 
     name = "local"
@@ -119,8 +132,10 @@ class LocalBackend:
                  stop_grace: float = DEFAULT_STOP_GRACE, poll_interval: float = DEFAULT_POLL_INTERVAL,
                  log_poll_interval: float = DEFAULT_LOG_POLL_INTERVAL, region: str = LOCAL_REGION,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, registry: Optional[Registry] = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, paths: Optional[str] = None,
+                 registry: Optional[Registry] = None) -> None:
         self.store = store
+        self.paths = isolation.requested(paths)
         self.registry = registry
         self.workdir = workdir
         self.python = python
@@ -217,7 +232,11 @@ class LocalBackend:
                 os.makedirs(self.workdir, exist_ok=True)
             job.job_dir = tempfile.mkdtemp(prefix=f"{job.name}-", dir=self.workdir)
             job.instances = [Instance(i, job.job_dir) for i in range(hooks.instance_count(job.request))]
-            hooks.run(self._settings(), job)
+            try:
+                namespaces = isolation.use_namespaces(self.paths, self.python, job.job_dir)
+            except isolation.IsolationError as exc:
+                raise JobError(f"ClientError: {exc}") from None
+            hooks.run(dataclasses.replace(self._settings(), namespaces=namespaces), job)
         except JobError as exc:
             job.finish("Failed", exc.reason)
         except Exception as exc:  # noqa: BLE001 - a job ends Failed, it never kills the caller

@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from ...container import TRAINING_ENV_SET, ContainerPaths, training_environment
+from ...container import ContainerPaths
 from ...store import upload_folder
 from ..base import PROCESSING, TRAINING
+from . import disk
 from .processes import execute
 from .state import Instance, Job, JobError, Settings
 from .transfer import fetch, read_text, upload, upload_tarball, write_json
@@ -43,6 +44,46 @@ def processing_outputs(request: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return [o for o in config.get("Outputs", []) or [] if o.get("S3Output")]
 
 
+def processing_job_config(job: Job) -> Dict[str, Any]:
+    """``/opt/ml/config/processingjobconfig.json`` as SageMaker writes it: the request without its
+    tags, the ARN, ``S3DownloadMode`` on each S3 input and the KMS keys, ``null`` when unset."""
+    config = {k: v for k, v in copy.deepcopy(job.request).items() if k != "Tags"}
+    config["ProcessingJobArn"] = job.arn
+    for item in config.get("ProcessingInputs", []) or []:
+        if item.get("S3Input"):
+            item["S3Input"].setdefault("S3DownloadMode", "StartOfJob")
+    if config.get("ProcessingOutputConfig") is not None:
+        config["ProcessingOutputConfig"].setdefault("KmsKeyId", None)
+    cluster = config.get("ProcessingResources", {}).get("ClusterConfig")
+    if cluster is not None:
+        cluster.setdefault("VolumeKmsKeyId", None)
+    return config
+
+
+def joined_messages(instances: List[Instance]) -> Optional[str]:
+    """Every instance's ``/opt/ml/output/message``, concatenated in host order as SageMaker does
+    (cut to 1 KB by :meth:`Job.publish`), or None when none wrote one. A message that does not end
+    with a line break gets one, so that two one-line messages stay two lines."""
+    parts = []
+    for instance in instances:
+        try:
+            with open(instance.paths.processing_failure, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        if text.strip():
+            parts.append(text if text.endswith("\n") else text + "\n")
+    text = "".join(parts).strip()
+    return text or None
+
+
+def _check_inputs_fit(job: Job, limit: Optional[int]) -> None:
+    """The downloaded inputs must fit in the volume, as on SageMaker, before anything runs."""
+    reason = disk.over_limit(job, limit)
+    if reason:
+        raise JobError("ClientError: the input data does not fit in the volume: " + reason)
+
+
 def run_processing(settings: Settings, job: Job) -> None:
     """Inputs and config files into every instance, run, then outputs if every instance succeeded."""
     request = job.request
@@ -58,18 +99,21 @@ def run_processing(settings: Settings, job: Job) -> None:
                   source.get("S3CompressionType", "None") == "Gzip", instance.local(source["LocalPath"]))
         for output in processing_outputs(request):
             os.makedirs(instance.local(output["S3Output"]["LocalPath"]), exist_ok=True)
-        config = {k: v for k, v in copy.deepcopy(request).items() if k != "Tags"}
-        config["ProcessingJobArn"] = job.arn
-        write_json(instance.paths.processing_job_config, config)
+        write_json(instance.paths.processing_job_config, processing_job_config(job))
         write_json(instance.paths.processing_resource_config, {"current_host": instance.host, "hosts": hosts})
     if job.stopped_early():
         return
+    limit = disk.volume_bytes(PROCESSING, request)
+    _check_inputs_fit(job, limit)
     app = request.get("AppSpecification", {})
-    execute(settings, job, app.get("ContainerEntrypoint"), app.get("ContainerArguments"), lambda _instance: {})
+    with disk.watched(job, limit):
+        execute(settings, job, app.get("ContainerEntrypoint"), app.get("ContainerArguments"), lambda _instance: {})
     failed = [i for i in job.instances if i.exit_code != 0]
     first = (failed or job.instances)[0]
-    message = read_text(first.paths.processing_failure)
-    if job.stop_event.is_set():
+    message = joined_messages(job.instances)
+    if job.disk_failure:
+        job.finish("Failed", "AlgorithmError: " + job.disk_failure, message)
+    elif job.stop_event.is_set():
         job.finish("Stopped", job.stop_reason_text(), message)
     elif failed:
         job.finish("Failed", "AlgorithmError: " + (message or f"Exit code {first.exit_code}"), message)
@@ -119,7 +163,8 @@ def _prepare_training_instance(settings: Settings, job: Job, instance: Instance,
         fetch(settings, job, instance, source["S3Uri"], source.get("S3DataType", "S3Prefix"), distribution,
               channel.get("CompressionType", "None") == "Gzip", paths.training_channel(name))
         entry = {
-            "TrainingInputMode": channel.get("InputMode") or default_mode,
+            # FastFile channels are presented to the container as File (SageMaker's own files say so)
+            "TrainingInputMode": _container_input_mode(channel.get("InputMode") or default_mode),
             "S3DistributionType": distribution,
             "RecordWrapperType": channel.get("RecordWrapperType", "None"),
         }
@@ -150,13 +195,18 @@ def _prepare_training_instance(settings: Settings, job: Job, instance: Instance,
               False, local, required=False)
 
 
+def _container_input_mode(mode: str) -> str:
+    """The ``TrainingInputMode`` inputdataconfig.json shows for a channel's mode."""
+    return "File" if mode == "FastFile" else mode
+
+
 def _training_environment(job: Job, instance: Instance) -> Dict[str, str]:
-    """What SageMaker and the training toolkit would set: job name and ARN, and the ``SM_*`` variables."""
-    env = {"TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn}
-    # every instance shares this machine, which the local backend does not give GPUs to
-    env.update(training_environment(instance.paths, gpus=0))
-    env[TRAINING_ENV_SET] = "1"  # the bootstrap need not compute them again
-    return env
+    """What SageMaker sets in a training container: the job's name and ARN.
+
+    The ``SM_*`` variables come from the image's toolkit on SageMaker, and from
+    our bootstrap in both places; a request with its own entrypoint gets none.
+    """
+    return {"TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn}
 
 
 def run_training(settings: Settings, job: Job) -> None:
@@ -170,9 +220,15 @@ def run_training(settings: Settings, job: Job) -> None:
         _prepare_training_instance(settings, job, instance, hosts)
     if job.stopped_early():
         return
+    limit = disk.volume_bytes(TRAINING, request)
+    _check_inputs_fit(job, limit)
     job.set_secondary("Training", "Training image download completed. Training in progress.")
-    execute(settings, job, algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"),
-            lambda instance: _training_environment(job, instance))
+    with disk.watched(job, limit):
+        execute(settings, job, algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"),
+                lambda instance: _training_environment(job, instance))
+    if job.disk_failure:
+        job.finish("Failed", "AlgorithmError: " + job.disk_failure)
+        return
     failed = [i for i in job.instances if i.exit_code != 0]
     first = (failed or job.instances)[0]
     stopped = job.stop_event.is_set()

@@ -14,8 +14,10 @@ import subprocess
 import threading
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from ...container import ROOT_ENV, ContainerPaths
+from ...container import ContainerPaths
 from ...errors import exit_status
+from ...overlay import OVERLAY_ENV, default_folder
+from .isolation import relocated_variables, wrap
 from .state import Instance, Job, JobError, Settings
 
 #: Seconds between two looks at the running processes (exit, stop, time limit).
@@ -31,8 +33,9 @@ ExtraEnvironment = Callable[[Instance], Mapping[str, str]]
 
 
 def command(instance: Instance, entrypoint: Optional[Sequence[str]], arguments: Optional[Sequence[str]],
-            python: str) -> List[str]:
-    """The instance's command line: ``/opt/ml`` paths moved into its folder, ``python3`` → ``python``.
+            python: str, relocate: bool = True) -> List[str]:
+    """The instance's command line: ``python3`` → ``python``, ``/opt/ml`` paths moved into its folder
+    when ``relocate`` (without a mount namespace).
 
     :raises JobError: the request has no ``ContainerEntrypoint``.
     """
@@ -40,23 +43,28 @@ def command(instance: Instance, entrypoint: Optional[Sequence[str]], arguments: 
         raise JobError("ClientError: the local backend runs ContainerEntrypoint + ContainerArguments; this "
                        "request has no ContainerEntrypoint (running the image's own entrypoint needs Docker)")
     default = ContainerPaths()
-    line = [default.relocate(arg, instance.paths.root) for arg in list(entrypoint) + list(arguments or [])]
+    root = instance.paths.root if relocate else None
+    line = [default.relocate(arg, root) for arg in list(entrypoint) + list(arguments or [])]
     if _PYTHON_NAMES.match(line[0]):
         line[0] = python
     return line
 
 
-def environment(job: Job, instance: Instance, extra: Mapping[str, str]) -> Dict[str, str]:
-    """This process's environment, then the request's ``Environment``, then ``extra``, then the root."""
+def environment(job: Job, instance: Instance, extra: Mapping[str, str], relocate: bool = True) -> Dict[str, str]:
+    """This process's environment, then the request's ``Environment``, then ``extra``, then, when
+    ``/opt/ml`` is relocated, the variables that name the instance's folder."""
     # The job runs as the current user: AWS credentials and AWS_ENDPOINT_URL stay,
     # so a script reaches the same endpoint (moto, LocalStack, your account) as the launcher.
     env = dict(os.environ)
     default = ContainerPaths()
     # container paths in the request's variables move with the instance, like the arguments
-    env.update({str(k): default.relocate(str(v), instance.paths.root)
+    root = instance.paths.root if relocate else None
+    env.update({str(k): default.relocate(str(v), root)
                 for k, v in (job.request.get("Environment") or {}).items()})
     env.update(extra)
-    env[ROOT_ENV] = instance.paths.root
+    if root:
+        env.update(relocated_variables(root))
+    env[OVERLAY_ENV] = default_folder()  # requirements and configuration go there, not into this interpreter
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -70,14 +78,18 @@ def execute(settings: Settings, job: Job, entrypoint: Optional[Sequence[str]],
     SIGKILL to every process group once ``settings.stop_grace`` has passed.
     Afterwards every instance has an ``exit_code`` (128+N for death by signal N).
     """
-    lines = [(i, command(i, entrypoint, arguments, settings.python)) for i in job.instances]
+    relocate = not settings.namespaces
+    lines = [(i, command(i, entrypoint, arguments, settings.python, relocate)) for i in job.instances]
+    if settings.namespaces:
+        # each process sees its own folder at /opt/ml and none of the job folder
+        lines = [(i, wrap(settings.python, i.paths.root, job.job_dir or "", line)) for i, line in lines]
     job.mark_started()
     for instance, line in lines:
         if job.stop_event.is_set():
             break
         try:
             instance.process = subprocess.Popen(
-                line, cwd=instance.fs_root, env=environment(job, instance, extra(instance)),
+                line, cwd=instance.fs_root, env=environment(job, instance, extra(instance), relocate),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 start_new_session=True)  # its own process group: stop reaches every child
         except OSError as exc:

@@ -55,7 +55,9 @@ class Settings:
 
     ``clock`` (seconds, monotonic) measures ``MaxRuntimeInSeconds`` and the stop
     grace period; ``sleep`` is the pause between two looks at the running
-    processes. Both are real time unless a test injects its own.
+    processes. Both are real time unless a test injects its own. ``namespaces``
+    says the instances see their folder at ``/opt/ml`` itself (see
+    :mod:`.isolation`); otherwise ``/opt/ml`` is relocated.
     """
 
     store: Store
@@ -64,6 +66,7 @@ class Settings:
     region: str
     clock: Callable[[], float]
     sleep: Callable[[float], None]
+    namespaces: bool = False
 
 
 class JobError(Exception):
@@ -133,6 +136,8 @@ class Job:
         #: the final (status, reason, exit message), published once the job's folders are gone
         self.outcome: Optional[Outcome] = None
         self.stop_reason: Optional[str] = None
+        #: why an instance's files outgrew the job's volume (see :mod:`.disk`), once they did
+        self.disk_failure: Optional[str] = None
         self.instances: List[Instance] = []
         self.job_dir: Optional[str] = None
         self.thread: Optional[threading.Thread] = None

@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 from typing import Any, Callable, List, Optional, Tuple
 
+from ...safepath import UnsafePath, local_path
 from ...store import Store, iter_files, manifest_objects, prefix_objects, split_uri
 from .state import Instance, Job, JobError, Settings
 
@@ -43,8 +44,11 @@ def fetch(settings: Settings, job: Job, instance: Instance, uri: str, data_type:
     if distribution == "ShardedByS3Key":
         found = found[instance.index::len(job.instances)]
     os.makedirs(dest, exist_ok=True)
-    for obj_uri, rel, _size in found:
-        target = os.path.join(dest, *[p for p in rel.split("/") if p not in ("", ".", "..")])
+    try:  # every key is checked before the first download, so a refused input writes nothing
+        targets = [(obj_uri, local_path(dest, rel)) for obj_uri, rel, _size in found]
+    except UnsafePath as exc:
+        raise JobError(f"ClientError: refusing to download {uri}: {exc}") from None
+    for obj_uri, target in targets:
         try:
             settings.store.download_file(obj_uri, target)
         except Exception as exc:  # as above

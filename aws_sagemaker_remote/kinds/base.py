@@ -1,0 +1,111 @@
+"""What a job kind is: everything that differs between a Processing and a Training job.
+
+A :class:`JobKind` holds the API's limits, the container layout it uses, how
+its request is rendered, the keys and names of its describe responses, logs
+and console page, how its result and downloads are read, and the planning
+that only it needs. The rest of the package asks the kind object instead of
+comparing kind names; adding a kind is adding one module.
+
+Standard library only at import time (the package ships inside the job);
+rendering and planning helpers are imported when a method needs them.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Pattern, TextIO, Tuple, Type
+
+from ..options import CommonOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..container import ContainerPaths
+    from ..flags import Declaration
+    from ..spec import JobResult, Placement, RunControl, StagedJob, Training
+    from ..store import Store
+
+
+class JobKind:
+    """One kind of SageMaker job; each module of :mod:`aws_sagemaker_remote.kinds` defines one instance."""
+
+    #: the public name: ``"processing"`` or ``"training"`` (flags, CLI, JobResult.kind, backends)
+    name: str = ""
+    #: the options class whose fields make this kind's ``--sagemaker-*`` flags
+    options: Type[CommonOptions] = CommonOptions
+    #: API limits the user's input can break (see :mod:`aws_sagemaker_remote.plan`)
+    limits: Mapping[str, int] = MappingProxyType({})
+    #: the describe response's status and name keys
+    status_key: str = ""
+    name_key: str = ""
+    #: the CloudWatch Logs group of the jobs
+    log_group: str = ""
+    #: the SageMaker console's page of a job (``#/PAGE/JOB``)
+    console_page: str = ""
+    #: outputs have their own S3 location (``--NAME-s3``); otherwise they travel in an archive
+    outputs_have_locations: bool = True
+    #: input modes the kind accepts
+    input_modes: Tuple[str, ...] = ("File", "Pipe")
+    #: channel names must match this, when not None
+    channel_name_re: Optional[Pattern[str]] = None
+    #: the generated folder flags: (keyword, local default, folder in the job, help)
+    folders: Tuple[Tuple[str, str, str, str], ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<job kind {self.name}>"
+
+    def api(self, verb: str) -> str:
+        """The boto3 method: ``api("create")`` → ``create_processing_job``."""
+        return f"{verb}_{self.name}_job"
+
+    # --- container layout ------------------------------------------------------
+    def code_dir(self, paths: "ContainerPaths") -> str:
+        """Where the code bundle input lands."""
+        raise NotImplementedError
+
+    def failure_file(self, paths: "ContainerPaths") -> str:
+        """Text written here becomes the job's failure reason."""
+        raise NotImplementedError
+
+    def input_path(self, paths: "ContainerPaths", name: str, declared: Optional[str]) -> str:
+        """The folder an input appears in (``declared``: the ``PathArgument.container_path``)."""
+        raise NotImplementedError
+
+    def output_path(self, paths: "ContainerPaths", name: str, declared: Optional[str]) -> str:
+        """The folder the script writes an output to."""
+        raise NotImplementedError
+
+    def checked_root(self, paths: "ContainerPaths") -> Optional[str]:
+        """Inputs and outputs must lie in distinct folders under this one, when not None."""
+        return None
+
+    # --- plan ---------------------------------------------------------------------
+    def plan_part(self, decl: "Declaration", namespace: argparse.Namespace, options: CommonOptions,
+                  mapped: Mapping[str, str], base_job_name: str) -> "Optional[Training]":
+        """Check this kind's own options and return its part of the job (None: it has none)."""
+        return None
+
+    # --- request and responses --------------------------------------------------------
+    def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:
+        """The create request's keyword arguments."""
+        raise NotImplementedError
+
+    def status_details(self, description: Mapping[str, Any]) -> Tuple[Optional[str], Optional[str]]:
+        """(secondary status, its message) of a describe response, when the kind has them."""
+        return None, None
+
+    def result(self, description: Mapping[str, Any], common: Dict[str, Any],
+               metrics_seen: Mapping[str, float]) -> "JobResult":
+        """The :class:`~aws_sagemaker_remote.spec.JobResult` of a final describe response."""
+        raise NotImplementedError
+
+    def result_json(self, result: "JobResult") -> Dict[str, Any]:
+        """What ``--sagemaker-output-json`` adds for this kind."""
+        return {}
+
+    def download(self, staged: "StagedJob", result: "JobResult", control: "RunControl", store: "Store",
+                 output_uris: Mapping[str, str], err: TextIO) -> None:
+        """``--sagemaker-download-outputs`` / ``--sagemaker-download-model`` after a completed job."""
+
+
+#: SageMaker's channel name pattern (CreateTrainingJob ``ChannelName``).
+CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")

@@ -1,0 +1,251 @@
+"""A local job's own Python environment, layered over the interpreter that runs it.
+
+On SageMaker, a job's requirements file and configuration commands change the
+job's image, which disappears with the job. A local job has no image: installed
+into the interpreter that runs it, they would change the user's own
+environment (a pinned ``six`` downgrades the user's ``six``; ``pip install
+sagemaker`` in a configuration command adds a hundred packages). So under the
+local backend the bootstrap installs into an *overlay* instead:
+
+* a virtual environment created over the interpreter that runs the job, with
+  ``--system-site-packages``, so that the packages of that interpreter stand in
+  for the image's;
+* whose own ``site-packages`` comes first on ``sys.path``: what the job
+  installs shadows the user's version of the same package without replacing it;
+* with a ``.pth`` file that puts the interpreter's own ``site-packages`` after
+  the overlay's when that interpreter is itself a virtual environment (a
+  virtual environment created from another one sees only the base
+  interpreter's packages);
+* with ``pip``/``pip3`` in its ``bin`` folder, first on ``PATH`` during the
+  configuration, so that ``pip install`` there installs into the overlay.
+
+Overlays are kept, one per interpreter and per requirements file and
+configuration (see :func:`overlay_key`), under the folder that the local
+backend names in :data:`OVERLAY_ENV` (``~/.cache/aws-sagemaker-remote/overlays``
+by default): a second run of the same job finds its overlay ready and installs
+nothing. Jobs that build the same overlay at the same time (the instances of
+one job, or two jobs) take turns through a lock file beside it; an overlay
+whose build did not finish is deleted and built again.
+
+``uv`` builds and fills the overlay when it is on ``PATH`` (``uv venv``,
+``uv pip install``); ``python -m venv`` and ``pip`` otherwise.
+
+Standard library only: the bootstrap imports this module inside the job.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+
+#: Set by the local backend: the folder holding the overlays. Absent in real jobs,
+#: where the bootstrap installs into the image's interpreter as before.
+OVERLAY_ENV = "AWS_SAGEMAKER_REMOTE_OVERLAYS"
+#: Written into an overlay once it is complete; an overlay without it is rebuilt.
+MARKER_FILE = "aws-sagemaker-remote-overlay.json"
+#: The ``.pth`` file that layers the interpreter's own packages under the overlay's.
+LAYERS_FILE = "_aws_sagemaker_remote_layers.pth"
+#: Part of every key: a change in how overlays are built gives new ones.
+FORMAT = 1
+#: Seconds between two tries of a lock another job holds.
+LOCK_POLL_SECONDS = 0.1
+
+#: Runs a command with its output going to the job's log; returns the exit code.
+Runner = Callable[[Sequence[str]], int]
+
+
+class OverlayError(Exception):
+    """Building the overlay failed: ``what`` failed with exit ``code`` (its output is in the log)."""
+
+    def __init__(self, what: str, code: int) -> None:
+        super().__init__(what)
+        self.what = what
+        self.code = code
+
+
+def default_folder() -> str:
+    """``$AWS_SAGEMAKER_REMOTE_HOME/overlays`` (``~/.cache/aws-sagemaker-remote/overlays``)."""
+    from .store import home_dir
+
+    return os.path.join(home_dir(), "overlays")
+
+
+def _digest(data: Optional[bytes]) -> Optional[str]:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def overlay_key(requirements: Optional[bytes], configuration_script: Optional[bytes],
+                configuration_command: Optional[str]) -> str:
+    """The name of the overlay of this interpreter, requirements file and configuration.
+
+    The interpreter (its path, prefix and version) is part of it because an
+    overlay is built over one interpreter; the configuration too, because a
+    configuration command may install into the overlay, and two jobs with
+    different commands must not see each other's packages.
+    """
+    identity = {
+        "format": FORMAT,
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "version": sys.version,
+        "requirements": _digest(requirements),
+        "configuration_script": _digest(configuration_script),
+        "configuration_command": configuration_command,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
+def find_uv(env: Mapping[str, str]) -> Optional[str]:
+    """The ``uv`` executable on ``env['PATH']``, if any."""
+    return shutil.which("uv", path=env.get("PATH", os.defpath))
+
+
+def layers() -> List[str]:
+    """The ``site-packages`` folders of this interpreter that an overlay over it would not see.
+
+    An overlay created with ``--system-site-packages`` sees the base
+    interpreter's packages; when this interpreter is a virtual environment, its
+    own folders are added after the overlay's.
+    """
+    if sys.prefix == getattr(sys, "base_prefix", sys.prefix):
+        return []
+    return [p for p in site.getsitepackages([sys.prefix]) if os.path.isdir(p)]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One overlay environment: its folder, and the ``uv`` that builds it (``None``: pip)."""
+
+    root: str
+    uv: Optional[str] = None
+
+    @property
+    def bin_dir(self) -> str:
+        return os.path.join(self.root, "bin")
+
+    @property
+    def python(self) -> str:
+        """The overlay's interpreter: the job's configuration and script run with it."""
+        return os.path.join(self.bin_dir, "python")
+
+    @property
+    def installer(self) -> str:
+        return "uv" if self.uv else "pip"
+
+    @property
+    def lock_file(self) -> str:
+        return self.root + ".lock"
+
+    def is_ready(self) -> bool:
+        """Built completely, and its interpreter (a link to the base one) still there."""
+        return os.path.isfile(os.path.join(self.root, MARKER_FILE)) and os.path.exists(self.python)
+
+    def create_command(self, base_python: str) -> List[str]:
+        """The command that creates the (empty) overlay over ``base_python``."""
+        if self.uv:
+            return [self.uv, "venv", "--quiet", "--system-site-packages", "--python", base_python, self.root]
+        # no pip of its own: the user's pip is seen through the layers (see build)
+        return [base_python, "-m", "venv", "--system-site-packages", "--without-pip", self.root]
+
+    def install_command(self) -> List[str]:
+        """The command, without its ``-r FILE``, that installs a requirements file into the overlay."""
+        if self.uv:
+            return [self.uv, "pip", "install", "--python", self.python]
+        return [self.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+
+    def activate(self, env: Mapping[str, str]) -> Dict[str, str]:
+        """``env`` as ``source bin/activate`` leaves it: ``pip``, ``python`` ... resolve to the overlay."""
+        activated = {k: v for k, v in env.items() if k not in ("PYTHONHOME", "__PYVENV_LAUNCHER__")}
+        activated["VIRTUAL_ENV"] = self.root
+        activated["PATH"] = os.pathsep.join([self.bin_dir] + [
+            p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and p != self.bin_dir])
+        return activated
+
+    def mark_ready(self, details: Mapping[str, object]) -> None:
+        """Record that the overlay is complete (written atomically)."""
+        path = os.path.join(self.root, MARKER_FILE)
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(dict(details), fh, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+
+def _pip_shim(overlay: Overlay, has_pip: bool) -> str:
+    """A ``pip`` for the overlay's ``bin``: the overlay's ``python -m pip``, or ``uv pip`` there."""
+    if has_pip:
+        return f'#!/bin/sh\nexec "{overlay.python}" -m pip "$@"\n'
+    return f'#!/bin/sh\nVIRTUAL_ENV="{overlay.root}" exec "{overlay.uv}" pip "$@"\n'
+
+
+def build(overlay: Overlay, base_python: str, run: Runner) -> None:
+    """Create ``overlay`` over ``base_python`` (deleting an unfinished one first).
+
+    Call with the overlay's lock held. Writes the layers ``.pth`` file and,
+    where the overlay has none of its own, ``pip``/``pip3``/``pip3.X`` commands.
+
+    :raises OverlayError: a command failed; its output went to the log through ``run``.
+    """
+    shutil.rmtree(overlay.root, ignore_errors=True)
+    code = run(overlay.create_command(base_python))
+    if code != 0:
+        raise OverlayError(f"creating the overlay environment {overlay.root}", code)
+    purelib = subprocess.run(
+        [overlay.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    folder = purelib.stdout.decode("utf-8", "replace").strip()
+    if purelib.returncode != 0 or not folder:
+        raise OverlayError(f"the overlay environment's python {overlay.python}", purelib.returncode or 1)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LAYERS_FILE), "w", encoding="utf-8") as fh:
+        # addsitedir, not a bare path: the layer's own .pth files (editable installs) count too
+        fh.writelines(f"import site; site.addsitedir({path!r})\n" for path in layers())
+    has_pip = subprocess.run([overlay.python, "-c", "import pip"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+    if not has_pip and not overlay.uv:
+        code = run([overlay.python, "-m", "ensurepip", "--default-pip"])
+        if code != 0:
+            raise OverlayError(f"installing pip into the overlay environment {overlay.root} (the interpreter "
+                               "has no pip and no ensurepip; install pip, or uv)", code)
+        has_pip = True
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for name in ("pip", "pip3", f"pip{version}"):
+        path = os.path.join(overlay.bin_dir, name)
+        if not os.path.exists(path):
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(_pip_shim(overlay, has_pip))
+            os.chmod(path, 0o755)
+
+
+@contextlib.contextmanager
+def locked(path: str, on_wait: Callable[[], None], check: Callable[[], None]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) for the ``with`` block.
+
+    When another process holds it, ``on_wait`` is called once and ``check`` at
+    every try, so that a stop can end the wait by raising. The lock goes with
+    the process: one that dies does not leave it taken.
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    waited = True
+                    on_wait()
+                check()
+                time.sleep(LOCK_POLL_SECONDS)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

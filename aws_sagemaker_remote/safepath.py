@@ -1,0 +1,144 @@
+"""Turning names chosen by someone else (S3 keys, archive members) into local paths.
+
+An object key relative to an input prefix, or a member of a downloaded
+``.tar.gz``, becomes a file under a target folder. Whoever wrote the bucket or
+the archive chose that name, so it may try to leave the folder: an absolute
+path, a ``..`` segment, or a path through a link that points elsewhere. Every
+place that writes such names goes through :func:`local_path` (one name) or
+:func:`safe_extract` (an archive), which refuse them with :class:`UnsafePath`.
+
+Standard library only, with no imports from this package: the job's bootstrap
+stub reads this file straight out of the code bundle to unpack the bundle
+itself (:func:`unpack`), before anything else of the package is on disk.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from typing import Any, Dict, List, Optional
+
+__all__ = ["UnsafePath", "check_member", "local_path", "safe_extract", "unpack"]
+
+#: tarfile's own 'data' filter where this Python has it (3.8.17+, 3.12+): a second guard
+#: after :func:`check_member`, and it keeps newer Pythons from warning about unfiltered extraction.
+_FILTER: Dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
+class UnsafePath(ValueError):
+    """A key or archive member would land outside its target folder; the message names it."""
+
+
+def _segments(name: str, what: str) -> List[str]:
+    if not name:
+        raise UnsafePath(f"{what} {name!r} is empty")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\0" in name:
+        raise UnsafePath(f"{what} {name!r} is an absolute path, outside the target folder")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafePath(f"{what} {name!r} has a '..' segment, leading outside the target folder")
+    if not parts:
+        raise UnsafePath(f"{what} {name!r} names no file")
+    return parts
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def local_path(root: str, name: str, what: str = "key") -> str:
+    """The path under ``root`` for the relative ``name`` (``/``-separated), or :class:`UnsafePath`.
+
+    Refuses absolute names, ``..`` segments, and names whose folders already
+    exist on disk as links leading out of ``root``. Empty and ``.`` segments are
+    dropped (``a//b`` is ``a/b``). ``what`` says what ``name`` is in the message.
+    """
+    parts = _segments(name, what)
+    target = os.path.join(os.path.abspath(root), *parts)
+    real_root = os.path.realpath(root)
+    # an existing folder on the way may be a link out of the target; the file itself is replaced
+    real_parent = os.path.realpath(os.path.dirname(target))
+    if not _inside(real_parent, real_root):
+        raise UnsafePath(f"{what} {name!r} goes through a link that leaves {root}")
+    if os.path.islink(target):
+        raise UnsafePath(f"{what} {name!r} is an existing link in {root}; refusing to write through it")
+    return target
+
+
+def check_member(member: tarfile.TarInfo, root: str) -> str:
+    """Where ``member`` would go under ``root``; refuses escaping names, links leaving ``root`` and
+    special files (devices, FIFOs)."""
+    what = "archive member"
+    target = local_path(root, member.name, what)
+    if member.issym() or member.islnk():
+        link = member.linkname
+        if member.issym():
+            if link.startswith(("/", "\\")):
+                raise UnsafePath(f"{what} {member.name!r} is a link to the absolute path {link!r}")
+            resolved = os.path.normpath(os.path.join(os.path.dirname(target), link))
+        else:
+            try:
+                resolved = os.path.join(os.path.abspath(root), *_segments(link, "link target"))
+            except UnsafePath as exc:
+                raise UnsafePath(f"{what} {member.name!r} is a hard link: {exc}") from None
+        if not _inside(resolved, os.path.abspath(root)):
+            raise UnsafePath(f"{what} {member.name!r} is a link to {link!r}, outside the target folder")
+    elif not (member.isfile() or member.isdir()):
+        raise UnsafePath(f"{what} {member.name!r} is a special file (device or FIFO)")
+    return target
+
+
+def safe_extract(tar: tarfile.TarFile, dest: str, members: Optional[List[tarfile.TarInfo]] = None) -> int:
+    """Extract ``tar`` (or ``members`` of it) into ``dest``; returns the number of members.
+
+    Every member is checked first (:func:`check_member`), so a refused archive
+    writes nothing. The members are unpacked into a temporary sibling of
+    ``dest`` and moved into place only when all of them are there, so an
+    archive that fails half-way (a truncated download, a full disk) leaves no
+    partial result behind. Modes keep only the permission bits.
+    """
+    chosen = list(tar.getmembers() if members is None else members)
+    dest = os.path.abspath(dest)
+    for member in chosen:
+        check_member(member, dest)
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix="." + os.path.basename(dest) + ".part-", dir=parent)
+    try:
+        for member in chosen:
+            member.mode &= 0o777
+            member.uid = member.gid = os.getuid() if hasattr(os, "getuid") else 0
+            tar.extract(member, staging, set_attrs=not member.issym(), numeric_owner=True, **_FILTER)
+        _merge(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return len(chosen)
+
+
+def _merge(source: str, dest: str) -> None:
+    """Move everything under ``source`` into ``dest`` (which may exist), replacing files."""
+    if not os.path.exists(dest):
+        os.replace(source, dest)
+        os.makedirs(source, exist_ok=True)  # the caller removes it
+        return
+    for root, dirs, files in os.walk(source):
+        rel = os.path.relpath(root, source)
+        target_root = dest if rel == "." else os.path.join(dest, rel)
+        os.makedirs(target_root, exist_ok=True)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            target = os.path.join(target_root, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(root, name), target)
+
+
+def unpack(archive: str, dest: str) -> None:
+    """The bootstrap stub's unpacking: :func:`safe_extract`, and on refusal one line and exit 1."""
+    try:
+        with tarfile.open(archive) as tar:
+            safe_extract(tar, dest)
+    except UnsafePath as exc:
+        sys.stderr.write(f"error: {archive}: {exc}\n")
+        raise SystemExit(1) from None
