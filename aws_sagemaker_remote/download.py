@@ -9,8 +9,10 @@ What a job leaves behind, by name:
 Each goes into ``DIR/<name>``; archives are unpacked. Nothing from the job may land
 outside that folder: object keys and archive entries with an absolute path or a ``..``
 part, links that lead out of it (or entries reached through a link), devices and pipes
-are refused before anything is written. A folder that is not empty is refused unless
-``--overwrite`` is given.
+are refused before anything is written. The checks are those of
+:mod:`aws_sagemaker_remote.safepath` (shared with staging and the bootstrap), plus the
+one only the whole archive shows: an entry reached through a link the archive itself
+makes. A folder that is not empty is refused unless ``--overwrite`` is given.
 """
 from __future__ import annotations
 
@@ -48,13 +50,15 @@ def safe_relative(name: str) -> str:
 
 
 def safe_join(root: str, name: str) -> str:
-    """``root/name`` for a :func:`safe_relative` name, checked again after symlinks are resolved."""
-    path = os.path.join(root, *safe_relative(name).split("/"))
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise UnsafePath(f"{name!r} leads outside {root} through a link")
-    return path
+    """``root/name`` for a :func:`safe_relative` name, also refused when a folder on the way is a
+    link leaving ``root`` (:func:`aws_sagemaker_remote.safepath.local_path`)."""
+    from . import safepath
+
+    safe_relative(name)
+    try:
+        return safepath.local_path(root, name)
+    except safepath.UnsafePath as exc:
+        raise UnsafePath(f"{exc} (through a link)") from exc
 
 
 def checked_members(tar: tarfile.TarFile) -> List[tarfile.TarInfo]:
@@ -99,13 +103,13 @@ def safe_extract(archive: str, dest: str, prefix: Optional[str] = None) -> int:
                         member.linkname = member.linkname[len(prefix) + 1:]
                     chosen.append(member)
             members = chosen
-        os.makedirs(dest, exist_ok=True)
-        data_filter = getattr(tarfile, "data_filter", None)
-        if data_filter is not None:
-            # the standard library's own check as well (Python 3.12, and 3.8.17+ security releases)
-            tar.extractall(dest, members=members, filter=data_filter)
-        else:  # pragma: no cover - older Pythons: the checks above are all there is
-            tar.extractall(dest, members=members)
+        from . import safepath
+
+        try:
+            # its checks again, per member, then everything unpacked beside dest and moved in at once
+            safepath.safe_extract(tar, dest, members)
+        except safepath.UnsafePath as exc:
+            raise UnsafePath(str(exc)) from exc
         return sum(1 for m in members if m.isfile())
 
 

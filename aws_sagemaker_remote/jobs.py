@@ -232,8 +232,8 @@ def make_command_clients(aws: AwsOptions) -> "Clients":
     try:
         session = make_session(aws.profile, aws.region, None)
     except UsageError as exc:
-        raise UsageError(f"no AWS profile named {aws.profile or os.environ.get('AWS_PROFILE')!r} in the AWS "
-                         "config files", flag="--profile") from exc
+        named = repr(aws.profile) if aws.profile else f"{os.environ.get('AWS_PROFILE')!r} (from AWS_PROFILE)"
+        raise UsageError(f"no AWS profile named {named} in the AWS config files", flag="--profile") from exc
     except CredentialsError as exc:
         raise CredentialsError(own_flags(str(exc))) from exc
     return make_clients(session, aws.endpoint_url)

@@ -18,6 +18,7 @@ from typing import Any, Dict, Tuple
 import boto3
 import pytest
 
+from aws_sagemaker_remote import __version__
 from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.backends.local import LocalBackend
 from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
@@ -150,7 +151,9 @@ def test_processing_request_reaches_sagemaker_over_http(aws: Any, tmp_path: Path
     assert request["ProcessingJobName"] == "job-20261202-070000-t0k3"
     assert request["RoleArn"] == ROLE and request["AppSpecification"]["ImageUri"] == IMAGE
     assert request["Environment"] == {"MODE": "cli"}
-    assert request["Tags"] == [{"Key": "team", "Value": "ml"}]
+    # the user's tags, then the one that lets "aws-sagemaker-remote list" find the job
+    assert request["Tags"] == [{"Key": "team", "Value": "ml"},
+                               {"Key": "aws-sagemaker-remote:launcher", "Value": __version__}]
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in request["ProcessingInputs"]}
     # what the request names was uploaded before the job was created
     assert {rel for _, rel, _ in prefix_objects(target.store, inputs["code"])} == {"bundle.tar.gz"}
