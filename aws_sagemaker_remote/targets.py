@@ -205,6 +205,10 @@ def offline_target(aws: AwsSettings, spec: JobSpec) -> Target:
         else:
             image = resolve_image(image, region, spec.kind.name, spec.resources.instance_type)
     unknown.append("existing objects")
+    from .shape import may_be_file
+
+    if any(may_be_file(channel) for channel in spec.inputs):
+        unknown.append("input shapes")  # whether an s3:// input names one object (a file) or a folder
     bucket = aws.bucket or f"sagemaker-{region}-{account}"
     placement = Placement(role_arn=resolve_role(role, account, region), image_uri=image, bucket=bucket,
                           prefix=aws.prefix)
