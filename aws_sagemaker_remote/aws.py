@@ -90,6 +90,8 @@ _CREDENTIAL_ERROR_NAMES = (
 _ACCESS_KEY_RE = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b")
 _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^@\s\"']+@")
 _MAX_MESSAGE = 500
+_HTML_RE = re.compile(r"<(?:!doctype\s+html|html)\b", re.IGNORECASE)
+_HTML_TITLE_RE = re.compile(r"<title>([^<]*)</title>", re.IGNORECASE)
 
 
 class Clients:
@@ -303,8 +305,12 @@ def resolve_role_arn(clients: Clients, role: str) -> str:
 
 
 def _clean(text: Any) -> str:
-    """One line, secrets masked, bounded length."""
+    """One line, secrets masked, bounded length; an HTML error page is cut to its title."""
     line = " ".join(str(text).split())
+    title = _HTML_TITLE_RE.search(line) if _HTML_RE.search(line) else None
+    if title:
+        # a proxy or a faulty endpoint answered with a web page, not an AWS error: its title says enough
+        line = f"the endpoint answered with an HTML page: {title.group(1).strip()}"
     line = _ACCESS_KEY_RE.sub("<access-key-id>", line)
     line = _USERINFO_RE.sub(r"\g<scheme>***@", line)
     if len(line) > _MAX_MESSAGE:

@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, TextIO
 
 from .bundle import build_bundle, listing as bundle_listing
 from .errors import JobFailed
+from .jobs import follow_command, record_launch, with_launcher_tag
 from .leftovers import sweep
 from .render import render
 from .spec import JobResult, JobSpec, RunControl, StagedJob, output_uris
@@ -49,7 +50,7 @@ def launch(
     err = err or sys.stderr
     sweep()  # bundles and job folders left by launches that were killed
     staged = _stage(spec, control, target, err)
-    request = render(staged, target.placement)
+    request = with_launcher_tag(render(staged, target.placement))
     if control.dry_run:
         report = dry_run_report(staged, request, control, target)
         out.write(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
@@ -131,6 +132,8 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
     with translate_errors(f"creating {kind} job {name}"):
         backend = target.make_backend()
         backend.create(kind, request)
+    record_launch(kind, request, spec.base_job_name or name, backend=backend.name,
+                  region=str(getattr(backend, "region", "") or o.aws.region or ""), store=target.store)
     url = backend.console_url(kind, name)
     err.write(f"created {kind} job {name} ({backend.name})" + (f": {url}" if url else "") + "\n")
     must_wait = o.wait and not o.detach
@@ -140,6 +143,8 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
     if not must_wait:
         result = JobResult(kind=kind, job_name=name, status="InProgress",
                            output_artifacts=output_uris(spec, target.placement), console_url=url)
+        follow = follow_command(name, region=getattr(backend, "region", None), profile=o.aws.profile)
+        err.write(f"follow it with: {follow}\n")
     else:
         result = wait(backend, kind, name, out=out, err=err, detach=o.detach, metrics=spec.metrics)
     for line in summary_lines(result):

@@ -55,7 +55,9 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 INSTANCE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 TAG_SPECIALS = set("_.:/=+-@ ")
 
-TAGS_MAX = 50
+#: SageMaker allows 50 tags on a job; the launcher adds two of its own (the tag that lets
+#: ``aws-sagemaker-remote list`` find the job, and the launch token)
+TAGS_MAX = 48
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
 METRICS_MAX = 40

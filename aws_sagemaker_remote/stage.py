@@ -141,7 +141,9 @@ def marker_uri(bucket: str, prefix: str, digest: str) -> str:
 class Progress:
     """Bytes transferred, on one stderr line; silent when stderr is not a terminal."""
 
-    def __init__(self, total: int, stream: Optional[TextIO] = None, enabled: Optional[bool] = None) -> None:
+    def __init__(self, total: int, stream: Optional[TextIO] = None, enabled: Optional[bool] = None,
+                 label: str = "upload") -> None:
+        self.label = label
         self.total = max(total, 1)
         self.done = 0
         self.stream = stream or sys.stderr
@@ -158,7 +160,7 @@ class Progress:
             self._last = now
             width = 30
             filled = int(width * min(self.done, self.total) / self.total)
-            self.stream.write(f"\rupload [{'#' * filled}{'.' * (width - filled)}] "
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
                               f"{human_bytes(self.done)}/{human_bytes(self.total)}")
             self.stream.flush()
 

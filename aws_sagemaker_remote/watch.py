@@ -154,7 +154,7 @@ class _Retry:
         cls = type(exc) if type(exc) in (AwsError, EndpointError, ThrottledError) else AwsError
         return cls(f"lost track of {self.kind} job {self.job_name} after {self.allowed:g} s of errors; "
                    f"the job may still be running (follow it again with "
-                   f"`aws-sagemaker-remote logs {self.kind} {self.job_name}`): {exc}", code=exc.code)
+                   f"`aws-sagemaker-remote logs --follow {self.job_name}`): {exc}", code=exc.code)
 
 
 def follow(

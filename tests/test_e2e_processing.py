@@ -15,6 +15,7 @@ from typing import Any, Dict
 import boto3
 import pytest
 
+from aws_sagemaker_remote import __version__
 from aws_sagemaker_remote.backends.local import LocalBackend
 from aws_sagemaker_remote.store import S3Store
 
@@ -74,8 +75,10 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
                         "--output=/opt/ml/processing/output/output", "--output-s3=default",
                         "--min-count", "2", "--lowercase"]
     assert request["Environment"] == {"MODE": "demo"}
-    # the user's tags, then the launch token that recognises a create whose answer was lost
-    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"}]
+    # the user's tags, the one that lets "aws-sagemaker-remote list" find the job, then the launch
+    # token that recognises a create whose answer was lost
+    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"},
+                                    {"Key": "aws-sagemaker-remote:launcher", "Value": __version__}]
     assert request["Tags"][-1]["Key"] == "aws-sagemaker-remote:launch-token"
     assert request["RoleArn"] == ROLE
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
@@ -122,7 +125,10 @@ def test_second_launch_uploads_nothing(aws: Any, run_script: Any, demo_dir: Path
     aws.clear_log()
     second = run_script(demo_dir / "wordcount.py", *common)
     assert second.returncode == 0, second.stderr
-    assert aws.s3_uploads() == []
+    # nothing staged again; the only object written is the new job's launch record
+    uploads = aws.s3_uploads()
+    assert [u.key for u in uploads if not (u.key or "").endswith("/launch.json")] == []
+    assert len(uploads) == 1
     assert "0 B uploaded" in second.stderr
     assert aws.operations("sagemaker").count("CreateProcessingJob") == 1
 

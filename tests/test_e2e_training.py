@@ -11,6 +11,8 @@ from typing import Any, Dict, List
 import boto3
 import pytest
 
+from aws_sagemaker_remote import __version__
+
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/python:3.11"
 
@@ -150,8 +152,10 @@ def test_yes_against_moto_sends_the_expected_request(aws: Any, run_script: Any, 
     # per script: the base job name and a digest of the script's path
     assert re.fullmatch(re.escape(f"{bucket_uri}/checkpoints/train-linear-") + "[0-9a-f]{8}", checkpoint["S3Uri"])
     assert request["Environment"] == {"MODE": "demo"}
-    # the user's tags, then the launch token that recognises a create whose answer was lost
-    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"}]
+    # the user's tags, the one that lets "aws-sagemaker-remote list" find the job, then the launch
+    # token that recognises a create whose answer was lost
+    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"},
+                                    {"Key": "aws-sagemaker-remote:launcher", "Value": __version__}]
     assert request["Tags"][-1]["Key"] == "aws-sagemaker-remote:launch-token"
     assert request["HyperParameters"]["epochs"] == "7"
     assert request["RoleArn"] == ROLE

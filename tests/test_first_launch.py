@@ -78,7 +78,7 @@ def test_a_missing_profile_from_aws_profile_is_named(aws: Any, run_script: Any, 
     assert result.returncode == 2
     line = one_error_line(result.stderr, "AWS_PROFILE", "'nosuch'")
     assert "None" not in line
-    cli = run_python(*CLI, "describe", "processing", "some-job")
+    cli = run_python(*CLI, "describe", "some-job")
     assert cli.returncode == 2
     assert "None" not in one_error_line(cli.stderr, "AWS_PROFILE", "'nosuch'")
     assert aws.requests == []

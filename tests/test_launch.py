@@ -18,6 +18,7 @@ from typing import Any, Dict, Tuple
 import boto3
 import pytest
 
+from aws_sagemaker_remote import __version__
 from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.backends.local import LocalBackend
 from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
@@ -150,8 +151,10 @@ def test_processing_request_reaches_sagemaker_over_http(aws: Any, tmp_path: Path
     assert request["ProcessingJobName"] == "job-20261202-070000-t0k3"
     assert request["RoleArn"] == ROLE and request["AppSpecification"]["ImageUri"] == IMAGE
     assert request["Environment"] == {"MODE": "cli"}
-    # the user's tags, then the launch token that recognises a create whose answer was lost
-    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"}]
+    # the user's tags, the one that lets "aws-sagemaker-remote list" find the job, then the launch
+    # token that recognises a create whose answer was lost
+    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"},
+                                    {"Key": "aws-sagemaker-remote:launcher", "Value": __version__}]
     assert request["Tags"][-1]["Key"] == "aws-sagemaker-remote:launch-token"
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in request["ProcessingInputs"]}
     # what the request names was uploaded before the job was created

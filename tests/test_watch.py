@@ -453,7 +453,7 @@ def test_errors_that_outlast_the_retries_say_the_job_may_still_be_running(
     script.assert_done()
     message = str(info.value)
     assert f"processing job {JOB}" in message and "may still be running" in message
-    assert f"aws-sagemaker-remote logs processing {JOB}" in message
+    assert f"aws-sagemaker-remote logs --follow {JOB}" in message
     assert info.value.exit_code == 1 and info.value.code == "ThrottlingException"
     assert fake.sleeps == [5.0, 1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 13.0]
 

@@ -53,7 +53,17 @@ from ..base import NAME_KEY, PROCESSING, TRAINING, LogCursor, LogEvent
 from . import isolation
 from .kinds import KINDS
 from .processes import kill_group
-from .state import LOCAL_ACCOUNT, LOCAL_REGION, MAX_RUNTIME_EXCEEDED, REASON_LIMIT, Instance, Job, JobError, Settings
+from .state import (
+    LOCAL_ACCOUNT,
+    LOCAL_REGION,
+    MAX_RUNTIME_EXCEEDED,
+    REASON_LIMIT,
+    Instance,
+    Job,
+    JobError,
+    Registry,
+    Settings,
+)
 
 __all__ = [
     "DEFAULT_LOG_POLL_INTERVAL",
@@ -107,7 +117,10 @@ class LocalBackend:
     ``"namespace"`` (at ``/opt/ml`` itself, in a private mount namespace),
     ``"relocate"`` (a folder named by ``SAGEMAKER_BASE_DIR``) or ``"auto"``
     (the first where it works); by default ``AWS_SAGEMAKER_REMOTE_LOCAL_PATHS``
-    or ``"auto"`` (see :mod:`.isolation`).
+    or ``"auto"`` (see :mod:`.isolation`). ``registry`` records each job
+    (description and log lines) so other processes can describe, follow and stop
+    it; by default the :class:`~aws_sagemaker_remote.backends.local.state.Registry`
+    under the tool's home.
 
     :raises ValueError: ``paths`` (or the variable) is none of those.
     """
@@ -120,9 +133,11 @@ class LocalBackend:
                  stop_grace: float = DEFAULT_STOP_GRACE, poll_interval: float = DEFAULT_POLL_INTERVAL,
                  log_poll_interval: float = DEFAULT_LOG_POLL_INTERVAL, region: str = LOCAL_REGION,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, paths: Optional[str] = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, paths: Optional[str] = None,
+                 registry: Optional[Registry] = None) -> None:
         self.store = store
         self.paths = isolation.requested(paths)
+        self.registry = registry
         self.workdir = workdir
         self.python = python
         self.stop_grace = stop_grace
@@ -156,6 +171,7 @@ class LocalBackend:
             if (kind, job.name) in self._jobs:
                 raise JobExists(kind, job.name)
             self._jobs[(kind, job.name)] = job
+        (self.registry or Registry()).attach(job, _full_description, self.store)
         job.thread = threading.Thread(target=self._run, args=(job,), name=f"local-{kind}-{job.name}", daemon=True)
         job.thread.start()
 
@@ -163,9 +179,7 @@ class LocalBackend:
         """The ``DescribeProcessingJob`` / ``DescribeTrainingJob`` response for the job."""
         job = self._job(kind, job_name)
         with job.lock:
-            response = job.describe()
-            response.update(KINDS[kind].describe_extras(job))
-        return response
+            return _full_description(job)
 
     def stop(self, kind: str, job_name: str) -> None:
         """Ask the job to stop: SIGTERM now, SIGKILL after the grace period; ends ``Stopped``.
@@ -245,6 +259,13 @@ class LocalBackend:
             # only now does the job look finished: a launcher that exits when it sees the final
             # status must not cut the clean-up short (this thread is a daemon)
             job.publish(*(job.outcome or ("Failed", "InternalServerError: the job ended without a status", None)))
+
+
+def _full_description(job: Job) -> Dict[str, Any]:
+    """The job's whole ``Describe*Job`` response; call with ``job.lock`` held."""
+    response = job.describe()
+    response.update(KINDS[job.kind].describe_extras(job))
+    return response
 
 
 def _metric_tracker(request: Mapping[str, Any]) -> MetricTracker:

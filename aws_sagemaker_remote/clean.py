@@ -1,0 +1,294 @@
+"""``aws-sagemaker-remote clean``: staged files and local records that no recent job uses.
+
+Staging keeps every tree it uploads (``PREFIX/cas/sha256/<digest>/`` and its marker
+``<digest>.json``) so that the next launch sends nothing new; nothing ever removes
+them. ``clean`` removes a tree when both hold:
+
+* no recent job refers to it: recent jobs are those launched in the last
+  ``--older-than`` days (their launch records, on this machine and in the bucket),
+  and every job still running (SageMaker jobs ``InProgress``/``Stopping`` and local
+  jobs whose process runs);
+* none of its objects was written in that time either, so a launch staging right
+  now keeps what it uploads.
+
+It also removes this machine's records of local jobs and launches older than that.
+Outputs, models and checkpoints are never touched. Without ``--yes`` it only lists.
+
+Where: the local stand-in store (every bucket in it), and, unless ``--local``, the
+S3 bucket of the scripts (``--bucket``, default ``sagemaker-REGION-ACCOUNT``) when
+AWS is configured.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Set, TextIO, Tuple
+
+from .backends.base import NAME_KEY, PROCESSING, TERMINAL_STATUSES, TRAINING
+from .errors import AwsError, UsageError
+from .options import DEFAULT_PREFIX
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .jobs import Finder
+
+_TREE_KEY = re.compile(r"^(?P<base>(?:.*/)?cas/sha256/)(?P<digest>[0-9a-f]{64})(?:\.json|/.*)$")
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: _dt.datetime
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One staged tree: its folder URI, its objects (with the marker) and when it was last written."""
+
+    uri: str
+    keys: Tuple[str, ...]
+    size: int
+    modified: _dt.datetime
+
+
+def uris_in(value: Any) -> Iterator[str]:
+    """Every ``s3://`` string inside a request (any depth)."""
+    if isinstance(value, str):
+        if value.startswith("s3://"):
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from uris_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from uris_in(item)
+
+
+def trees(bucket: str, objects: Iterable[StoredObject]) -> List[Tree]:
+    """Staged trees among ``objects`` (keys of other things are left out)."""
+    groups: Dict[str, List[StoredObject]] = {}
+    for obj in objects:
+        match = _TREE_KEY.match(obj.key)
+        if match:
+            groups.setdefault(match.group("base") + match.group("digest") + "/", []).append(obj)
+    return [Tree(uri=f"s3://{bucket}/{base}", keys=tuple(sorted(o.key for o in objs)),
+                 size=sum(o.size for o in objs), modified=max(o.modified for o in objs))
+            for base, objs in sorted(groups.items())]
+
+
+def unused(found: Iterable[Tree], referenced: Set[str], cutoff: _dt.datetime) -> List[Tree]:
+    """The trees no reference points into and that were not written since ``cutoff``."""
+    out = []
+    for tree in found:
+        if tree.modified >= cutoff:
+            continue
+        if any(uri.startswith(tree.uri) or tree.uri.startswith(uri.rstrip("/") + "/") for uri in referenced):
+            continue
+        out.append(tree)
+    return out
+
+
+# --- the two stores -----------------------------------------------------------------------------------
+
+class LocalPlace:
+    """The local stand-in store: every bucket folder in it."""
+
+    label = "local store"
+
+    def __init__(self, root: str, prefix: str) -> None:
+        self.root = root
+        self.prefix = prefix
+
+    def trees(self) -> List[Tree]:
+        found: List[Tree] = []
+        if not os.path.isdir(self.root):
+            return found
+        for bucket in sorted(os.listdir(self.root)):
+            base = os.path.join(self.root, bucket, *self.prefix.split("/"), "cas", "sha256")
+            objects = []
+            for folder, dirs, files in os.walk(base):
+                dirs.sort()
+                for name in files:
+                    path = os.path.join(folder, name)
+                    st = os.stat(path)
+                    key = os.path.relpath(path, os.path.join(self.root, bucket)).replace(os.sep, "/")
+                    objects.append(StoredObject(key, st.st_size, _dt.datetime.fromtimestamp(
+                        st.st_mtime, _dt.timezone.utc)))
+            found += trees(bucket, objects)
+        return found
+
+    def delete(self, tree: Tree) -> None:
+        bucket = tree.uri[len("s3://"):].split("/", 1)[0]
+        for key in tree.keys:
+            try:
+                os.remove(os.path.join(self.root, bucket, *key.split("/")))
+            except FileNotFoundError:
+                pass
+        # drop the folders left empty, up to the cas/sha256 folder
+        folder = os.path.join(self.root, bucket, *tree.uri[len(f"s3://{bucket}/"):].rstrip("/").split("/"))
+        for current, _, _ in sorted(os.walk(folder), key=lambda item: -len(item[0])):
+            try:
+                os.rmdir(current)
+            except OSError:
+                pass
+
+
+class S3Place:
+    """The scripts' bucket in S3."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.label = f"s3://{bucket}/{prefix}"
+
+    def _objects(self, key_prefix: str) -> Iterator[Dict[str, Any]]:
+        from .aws import translate_errors
+
+        try:
+            with translate_errors(f"listing s3://{self.bucket}/{key_prefix}"):
+                for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                                   Prefix=key_prefix):
+                    yield from page.get("Contents", []) or []
+        except AwsError as exc:
+            if exc.code != "NoSuchBucket":
+                raise  # no bucket: nothing was ever staged there
+
+    def trees(self) -> List[Tree]:
+        objects = [StoredObject(o["Key"], int(o["Size"]), o["LastModified"])
+                   for o in self._objects(f"{self.prefix}/cas/sha256/")]
+        return trees(self.bucket, objects)
+
+    def delete(self, tree: Tree) -> None:
+        from .aws import translate_errors
+
+        keys = list(tree.keys)
+        with translate_errors(f"deleting {tree.uri}"):
+            for start in range(0, len(keys), DELETE_BATCH):
+                self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in keys[start:start + DELETE_BATCH]], "Quiet": True})
+
+    def launch_records(self, cutoff: _dt.datetime) -> List[Dict[str, Any]]:
+        """The launch records in the bucket written since ``cutoff``."""
+        from .aws import translate_errors
+
+        records = []
+        for obj in self._objects(f"{self.prefix}/jobs/"):
+            if not obj["Key"].endswith("/launch.json") or obj["LastModified"] < cutoff:
+                continue
+            with translate_errors(f"reading s3://{self.bucket}/{obj['Key']}"):
+                data = self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+            try:
+                records.append(json.loads(data.decode("utf-8")))
+            except ValueError:
+                continue
+        return records
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+def _running_sagemaker_uris(finder: "Finder") -> Set[str]:
+    from .aws import translate_errors
+
+    uris: Set[str] = set()
+    sm = finder.clients.sagemaker
+    for kind in (PROCESSING, TRAINING):
+        label = "Processing" if kind == PROCESSING else "Training"
+        for status in ("InProgress", "Stopping"):
+            with translate_errors(f"listing running {kind} jobs"):
+                pages = sm.get_paginator(f"list_{kind}_jobs").paginate(StatusEquals=status)
+                names = [s[NAME_KEY[kind]] for page in pages for s in page.get(f"{label}JobSummaries", [])]
+            for name in names:
+                uris.update(uris_in(finder.sagemaker.describe(kind, name)))
+    return uris
+
+
+def run_clean(args: argparse.Namespace, finder: "Finder", out: TextIO, err: TextIO,
+              now: Optional[_dt.datetime] = None) -> int:
+    """``clean``; returns the exit code."""
+    from .backends.local.state import recorded_status
+    from .jobs import aws_configured, launches, launches_dir, parse_time
+    from .store import LocalStore
+
+    if args.older_than < 0:
+        raise UsageError(f"{args.older_than:g} is not a number of days (0 or more)", flag="--older-than")
+    prefix = (args.prefix or DEFAULT_PREFIX).strip("/")
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    cutoff = now - _dt.timedelta(days=args.older_than)
+    places: List[Any] = [LocalPlace(LocalStore().root, prefix)]
+    referenced: Set[str] = set()
+    use_s3 = not args.local and (finder.aws.given or args.bucket or aws_configured())
+    if use_s3:
+        from .aws import account_id
+
+        bucket = args.bucket or f"sagemaker-{finder.clients.region}-{account_id(finder.clients)}"
+        place = S3Place(finder.clients.s3, bucket, prefix)
+        places.append(place)
+        for record in place.launch_records(cutoff):
+            referenced.update(uris_in(record.get("request")))
+        referenced.update(_running_sagemaker_uris(finder))
+
+    old_launches = []
+    for record in launches():
+        created = parse_time(record.get("created"))
+        if created is not None and created < cutoff:
+            old_launches.append(record)
+        else:
+            referenced.update(uris_in(record.get("request")))
+    old_jobs = []
+    for record in finder.registry.records():
+        status, _ = recorded_status(record)
+        created = parse_time(record.get("created"))
+        if status in TERMINAL_STATUSES and created is not None and created < cutoff:
+            old_jobs.append(record)
+        else:
+            referenced.update(uris_in(record.get("description") or {}))
+
+    doomed: List[Tuple[Any, Tree]] = [(place, tree) for place in places for tree in unused(place.trees(),
+                                                                                          referenced, cutoff)]
+    if args.yes:
+        for place, tree in doomed:
+            place.delete(tree)
+        for record in old_launches:
+            _remove(os.path.join(launches_dir(), record["job_name"] + ".json"))
+        for record in old_jobs:
+            finder.registry.remove(record["kind"], record["name"])
+    total = sum(tree.size for _, tree in doomed)
+    if args.json:
+        data = {
+            "deleted": bool(args.yes),
+            "older_than_days": args.older_than,
+            "trees": [{"where": place.label, "uri": tree.uri, "objects": len(tree.keys), "bytes": tree.size,
+                       "modified": tree.modified.isoformat()} for place, tree in doomed],
+            "launch_records": [r["job_name"] for r in old_launches],
+            "local_jobs": [{"kind": r["kind"], "job_name": r["name"]} for r in old_jobs],
+            "bytes": total,
+        }
+        out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return 0
+    from .stage import human_bytes
+
+    verb = "deleted" if args.yes else "would delete"
+    for place, tree in doomed:
+        print(f"{verb} {tree.uri} ({len(tree.keys)} objects, {human_bytes(tree.size)}, last written "
+              f"{tree.modified.strftime('%Y-%m-%d')})", file=out)
+    for record in old_launches:
+        print(f"{verb} the launch record of {record['job_name']}", file=out)
+    for record in old_jobs:
+        print(f"{verb} the record of local {record['kind']} job {record['name']}", file=out)
+    summary = (f"{len(doomed)} staged tree(s), {human_bytes(total)}; {len(old_launches) + len(old_jobs)} "
+               f"record(s) older than {args.older_than:g} day(s)")
+    print(f"{verb} {summary}" + ("" if args.yes else ": pass --yes to delete them"), file=err)
+    return 0
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
