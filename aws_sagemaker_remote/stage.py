@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from .bundle import Bundle, input_files
-from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
+from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME
 from .spec import JobSpec, Placement, StagedJob, UploadItem
 from .store import Store, home_dir, join_uri
 
@@ -261,7 +261,7 @@ def stage(
     cache = cache or HashCache()
     with tempfile.TemporaryDirectory(prefix="aws-sagemaker-remote-") as scratch:
         code = [(BUNDLE_FILENAME, bundle.path)]
-        if needs_argument_file(spec.arguments):
+        if spec.kind.needs_argument_file(spec):
             # too long for ContainerArguments: the list travels beside the bundle
             path = os.path.join(scratch, ARGUMENT_FILENAME)
             with open(path, "w", encoding="utf-8") as fh:

@@ -21,7 +21,7 @@ from ..options import CommonOptions
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import ContainerPaths
     from ..flags import Declaration
-    from ..spec import JobResult, Placement, RunControl, StagedJob, Training
+    from ..spec import JobResult, JobSpec, Placement, RunControl, StagedJob, Training
     from ..store import Store
 
 
@@ -83,6 +83,12 @@ class JobKind:
                   mapped: Mapping[str, str], base_job_name: str) -> "Optional[Training]":
         """Check this kind's own options and return its part of the job (None: it has none)."""
         return None
+
+    def needs_argument_file(self, spec: "JobSpec") -> bool:
+        """Whether the script's arguments travel in a staged file instead of the request."""
+        from ..container import needs_argument_file
+
+        return needs_argument_file(spec.arguments)
 
     # --- request and responses --------------------------------------------------------
     def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:

@@ -1,14 +1,17 @@
 """Processing jobs (CreateProcessingJob): inputs and outputs under ``/opt/ml/processing``."""
 from __future__ import annotations
 
+import argparse
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO
 
-from ..options import ProcessingOptions
+from ..errors import UsageError
+from ..options import CommonOptions, ProcessingOptions
 from .base import JobKind
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import ContainerPaths
+    from ..flags import Declaration
     from ..spec import JobResult, Placement, RunControl, StagedJob
     from ..store import Store
 
@@ -50,6 +53,13 @@ class ProcessingKind(JobKind):
 
     def checked_root(self, paths: "ContainerPaths") -> Optional[str]:
         return paths.processing_dir
+
+    def plan_part(self, decl: "Declaration", namespace: argparse.Namespace, options: CommonOptions,
+                  mapped: Mapping[str, str], base_job_name: str) -> None:
+        if options.entry == "toolkit":
+            # a processing image has no toolkit that fetches and runs a program: the entrypoint is ours
+            raise UsageError("toolkit (script mode) applies to training jobs only; a processing job always "
+                             "starts with the bootstrap", flag="--sagemaker-entry")
 
     def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:
         from ..container import CODE_CHANNEL, DEFAULT as PATHS

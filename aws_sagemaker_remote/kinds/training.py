@@ -13,7 +13,7 @@ from .base import CHANNEL_NAME_RE, JobKind
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import ContainerPaths
     from ..flags import Declaration
-    from ..spec import JobResult, Placement, RunControl, StagedJob, Training
+    from ..spec import JobResult, JobSpec, Placement, RunControl, StagedJob, Training
     from ..store import Store
 
 #: Training's generated folder flags: (keyword, local default, folder in the job, help).
@@ -25,6 +25,32 @@ TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
     ("checkpoint_dir", "output/checkpoints", PATHS.checkpoints,
      f"Where the script saves and finds checkpoints (in the job: {PATHS.checkpoints}, synced with S3)."),
 )
+
+
+#: Framework shorthands (``--sagemaker-image NAME:VERSION``) whose images start with the
+#: sagemaker-training toolkit, so that script mode (``--sagemaker-entry=toolkit``) runs there.
+TOOLKIT_FRAMEWORKS = ("sklearn", "pytorch", "tensorflow", "mxnet", "huggingface", "xgboost", "chainer",
+                      "pytorch-training-compiler", "huggingface-training-compiler")
+
+
+def check_toolkit_image(options: TrainingOptions) -> None:
+    """Refuse script mode where the image cannot run it, when that is known before any request.
+
+    An algorithm resource has no toolkit; a shorthand names its framework. A full image URI
+    cannot be told apart here (an image built on a framework image has the toolkit too): it
+    must start the toolkit's ``train``, as docs/training.rst says.
+    """
+    from ..images import is_image_shorthand
+
+    if options.algorithm_name:
+        raise UsageError("toolkit (script mode) needs a framework image; an algorithm resource "
+                         "(--sagemaker-algorithm-name) runs its own program", flag="--sagemaker-entry")
+    if is_image_shorthand(options.image):
+        framework = options.image.split(":", 1)[0]
+        if framework not in TOOLKIT_FRAMEWORKS:
+            raise UsageError(f"toolkit (script mode) needs an image that runs the sagemaker-training toolkit; "
+                             f"{options.image!r} is not one of the framework images "
+                             f"({', '.join(TOOLKIT_FRAMEWORKS)})", flag="--sagemaker-entry")
 
 
 class TrainingKind(JobKind):
@@ -87,6 +113,8 @@ class TrainingKind(JobKind):
         if o.algorithm_name and o.image != DEFAULT_IMAGE:
             raise UsageError("give either --sagemaker-image or --sagemaker-algorithm-name, not both",
                              flag="--sagemaker-algorithm-name")
+        if o.entry == "toolkit":
+            check_toolkit_image(o)
         metrics = check_metrics(tuple(dict(o.metric).items()))
         shown = script_hyperparameters(namespace, o, decl, mapped)
         checkpoint: Optional[Location] = None
@@ -102,33 +130,46 @@ class TrainingKind(JobKind):
             hyperparameters=tuple(dict(shown + list(o.hyperparameter)).items()),
             model_output=Location(uri=o.output_s3) if o.output_s3 != "default" else Location(key=("jobs",)),
             checkpoint=checkpoint,
+            entry=o.entry,
         )
+
+    def needs_argument_file(self, spec: "JobSpec") -> bool:
+        from ..container import needs_argument_file_in_hyperparameter
+
+        if spec.training is not None and spec.training.entry == "toolkit":
+            return needs_argument_file_in_hyperparameter(spec.arguments)
+        return super().needs_argument_file(spec)
 
     # --- request and responses --------------------------------------------------------
     def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:
-        from ..container import CODE_CHANNEL
+        from ..container import CODE_CHANNEL, HYPERPARAMETERS_MAX
         from ..render import (
             ENTRYPOINT,
             container_command,
             display_hyperparameters,
             resource_config,
             tag_list,
+            toolkit_hyperparameters,
             vpc_config,
         )
         from ..spec import Training
 
         spec = staged.spec
         training = spec.training or Training()
-        channels: List[Dict[str, Any]] = [{
-            "ChannelName": CODE_CHANNEL,
-            "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix",
-                "S3Uri": staged.code_uri,
-                "S3DataDistributionType": "FullyReplicated",
-            }},
-            "CompressionType": "None",
-            "InputMode": "File",
-        }]
+        toolkit = training.entry == "toolkit"
+        channels: List[Dict[str, Any]] = []
+        if not toolkit or staged.arguments_uri is not None:
+            # script mode needs the code channel only for an argument file (the toolkit fetches the bundle)
+            channels.append({
+                "ChannelName": CODE_CHANNEL,
+                "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": staged.code_uri,
+                    "S3DataDistributionType": "FullyReplicated",
+                }},
+                "CompressionType": "None",
+                "InputMode": "File",
+            })
         for ch in spec.inputs:
             channel: Dict[str, Any] = {
                 "ChannelName": ch.name,
@@ -144,11 +185,10 @@ class TrainingKind(JobKind):
             if ch.content_type:
                 channel["ContentType"] = ch.content_type
             channels.append(channel)
-        algorithm: Dict[str, Any] = {
-            "TrainingInputMode": training.input_mode,
-            "ContainerEntrypoint": list(ENTRYPOINT),
-            "ContainerArguments": container_command(staged),
-        }
+        algorithm: Dict[str, Any] = {"TrainingInputMode": training.input_mode}
+        if not toolkit:
+            algorithm["ContainerEntrypoint"] = list(ENTRYPOINT)
+            algorithm["ContainerArguments"] = container_command(staged)
         if training.algorithm_name:
             algorithm["AlgorithmName"] = training.algorithm_name
         else:
@@ -165,12 +205,18 @@ class TrainingKind(JobKind):
             "TrainingJobName": spec.job_name,
             "AlgorithmSpecification": algorithm,
             "RoleArn": placement.role_arn,
-            "InputDataConfig": channels,
             "OutputDataConfig": output,
             "ResourceConfig": resource_config(spec.resources),
             "StoppingCondition": stopping,
         }
-        hyper = display_hyperparameters(training.hyperparameters)
+        if channels:  # none in script mode without inputs: the API wants at least one, or no list
+            request["InputDataConfig"] = channels
+        if toolkit:
+            hyper = toolkit_hyperparameters(staged, placement)
+            shown = [(k, v) for k, v in training.hyperparameters if k not in hyper]
+            hyper.update(display_hyperparameters(shown[:HYPERPARAMETERS_MAX - len(hyper)]))
+        else:
+            hyper = display_hyperparameters(training.hyperparameters)
         if hyper:
             request["HyperParameters"] = hyper
         vpc = vpc_config(spec.network)
