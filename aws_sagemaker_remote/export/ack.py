@@ -33,6 +33,9 @@ from .yamltext import dump
 API_VERSION = "sagemaker.services.k8s.aws/v1alpha1"
 KINDS = {"processing": "ProcessingJob", "training": "TrainingJob"}
 FLAG = "--sagemaker-export-ack"
+#: Why a training job with our own entrypoint cannot be exported.
+NEEDS_SCRIPT_MODE = ("the ACK TrainingJob resource has no containerEntrypoint/containerArguments: "
+                     "exporting a training job needs script mode (--sagemaker-entry=toolkit)")
 #: The ACK annotation that pins a resource to a region (else the namespace's or the controller's).
 REGION_ANNOTATION = "services.k8s.aws/region"
 
@@ -143,8 +146,7 @@ def ack_manifest(request: Mapping[str, Any], kind: str, *, name: Optional[str] =
     if kind == "training":
         algorithm = request.get("AlgorithmSpecification", {})
         if "ContainerEntrypoint" in algorithm or "ContainerArguments" in algorithm:
-            raise UsageError("the ACK TrainingJob resource has no containerEntrypoint/containerArguments: "
-                             "exporting a training job needs script mode (--sagemaker-entry=toolkit)", flag=FLAG)
+            raise UsageError(NEEDS_SCRIPT_MODE, flag=FLAG)
     schema = crd_schemas()[crd_kind]
     spec = _convert(dict(request), schema["properties"]["spec"], crd_kind, crd_kind)
     missing = [p for p in schema["properties"]["spec"].get("required", []) if p not in spec]

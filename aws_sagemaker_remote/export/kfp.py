@@ -77,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..spec import StagedJob
 
 FLAG = "--sagemaker-export-kfp"
+NEEDS_KFP = "needs the kfp package: pip install 'aws-sagemaker-remote[kfp]'"
 RECORD_FORMAT = "aws_sagemaker_remote.kfp/1"
 #: The image the component's container starts from when none is given; the package is
 #: installed into it with pip when the step starts (like Kubeflow's lightweight components).
@@ -319,7 +320,7 @@ def kfp_component_spec(request: Mapping[str, Any], kind: str, *, region: str, ba
     try:
         from kfp.dsl import structures
     except ImportError as exc:
-        raise UsageError("needs the kfp package: pip install 'aws-sagemaker-remote[kfp]'", flag=FLAG) from exc
+        raise UsageError(NEEDS_KFP, flag=FLAG) from exc
 
     interface = component_interface(request, kind, region)
     if install:

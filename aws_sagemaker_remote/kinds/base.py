@@ -90,6 +90,10 @@ class JobKind:
 
         return needs_argument_file(spec.arguments)
 
+    def ack_exportable(self, spec: "JobSpec") -> bool:
+        """Whether the ACK controller's resource of this kind can express the job."""
+        return True
+
     # --- request and responses --------------------------------------------------------
     def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:
         """The create request's keyword arguments."""

@@ -133,6 +133,10 @@ class TrainingKind(JobKind):
             entry=o.entry,
         )
 
+    def ack_exportable(self, spec: "JobSpec") -> bool:
+        # the TrainingJob resource has no entrypoint fields: only the image's own entry point (script mode)
+        return spec.training is not None and spec.training.entry == "toolkit"
+
     def needs_argument_file(self, spec: "JobSpec") -> bool:
         from ..container import needs_argument_file_in_hyperparameter
 
