@@ -112,7 +112,7 @@ def test_a_dry_run_export_writes_nothing(aws: Any, run_script: Any, project: Pat
 
 
 def test_the_kfp_export_compiles_into_a_pipeline(aws: Any, run_script: Any, project: Path, tmp_path: Path) -> None:
-    from kfp import compiler, components, dsl
+    from kfp import compiler, components, dsl  # type: ignore[import-untyped]
 
     prepare_file, train_file = tmp_path / "prepare.yaml", tmp_path / "train.yaml"
     done = run_script(project / "process.py", f"--sagemaker-export-kfp={prepare_file}", *_common("prep-1"),
