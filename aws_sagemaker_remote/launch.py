@@ -66,8 +66,9 @@ def check_exports(spec: JobSpec, control: RunControl) -> None:
 
     from .export import ack, kfp
 
-    if control.export_ack and not spec.kind.ack_exportable(spec):
-        raise UsageError(ack.NEEDS_SCRIPT_MODE, flag=ack.FLAG)
+    refusal = spec.kind.ack_plan_refusal(spec) if control.export_ack else None
+    if refusal:
+        raise UsageError(refusal, flag=ack.FLAG)
     if control.export_kfp and importlib.util.find_spec("kfp") is None:
         raise UsageError(kfp.NEEDS_KFP, flag=kfp.FLAG)
 

@@ -27,6 +27,9 @@ TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
 )
 
 
+#: Why a training job with the framework's own entrypoint has no ACK resource.
+ACK_NEEDS_SCRIPT_MODE = ("the ACK TrainingJob resource has no containerEntrypoint/containerArguments: "
+                         "exporting a training job needs script mode (--sagemaker-entry=toolkit)")
 #: Framework shorthands (``--sagemaker-image NAME:VERSION``) whose images start with the
 #: sagemaker-training toolkit, so that script mode (``--sagemaker-entry=toolkit``) runs there.
 TOOLKIT_FRAMEWORKS = ("sklearn", "pytorch", "tensorflow", "mxnet", "huggingface", "xgboost", "chainer",
@@ -78,6 +81,11 @@ class TrainingKind(JobKind):
     input_modes = ("File", "Pipe", "FastFile")
     channel_name_re = CHANNEL_NAME_RE
     folders = TRAINING_DIRS
+    ack_kind = "TrainingJob"
+    resources_path = ("ResourceConfig",)
+    image_path = ("AlgorithmSpecification", "TrainingImage")
+    network_path = ()
+    output_config_key = "OutputDataConfig"
 
     def code_dir(self, paths: "ContainerPaths") -> str:
         return paths.training_code
@@ -133,9 +141,9 @@ class TrainingKind(JobKind):
             entry=o.entry,
         )
 
-    def ack_exportable(self, spec: "JobSpec") -> bool:
+    def ack_plan_refusal(self, spec: "JobSpec") -> Optional[str]:
         # the TrainingJob resource has no entrypoint fields: only the image's own entry point (script mode)
-        return spec.training is not None and spec.training.entry == "toolkit"
+        return None if spec.training is not None and spec.training.entry == "toolkit" else ACK_NEEDS_SCRIPT_MODE
 
     def needs_argument_file(self, spec: "JobSpec") -> bool:
         from ..container import needs_argument_file_in_hyperparameter
@@ -240,6 +248,56 @@ class TrainingKind(JobKind):
         if spec.tags:
             request["Tags"] = tag_list(spec.tags)
         return request
+
+    def request_inputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+        from ..container import CODE_CHANNEL
+
+        return {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in request.get("InputDataConfig", [])
+                if c["ChannelName"] != CODE_CHANNEL and "S3DataSource" in c.get("DataSource", {})}
+
+    def ack_refusal(self, request: Mapping[str, Any]) -> Optional[str]:
+        algorithm = request.get("AlgorithmSpecification", {})
+        if "ContainerEntrypoint" in algorithm or "ContainerArguments" in algorithm:
+            return ACK_NEEDS_SCRIPT_MODE
+        return None
+
+    def kfp_values(self, request: Mapping[str, Any]) -> Dict[str, Any]:
+        algorithm = request["AlgorithmSpecification"]
+        return {
+            "spot_instance": bool(request.get("EnableManagedSpotTraining", False)),
+            "max_wait_time": request["StoppingCondition"].get("MaxWaitTimeInSeconds", 0),
+            "checkpoint_config": dict(request.get("CheckpointConfig", {})),
+            "metric_definitions": {m["Name"]: m["Regex"] for m in algorithm.get("MetricDefinitions", [])},
+            "model_artifact_path": request["OutputDataConfig"]["S3OutputPath"],
+        }
+
+    def apply_kfp_values(self, request: Dict[str, Any], values: Mapping[str, Any]) -> None:
+        from ..export.kfp import in_recorded_order, set_or_drop
+
+        v = values
+        stopping = request["StoppingCondition"]
+        if "spot_instance" in v:
+            set_or_drop(request, "EnableManagedSpotTraining", v["spot_instance"])
+        if request.get("EnableManagedSpotTraining"):
+            wait = v.get("max_wait_time") or stopping.get("MaxWaitTimeInSeconds") or 0
+            # the API wants a wait of at least the run time
+            stopping["MaxWaitTimeInSeconds"] = max(int(wait), stopping["MaxRuntimeInSeconds"])
+        else:
+            stopping.pop("MaxWaitTimeInSeconds", None)
+        if "checkpoint_config" in v:
+            set_or_drop(request, "CheckpointConfig", dict(v["checkpoint_config"]) or None)
+        if "metric_definitions" in v:
+            algorithm = request["AlgorithmSpecification"]
+            recorded = [m["Name"] for m in algorithm.get("MetricDefinitions", [])]
+            set_or_drop(algorithm, "MetricDefinitions", [{"Name": n, "Regex": r} for n, r in
+                                                         in_recorded_order(v["metric_definitions"], recorded)])
+        if v.get("model_artifact_path"):
+            request["OutputDataConfig"]["S3OutputPath"] = v["model_artifact_path"]
+
+    def kfp_outputs(self, description: Mapping[str, Any]) -> Dict[str, str]:
+        return {"job_name": str(description[self.name_key]),
+                "model_artifact_url": str(description.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")),
+                "training_image": str(description.get("AlgorithmSpecification", {}).get("TrainingImage", ""))}
 
     def status_details(self, description: Mapping[str, Any]) -> Tuple[Optional[str], Optional[str]]:
         secondary = description.get("SecondaryStatus")
