@@ -192,3 +192,36 @@ def test_end_to_end_through_the_toolkit_offline_with_an_argument_file(run_script
     # the local stand-in store is no S3: the backend put the bundle where the toolkit looks first
     assert "is not empty, abandoning unzipping" in done.stdout
     assert json.loads((tmp_path / "downloaded" / "model.json").read_text())["name"] == long_name
+
+
+def test_requirements_in_script_mode_go_into_the_overlay_not_the_users_environment(
+        run_script: Any, run_python: Any, tmp_path: Path, clean_environment: Path) -> None:
+    from test_bootstrap import make_wheel
+    from test_overlay import seen, under, user_packages
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "tinypkg", "0.1", {"tinypkg/__init__.py": "VALUE = 'from the requirements'\n"})
+    project = tmp_path / "reqs"
+    project.mkdir()
+    # named like the toolkit's own requirements file: it is in the script's folder of the bundle, not at its root
+    (project / "requirements.txt").write_text(f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    (project / "train.py").write_text(textwrap.dedent('''
+        import json, sys
+        from aws_sagemaker_remote import sagemaker_training_main
+
+        def main(args):
+            import tinypkg
+            print("SEEN=" + json.dumps({"python": sys.executable, "tinypkg": tinypkg.__file__}))
+
+        sagemaker_training_main(main, requirements="requirements.txt")
+    '''))
+    before = user_packages(run_python)
+    done = run_script(project / "train.py", "--sagemaker-run=local", "--sagemaker-entry=toolkit", *_dirs(tmp_path),
+                      cwd=project, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Reporting training SUCCESS" in done.stdout
+    [job] = seen(done.stdout)
+    overlays = clean_environment / "overlays"
+    assert under(job["python"], overlays) and under(job["tinypkg"], overlays)
+    assert user_packages(run_python) == before

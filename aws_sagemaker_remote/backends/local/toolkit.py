@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ...safepath import UnsafePath, safe_extract
+from ...safepath import safe_extract
 from ...store import LocalStore
 from .state import Instance, Job, JobError, Settings
 
@@ -109,7 +109,7 @@ def place_submit_directory(settings: Settings, job: Job, instance: Instance) -> 
         settings.store.download_file(uri, archive)
         with tarfile.open(archive) as tar:
             safe_extract(tar, target)
-    except (Exception, UnsafePath) as exc:  # noqa: BLE001 - a missing object and a bad archive alike fail the job
+    except Exception as exc:  # noqa: BLE001 - a missing object, a bad or unsafe archive alike fail the job
         raise JobError(f"ClientError: cannot unpack sagemaker_submit_directory {uri}: {exc}") from None
     finally:
         os.unlink(archive)
