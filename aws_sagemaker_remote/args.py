@@ -43,12 +43,12 @@ UPLOAD_MODES = ("EndOfJob", "Continuous")
 RECORD_WRAPPERS = ("None", "RecordIO")
 
 
-class _Optional:
+class OptionalInput:
     """Marker for an input with no default: its flag is ``None`` unless given."""
 
-    _instance: Optional["_Optional"] = None
+    _instance: Optional["OptionalInput"] = None
 
-    def __new__(cls) -> "_Optional":  # noqa: PYI034 - a singleton, and typing.Self needs Python 3.11
+    def __new__(cls) -> "OptionalInput":  # noqa: PYI034 - a singleton, and typing.Self needs Python 3.11
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -61,7 +61,7 @@ class _Optional:
 
 
 #: Declare an input that may be left out: ``inputs={"extra": OPTIONAL}``.
-OPTIONAL = _Optional()
+OPTIONAL = OptionalInput()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import fields
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .args import IN_JOB
-from .flags import Declaration, dir_flag
+from .flags import Declaration
 from .options import CommonOptions, flag_name
 
 #: How many value tokens a flag takes: 1 (always), ``"?"`` (optional) or 0.
@@ -30,7 +30,7 @@ def generated_arity(decl: Declaration, options: CommonOptions) -> Dict[str, Arit
         for d in decl.outputs:
             out[d.remote_flag] = 1
     for key, _ in decl.training_dirs:
-        out[dir_flag(key)] = 1
+        out[decl.dir_flag(key)] = 1
     return out
 
 
