@@ -278,7 +278,7 @@ def dispatch(decl: Declaration, parser: Parser, main: Callable[..., Any], argv: 
     from .sources import provenance
 
     sources = provenance(parser.resolved, argv)
-    if opts.run in ("no", IN_JOB):
+    if opts.run in ("no", IN_JOB) and not (opts.export_ack or opts.export_kfp):  # an export stages the job
         if opts.dry_run:
             raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
                              flag="--sagemaker-dry-run")

@@ -3,6 +3,7 @@
 Layout (read by :mod:`aws_sagemaker_remote.bootstrap` inside the job)::
 
     manifest.json                 what to run: script, requirements, configuration, PYTHONPATH
+    aws_sagemaker_remote_entry.py script mode's program (the toolkit runs it; see toolkit_program)
     runtime/aws_sagemaker_remote/ this framework (standard-library parts suffice in the job)
     script/...                    the script's folder (minus exclusions)
     deps/<module>[.py]            each dependency, under its import name
@@ -44,6 +45,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .container import TOOLKIT_PROGRAM
 from .errors import UsageError
 from .leftovers import owned_prefix
 from .spec import CodeSpec
@@ -350,6 +352,8 @@ def bundle_entries(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tu
         entries.append(("config/" + os.path.basename(code.configuration_script), code.configuration_script))
     check_bundle_size(entries)
     entries += runtime_files()
+    # script mode's sagemaker_program, at the root where the toolkit looks for it
+    entries.append((TOOLKIT_PROGRAM, os.path.join(os.path.dirname(os.path.abspath(__file__)), "toolkit_program.py")))
     seen: Dict[str, str] = {}
     for arc, full in entries:
         seen.setdefault(arc, full)  # first one wins: the script folder before the runtime
@@ -359,7 +363,8 @@ def bundle_entries(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tu
 def listing(bundle: Bundle) -> List[str]:
     """One ``bundle: NAME (SIZE)`` line per file the user shipped (the framework's own runtime
     left out): what ``--sagemaker-dry-run`` shows before anything is uploaded."""
-    return [f"bundle: {name} ({_human(size)})\n" for name, size in bundle.files if not name.startswith("runtime/")]
+    return [f"bundle: {name} ({_human(size)})\n" for name, size in bundle.files
+            if not name.startswith("runtime/") and name != TOOLKIT_PROGRAM]
 
 
 def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:

@@ -54,6 +54,24 @@ def needs_argument_file(arguments: "list[str] | tuple[str, ...]") -> bool:
             or any(len(a) > CONTAINER_ARGUMENT_LENGTH or "\n" in a or "\r" in a for a in arguments))
 
 
+#: Script mode (``--sagemaker-entry=toolkit``): the image's sagemaker-training toolkit unpacks the
+#: bundle (``sagemaker_submit_directory``) into ``/opt/ml/code`` and runs this file of its root
+#: (``sagemaker_program``), our launcher (:mod:`aws_sagemaker_remote.toolkit_program`).
+TOOLKIT_PROGRAM = "aws_sagemaker_remote_entry.py"
+#: The hyperparameter that carries the script's exact argument list, as JSON, in script mode.
+#: Its ``sagemaker_`` prefix makes it a framework parameter to the toolkit, which then leaves it out
+#: of the ``--key value`` arguments it gives the program (and of ``SM_HPS``).
+ARGUMENTS_HYPERPARAMETER = "sagemaker_remote_arguments"
+#: CreateTrainingJob's limits of one hyperparameter value and of their number.
+HYPERPARAMETER_VALUE_MAX = 2500
+HYPERPARAMETERS_MAX = 100
+
+
+def needs_argument_file_in_hyperparameter(arguments: "list[str] | tuple[str, ...]") -> bool:
+    """True when ``arguments`` as JSON do not fit in one hyperparameter value (script mode)."""
+    return len(json.dumps(list(arguments))) > HYPERPARAMETER_VALUE_MAX
+
+
 class ContainerPaths:
     """The ``/opt/ml`` layout, relative to a movable root.
 

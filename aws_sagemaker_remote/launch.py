@@ -8,18 +8,19 @@ together, reports, and downloads results when asked.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import sys
-from typing import Any, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, Optional, TextIO
 
 from .bundle import build_bundle, listing as bundle_listing
-from .errors import JobFailed
+from .errors import JobFailed, UsageError
 from .jobs import follow_command, record_launch, with_launcher_tag
 from .leftovers import sweep
 from .render import render
-from .spec import JobResult, JobSpec, RunControl, StagedJob, output_uris
+from .spec import JobResult, JobSpec, Placement, RunControl, StagedJob, output_uris
 from .stage import human_bytes, stage
 from .store import LocalStore
 from .targets import Target
@@ -49,13 +50,71 @@ def launch(
     out = out or sys.stdout
     err = err or sys.stderr
     sweep()  # bundles and job folders left by launches that were killed
-    staged = _stage(spec, control, target, err)
+    exporting = bool(control.export_ack or control.export_kfp)
+    if exporting:
+        check_exports(spec, control)
+    staged = _stage(spec, control, target, err, exporting)
     request = with_launcher_tag(render(staged, target.placement))
     if control.dry_run:
         report = dry_run_report(staged, request, control, target)
         out.write(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+        if exporting:
+            err.write("dry run: nothing uploaded and no file written\n")
         return JobResult(kind=spec.kind.name, job_name=spec.job_name, status="DryRun")
+    if exporting:
+        return _export(staged, request, control, target, err)
     return _run(staged, request, control, target, out, err, read_value)
+
+
+def check_exports(spec: JobSpec, control: RunControl) -> None:
+    """What refuses an export before anything is staged: a training ACK export needs script mode
+    (the ``TrainingJob`` resource has no entrypoint fields), a KFP export the ``kfp`` package."""
+    import importlib.util
+
+    from .export import ack, kfp
+
+    refusal = spec.kind.ack_plan_refusal(spec) if control.export_ack else None
+    if refusal:
+        raise UsageError(refusal, flag=ack.FLAG)
+    if control.export_kfp and importlib.util.find_spec("kfp") is None:
+        raise UsageError(kfp.NEEDS_KFP, flag=kfp.FLAG)
+
+
+def export_documents(staged: StagedJob, request: Dict[str, Any], control: RunControl,
+                     placement: Placement) -> Dict[str, Callable[[], str]]:
+    """Path → a function that writes the export there, for each export asked for; the documents are
+    built here, so a refused request raises before anything is written (or, run on the upload plan,
+    uploaded)."""
+    from .export.ack import ack_manifest, write_ack_manifest
+    from .export.kfp import kfp_component_spec, write_kfp_component
+
+    kind = staged.spec.kind.name
+    writers: Dict[str, Callable[[], str]] = {}
+    if control.export_ack:
+        path = control.export_ack
+        ack_manifest(request, kind, region=placement.region)
+        writers[path] = functools.partial(write_ack_manifest, path, request, kind, region=placement.region)
+    if control.export_kfp:
+        path = control.export_kfp
+        kfp_component_spec(request, kind, region=placement.region or "",
+                           base_job_name=staged.spec.base_job_name or staged.spec.job_name)
+        writers[path] = functools.partial(write_kfp_component, path, staged, request,
+                                          region=placement.region or "")
+    return writers
+
+
+def _export(staged: StagedJob, request: Dict[str, Any], control: RunControl, target: Target,
+            err: TextIO) -> JobResult:
+    """Write the exports of a staged job instead of creating it."""
+    spec = staged.spec
+    sent = sum(u.size for u in staged.uploads if not (u.present or u.copy_from))
+    err.write(f"staged {len(staged.uploads)} file(s) to s3://{target.placement.bucket}/{target.placement.prefix} "
+              f"({human_bytes(sent)} uploaded); no job created\n")
+    for path, write in export_documents(staged, request, control, target.placement).items():
+        write()
+        what = "Kubeflow Pipelines component" if path == control.export_kfp else "ACK resource"
+        err.write(f"wrote the {what} of {spec.kind.name} job {spec.job_name} to {path}\n")
+    return JobResult(kind=spec.kind.name, job_name=spec.job_name, status="Exported")
 
 
 def terminate_like_ctrl_c() -> None:
@@ -70,7 +129,7 @@ def terminate_like_ctrl_c() -> None:
         pass  # not the main thread: the caller owns signal handling
 
 
-def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO) -> StagedJob:
+def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO, exporting: bool = False) -> StagedJob:
     from .aws import translate_errors
 
     bundle = build_bundle(spec.code, spec.kind.name)
@@ -78,6 +137,10 @@ def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO) -> S
         err.writelines(bundle_listing(bundle))
     try:
         with translate_errors(f"staging files to s3://{target.placement.bucket}"):
+            if exporting and not control.dry_run:
+                # the exported documents, built from the upload plan first: a refusal uploads nothing
+                planned = stage(spec, bundle, target.store, target.placement, upload=False)
+                export_documents(planned, render(planned, target.placement), control, target.placement)
             return stage(spec, bundle, target.store, target.placement, upload=not control.dry_run, progress=err)
     finally:
         os.unlink(bundle.path)

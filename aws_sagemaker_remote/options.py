@@ -116,6 +116,17 @@ def _store_choice(value: Any) -> str:
     return text
 
 
+#: ``--sagemaker-entry`` values: how a training job starts (see docs/training.rst, "Script mode").
+ENTRY_CHOICES = ("bootstrap", "toolkit")
+
+
+def _entry_choice(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ENTRY_CHOICES:
+        raise ValueError(f"expected one of {', '.join(ENTRY_CHOICES)}, got {value!r}")
+    return text
+
+
 def _input_mode(value: Any) -> str:
     text = str(value)
     for mode in INPUT_MODES:
@@ -228,6 +239,16 @@ class CommonOptions:
                         "A SageMaker job always uses S3.", convert=_store_choice, metavar="{auto,local,s3}")
     download_outputs: bool = option(False, "After the job completes, download each output into its local path.",
                                     convert=parse_bool, boolean=True)
+    entry: str = option("bootstrap", "How a training job starts: bootstrap (the framework's own entrypoint, any "
+                        "image with Python 3) or toolkit (script mode of a framework image: its sagemaker-training "
+                        "toolkit fetches the code and runs it; training jobs only).", convert=_entry_choice,
+                        metavar="{bootstrap,toolkit}")
+    export_ack: Optional[str] = option(None, "Stage the job to S3 and write the ACK SageMaker controller's "
+                                       "ProcessingJob/TrainingJob resource to this YAML file instead of creating "
+                                       "the job.", metavar="FILE")
+    export_kfp: Optional[str] = option(None, "Stage the job to S3 and write a Kubeflow Pipelines component that "
+                                       "runs it to this YAML file instead of creating the job (needs kfp).",
+                                       metavar="FILE")
 
     # ------------------------------------------------------------------
     @classmethod

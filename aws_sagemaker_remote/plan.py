@@ -173,15 +173,26 @@ def plan_job(
 
 
 def plan_control(options: CommonOptions, sources: Sequence[Tuple[str, str]] = ()) -> RunControl:
-    """The launch-time controls and AWS settings of a checked ``options`` (see :func:`plan_job`)."""
+    """The launch-time controls and AWS settings of a checked ``options`` (see :func:`plan_job`).
+
+    An export (``--sagemaker-export-ack`` / ``--sagemaker-export-kfp``) stages for SageMaker
+    whatever ``--sagemaker-run`` says, except ``local``, which it refuses.
+    """
+    exports = [(flag, path) for flag, path in (("--sagemaker-export-ack", options.export_ack),
+                                               ("--sagemaker-export-kfp", options.export_kfp)) if path]
+    if exports and options.run == "local":
+        raise UsageError("writes a job for SageMaker; it cannot be combined with --sagemaker-run=local",
+                         flag=exports[0][0])
     return RunControl(
-        run=options.run,
+        run="yes" if exports else options.run,
         wait=options.wait,
         detach=options.detach,
         dry_run=options.dry_run,
         output_json=os.path.abspath(options.output_json) if options.output_json else None,
         download_outputs=options.download_outputs,
         download_model=_abspath(getattr(options, "download_model", None)),
+        export_ack=_abspath(options.export_ack),
+        export_kfp=_abspath(options.export_kfp),
         store=options.store,
         sources=tuple(sources),
         aws=AwsSettings(profile=options.profile, region=options.region, endpoint_url=options.endpoint_url,

@@ -15,9 +15,19 @@ with ``ARGS`` (the user's argument list with paths mapped).
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .container import ARGUMENT_FILE_FLAG, ARGUMENT_FILENAME, BUNDLE_FILENAME, DEFAULT as PATHS
+from .container import (
+    ARGUMENT_FILE_FLAG,
+    ARGUMENT_FILENAME,
+    ARGUMENTS_HYPERPARAMETER,
+    BUNDLE_FILENAME,
+    DEFAULT as PATHS,
+    HYPERPARAMETER_VALUE_MAX,
+    HYPERPARAMETERS_MAX,
+    TOOLKIT_PROGRAM,
+)
 from .spec import Network, Placement, Resources, StagedJob
 
 #: Unpacks argv[1] into argv[2] with the bundle's own safepath module (read straight
@@ -32,8 +42,6 @@ BOOTSTRAP_STUB = (
 )
 ENTRYPOINT = ("python3", "-c", BOOTSTRAP_STUB)
 
-HYPERPARAMETER_VALUE_MAX = 2500
-HYPERPARAMETERS_MAX = 100
 
 
 def container_command(staged: StagedJob) -> List[str]:
@@ -48,6 +56,32 @@ def container_command(staged: StagedJob) -> List[str]:
     if staged.arguments_uri is not None:
         return head + [f"{ARGUMENT_FILE_FLAG}={code_dir}/{ARGUMENT_FILENAME}"]
     return head + list(staged.spec.arguments)
+
+
+#: ``sagemaker_container_log_level``: ``logging.INFO``, what the SDK's framework estimators send.
+TOOLKIT_LOG_LEVEL = 20
+
+
+def toolkit_hyperparameters(staged: StagedJob, placement: Placement) -> Dict[str, str]:
+    """Script mode's hyperparameters, JSON-encoded as the SDK's framework estimators send them.
+
+    ``sagemaker_submit_directory`` is the staged bundle (a ``.tar.gz``, which the toolkit
+    unpacks into ``/opt/ml/code``), ``sagemaker_program`` our launcher at its root
+    (:mod:`aws_sagemaker_remote.toolkit_program`), and
+    :data:`~aws_sagemaker_remote.container.ARGUMENTS_HYPERPARAMETER` the script's exact
+    argument list, or the argument file's flag when the list does not fit in one value.
+    """
+    spec = staged.spec
+    out = {
+        "sagemaker_program": json.dumps(TOOLKIT_PROGRAM),
+        "sagemaker_submit_directory": json.dumps(staged.code_uri + BUNDLE_FILENAME),
+        "sagemaker_container_log_level": str(TOOLKIT_LOG_LEVEL),
+        "sagemaker_job_name": json.dumps(spec.job_name),
+        ARGUMENTS_HYPERPARAMETER: json.dumps(container_command(staged)[2:]),
+    }
+    if placement.region:
+        out["sagemaker_region"] = json.dumps(placement.region)
+    return out
 
 
 def tag_list(tags: Sequence[Tuple[str, str]]) -> List[Dict[str, str]]:

@@ -136,6 +136,8 @@ class Training:
     model_output: Location = Location(key=("jobs",))
     #: ``CheckpointConfig.S3Uri``, or None for no checkpoint sync
     checkpoint: Optional[Location] = None
+    #: how the job starts: ``bootstrap`` (our entrypoint) or ``toolkit`` (the image's, script mode)
+    entry: str = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,9 @@ class RunControl:
     output_json: Optional[str] = None
     download_outputs: bool = False
     download_model: Optional[str] = None
+    #: write the ACK resource / the KFP component to these files instead of creating the job
+    export_ack: Optional[str] = None
+    export_kfp: Optional[str] = None
     #: "local", "s3" or "auto": where ``--sagemaker-run=local`` keeps the job's files
     store: str = "auto"
     #: (option name, where its value came from) for each value not from a built-in default
@@ -212,6 +217,8 @@ class Placement:
     image_uri: str
     bucket: str
     prefix: str
+    #: the region the job runs in, when the target knows it
+    region: Optional[str] = None
 
 
 @dataclass(frozen=True)

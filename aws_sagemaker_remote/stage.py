@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from .bundle import Bundle, input_files
-from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
+from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME
 from .leftovers import owned_prefix
 from .shape import with_input_shapes
 from .spec import JobSpec, Placement, StagedJob, UploadItem
@@ -267,7 +267,7 @@ def stage(
     spec = with_input_shapes(spec, store, progress)  # an s3:// object gets its file path in the job
     with tempfile.TemporaryDirectory(prefix=owned_prefix("stage")) as scratch:
         code = [(BUNDLE_FILENAME, bundle.path)]
-        if needs_argument_file(spec.arguments):
+        if spec.kind.needs_argument_file(spec):
             # too long for ContainerArguments: the list travels beside the bundle
             path = os.path.join(scratch, ARGUMENT_FILENAME)
             with open(path, "w", encoding="utf-8") as fh:

@@ -145,7 +145,8 @@ def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
         role = resolve_role(aws.role, account, region) if aws.role else default_role_arn(None, account)
     with translate_errors(f"checking bucket {bucket}"):
         store.ensure_bucket(bucket, region, create=not control.dry_run)
-    return Target(store, make_backend, Placement(role_arn=role, image_uri=image, bucket=bucket, prefix=aws.prefix))
+    return Target(store, make_backend, Placement(role_arn=role, image_uri=image, bucket=bucket, prefix=aws.prefix,
+                                                 region=region))
 
 
 def local_target(aws: AwsSettings, control: RunControl, store: Optional[LocalStore] = None) -> Target:
@@ -157,7 +158,7 @@ def local_target(aws: AwsSettings, control: RunControl, store: Optional[LocalSto
     store.ensure_bucket(bucket, None, create=not control.dry_run)
     region = aws.region or LOCAL_REGION
     placement = Placement(role_arn=default_role_arn(aws.role, LOCAL_ACCOUNT), image_uri=aws.image, bucket=bucket,
-                          prefix=aws.prefix)
+                          prefix=aws.prefix, region=region)
     return Target(store, functools.partial(LocalBackend, store, region=region), placement)
 
 
@@ -212,7 +213,7 @@ def offline_target(aws: AwsSettings, spec: JobSpec) -> Target:
         unknown.append("input shapes")  # whether an s3:// input names one object (a file) or a folder
     bucket = aws.bucket or f"sagemaker-{region}-{account}"
     placement = Placement(role_arn=resolve_role(role, account, region), image_uri=image, bucket=bucket,
-                          prefix=aws.prefix)
+                          prefix=aws.prefix, region=None if region == UNKNOWN_REGION else region)
     return Target(UnknownStore(), _no_backend, placement, tuple(unknown))
 
 

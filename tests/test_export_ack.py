@@ -1,7 +1,6 @@
 """ACK export: the custom resource says what the rendered request says, in the controller's own fields."""
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -12,8 +11,9 @@ import pytest
 import yaml
 from botocore.validate import validate_parameters
 from hypothesis import given, settings, strategies as st
-from staged_jobs import CODE_URI, IMAGE, ROLE, rendered, staged_job
+from staged_jobs import CODE_URI, IMAGE, ROLE, TRAINING_FULL, rendered, staged_job
 
+from aws_sagemaker_remote.container import TOOLKIT_PROGRAM
 from aws_sagemaker_remote.errors import UsageError
 from aws_sagemaker_remote.export.ack import (
     API_VERSION,
@@ -52,15 +52,10 @@ def _input_shape(kind: str) -> Any:
     return client.meta.service_model.operation_model(OPERATIONS[kind][0]).input_shape
 
 
-def _script_mode(request: Dict[str, Any]) -> Dict[str, Any]:
-    """The training request as the framework's script mode (the toolkit entry) will render it:
-    no entrypoint of our own; the image's toolkit fetches and runs the program."""
-    out = copy.deepcopy(request)
-    algorithm = out["AlgorithmSpecification"]
-    del algorithm["ContainerEntrypoint"], algorithm["ContainerArguments"]
-    out["HyperParameters"].update(sagemaker_program=json.dumps("job.py"),
-                                  sagemaker_submit_directory=json.dumps(CODE_URI + "sourcedir.tar.gz"))
-    return out
+def _script_mode(tmp_path: Path) -> Dict[str, Any]:
+    """The training request in the framework's script mode (``--sagemaker-entry=toolkit``): no
+    entrypoint of our own; the image's toolkit fetches and runs the program."""
+    return rendered(staged_job(tmp_path, "training", TRAINING_FULL + ["--sagemaker-entry", "toolkit"]))
 
 
 @pytest.fixture
@@ -72,7 +67,7 @@ def processing_request(tmp_path: Path) -> Dict[str, Any]:
 
 @pytest.fixture
 def training_request(tmp_path: Path) -> Dict[str, Any]:
-    request = _script_mode(rendered(staged_job(tmp_path, "training")))
+    request = _script_mode(tmp_path)
     validate_parameters(request, _input_shape("training"))
     return request
 
@@ -184,9 +179,11 @@ def test_training_manifest_in_script_mode_is_the_request_field_by_field(training
     assert spec["algorithmSpecification"] == {
         "trainingInputMode": "FastFile", "trainingImage": IMAGE,
         "metricDefinitions": [{"name": "loss", "regex": "loss: ([0-9.]+)"}, {"name": "acc", "regex": "acc=([0-9.]+)"}]}
-    assert spec["hyperParameters"]["sagemaker_program"] == '"job.py"'
-    assert spec["hyperParameters"]["sagemaker_submit_directory"] == json.dumps(CODE_URI + "sourcedir.tar.gz")
-    assert spec["inputDataConfig"][2]["dataSource"]["s3DataSource"]["s3URI"] == "s3://bucket/shards/"
+    assert spec["hyperParameters"]["sagemaker_program"] == json.dumps(TOOLKIT_PROGRAM)
+    assert spec["hyperParameters"]["sagemaker_submit_directory"] == json.dumps(CODE_URI + "bundle.tar.gz")
+    # no code channel: the toolkit downloads the bundle
+    assert [c["channelName"] for c in spec["inputDataConfig"]] == ["train", "shards"]
+    assert spec["inputDataConfig"][1]["dataSource"]["s3DataSource"]["s3URI"] == "s3://bucket/shards/"
     assert re.fullmatch(r"s3://b/p/checkpoints/job-[0-9a-f]+", spec["checkpointConfig"]["s3URI"])
     assert spec["checkpointConfig"]["localPath"] == "/opt/ml/checkpoints"
     assert spec["resourceConfig"]["volumeKMSKeyID"] == "arn:aws:kms:us-east-1:123456789012:key/abc"

@@ -27,12 +27,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from .. import kinds
 from ..errors import UsageError
+from ..kinds.training import ACK_NEEDS_SCRIPT_MODE
 from .yamltext import dump
 
 API_VERSION = "sagemaker.services.k8s.aws/v1alpha1"
-KINDS = {"processing": "ProcessingJob", "training": "TrainingJob"}
 FLAG = "--sagemaker-export-ack"
+#: Why a training job with the framework's own entrypoint cannot be exported.
+NEEDS_SCRIPT_MODE = ACK_NEEDS_SCRIPT_MODE
 #: The ACK annotation that pins a resource to a region (else the namespace's or the controller's).
 REGION_ANNOTATION = "services.k8s.aws/region"
 
@@ -137,21 +140,18 @@ def ack_manifest(request: Mapping[str, Any], kind: str, *, name: Optional[str] =
         a training request runs its own entrypoint: the ``TrainingJob`` resource has no
         ``containerEntrypoint``/``containerArguments``, so only script mode exports.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
-    crd_kind = KINDS[kind]
-    if kind == "training":
-        algorithm = request.get("AlgorithmSpecification", {})
-        if "ContainerEntrypoint" in algorithm or "ContainerArguments" in algorithm:
-            raise UsageError("the ACK TrainingJob resource has no containerEntrypoint/containerArguments: "
-                             "exporting a training job needs script mode (--sagemaker-entry=toolkit)", flag=FLAG)
+    job_kind = kinds.job_kind(kind)
+    crd_kind = job_kind.ack_kind
+    refusal = job_kind.ack_refusal(request)
+    if refusal:
+        raise UsageError(refusal, flag=FLAG)
     schema = crd_schemas()[crd_kind]
     spec = _convert(dict(request), schema["properties"]["spec"], crd_kind, crd_kind)
     missing = [p for p in schema["properties"]["spec"].get("required", []) if p not in spec]
     if missing:
         raise UsageError(f"the request has no {', '.join(missing)}, which the ACK {crd_kind} resource requires",
                          flag=FLAG)
-    job_name = spec["processingJobName" if kind == "processing" else "trainingJobName"]
+    job_name = spec[crd_name(job_kind.name_key)]
     metadata: Dict[str, Any] = {"name": resource_name(name or job_name)}
     if namespace:
         if not _K8S_LABEL.match(namespace):

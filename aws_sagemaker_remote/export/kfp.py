@@ -74,9 +74,11 @@ from ..errors import UsageError
 from ..plan import make_job_name
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..kinds.base import JobKind
     from ..spec import StagedJob
 
 FLAG = "--sagemaker-export-kfp"
+NEEDS_KFP = "needs the kfp package: pip install 'aws-sagemaker-remote[kfp]'"
 RECORD_FORMAT = "aws_sagemaker_remote.kfp/1"
 #: The image the component's container starts from when none is given; the package is
 #: installed into it with pip when the step starts (like Kubeflow's lightweight components).
@@ -145,49 +147,33 @@ OUTPUTS = {
 # Reading a request: what the component's inputs default to
 # --------------------------------------------------------------------------------------
 
-def _resources(request: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    if kind == "processing":
-        resources: Mapping[str, Any] = request["ProcessingResources"]["ClusterConfig"]
-        return resources
-    training_resources: Mapping[str, Any] = request["ResourceConfig"]
-    return training_resources
-
-
-def _network(request: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    if kind == "processing":
-        network: Mapping[str, Any] = request.get("NetworkConfig", {})
-        return network
-    return request
-
-
-def _output_config(request: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    config: Mapping[str, Any] = request.get(
-        "ProcessingOutputConfig" if kind == "processing" else "OutputDataConfig", {})
-    return config
+def _at(request: Mapping[str, Any], path: Tuple[str, ...]) -> Mapping[str, Any]:
+    """The member of ``request`` at ``path`` (``()``: the request), empty when absent."""
+    found: Mapping[str, Any] = request
+    for key in path:
+        found = found.get(key, {})
+    return found
 
 
 def current_values(request: Mapping[str, Any], kind: str, region: str) -> Dict[str, Any]:
     """The runtime arguments as ``request`` sets them (the component's defaults)."""
-    resources = _resources(request, kind)
-    network = _network(request, kind)
+    job_kind = _kind(kind)
+    resources = _at(request, job_kind.resources_path)
+    network = _at(request, job_kind.network_path)
     vpc = network.get("VpcConfig", {})
-    if kind == "processing":
-        image = request["AppSpecification"]["ImageUri"]
-    else:
-        image = request["AlgorithmSpecification"].get("TrainingImage", "")
     values: Dict[str, Any] = {
         "region": region,
         "endpoint_url": "",
         "assume_role": "",
         "job_name": "",
         "role": request["RoleArn"],
-        "image": image,
+        "image": _at(request, job_kind.image_path[:-1]).get(job_kind.image_path[-1], ""),
         "instance_type": resources["InstanceType"],
         "instance_count": resources["InstanceCount"],
         "volume_size": resources["VolumeSizeInGB"],
         "max_run_time": request["StoppingCondition"]["MaxRuntimeInSeconds"],
         "resource_encryption_key": resources.get("VolumeKmsKeyId", ""),
-        "output_encryption_key": _output_config(request, kind).get("KmsKeyId", ""),
+        "output_encryption_key": request.get(job_kind.output_config_key, {}).get("KmsKeyId", ""),
         "network_isolation": bool(network.get("EnableNetworkIsolation", False)),
         "traffic_encryption": bool(network.get("EnableInterContainerTrafficEncryption", False)),
         "vpc_subnets": ",".join(vpc.get("Subnets", [])),
@@ -195,38 +181,28 @@ def current_values(request: Mapping[str, Any], kind: str, region: str) -> Dict[s
         "environment": dict(request.get("Environment", {})),
         "tags": {t["Key"]: t["Value"] for t in request.get("Tags", [])},
     }
-    if kind == "training":
-        algorithm = request["AlgorithmSpecification"]
-        values.update(
-            spot_instance=bool(request.get("EnableManagedSpotTraining", False)),
-            max_wait_time=request["StoppingCondition"].get("MaxWaitTimeInSeconds", 0),
-            checkpoint_config=dict(request.get("CheckpointConfig", {})),
-            metric_definitions={m["Name"]: m["Regex"] for m in algorithm.get("MetricDefinitions", [])},
-            model_artifact_path=request["OutputDataConfig"]["S3OutputPath"],
-        )
+    values.update(job_kind.kfp_values(request))
     return values
+
+
+def _kind(kind: str) -> "JobKind":
+    from ..kinds import job_kind
+
+    return job_kind(kind)
 
 
 def _inputs_of(request: Mapping[str, Any], kind: str) -> Dict[str, str]:
     """Declared input name → S3 URI (the code channel is the framework's, not an input)."""
-    from ..container import CODE_CHANNEL
-
-    if kind == "processing":
-        return {i["InputName"]: i["S3Input"]["S3Uri"] for i in request.get("ProcessingInputs", [])
-                if i["InputName"] != CODE_CHANNEL}
-    return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request.get("InputDataConfig", [])
-            if c["ChannelName"] != CODE_CHANNEL}
+    return {name: source["S3Uri"] for name, source in _kind(kind).request_inputs(request).items()}
 
 
 def _outputs_of(request: Mapping[str, Any], kind: str) -> Dict[str, str]:
     """Declared output name → S3 destination (processing; training outputs go into output.tar.gz)."""
-    if kind != "processing":
-        return {}
-    return {o["OutputName"]: o["S3Output"]["S3Uri"]
-            for o in request.get("ProcessingOutputConfig", {}).get("Outputs", [])}
+    return {name: output["S3Uri"] for name, output in _kind(kind).request_outputs(request).items()}
 
 
-def _parameter_name(name: str) -> str:
+def parameter_name(name: str) -> str:
+    """A declared name as a component parameter name: other characters than letters, digits, ``_`` become ``_``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
@@ -268,16 +244,16 @@ def component_interface(request: Mapping[str, Any], kind: str, region: str) -> C
         taken.add(name)
 
     for name, uri in _inputs_of(request, kind).items():
-        param = _parameter_name(name)
+        param = parameter_name(name)
         claim(param, f"input {name!r}")
         inputs.append((param, "String", uri, f"S3 URI of the input {name!r}."))
         declared[param] = ("input", name)
     for name, uri in _outputs_of(request, kind).items():
-        param = _parameter_name(name) + "_s3"
+        param = parameter_name(name) + "_s3"
         claim(param, f"output {name!r}")
         inputs.append((param, "String", uri, f"S3 destination of the output {name!r}."))
         declared[param] = ("output", name)
-        out_param = _parameter_name(name)
+        out_param = parameter_name(name)
         claim(out_param, f"output {name!r}")
         outputs.append((out_param, "String", f"S3 URI of the output {name!r}."))
     return ComponentInterface(inputs=tuple(inputs), outputs=tuple(outputs), declared=declared)
@@ -295,7 +271,7 @@ def component_command(request: Mapping[str, Any], kind: str, base_job_name: str,
     if _PLACEHOLDER in record:
         raise UsageError(f"the job's request contains {_PLACEHOLDER!r}, which Kubeflow would replace; "
                          "it cannot be exported", flag=FLAG)
-    name = request["ProcessingJobName" if kind == "processing" else "TrainingJobName"]
+    name = request[_kind(kind).name_key]
     args: List[Any] = ["rerun", name, "--from-kfp", record]
     for argument in ARGUMENTS[kind]:
         args += [argument.option, ph.InputValuePlaceholder(argument.name)]
@@ -319,7 +295,7 @@ def kfp_component_spec(request: Mapping[str, Any], kind: str, *, region: str, ba
     try:
         from kfp.dsl import structures
     except ImportError as exc:
-        raise UsageError("needs the kfp package: pip install 'aws-sagemaker-remote[kfp]'", flag=FLAG) from exc
+        raise UsageError(NEEDS_KFP, flag=FLAG) from exc
 
     interface = component_interface(request, kind, region)
     if install:
@@ -329,7 +305,7 @@ def kfp_component_spec(request: Mapping[str, Any], kind: str, *, region: str, ba
         command = ["sh", "-ec", script, install]
     else:
         command = ["python3", "-m", "aws_sagemaker_remote"]
-    label = "Processing" if kind == "processing" else "Training"
+    label = kind.capitalize()
     return structures.ComponentSpec(
         name=name or f"{base_job_name}-{kind}",
         description=f"Runs the SageMaker {label} job {base_job_name} staged by aws_sagemaker_remote, "
@@ -446,7 +422,7 @@ def parse_invocation(argv: Sequence[str]) -> Invocation:
     if not isinstance(request, dict):
         raise UsageError(f"not a {RECORD_FORMAT} record", flag="--from-kfp")
     known = {name for name, _, _ in OUTPUTS[record["kind"]]}
-    known |= {_parameter_name(name) for name in _outputs_of(request, record["kind"])}
+    known |= {parameter_name(name) for name in _outputs_of(request, record["kind"])}
     for name, _ in ns.write:
         if name not in known:
             raise UsageError(f"the component has no output {name!r} (it has {', '.join(sorted(known))})",
@@ -455,7 +431,7 @@ def parse_invocation(argv: Sequence[str]) -> Invocation:
                       outputs=dict(ns.output), writes=dict(ns.write))
 
 
-def _in_recorded_order(values: Mapping[str, Any], recorded: Sequence[str]) -> List[Tuple[str, str]]:
+def in_recorded_order(values: Mapping[str, Any], recorded: Sequence[str]) -> List[Tuple[str, str]]:
     """``values`` as pairs, names the record has first in its order: Kubeflow hands dicts over with
     sorted keys, and an unchanged list should stay the recorded list."""
     rank = {name: i for i, name in enumerate(recorded)}
@@ -463,7 +439,7 @@ def _in_recorded_order(values: Mapping[str, Any], recorded: Sequence[str]) -> Li
     return [(str(n), str(values[n])) for n in names]
 
 
-def _set_or_drop(target: Dict[str, Any], key: str, value: Any) -> None:
+def set_or_drop(target: Dict[str, Any], key: str, value: Any) -> None:
     if value in ("", None, False, {}, []):
         target.pop(key, None)
     else:
@@ -479,93 +455,66 @@ def request_for_run(invocation: Invocation, *, now: _dt.datetime, token: str) ->
     :raises UsageError: an ``--input`` / ``--output`` names nothing the job declared.
     """
     kind = invocation.kind
+    job_kind = _kind(kind)
     request: Dict[str, Any] = copy.deepcopy(dict(invocation.record["request"]))
     v = invocation.values
-    name_key = "ProcessingJobName" if kind == "processing" else "TrainingJobName"
-    base = str(invocation.record.get("base_job_name") or request[name_key])
-    request[name_key] = v.get("job_name") or make_job_name(base, now, token)
+    base = str(invocation.record.get("base_job_name") or request[job_kind.name_key])
+    request[job_kind.name_key] = v.get("job_name") or make_job_name(base, now, token)
     if "role" in v:
         request["RoleArn"] = v["role"]
-    if "image" in v:
-        if kind == "processing":
-            request["AppSpecification"]["ImageUri"] = v["image"]
-        elif v["image"]:
-            request["AlgorithmSpecification"]["TrainingImage"] = v["image"]
-    resources = dict(_resources(request, kind))
+    if v.get("image"):
+        _member(request, job_kind.image_path[:-1])[job_kind.image_path[-1]] = v["image"]
+    resources = _member(request, job_kind.resources_path)
     for name, key in (("instance_type", "InstanceType"), ("instance_count", "InstanceCount"),
                       ("volume_size", "VolumeSizeInGB")):
         if name in v:
             resources[key] = v[name]
     if "resource_encryption_key" in v:
-        _set_or_drop(resources, "VolumeKmsKeyId", v["resource_encryption_key"])
-    if kind == "processing":
-        request["ProcessingResources"]["ClusterConfig"] = resources
-    else:
-        request["ResourceConfig"] = resources
+        set_or_drop(resources, "VolumeKmsKeyId", v["resource_encryption_key"])
     stopping = request["StoppingCondition"]
     if "max_run_time" in v:
         stopping["MaxRuntimeInSeconds"] = v["max_run_time"]
-    output_key = "ProcessingOutputConfig" if kind == "processing" else "OutputDataConfig"
-    if "output_encryption_key" in v and output_key in request:
-        _set_or_drop(request[output_key], "KmsKeyId", v["output_encryption_key"])
-    network: Dict[str, Any] = dict(request.get("NetworkConfig", {})) if kind == "processing" else request
+    if "output_encryption_key" in v and job_kind.output_config_key in request:
+        set_or_drop(request[job_kind.output_config_key], "KmsKeyId", v["output_encryption_key"])
+    network = _member(request, job_kind.network_path)
     if "network_isolation" in v:
-        _set_or_drop(network, "EnableNetworkIsolation", v["network_isolation"])
+        set_or_drop(network, "EnableNetworkIsolation", v["network_isolation"])
     if "traffic_encryption" in v:
-        _set_or_drop(network, "EnableInterContainerTrafficEncryption", v["traffic_encryption"])
+        set_or_drop(network, "EnableInterContainerTrafficEncryption", v["traffic_encryption"])
     if "vpc_subnets" in v or "vpc_security_group_ids" in v:
         old = network.get("VpcConfig", {})
         subnets = [s for s in v.get("vpc_subnets", ",".join(old.get("Subnets", []))).split(",") if s]
         groups = [g for g in v.get("vpc_security_group_ids",
                                    ",".join(old.get("SecurityGroupIds", []))).split(",") if g]
-        _set_or_drop(network, "VpcConfig", {"SecurityGroupIds": groups, "Subnets": subnets}
-                     if subnets and groups else None)
-    if kind == "processing":
-        _set_or_drop(request, "NetworkConfig", network)
+        set_or_drop(network, "VpcConfig", {"SecurityGroupIds": groups, "Subnets": subnets}
+                    if subnets and groups else None)
+    if job_kind.network_path and not network:
+        request.pop(job_kind.network_path[0], None)  # an empty NetworkConfig is no network config
     if "environment" in v:
-        _set_or_drop(request, "Environment", {str(k): str(x) for k, x in v["environment"].items()})
+        set_or_drop(request, "Environment", {str(k): str(x) for k, x in v["environment"].items()})
     if "tags" in v:
         recorded_tags = [t["Key"] for t in request.get("Tags", [])]
-        _set_or_drop(request, "Tags", [{"Key": k, "Value": x}
-                                       for k, x in _in_recorded_order(v["tags"], recorded_tags)])
-    if kind == "training":
-        _apply_training(request, v)
-    _apply_locations(request, kind, invocation)
+        set_or_drop(request, "Tags", [{"Key": k, "Value": x}
+                                      for k, x in in_recorded_order(v["tags"], recorded_tags)])
+    job_kind.apply_kfp_values(request, v)
+    _apply_locations(request, job_kind, invocation)
     return request
 
 
-def _apply_training(request: Dict[str, Any], v: Mapping[str, Any]) -> None:
-    stopping = request["StoppingCondition"]
-    if "spot_instance" in v:
-        _set_or_drop(request, "EnableManagedSpotTraining", v["spot_instance"])
-    if request.get("EnableManagedSpotTraining"):
-        wait = v.get("max_wait_time") or stopping.get("MaxWaitTimeInSeconds") or 0
-        # the API wants a wait of at least the run time
-        stopping["MaxWaitTimeInSeconds"] = max(int(wait), stopping["MaxRuntimeInSeconds"])
-    else:
-        stopping.pop("MaxWaitTimeInSeconds", None)
-    if "checkpoint_config" in v:
-        _set_or_drop(request, "CheckpointConfig", dict(v["checkpoint_config"]) or None)
-    if "metric_definitions" in v:
-        algorithm = request["AlgorithmSpecification"]
-        recorded = [m["Name"] for m in algorithm.get("MetricDefinitions", [])]
-        _set_or_drop(algorithm, "MetricDefinitions", [{"Name": n, "Regex": r} for n, r in
-                                                      _in_recorded_order(v["metric_definitions"], recorded)])
-    if v.get("model_artifact_path"):
-        request["OutputDataConfig"]["S3OutputPath"] = v["model_artifact_path"]
+def _member(request: Dict[str, Any], path: Tuple[str, ...]) -> Dict[str, Any]:
+    """The member of ``request`` at ``path``, created empty where missing, to edit in place."""
+    found = request
+    for key in path:
+        found = found.setdefault(key, {})
+    return found
 
 
-def _apply_locations(request: Dict[str, Any], kind: str, invocation: Invocation) -> None:
-    if kind == "processing":
-        inputs = {i["InputName"]: i["S3Input"] for i in request.get("ProcessingInputs", [])}
-        outputs = {o["OutputName"]: o["S3Output"]
-                   for o in request.get("ProcessingOutputConfig", {}).get("Outputs", [])}
-    else:
-        inputs = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in request.get("InputDataConfig", [])}
-        outputs = {}
+def _apply_locations(request: Dict[str, Any], job_kind: "JobKind", invocation: Invocation) -> None:
+    inputs = job_kind.request_inputs(request)
+    outputs = job_kind.request_outputs(request)
     for what, given, known in (("--input", invocation.inputs, inputs), ("--output", invocation.outputs, outputs)):
         for name, uri in given.items():
-            if name not in known or name == "code":
+            if name not in known:
                 raise UsageError(f"the job declares no {what[2:]} {name!r}", flag=what)
             if not uri.startswith("s3://"):
                 raise UsageError(f"{name}: {uri!r} is not an s3:// URI", flag=what)
@@ -575,16 +524,7 @@ def _apply_locations(request: Dict[str, Any], kind: str, invocation: Invocation)
 def output_values(kind: str, description: Mapping[str, Any]) -> Dict[str, str]:
     """The component's outputs as text (what ``--write`` writes) from the finished job's
     ``DescribeProcessingJob`` / ``DescribeTrainingJob`` response."""
-    if kind == "processing":
-        artifacts = {o["OutputName"]: o["S3Output"]["S3Uri"]
-                     for o in description.get("ProcessingOutputConfig", {}).get("Outputs", [])}
-        values = {"job_name": str(description["ProcessingJobName"]),
-                  "output_artifacts": json.dumps(artifacts, sort_keys=True)}
-        values.update({_parameter_name(n): uri for n, uri in artifacts.items()})
-        return values
-    return {"job_name": str(description["TrainingJobName"]),
-            "model_artifact_url": str(description.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")),
-            "training_image": str(description.get("AlgorithmSpecification", {}).get("TrainingImage", ""))}
+    return _kind(kind).kfp_outputs(description)
 
 
 def write_outputs(invocation: Invocation, description: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ from ..options import CommonOptions
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import ContainerPaths
     from ..flags import Declaration
-    from ..spec import JobResult, Placement, RunControl, StagedJob, Training
+    from ..spec import JobResult, JobSpec, Placement, RunControl, StagedJob, Training
     from ..store import Store
 
 
@@ -49,6 +49,19 @@ class JobKind:
     channel_name_re: Optional[Pattern[str]] = None
     #: the generated folder flags: (keyword, local default, folder in the job, help)
     folders: Tuple[Tuple[str, str, str, str], ...] = ()
+
+    # --- the request's layout, for code that reads or edits a rendered request (the exporters)
+    #: the ACK SageMaker controller's resource of this kind
+    ack_kind: str = ""
+    #: where the request keeps ``InstanceType``, ``InstanceCount``, ``VolumeSizeInGB``, ``VolumeKmsKeyId``
+    resources_path: Tuple[str, ...] = ()
+    #: where the request keeps the image URI
+    image_path: Tuple[str, ...] = ()
+    #: where the request keeps ``EnableNetworkIsolation``, ``EnableInterContainerTrafficEncryption`` and
+    #: ``VpcConfig`` (``()``: at its top level)
+    network_path: Tuple[str, ...] = ()
+    #: the request member with the outputs' ``KmsKeyId``
+    output_config_key: str = ""
 
     def __repr__(self) -> str:
         return f"<job kind {self.name}>"
@@ -84,10 +97,35 @@ class JobKind:
         """Check this kind's own options and return its part of the job (None: it has none)."""
         return None
 
+    def needs_argument_file(self, spec: "JobSpec") -> bool:
+        """Whether the script's arguments travel in a staged file instead of the request."""
+        from ..container import needs_argument_file
+
+        return needs_argument_file(spec.arguments)
+
+    def ack_plan_refusal(self, spec: "JobSpec") -> Optional[str]:
+        """Why the ACK controller's resource of this kind cannot express the job, when that is known
+        from the plan, before anything is staged (:meth:`ack_refusal` checks the rendered request)."""
+        return None
+
     # --- request and responses --------------------------------------------------------
     def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:
         """The create request's keyword arguments."""
         raise NotImplementedError
+
+    def request_inputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+        """Each declared input's S3 source in ``request`` (the dict holding its ``S3Uri``), by name;
+        the code bundle's input is the framework's, not one of them."""
+        raise NotImplementedError
+
+    def request_outputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+        """Each output's ``S3Output`` in ``request`` (holding ``S3Uri``), by name; none when the
+        outputs travel in an archive."""
+        return {}
+
+    def ack_refusal(self, request: Mapping[str, Any]) -> Optional[str]:
+        """Why the ACK resource of this kind cannot express ``request``, or None."""
+        return None
 
     def status_details(self, description: Mapping[str, Any]) -> Tuple[Optional[str], Optional[str]]:
         """(secondary status, its message) of a describe response, when the kind has them."""
@@ -96,6 +134,18 @@ class JobKind:
     def result(self, description: Mapping[str, Any], common: Dict[str, Any],
                metrics_seen: Mapping[str, float]) -> "JobResult":
         """The :class:`~aws_sagemaker_remote.spec.JobResult` of a final describe response."""
+        raise NotImplementedError
+
+    def kfp_values(self, request: Mapping[str, Any]) -> Dict[str, Any]:
+        """The kind's own runtime arguments of the Kubeflow Pipelines component
+        (:mod:`aws_sagemaker_remote.export.kfp`) as ``request`` sets them."""
+        return {}
+
+    def apply_kfp_values(self, request: Dict[str, Any], values: Mapping[str, Any]) -> None:
+        """Apply the kind's own runtime arguments given in ``values`` to ``request``, in place."""
+
+    def kfp_outputs(self, description: Mapping[str, Any]) -> Dict[str, str]:
+        """The component's outputs of this kind (as text) from the final describe response."""
         raise NotImplementedError
 
     def result_json(self, result: "JobResult") -> Dict[str, Any]:

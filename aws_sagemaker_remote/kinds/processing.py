@@ -1,14 +1,18 @@
 """Processing jobs (CreateProcessingJob): inputs and outputs under ``/opt/ml/processing``."""
 from __future__ import annotations
 
+import argparse
+import json
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO
 
-from ..options import ProcessingOptions
+from ..errors import UsageError
+from ..options import CommonOptions, ProcessingOptions
 from .base import JobKind
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import ContainerPaths
+    from ..flags import Declaration
     from ..spec import JobResult, Placement, RunControl, StagedJob
     from ..store import Store
 
@@ -35,6 +39,11 @@ class ProcessingKind(JobKind):
     console_page = "processing-jobs"
     outputs_have_locations = True
     input_modes = ("File", "Pipe")
+    ack_kind = "ProcessingJob"
+    resources_path = ("ProcessingResources", "ClusterConfig")
+    image_path = ("AppSpecification", "ImageUri")
+    network_path = ("NetworkConfig",)
+    output_config_key = "ProcessingOutputConfig"
 
     def code_dir(self, paths: "ContainerPaths") -> str:
         return paths.processing_code
@@ -50,6 +59,13 @@ class ProcessingKind(JobKind):
 
     def checked_root(self, paths: "ContainerPaths") -> Optional[str]:
         return paths.processing_dir
+
+    def plan_part(self, decl: "Declaration", namespace: argparse.Namespace, options: CommonOptions,
+                  mapped: Mapping[str, str], base_job_name: str) -> None:
+        if options.entry == "toolkit":
+            # a processing image has no toolkit that fetches and runs a program: the entrypoint is ours
+            raise UsageError("toolkit (script mode) applies to training jobs only; a processing job always "
+                             "starts with the bootstrap", flag="--sagemaker-entry")
 
     def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:
         from ..container import CODE_CHANNEL, DEFAULT as PATHS
@@ -116,6 +132,25 @@ class ProcessingKind(JobKind):
         if spec.tags:
             request["Tags"] = tag_list(spec.tags)
         return request
+
+    def request_inputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+        from ..container import CODE_CHANNEL
+
+        return {i["InputName"]: i["S3Input"] for i in request.get("ProcessingInputs", [])
+                if i["InputName"] != CODE_CHANNEL and "S3Input" in i}
+
+    def request_outputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+        return {o["OutputName"]: o["S3Output"]
+                for o in request.get("ProcessingOutputConfig", {}).get("Outputs", []) if "S3Output" in o}
+
+    def kfp_outputs(self, description: Mapping[str, Any]) -> Dict[str, str]:
+        from ..export.kfp import parameter_name
+
+        artifacts = {name: out["S3Uri"] for name, out in self.request_outputs(description).items()}
+        values = {"job_name": str(description[self.name_key]),
+                  "output_artifacts": json.dumps(artifacts, sort_keys=True)}
+        values.update({parameter_name(n): uri for n, uri in artifacts.items()})
+        return values
 
     def result(self, description: Mapping[str, Any], common: Dict[str, Any],
                metrics_seen: Mapping[str, float]) -> "JobResult":

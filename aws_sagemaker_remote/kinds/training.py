@@ -13,7 +13,7 @@ from .base import CHANNEL_NAME_RE, JobKind
 if TYPE_CHECKING:  # pragma: no cover
     from ..container import ContainerPaths
     from ..flags import Declaration
-    from ..spec import JobResult, Placement, RunControl, StagedJob, Training
+    from ..spec import JobResult, JobSpec, Placement, RunControl, StagedJob, Training
     from ..store import Store
 
 #: Training's generated folder flags: (keyword, local default, folder in the job, help).
@@ -25,6 +25,35 @@ TRAINING_DIRS: Tuple[Tuple[str, str, str, str], ...] = (
     ("checkpoint_dir", "output/checkpoints", PATHS.checkpoints,
      f"Where the script saves and finds checkpoints (in the job: {PATHS.checkpoints}, synced with S3)."),
 )
+
+
+#: Why a training job with the framework's own entrypoint has no ACK resource.
+ACK_NEEDS_SCRIPT_MODE = ("the ACK TrainingJob resource has no containerEntrypoint/containerArguments: "
+                         "exporting a training job needs script mode (--sagemaker-entry=toolkit)")
+#: Framework shorthands (``--sagemaker-image NAME:VERSION``) whose images start with the
+#: sagemaker-training toolkit, so that script mode (``--sagemaker-entry=toolkit``) runs there.
+TOOLKIT_FRAMEWORKS = ("sklearn", "pytorch", "tensorflow", "mxnet", "huggingface", "xgboost", "chainer",
+                      "pytorch-training-compiler", "huggingface-training-compiler")
+
+
+def check_toolkit_image(options: TrainingOptions) -> None:
+    """Refuse script mode where the image cannot run it, when that is known before any request.
+
+    An algorithm resource has no toolkit; a shorthand names its framework. A full image URI
+    cannot be told apart here (an image built on a framework image has the toolkit too): it
+    must start the toolkit's ``train``, as docs/training.rst says.
+    """
+    from ..images import is_image_shorthand
+
+    if options.algorithm_name:
+        raise UsageError("toolkit (script mode) needs a framework image; an algorithm resource "
+                         "(--sagemaker-algorithm-name) runs its own program", flag="--sagemaker-entry")
+    if is_image_shorthand(options.image):
+        framework = options.image.split(":", 1)[0]
+        if framework not in TOOLKIT_FRAMEWORKS:
+            raise UsageError(f"toolkit (script mode) needs an image that runs the sagemaker-training toolkit; "
+                             f"{options.image!r} is not one of the framework images "
+                             f"({', '.join(TOOLKIT_FRAMEWORKS)})", flag="--sagemaker-entry")
 
 
 class TrainingKind(JobKind):
@@ -52,6 +81,11 @@ class TrainingKind(JobKind):
     input_modes = ("File", "Pipe", "FastFile")
     channel_name_re = CHANNEL_NAME_RE
     folders = TRAINING_DIRS
+    ack_kind = "TrainingJob"
+    resources_path = ("ResourceConfig",)
+    image_path = ("AlgorithmSpecification", "TrainingImage")
+    network_path = ()
+    output_config_key = "OutputDataConfig"
 
     def code_dir(self, paths: "ContainerPaths") -> str:
         return paths.training_code
@@ -87,6 +121,8 @@ class TrainingKind(JobKind):
         if o.algorithm_name and o.image != DEFAULT_IMAGE:
             raise UsageError("give either --sagemaker-image or --sagemaker-algorithm-name, not both",
                              flag="--sagemaker-algorithm-name")
+        if o.entry == "toolkit":
+            check_toolkit_image(o)
         metrics = check_metrics(tuple(dict(o.metric).items()))
         shown = script_hyperparameters(namespace, o, decl, mapped)
         checkpoint: Optional[Location] = None
@@ -102,33 +138,50 @@ class TrainingKind(JobKind):
             hyperparameters=tuple(dict(shown + list(o.hyperparameter)).items()),
             model_output=Location(uri=o.output_s3) if o.output_s3 != "default" else Location(key=("jobs",)),
             checkpoint=checkpoint,
+            entry=o.entry,
         )
+
+    def ack_plan_refusal(self, spec: "JobSpec") -> Optional[str]:
+        # the TrainingJob resource has no entrypoint fields: only the image's own entry point (script mode)
+        return None if spec.training is not None and spec.training.entry == "toolkit" else ACK_NEEDS_SCRIPT_MODE
+
+    def needs_argument_file(self, spec: "JobSpec") -> bool:
+        from ..container import needs_argument_file_in_hyperparameter
+
+        if spec.training is not None and spec.training.entry == "toolkit":
+            return needs_argument_file_in_hyperparameter(spec.arguments)
+        return super().needs_argument_file(spec)
 
     # --- request and responses --------------------------------------------------------
     def render(self, staged: "StagedJob", placement: "Placement") -> Dict[str, Any]:
-        from ..container import CODE_CHANNEL
+        from ..container import CODE_CHANNEL, HYPERPARAMETERS_MAX
         from ..render import (
             ENTRYPOINT,
             container_command,
             display_hyperparameters,
             resource_config,
             tag_list,
+            toolkit_hyperparameters,
             vpc_config,
         )
         from ..spec import Training
 
         spec = staged.spec
         training = spec.training or Training()
-        channels: List[Dict[str, Any]] = [{
-            "ChannelName": CODE_CHANNEL,
-            "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix",
-                "S3Uri": staged.code_uri,
-                "S3DataDistributionType": "FullyReplicated",
-            }},
-            "CompressionType": "None",
-            "InputMode": "File",
-        }]
+        toolkit = training.entry == "toolkit"
+        channels: List[Dict[str, Any]] = []
+        if not toolkit or staged.arguments_uri is not None:
+            # script mode needs the code channel only for an argument file (the toolkit fetches the bundle)
+            channels.append({
+                "ChannelName": CODE_CHANNEL,
+                "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": staged.code_uri,
+                    "S3DataDistributionType": "FullyReplicated",
+                }},
+                "CompressionType": "None",
+                "InputMode": "File",
+            })
         for ch in spec.inputs:
             channel: Dict[str, Any] = {
                 "ChannelName": ch.name,
@@ -144,11 +197,10 @@ class TrainingKind(JobKind):
             if ch.content_type:
                 channel["ContentType"] = ch.content_type
             channels.append(channel)
-        algorithm: Dict[str, Any] = {
-            "TrainingInputMode": training.input_mode,
-            "ContainerEntrypoint": list(ENTRYPOINT),
-            "ContainerArguments": container_command(staged),
-        }
+        algorithm: Dict[str, Any] = {"TrainingInputMode": training.input_mode}
+        if not toolkit:
+            algorithm["ContainerEntrypoint"] = list(ENTRYPOINT)
+            algorithm["ContainerArguments"] = container_command(staged)
         if training.algorithm_name:
             algorithm["AlgorithmName"] = training.algorithm_name
         else:
@@ -165,12 +217,18 @@ class TrainingKind(JobKind):
             "TrainingJobName": spec.job_name,
             "AlgorithmSpecification": algorithm,
             "RoleArn": placement.role_arn,
-            "InputDataConfig": channels,
             "OutputDataConfig": output,
             "ResourceConfig": resource_config(spec.resources),
             "StoppingCondition": stopping,
         }
-        hyper = display_hyperparameters(training.hyperparameters)
+        if channels:  # none in script mode without inputs: the API wants at least one, or no list
+            request["InputDataConfig"] = channels
+        if toolkit:
+            hyper = toolkit_hyperparameters(staged, placement)
+            shown = [(k, v) for k, v in training.hyperparameters if k not in hyper]
+            hyper.update(display_hyperparameters(shown[:HYPERPARAMETERS_MAX - len(hyper)]))
+        else:
+            hyper = display_hyperparameters(training.hyperparameters)
         if hyper:
             request["HyperParameters"] = hyper
         vpc = vpc_config(spec.network)
@@ -190,6 +248,56 @@ class TrainingKind(JobKind):
         if spec.tags:
             request["Tags"] = tag_list(spec.tags)
         return request
+
+    def request_inputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+        from ..container import CODE_CHANNEL
+
+        return {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in request.get("InputDataConfig", [])
+                if c["ChannelName"] != CODE_CHANNEL and "S3DataSource" in c.get("DataSource", {})}
+
+    def ack_refusal(self, request: Mapping[str, Any]) -> Optional[str]:
+        algorithm = request.get("AlgorithmSpecification", {})
+        if "ContainerEntrypoint" in algorithm or "ContainerArguments" in algorithm:
+            return ACK_NEEDS_SCRIPT_MODE
+        return None
+
+    def kfp_values(self, request: Mapping[str, Any]) -> Dict[str, Any]:
+        algorithm = request["AlgorithmSpecification"]
+        return {
+            "spot_instance": bool(request.get("EnableManagedSpotTraining", False)),
+            "max_wait_time": request["StoppingCondition"].get("MaxWaitTimeInSeconds", 0),
+            "checkpoint_config": dict(request.get("CheckpointConfig", {})),
+            "metric_definitions": {m["Name"]: m["Regex"] for m in algorithm.get("MetricDefinitions", [])},
+            "model_artifact_path": request["OutputDataConfig"]["S3OutputPath"],
+        }
+
+    def apply_kfp_values(self, request: Dict[str, Any], values: Mapping[str, Any]) -> None:
+        from ..export.kfp import in_recorded_order, set_or_drop
+
+        v = values
+        stopping = request["StoppingCondition"]
+        if "spot_instance" in v:
+            set_or_drop(request, "EnableManagedSpotTraining", v["spot_instance"])
+        if request.get("EnableManagedSpotTraining"):
+            wait = v.get("max_wait_time") or stopping.get("MaxWaitTimeInSeconds") or 0
+            # the API wants a wait of at least the run time
+            stopping["MaxWaitTimeInSeconds"] = max(int(wait), stopping["MaxRuntimeInSeconds"])
+        else:
+            stopping.pop("MaxWaitTimeInSeconds", None)
+        if "checkpoint_config" in v:
+            set_or_drop(request, "CheckpointConfig", dict(v["checkpoint_config"]) or None)
+        if "metric_definitions" in v:
+            algorithm = request["AlgorithmSpecification"]
+            recorded = [m["Name"] for m in algorithm.get("MetricDefinitions", [])]
+            set_or_drop(algorithm, "MetricDefinitions", [{"Name": n, "Regex": r} for n, r in
+                                                         in_recorded_order(v["metric_definitions"], recorded)])
+        if v.get("model_artifact_path"):
+            request["OutputDataConfig"]["S3OutputPath"] = v["model_artifact_path"]
+
+    def kfp_outputs(self, description: Mapping[str, Any]) -> Dict[str, str]:
+        return {"job_name": str(description[self.name_key]),
+                "model_artifact_url": str(description.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")),
+                "training_image": str(description.get("AlgorithmSpecification", {}).get("TrainingImage", ""))}
 
     def status_details(self, description: Mapping[str, Any]) -> Tuple[Optional[str], Optional[str]]:
         secondary = description.get("SecondaryStatus")

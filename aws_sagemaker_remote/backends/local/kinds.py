@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from ...container import ContainerPaths
 from ...store import upload_folder
 from ..base import PROCESSING, TRAINING
-from . import disk, pipes
+from . import disk, pipes, toolkit
 from .processes import execute
 from .state import Instance, Job, JobError, Settings
 from .transfer import fetch, read_text, upload, upload_tarball, write_json
@@ -245,10 +245,17 @@ def run_training(settings: Settings, job: Job) -> None:
         return
     limit = disk.volume_bytes(TRAINING, request)
     _check_inputs_fit(job, limit)
+    entrypoint, arguments = algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments")
+    extra: Dict[str, str] = {}
+    if not entrypoint:
+        # the image's own entry point: a framework image's toolkit (script mode)
+        entrypoint, arguments, extra = toolkit.command(), [], toolkit.environment(settings, job)
+        for instance in job.instances:
+            toolkit.place_submit_directory(settings, job, instance)
     job.set_secondary("Training", "Training image download completed. Training in progress.")
     with disk.watched(job, limit), pipes.feeding(job, streams) as writers:
-        execute(settings, job, algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"),
-                lambda instance: _training_environment(job, instance))
+        execute(settings, job, entrypoint, arguments, lambda instance: {**_training_environment(job, instance),
+                                                                        **extra})
     if job.disk_failure:
         job.finish("Failed", "AlgorithmError: " + job.disk_failure)
         return
