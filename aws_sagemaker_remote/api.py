@@ -264,6 +264,10 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
     for d in decl.dependencies:
         path = getattr(namespace, d.dest, None)
+        if path:
+            # read as a launch reads it: 'script.py/../../pkg' names the folder beside the script's folder
+            path = os.path.abspath(os.path.expanduser(str(path)))
+            setattr(namespace, d.dest, path)
         if path and not os.path.exists(str(path)):
             raise UsageError(f"dependency path {path!r} does not exist", flag=d.flag)
     s3_outputs = []

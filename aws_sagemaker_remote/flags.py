@@ -13,7 +13,7 @@ import dataclasses
 import os
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .args import PathArgument, _Optional, is_s3_uri, name_problem
 from .container import CODE_CHANNEL
@@ -35,6 +35,26 @@ class PathDecl:
     @property
     def flag(self) -> str:
         return "--" + self.name
+
+    @property
+    def spellings(self) -> Tuple[str, ...]:
+        """The name, then its other spellings with ``_`` and ``-`` swapped (the first project spelt
+        ``my_module`` as ``--my-module``); each is a flag."""
+        names = [self.name]
+        for other in (self.name.replace("_", "-"), self.name.replace("-", "_")):
+            if other not in names:
+                names.append(other)
+        return tuple(names)
+
+    @property
+    def flags(self) -> Tuple[str, ...]:
+        """``--NAME`` and its hidden other spellings."""
+        return tuple("--" + n for n in self.spellings)
+
+    @property
+    def remote_flags(self) -> Tuple[str, ...]:
+        """``--NAME-s3`` and its hidden other spellings."""
+        return tuple(f"--{n}-s3" for n in self.spellings)
 
     @property
     def dest(self) -> str:
@@ -156,13 +176,27 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
     return out
 
 
+def _additional_argument(spec: Any) -> Dict[str, Any]:
+    """One ``additional_arguments`` entry as ``add_argument`` keywords: a dict (``dest`` or
+    ``name_or_flags`` is the flag), or the first project's ``(['--foo', '-f'], {...})`` pair."""
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Mapping):
+        names, kwargs = spec
+        names = [names] if isinstance(names, str) else list(names)
+        if names and all(isinstance(n, str) for n in names):
+            return {**dict(kwargs), "name_or_flags": names}
+    raise DeclarationError(f"additional_arguments entry {spec!r}: expected a dict of add_argument keywords "
+                           f"or a (flags, keywords) pair such as (['--foo'], {{'default': 1}})")
+
+
 def declare(
     kind: Union[str, JobKind],
     script: str,
     inputs: Optional[Mapping[str, Any]] = None,
     outputs: Optional[Mapping[str, Any]] = None,
     dependencies: Optional[Mapping[str, Any]] = None,
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    additional_arguments: Optional[Iterable[Any]] = None,
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
     description: Optional[str] = None,
     training_dirs: Optional[Mapping[str, str]] = None,
@@ -202,7 +236,7 @@ def declare(
         inputs=ins,
         outputs=outs,
         dependencies=deps,
-        additional_arguments=tuple(dict(a) for a in (additional_arguments or ())),
+        additional_arguments=tuple(_additional_argument(a) for a in (additional_arguments or ())),
         argparse_callback=argparse_callback,
         description=description,
         training_dirs=dirs,
@@ -217,6 +251,13 @@ def _add(target: Any, flag: str, **kwargs: Any) -> argparse.Action:
         return action
     except argparse.ArgumentError as exc:
         raise DeclarationError(f"{flag} is declared twice: {exc.message}") from None
+
+
+def _add_spellings(target: Any, flags: Sequence[str], dest: str, primary: str) -> None:
+    """Hidden flags writing ``dest`` under other spellings; no default of their own."""
+    for flag in flags:
+        action = _add(target, flag, dest=dest, default=argparse.SUPPRESS, metavar="PATH", help=argparse.SUPPRESS)
+        action.alias_of = primary  # type: ignore[attr-defined]
 
 
 def dir_flag(key: str) -> str:
@@ -250,16 +291,20 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         hint = d.arg.help or f"Input {d.name!r}" + (" (optional)" if d.arg.optional else "")
         _add(groups["inputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
+        _add_spellings(groups["inputs"], d.flags[1:], d.dest, d.flag)
     for d in decl.outputs:
         hint = d.arg.help or f"Output {d.name!r} local folder"
         _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
+        _add_spellings(groups["outputs"], d.flags[1:], d.dest, d.flag)
         if decl.kind.outputs_have_locations:  # training outputs travel inside output.tar.gz
             _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
                  help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
+            _add_spellings(groups["outputs"], d.remote_flags[1:], d.remote_dest, d.remote_flag)
     for d in decl.dependencies:
         _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
              help=f"Module {d.name!r} (default: {d.default})")
+        _add_spellings(groups["dependencies"], d.flags[1:], d.dest, d.flag)
     helps = {key: text for key, _, _, text in decl.kind.folders}
     for key, default in decl.training_dirs:
         _add(groups["training"], dir_flag(key), dest=key, default=default, metavar="DIR",
@@ -294,6 +339,8 @@ def _check_dests(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if action.dest in (argparse.SUPPRESS, "help") or not action.option_strings and action.dest == "help":
             continue
+        if getattr(action, "alias_of", None):
+            continue  # another spelling of a generated flag, writing the same attribute on purpose
         flag = action.option_strings[0] if action.option_strings else action.dest
         if action.dest in owners and owners[action.dest] != flag:
             raise DeclarationError(f"{flag} and {owners[action.dest]} both set args.{action.dest}")

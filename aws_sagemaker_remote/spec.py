@@ -36,6 +36,8 @@ class InputChannel:
     compression: str = "None"
     content_type: Optional[str] = None
     record_wrapper: str = "None"
+    #: ``AttributeNames`` of an augmented manifest (training channels)
+    attributes: Tuple[str, ...] = ()
 
     @property
     def is_s3(self) -> bool:

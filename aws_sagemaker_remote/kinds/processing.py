@@ -35,6 +35,7 @@ class ProcessingKind(JobKind):
     console_page = "processing-jobs"
     outputs_have_locations = True
     input_modes = ("File", "Pipe")
+    s3_data_types = ("S3Prefix", "ManifestFile")  # ProcessingS3Input has no augmented manifests
 
     def code_dir(self, paths: "ContainerPaths") -> str:
         return paths.processing_code

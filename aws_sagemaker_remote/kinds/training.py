@@ -141,6 +141,8 @@ class TrainingKind(JobKind):
                 "RecordWrapperType": ch.record_wrapper,
                 "InputMode": ch.mode,
             }
+            if ch.attributes:
+                channel["DataSource"]["S3DataSource"]["AttributeNames"] = list(ch.attributes)
             if ch.content_type:
                 channel["ContentType"] = ch.content_type
             channels.append(channel)
