@@ -145,7 +145,8 @@ class PathArgument:
     record_wrapper: str = "None"
     container_path: Optional[str] = None
     help: Optional[str] = None
-    attributes: Optional[Tuple[str, ...]] = None
+    #: a list or tuple of names; stored as a tuple
+    attributes: Optional[Sequence[str]] = None
 
     def __post_init__(self) -> None:
         if self.mode in ORIGINAL_MODES:
@@ -173,9 +174,8 @@ class PathArgument:
             (self.record_wrapper, RECORD_WRAPPERS, "record_wrapper"),
         ):
             if value not in allowed:
-                if what == "mode":
-                    allowed = allowed + tuple(ORIGINAL_MODES)
-                raise declaration_error(f"PathArgument {what}={value!r}: allowed values are {', '.join(allowed)}")
+                names = allowed + tuple(ORIGINAL_MODES) if what == "mode" else allowed
+                raise declaration_error(f"PathArgument {what}={value!r}: allowed values are {', '.join(names)}")
 
     def copy(self, **changes: Any) -> "PathArgument":
         """A copy with some fields changed (``OPTIONAL.copy(local="data")``), as the first project had."""

@@ -109,6 +109,12 @@ def _pairs(value: Any) -> Tuple[Tuple[str, str], ...]:
 STORE_CHOICES = ("auto", "local", "s3")
 
 
+def _checkpoint(value: Any) -> Optional[str]:
+    """``--sagemaker-checkpoint-s3``: an ``s3://`` URI, ``default``, or ``none`` (no checkpoint sync)."""
+    text = _opt_str(value)
+    return None if text is None or text.strip().lower() == "none" else text
+
+
 def _store_choice(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in STORE_CHOICES:
@@ -360,9 +366,14 @@ class TrainingOptions(CommonOptions):
     max_wait: Optional[int] = option(None, "Maximum seconds to wait for spot capacity and run "
                                      "(at least --sagemaker-max-run).", convert=_opt_int, metavar="SECONDS",
                                      unset="the max run time")
-    checkpoint_s3: Optional[str] = option(None, f"S3 URI that {PATHS.checkpoints} is synced with, or 'default' "
-                                          "for s3://BUCKET/PREFIX/checkpoints/BASE-JOB-NAME-SCRIPTDIGEST.",
-                                          metavar="URI", unset="none; 'default' with --sagemaker-spot")
+    checkpoint_s3: Optional[str] = option("default", f"S3 URI that {PATHS.checkpoints} is synced with, 'default' "
+                                          "for s3://BUCKET/PREFIX/checkpoints/BASE-JOB-NAME-SCRIPTDIGEST (shared "
+                                          "by every run of the script, so a run resumes from the last one's "
+                                          "checkpoints), or 'none' for no checkpoint sync.",
+                                          convert=_checkpoint, metavar="URI")
+    fresh: bool = option(False, "Start without earlier runs' checkpoints: empty the checkpoint location "
+                         "before the job starts (the job's own checkpoints are kept there for the next run).",
+                         convert=parse_bool, boolean=True)
     download_model: Optional[str] = option(None, "After completion, download model.tar.gz and unpack it here.",
                                            metavar="DIR")
 

@@ -138,6 +138,8 @@ class Training:
     model_output: Location = Location(key=("jobs",))
     #: ``CheckpointConfig.S3Uri``, or None for no checkpoint sync
     checkpoint: Optional[Location] = None
+    #: empty the checkpoint location before the job starts (``--sagemaker-fresh``)
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

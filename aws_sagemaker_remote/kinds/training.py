@@ -92,8 +92,11 @@ class TrainingKind(JobKind):
         checkpoint: Optional[Location] = None
         if o.checkpoint_s3 and o.checkpoint_s3 != "default":
             checkpoint = Location(uri=o.checkpoint_s3)
-        elif o.spot or o.checkpoint_s3 == "default":
+        elif o.checkpoint_s3 == "default":
             checkpoint = default_checkpoint(base_job_name, decl.script)
+        if o.fresh and checkpoint is None:
+            raise UsageError("empties the checkpoint location, and --sagemaker-checkpoint-s3 is none",
+                             flag="--sagemaker-fresh")
         return Training(
             input_mode=o.input_mode,
             algorithm_name=o.algorithm_name,
@@ -102,6 +105,7 @@ class TrainingKind(JobKind):
             hyperparameters=tuple(dict(shown + list(o.hyperparameter)).items()),
             model_output=Location(uri=o.output_s3) if o.output_s3 != "default" else Location(key=("jobs",)),
             checkpoint=checkpoint,
+            fresh=o.fresh,
         )
 
     # --- request and responses --------------------------------------------------------
