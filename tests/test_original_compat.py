@@ -21,9 +21,11 @@ import botocore.session
 import pytest
 from botocore.validate import validate_parameters
 
+from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.args import OPTIONAL, ORIGINAL_MODES, PathArgument, PathArgumentError
 from aws_sagemaker_remote.errors import UsageError
 from aws_sagemaker_remote.options import ProcessingOptions, TrainingOptions
+from aws_sagemaker_remote.reinvoke import generated_arity, user_arguments
 from aws_sagemaker_remote.sources import provenance, resolve
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -184,6 +186,7 @@ def test_bare_sagemaker_run_means_yes(run_script: Callable[..., Any], training_p
 OPTIONAL_ARGUMENTS = '''
 import os
 
+from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.args import OPTIONAL
 from aws_sagemaker_remote.processing import sagemaker_processing_main
 
@@ -459,3 +462,53 @@ def test_checkpoint_default_is_in_the_request_and_none_removes_it(run_script: Ca
                       cwd=training_project)
     assert done.returncode == 2
     one_error_line(done.stderr, "--sagemaker-fresh")
+
+
+def test_the_readme_resume_demo_works_where_it_ran_before(run_script: Callable[..., Any], repo_root: Path,
+                                                          tmp_path: Path) -> None:
+    # the README's commands, twice in a row as on a machine where the demo ran before; the local
+    # folders go to tmp_path (the checkpoint location is in the per-test stand-in for S3)
+    text = (repo_root / "README.rst").read_text()
+    commands = [line.split()[2:] for line in text.splitlines()
+                if line.strip().startswith("python demo/train_linear.py") and "--sagemaker-instance-count" not in line]
+    assert len(commands) == 2 and "--sagemaker-fresh" in commands[0] and "--stop-after" in commands[0]
+    dirs = ["--model-dir", str(tmp_path / "model"), "--output-dir", str(tmp_path / "data"),
+            "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    for _ in range(2):
+        first = run_script(repo_root / "demo" / "train_linear.py", *commands[0], *dirs, cwd=repo_root, timeout=300)
+        assert first.returncode == 1, first.stderr
+        assert "resuming" not in first.stdout and "[algo-1] epoch 1 loss:" in first.stdout
+        second = run_script(repo_root / "demo" / "train_linear.py", *commands[1], *dirs, cwd=repo_root, timeout=300)
+        assert second.returncode == 0, second.stderr
+        assert "resuming from epoch 3" in second.stdout
+
+
+@pytest.mark.parametrize("kind", ["processing", "training"])
+def test_every_other_spelling_is_a_generated_flag_of_the_job_command_line(tmp_path: Path, kind: str) -> None:
+    """The job's command line drops the original's spellings as it drops the flags they stand for, and
+    each spelling takes what the parser gives it."""
+    script = tmp_path / "s.py"
+    script.write_text("")
+    decl, opts, parser = prepare(kind, None, {"train_set": "s3://b/d/"}, {"my_out": "out"},
+                                 {"my_module": str(script)}, [(["--width"], {"type": int})], None, None,
+                                 str(script), {}, {})
+    arity = generated_arity(decl, opts)
+    spellings = {"--train-set", "--my-module", "--sagemaker-runtime-seconds"}
+    if kind == "processing":
+        spellings.add("--my-out-s3")
+    else:
+        spellings |= {"--sagemaker-training-instance", "--sagemaker-spot-instances"}
+    assert spellings <= set(arity)
+    assert arity["--sagemaker-run"] == "?"
+    for flag, takes in arity.items():
+        if takes == "?":
+            parser.parse_args([flag])
+        else:
+            with pytest.raises(SystemExit):
+                parser.parse_args([flag])
+    argv = ["--sagemaker-run", "--train-set", "s3://b/x/", "--width", "3", "--my-module", str(script),
+            "--sagemaker-runtime-seconds", "60", "x"]
+    assert user_arguments(argv, decl, opts) == ("--width", "3", "--sagemaker-run=job", "x")
+    namespace = parser.parse_args(argv[:-1])
+    assert (namespace.train_set, namespace.my_module, namespace.width, namespace.sagemaker_run,
+            namespace.sagemaker_max_run) == ("s3://b/x/", str(script), 3, "yes", 60)
