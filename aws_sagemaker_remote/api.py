@@ -30,7 +30,7 @@ def sagemaker_processing_main(
     dependencies: Optional[Mapping[str, Any]] = None,
     *,
     modules: Optional[Mapping[str, Any]] = None,
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    additional_arguments: Optional[Iterable[Any]] = None,
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
     description: Optional[str] = None,
     script: Optional[str] = None,
@@ -48,7 +48,8 @@ def sagemaker_processing_main(
         Uploaded with the script and put on ``PYTHONPATH`` inside the job.
     :param modules: another name for ``dependencies`` (the first project's keyword).
     :param additional_arguments: a list of ``add_argument`` keyword dicts; ``dest`` is the flag,
-        e.g. ``{'dest': '--filter-width', 'default': 32, 'help': 'Filter width'}``.
+        e.g. ``{'dest': '--filter-width', 'default': 32, 'help': 'Filter width'}``; or of
+        ``(flags, keywords)`` pairs, e.g. ``(['--filter-width'], {'default': 32})``.
     :param argparse_callback: called with the parser to add flags of your own.
     :param description: the parser's description (shown by ``--help``).
     :param script: the script to run in the job (default: the file that defines ``main``).
@@ -71,7 +72,7 @@ def sagemaker_training_main(
     *,
     modules: Optional[Mapping[str, Any]] = None,
     channels: Optional[Mapping[str, Any]] = None,
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    additional_arguments: Optional[Iterable[Any]] = None,
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
     description: Optional[str] = None,
     script: Optional[str] = None,
@@ -147,7 +148,7 @@ def prepare(
     inputs: Optional[Mapping[str, Any]],
     outputs: Optional[Mapping[str, Any]],
     dependencies: Optional[Mapping[str, Any]],
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]],
+    additional_arguments: Optional[Iterable[Any]],
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]],
     description: Optional[str],
     script: Optional[str],

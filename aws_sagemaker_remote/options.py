@@ -361,7 +361,8 @@ class TrainingOptions(CommonOptions):
                                                          metavar="KEY=VALUE")
     output_s3: str = option("default", "Model artifact path (OutputDataConfig.S3OutputPath): an s3:// URI, "
                             "or 'default' for s3://BUCKET/PREFIX/jobs.", convert=_text, metavar="URI")
-    spot: bool = option(False, "Use managed spot training (implies a checkpoint location).", convert=parse_bool,
+    spot: bool = option(False, "Use managed spot training (keep a checkpoint location so an interrupted "
+                        "job resumes).", convert=parse_bool,
                         boolean=True)
     max_wait: Optional[int] = option(None, "Maximum seconds to wait for spot capacity and run "
                                      "(at least --sagemaker-max-run).", convert=_opt_int, metavar="SECONDS",

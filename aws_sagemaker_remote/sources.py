@@ -157,8 +157,9 @@ def _merge(cls: Type[CommonOptions], layers: Sequence[Sequence[Setting]]) -> Res
     labels: Dict[str, List[str]] = {}
     for layer in layers:
         for s in layer:
+            s = dataclasses.replace(s, field=cls.aliases.get(s.field, s.field))
             if s.field not in fields:
-                continue  # a training-only key of a common table, for a processing job
+                continue  # a training-only key (or name) of a common table, for a processing job
             if fields[s.field].metadata["repeat"]:
                 merged = dict(values.get(s.field, ()))
                 for key, value in s.value:
@@ -330,13 +331,14 @@ def pyproject_settings(kind: str, folder: str) -> List[List[Setting]]:
         settings = []
         aliases = _ALL_ALIASES if not sub else OPTIONS_BY_KIND[sub].aliases
         for key, value in entries.items():
-            name = key.replace("-", "_")
-            name = aliases.get(name, name)
+            written = key.replace("-", "_")
+            name = aliases.get(written, written)
             if name not in allowed:
                 allowed_names = ", ".join(sorted(allowed)) + ("" if sub else ", processing, training")
                 raise UsageError(f"{_short(path)}: unknown key {where}.{key}; allowed: {allowed_names}")
             s = _convert(name, value, f"{_short(path)}: {where}.{key}")
-            settings.append(dataclasses.replace(s, label=label))
+            # an alias keeps its name here: each kind reads it as its own option, or not at all
+            settings.append(dataclasses.replace(s, field=written if written in aliases else name, label=label))
         layers[sub] = settings
     return [layers[""], layers.get(kind, [])]
 

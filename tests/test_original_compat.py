@@ -512,3 +512,12 @@ def test_every_other_spelling_is_a_generated_flag_of_the_job_command_line(tmp_pa
     namespace = parser.parse_args(argv[:-1])
     assert (namespace.train_set, namespace.my_module, namespace.width, namespace.sagemaker_run,
             namespace.sagemaker_max_run) == ("s3://b/x/", str(script), 3, "yes", 60)
+
+
+def test_a_training_name_in_the_common_table_sets_training_only(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.aws-sagemaker-remote]\ntraining-instance = "ml.p3.2xlarge"\n'
+                                             'runtime-seconds = 900\n')
+    training = resolve("training", str(tmp_path / "train.py"), {}, environ={}).options
+    processing = resolve("processing", str(tmp_path / "process.py"), {}, environ={}).options
+    assert (training.instance, training.max_run) == ("ml.p3.2xlarge", 900)
+    assert (processing.instance, processing.max_run) == (ProcessingOptions().instance, 900)
