@@ -521,3 +521,63 @@ def test_a_training_name_in_the_common_table_sets_training_only(tmp_path: Path) 
     processing = resolve("processing", str(tmp_path / "process.py"), {}, environ={}).options
     assert (training.instance, training.max_run) == ("ml.p3.2xlarge", 900)
     assert (processing.instance, processing.max_run) == (ProcessingOptions().instance, 900)
+
+
+TRAINING_INPUTS = '''
+import os
+
+import aws_sagemaker_remote
+from aws_sagemaker_remote.args import PathArgument
+from aws_sagemaker_remote.training import sagemaker_training_main
+
+
+def show_path(path):
+    if os.path.isdir(path):
+        print("Directory contents: {}".format(sorted(os.listdir(path))))
+    elif os.path.isfile(path):
+        with open(path) as f:
+            print("File contents: [{}]".format(f.read().strip()))
+    else:
+        print("Path [{}] does not exist".format(path))
+
+
+def main(args):
+    print("Test folder")
+    show_path(args.test_folder)
+    print("Test file")
+    show_path(args.test_file)
+    print("Test manifest mode: {}".format(args.test_manifest is not None))
+
+
+if __name__ == "__main__":
+    sagemaker_training_main(
+        main=main,
+        inputs={
+            "test_folder": "demo/test_folder",
+            "test_file": "demo/test_folder/test_file.txt",
+            "test_manifest": OPTIONAL_MANIFEST,
+        },
+        dependencies={
+            "aws_sagemaker_remote": aws_sagemaker_remote
+        },
+        training_instance="ml.m5.large",
+        base_job_name="demo-training-inputs"
+    )
+'''
+
+
+@pytest.mark.parametrize("run", ["no", "local"])
+def test_training_inputs_demo_runs_unchanged_with_the_original_spellings(run_script: Callable[..., Any],
+                                                                        tmp_path: Path, run: str) -> None:
+    write(tmp_path, "demo/test_folder/test_file.txt", "first file\n")
+    write(tmp_path, "demo/other/test_file.txt", "other file\n")
+    script = write(tmp_path, "demo/training_inputs.py", TRAINING_INPUTS.replace(
+        "OPTIONAL_MANIFEST", "OPTIONAL.copy(mode='ManifestFile')").replace(
+        "from aws_sagemaker_remote.args import PathArgument", "from aws_sagemaker_remote.args import OPTIONAL"))
+    done = run_script(script, f"--sagemaker-run={run}", "--test-file", "demo/other/test_file.txt",
+                      "--sagemaker-training-instance", "ml.c5.xlarge", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split("] ", 1)[-1] if run == "local" else line for line in done.stdout.splitlines()]
+    assert "Directory contents: ['test_file.txt']" in lines
+    assert "File contents: [other file]" in lines
+    assert "Test manifest mode: False" in lines
