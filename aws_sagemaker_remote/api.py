@@ -115,12 +115,12 @@ def fold_training_keywords(options: Mapping[str, Any], metrics: Optional[Mapping
                            hyperparameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """``metrics`` / ``hyperparameters`` become the defaults of ``--sagemaker-metric`` /
     ``--sagemaker-hyperparameter`` (one source for both; the option keywords, if also given, win)."""
-    from .options import _pairs
+    from .options import pairs
 
     out = dict(options)
     for keyword, extra in (("metric", metrics), ("hyperparameter", hyperparameters)):
         if extra:
-            out[keyword] = list(_pairs(extra)) + list(_pairs(options.get(keyword)))
+            out[keyword] = list(pairs(extra)) + list(pairs(options.get(keyword)))
     return out
 
 
@@ -173,7 +173,7 @@ def prepare(
     resolved = resolve(decl.kind.name, decl.script, options)
     parser = build_parser(decl, resolved.options)
     parser.resolved = resolved
-    return decl, resolved.options, parser
+    return parser.declaration, resolved.options, parser
 
 
 def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencies: Any,
@@ -261,7 +261,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             if s3_uri_problem(str(value)):
                 raise UsageError(str(s3_uri_problem(str(value))), flag=d.flag)
             downloads.append((d.dest, str(value), d.flag))
-        elif not os.path.exists(str(value)):
+        elif not os.path.exists(str(value)) and not os.path.exists(f"{value}_0"):
+            # a Pipe-mode channel is only its FIFOs <path>_0, <path>_1, ... (no folder at <path>)
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
     for d in decl.dependencies:
         path = getattr(namespace, d.dest, None)
@@ -300,7 +301,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         folder = tempfile.mkdtemp(prefix=f"{d.dest}-")
         setattr(namespace, d.dest, folder)
         uploads.append((folder, remote))
-    dests = [d.dest for d in decl.outputs] + [key for key, _ in decl.training_dirs]
+    dests = [d.dest for d in decl.outputs] + [decl.dir_dest(key) for key, _ in decl.training_dirs]
     for dest in dests:
         made = getattr(namespace, dest, None)
         if made:

@@ -76,12 +76,12 @@ def _original_modes() -> Dict[str, Dict[str, str]]:
 ORIGINAL_MODES: Dict[str, Dict[str, str]] = _original_modes()
 
 
-class _Optional:
+class OptionalInput:
     """Marker for an input with no default: its flag is ``None`` unless given."""
 
-    _instance: Optional["_Optional"] = None
+    _instance: Optional["OptionalInput"] = None
 
-    def __new__(cls) -> "_Optional":  # noqa: PYI034 - a singleton, and typing.Self needs Python 3.11
+    def __new__(cls) -> "OptionalInput":  # noqa: PYI034 - a singleton, and typing.Self needs Python 3.11
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -98,7 +98,7 @@ class _Optional:
 
 
 #: Declare an input that may be left out: ``inputs={"extra": OPTIONAL}``.
-OPTIONAL = _Optional()
+OPTIONAL = OptionalInput()
 
 
 @dataclass(frozen=True)

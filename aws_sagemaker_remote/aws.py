@@ -377,3 +377,10 @@ def error_code(exc: BaseException) -> Optional[str]:
     if isinstance(exc, ClientError):
         return (exc.response.get("Error", {}) or {}).get("Code")
     return None
+
+
+def aws_available() -> bool:
+    """True when boto3 would find an endpoint or credentials (a local look-up: no request)."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    return boto3.Session().get_credentials() is not None

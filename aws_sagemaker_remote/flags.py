@@ -15,7 +15,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .args import PathArgument, _Optional, is_s3_uri, name_problem
+from .args import OptionalInput, PathArgument, is_s3_uri, name_problem
 from .container import CODE_CHANNEL
 from .errors import DeclarationError
 from .kinds import JobKind, job_kind
@@ -31,35 +31,40 @@ class PathDecl:
     arg: PathArgument
     #: for outputs: the default of the ``--NAME-s3`` flag
     remote: str = "default"
+    #: the attribute of the script's own ``--NAME``, when the framework adopted it (see :func:`adopting_arguments`)
+    adopted_dest: Optional[str] = None
+    #: hidden other spellings of ``--NAME`` / ``--NAME-s3`` the parser has (see :func:`adopting_arguments`)
+    aliases: Tuple[str, ...] = ()
+    remote_aliases: Tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
         return "--" + self.name
 
-    @property
-    def spellings(self) -> Tuple[str, ...]:
-        """The name, then its other spellings with ``_`` and ``-`` swapped (the first project spelt
-        ``my_module`` as ``--my-module``); each is a flag."""
+    def other_spellings(self, suffix: str = "") -> Tuple[str, ...]:
+        """``--NAME`` + ``suffix`` with ``_`` and ``-`` swapped in the name (the first project spelt
+        ``my_module`` as ``--my-module``): the candidates for hidden flags."""
         names = [self.name]
         for other in (self.name.replace("_", "-"), self.name.replace("-", "_")):
             if other not in names:
                 names.append(other)
-        return tuple(names)
+        return tuple(f"--{n}{suffix}" for n in names[1:])
 
     @property
     def flags(self) -> Tuple[str, ...]:
-        """``--NAME`` and its hidden other spellings."""
-        return tuple("--" + n for n in self.spellings)
+        """``--NAME`` and the hidden other spellings the parser has."""
+        return (self.flag,) + self.aliases
 
     @property
     def remote_flags(self) -> Tuple[str, ...]:
-        """``--NAME-s3`` and its hidden other spellings."""
-        return tuple(f"--{n}-s3" for n in self.spellings)
+        """``--NAME-s3`` and the hidden other spellings the parser has."""
+        return (self.remote_flag,) + self.remote_aliases
 
     @property
     def dest(self) -> str:
-        """The attribute of ``args``: the name with ``-`` as ``_``, as argparse would make it."""
-        return self.name.replace("-", "_")
+        """The attribute of ``args``: the name with ``-`` as ``_``, as argparse would make it
+        (or the attribute of the script's own ``--NAME``, when the framework adopted it)."""
+        return self.adopted_dest or self.name.replace("-", "_")
 
     @property
     def remote_flag(self) -> str:
@@ -84,9 +89,19 @@ class Declaration:
     description: Optional[str] = None
     #: training only: ((keyword, default), ...) of the model/output/checkpoint dirs
     training_dirs: Tuple[Tuple[str, str], ...] = ()
+    #: training folders the script declares itself: ((keyword, its flag, its attribute), ...)
+    adopted_dirs: Tuple[Tuple[str, str, str], ...] = ()
 
     def path_decls(self) -> Tuple[PathDecl, ...]:
         return self.inputs + self.outputs + self.dependencies
+
+    def dir_flag(self, key: str) -> str:
+        """The flag of training folder ``key``: the generated one, or the script's own (adopted)."""
+        return next((flag for k, flag, _ in self.adopted_dirs if k == key), dir_flag(key))
+
+    def dir_dest(self, key: str) -> str:
+        """The attribute of ``args`` that holds training folder ``key``."""
+        return next((dest for k, _, dest in self.adopted_dirs if k == key), key)
 
 
 class Parser(argparse.ArgumentParser):
@@ -95,6 +110,39 @@ class Parser(argparse.ArgumentParser):
     #: the resolved defaults of the ``--sagemaker-*`` flags and their sources
     #: (a :class:`~aws_sagemaker_remote.sources.Resolved`, set by ``api.prepare``)
     resolved: Any = None
+    #: the declaration with the path flags the script declares itself (set by :func:`build_parser`)
+    declaration: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: every action added, through the parser or any of its groups, in order
+        #: (argparse keeps its own list private)
+        self.added: List[argparse.Action] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.added.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording(super().add_mutually_exclusive_group(*args, **kwargs))
+
+    def _recording(self, group: Any) -> Any:
+        """``group`` with ``add_argument`` (and nested groups) reporting to :attr:`added`."""
+        add, add_group = group.add_argument, getattr(group, "add_mutually_exclusive_group", None)
+
+        def add_argument(*args: Any, **kwargs: Any) -> argparse.Action:
+            action: argparse.Action = add(*args, **kwargs)
+            self.added.append(action)
+            return action
+
+        group.add_argument = add_argument
+        if add_group is not None:
+            group.add_mutually_exclusive_group = lambda *a, **k: self._recording(add_group(*a, **k))
+        return group
 
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -103,7 +151,7 @@ class Parser(argparse.ArgumentParser):
 # --- normalising declarations ------------------------------------------------------
 
 def _input_decl(name: str, value: Any) -> PathDecl:
-    if isinstance(value, _Optional) or value is None:
+    if isinstance(value, OptionalInput) or value is None:
         return PathDecl(name, None, PathArgument(None, optional=True))
     if isinstance(value, PathArgument):
         default = value.local if value.local is not None else (value.remote if is_s3_uri(value.remote) else None)
@@ -125,7 +173,7 @@ def _output_decl(name: str, value: Any) -> PathDecl:
         return PathDecl(name, _fspath(value.local), value, value.remote)
     if isinstance(value, (str, os.PathLike)):
         return PathDecl(name, _fspath(value), PathArgument(_fspath(value)))
-    if isinstance(value, _Optional) or value is None:
+    if isinstance(value, OptionalInput) or value is None:
         return PathDecl(name, None, PathArgument(None, optional=True))
     raise DeclarationError(f"outputs[{name!r}] must be a path, a (local, remote) tuple or PathArgument, "
                            f"not {type(value).__name__}")
@@ -265,11 +313,38 @@ def dir_flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+#: The spellings a training script may use for a training folder it declares itself, preferred first
+#: (``--output-data-dir`` is SageMaker's, ``--output-dir`` this framework's; ``SM_OUTPUT_DIR`` is
+#: ``/opt/ml/output``, so a script that declares both keeps ``--output-dir`` as its own flag).
+ADOPTABLE_DIRS: Mapping[str, Tuple[str, ...]] = types.MappingProxyType({
+    "model_dir": ("--model-dir",),
+    "output_dir": ("--output-data-dir", "--output-dir"),
+    "checkpoint_dir": ("--checkpoint-dir",),
+})
+
+
 def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: CommonOptions) -> argparse.ArgumentParser:
     """Add every generated flag of ``decl`` and ``options`` to an existing parser.
 
     The ``--sagemaker-*`` flags go in first so that a user flag colliding with one
-    is reported as the user's declaration error.
+    is reported as the user's declaration error. The script's own flags
+    (``additional_arguments``, ``argparse_callback``, or flags ``parser`` already has) come
+    next, then the path flags: a path flag the script declares itself is adopted (see
+    :func:`adopting_arguments`).
+    """
+    adopting_arguments(parser, decl, options)
+    return parser
+
+
+def adopting_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: CommonOptions) -> Declaration:
+    """:func:`add_arguments`, returning the declaration with the flags the script declares itself.
+
+    A script written for SageMaker declares ``--model-dir`` (with ``SM_MODEL_DIR`` as its
+    default), ``--output-data-dir``, ``--checkpoint-dir`` or a channel flag such as ``--train``
+    itself. Instead of refusing the second declaration, the framework uses the script's:
+    the path flag is not generated, the script's flag is read and rewritten in its place
+    (locally its value is what was typed, else the script's default, else the declared
+    one; in the job it is the container path), and the returned declaration says so.
     """
     groups: Dict[str, Any] = {}
     if decl.inputs:
@@ -285,31 +360,102 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
             "training folders", "Local defaults; inside the job they point at the SageMaker folders.")
     sm_group = parser.add_argument_group(
         "SageMaker options", "Where and how the script runs; the defaults come from the script.")
+    before = set(_flag_actions(parser))  # the flags of a parser the script made itself
     options.add_arguments(sm_group)
+    generated = set(_flag_actions(parser)) - before  # never adopted: a path named so collides
+    _add_user_arguments(parser, decl)
+    declared = {flag: action for flag, action in _flag_actions(parser).items() if flag not in generated}
 
-    for d in decl.inputs:
-        hint = d.arg.help or f"Input {d.name!r}" + (" (optional)" if d.arg.optional else "")
-        _add(groups["inputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
-             help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
-        _add_spellings(groups["inputs"], d.flags[1:], d.dest, d.flag)
-    for d in decl.outputs:
+    def adopt(d: PathDecl) -> PathDecl:
+        action = declared.get(d.flag)
+        if action is None:
+            return d
+        _adopted(action, d.flag, d.default)
+        return dataclasses.replace(d, adopted_dest=action.dest)
+
+    inputs, outputs, dependencies = (tuple(adopt(d) for d in ds) for ds in (decl.inputs, decl.outputs,
+                                                                         decl.dependencies))
+    def spell(group: Any, d: PathDecl, remote_flags: bool = False) -> PathDecl:
+        """Hidden other spellings of the path's flags, where neither the script nor another path has them."""
+        taken = set(_flag_actions(parser))
+        aliases = () if d.adopted_dest else tuple(f for f in d.other_spellings() if f not in taken)
+        _add_spellings(group, aliases, d.dest, d.flag)
+        remote: Tuple[str, ...] = ()
+        if remote_flags:
+            remote = tuple(f for f in d.other_spellings("-s3") if f not in taken)
+            _add_spellings(group, remote, d.remote_dest, d.remote_flag)
+        return dataclasses.replace(d, aliases=aliases, remote_aliases=remote)
+
+    for d in inputs:
+        if d.adopted_dest is None:
+            hint = d.arg.help or f"Input {d.name!r}" + (" (optional)" if d.arg.optional else "")
+            _add(groups["inputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
+                 help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
+    for d in outputs:
         hint = d.arg.help or f"Output {d.name!r} local folder"
-        _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
-             help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
-        _add_spellings(groups["outputs"], d.flags[1:], d.dest, d.flag)
+        if d.adopted_dest is None:
+            _add(groups["outputs"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
+                 help=f"{hint} (default: {d.default if d.default is not None else 'none'})")
         if decl.kind.outputs_have_locations:  # training outputs travel inside output.tar.gz
             _add(groups["outputs"], d.remote_flag, dest=d.remote_dest, default=d.remote, metavar="URI",
                  help=f"Where the job uploads output {d.name!r}: s3:// URI or 'default' (default: {d.remote})")
-            _add_spellings(groups["outputs"], d.remote_flags[1:], d.remote_dest, d.remote_flag)
-    for d in decl.dependencies:
-        _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
-             help=f"Module {d.name!r} (default: {d.default})")
-        _add_spellings(groups["dependencies"], d.flags[1:], d.dest, d.flag)
+    for d in dependencies:
+        if d.adopted_dest is None:
+            _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
+                 help=f"Module {d.name!r} (default: {d.default})")
+    inputs = tuple(spell(groups.get("inputs"), d) for d in inputs)
+    outputs = tuple(spell(groups.get("outputs"), d, decl.kind.outputs_have_locations) for d in outputs)
+    dependencies = tuple(spell(groups.get("dependencies"), d) for d in dependencies)
     helps = {key: text for key, _, _, text in decl.kind.folders}
+    adopted_dirs: List[Tuple[str, str, str]] = []
     for key, default in decl.training_dirs:
+        own = next((flag for flag in ADOPTABLE_DIRS.get(key, (dir_flag(key),)) if flag in declared), None)
+        if own is not None:
+            _adopted(declared[own], own, default)
+            adopted_dirs.append((key, own, declared[own].dest))
+            continue
         _add(groups["training"], dir_flag(key), dest=key, default=default, metavar="DIR",
              help=f"{helps[key]} (default: {default})")
+    if isinstance(parser, Parser):  # a caller's own parser: its other flags are its owner's business
+        _check_dests(parser)
+    return dataclasses.replace(decl, inputs=inputs, outputs=outputs, dependencies=dependencies,
+                               adopted_dirs=tuple(adopted_dirs))
 
+
+def _adopted(action: argparse.Action, flag: str, default: Optional[str]) -> None:
+    """Check that the script's own path flag takes one value; without a default of its own (an
+    ``SM_*`` variable read outside a job is None) it gets the declared one."""
+    if action.nargs is not None or not _stores_one_value(action):
+        raise DeclarationError(f"the script declares {flag} itself, so it must take one value (the path); "
+                               f"allowed: add_argument({flag!r}, default=...) with no nargs or action")
+    if action.default is None and default is not None:
+        action.default = default
+
+
+def _flag_actions(parser: argparse.ArgumentParser) -> Dict[str, argparse.Action]:
+    """Every option string of ``parser`` → its action.
+
+    Our :class:`Parser` records what is added to it. A parser the script built itself
+    before handing it over (``sagemaker_*_args``) is read through argparse's own table:
+    argparse offers no public view of a parser's flags, and this is the one place we look.
+    """
+    if isinstance(parser, Parser):
+        return {flag: action for action in parser.added for flag in action.option_strings}
+    return dict(parser._option_string_actions)
+
+
+def _stores_one_value(action: argparse.Action) -> bool:
+    """True when ``--flag VALUE`` leaves exactly ``VALUE`` in the namespace (``store``, not ``append``)."""
+    probe = argparse.Namespace(**{action.dest: None})
+    try:
+        action(argparse.ArgumentParser(add_help=False), probe, "/probe", None)
+    except Exception:  # noqa: BLE001 - any action that cannot take one plain value is not a path flag
+        return False
+    return getattr(probe, action.dest, None) == "/probe"
+
+
+def _add_user_arguments(parser: argparse.ArgumentParser, decl: Declaration) -> None:
+    """The script's ``additional_arguments`` and ``argparse_callback``."""
     for spec in decl.additional_arguments:
         kwargs = dict(spec)
         names = kwargs.pop("name_or_flags", None) or kwargs.pop("flags", None) or kwargs.pop("dest", None)
@@ -329,14 +475,12 @@ def add_arguments(parser: argparse.ArgumentParser, decl: Declaration, options: C
         except argparse.ArgumentError as exc:
             raise DeclarationError(f"argparse_callback adds a flag that collides with a generated flag: "
                                    f"{exc.message}") from None
-    _check_dests(parser)
-    return parser
 
 
-def _check_dests(parser: argparse.ArgumentParser) -> None:
+def _check_dests(parser: Parser) -> None:
     """Two flags writing the same attribute would silently shadow each other."""
     owners: Dict[str, str] = {}
-    for action in parser._actions:
+    for action in parser.added:
         if action.dest in (argparse.SUPPRESS, "help") or not action.option_strings and action.dest == "help":
             continue
         if getattr(action, "alias_of", None):
@@ -354,5 +498,5 @@ def build_parser(decl: Declaration, options: CommonOptions, prog: Optional[str] 
         description=decl.description,
         allow_abbrev=False,  # an abbreviation could not be found again when the argv is rewritten
     )
-    add_arguments(parser, decl, options)
+    parser.declaration = adopting_arguments(parser, decl, options)
     return parser

@@ -1,7 +1,8 @@
 """``s3://`` paths in a local run (``--sagemaker-run=no``).
 
 An ``s3://`` input is downloaded into a cache folder and ``main`` gets that
-folder (the same folder shape the job sees); the cache is reused while the
+folder, or the file's path in it when the URI names one object (the shape the
+job sees, :mod:`~aws_sagemaker_remote.shape`); the cache is reused while the
 objects under the prefix are unchanged. An output with an explicit ``s3://``
 destination is written to a temporary folder and uploaded after ``main``
 returns. Only this module, not a plain local run, imports boto3.
@@ -32,8 +33,10 @@ def _cache_dir(uri: str) -> str:
 
 
 def download_input(uri: str, flag: str = "inputs") -> str:
-    """A local folder holding the objects of the ``S3Prefix`` ``uri`` (cached); ``flag`` names it in errors."""
+    """A local folder holding the objects of the ``S3Prefix`` ``uri`` (cached), or the file's path in it
+    when ``uri`` names one object; ``flag`` names it in errors."""
     from .aws import translate_errors
+    from .shape import one_object_name
 
     store = _store()
     folder = _cache_dir(uri)
@@ -43,10 +46,12 @@ def download_input(uri: str, flag: str = "inputs") -> str:
     if not stamp:
         where = f" in the local stand-in at {store.root}" if isinstance(store, LocalStore) else ""
         raise UsageError(f"no objects under {uri}{where}", flag=flag)
+    name = one_object_name(uri, (found for found, _tag in stamp))
+    shaped = os.path.join(folder, name) if name else folder
     try:
         with open(stamp_file, encoding="utf-8") as fh:
-            if json.load(fh) == [list(s) for s in stamp] and os.path.isdir(folder):
-                return folder
+            if json.load(fh) == [list(s) for s in stamp] and os.path.exists(shaped):
+                return shaped
     except (OSError, ValueError):
         pass
     tmp = folder + ".part"
@@ -58,7 +63,7 @@ def download_input(uri: str, flag: str = "inputs") -> str:
     os.replace(tmp, folder)
     with open(stamp_file, "w", encoding="utf-8") as fh:
         json.dump([list(s) for s in stamp], fh)
-    return folder
+    return shaped
 
 
 def upload_output(local: str, uri: str) -> None:

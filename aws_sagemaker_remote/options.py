@@ -87,7 +87,7 @@ def parse_pair(value: str, sep: str = "=") -> Tuple[str, str]:
     return key, rest
 
 
-def _pairs(value: Any) -> Tuple[Tuple[str, str], ...]:
+def pairs(value: Any) -> Tuple[Tuple[str, str], ...]:
     """A mapping, a list of ``KEY=VALUE`` strings or of pairs → a tuple of pairs."""
     if value is None:
         return ()
@@ -232,8 +232,8 @@ class CommonOptions:
     configuration_command: Optional[str] = option(None, "Bash command run inside the job before the script runs, "
                                                   "in the same shell as the configuration script.", metavar="COMMAND")
     env: Tuple[Tuple[str, str], ...] = option((), "Environment variable for the job, KEY=VALUE (repeatable).",
-                                              convert=_pairs, repeat=True, metavar="KEY=VALUE")
-    tags: Tuple[Tuple[str, str], ...] = option((), "Tag for the job, KEY=VALUE (repeatable).", convert=_pairs,
+                                              convert=pairs, repeat=True, metavar="KEY=VALUE")
+    tags: Tuple[Tuple[str, str], ...] = option((), "Tag for the job, KEY=VALUE (repeatable).", convert=pairs,
                                                repeat=True, metavar="KEY=VALUE")
     volume_kms_key: Optional[str] = option(None, "KMS key that encrypts the instances' storage volumes.", metavar="KEY")
     output_kms_key: Optional[str] = option(None, "KMS key that encrypts the job's outputs in S3.", metavar="KEY")
@@ -354,10 +354,10 @@ class TrainingOptions(CommonOptions):
     input_mode: str = option("File", "Default input mode of the channels: File, Pipe or FastFile.",
                              convert=_input_mode, metavar="{File,Pipe,FastFile}")
     metric: Tuple[Tuple[str, str], ...] = option((), "Metric definition NAME=REGEX (repeatable); the regex's "
-                                                 "first group is the value.", convert=_pairs, repeat=True,
+                                                 "first group is the value.", convert=pairs, repeat=True,
                                                  metavar="NAME=REGEX")
     hyperparameter: Tuple[Tuple[str, str], ...] = option((), "Extra hyperparameter KEY=VALUE recorded on the job "
-                                                         "(repeatable).", convert=_pairs, repeat=True,
+                                                         "(repeatable).", convert=pairs, repeat=True,
                                                          metavar="KEY=VALUE")
     output_s3: str = option("default", "Model artifact path (OutputDataConfig.S3OutputPath): an s3:// URI, "
                             "or 'default' for s3://BUCKET/PREFIX/jobs.", convert=_text, metavar="URI")

@@ -16,6 +16,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import posixpath
 import re
 import sys
 from dataclasses import fields
@@ -25,7 +26,7 @@ from .args import IN_JOB, is_s3_uri, s3_uri_problem
 from .bundle import input_files
 from .container import DEFAULT as PATHS
 from .errors import UsageError
-from .flags import Declaration, dir_flag
+from .flags import Declaration, PathDecl
 from .kinds import JobKind
 from .options import CommonOptions, dest_name
 from .reinvoke import job_arguments
@@ -222,7 +223,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
         value = str(value)
         if kind.channel_name_re is not None and not kind.channel_name_re.match(d.name):
             raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
-        container = kind.input_path(PATHS, d.name, d.arg.container_path)
+        container = _decided_path(kind, kind.input_path(PATHS, d.name, d.arg.container_path), d)
         if is_s3_uri(value):
             check_s3(value, d.flag)
             source = value
@@ -260,6 +261,12 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             raise UsageError("Gzip-compressed inputs need mode='Pipe' (SageMaker decompresses only streams)",
                              flag=d.flag)
         _check_container_path(kind, container, d.flag, kind.input_path(PATHS, "", None), used)
+        code = kind.code_dir(PATHS)
+        if code.startswith(container.rstrip("/") + "/") and not is_s3_uri(value) \
+                and os.path.exists(os.path.join(source, posixpath.relpath(code, container))):
+            raise UsageError(f"input folder {value!r} has a {posixpath.relpath(code, container)!r} entry, which "
+                             f"would land in the job's code folder {code}; allowed: another container_path "
+                             f"or a folder without it", flag=d.flag)
         inputs.append(InputChannel(
             name=d.name, source=source, flag=d.flag, container_path=container, container_value=container_value,
             mode=mode, s3_data_type=d.arg.s3_data_type, distribution=d.arg.distribution,
@@ -285,7 +292,7 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
         remote = str(getattr(namespace, d.remote_dest, "default") or "default")
         if remote != "default":
             check_s3(remote, d.remote_flag)
-        container = kind.output_path(PATHS, d.name, d.arg.container_path)
+        container = _decided_path(kind, kind.output_path(PATHS, d.name, d.arg.container_path), d)
         _check_container_path(kind, container, d.flag, kind.output_path(PATHS, "", None), used)
         if local:
             local = _local_abs(str(local))
@@ -312,10 +319,10 @@ def _plan_training_dirs(decl: Declaration, namespace: argparse.Namespace,
     mapped: Mapped = []
     excludes: List[str] = []
     for key, _default in decl.training_dirs:
-        local = getattr(namespace, key, None)
+        local = getattr(namespace, decl.dir_dest(key), None)
         if local and _inside(_local_abs(str(local)), script_dir):
             excludes.append(_local_abs(str(local)))
-        mapped.append((dir_flag(key), targets[key]))
+        mapped.append((decl.dir_flag(key), targets[key]))
     return mapped, excludes
 
 
@@ -349,7 +356,7 @@ def script_hyperparameters(namespace: argparse.Namespace, options: CommonOptions
     """
     skip = {dest_name(f) for f in fields(options)}
     flag_of = {d.dest: d.flag for d in decl.path_decls()}
-    flag_of.update({key: dir_flag(key) for key, _ in decl.training_dirs})
+    flag_of.update({decl.dir_dest(key): decl.dir_flag(key) for key, _ in decl.training_dirs})
     out: List[Tuple[str, str]] = []
     for dest, value in sorted(vars(namespace).items()):
         if dest in skip:
@@ -369,12 +376,27 @@ def _check_container_path(kind: JobKind, path: str, flag: str, root: str, used: 
     folder = kind.checked_root(PATHS)
     if folder is None:
         return
-    if not path.startswith(folder + "/") or path.rstrip("/") == root.rstrip("/"):
+    if not path.startswith(folder + "/") or path.rstrip("/") == folder:
         raise UsageError(f"container path {path!r} must be a folder under {folder}/", flag=flag)
+    code = kind.code_dir(PATHS)
     for other, owner in used.items():
+        if other == code and path.rstrip("/") == root.rstrip("/"):
+            # /opt/ml/processing/input itself holds the code bundle's folder, as in SageMaker's own
+            # examples (the SDK puts its code in /opt/ml/processing/input/code too)
+            continue
         if path == other or path.startswith(other.rstrip("/") + "/") or other.startswith(path.rstrip("/") + "/"):
             raise UsageError(f"container path {path!r} overlaps {owner} ({other})", flag=flag)
     used[path] = flag
+
+
+def _decided_path(kind: JobKind, container: str, d: PathDecl) -> str:
+    """A ``container_path`` the job kind does not let the user choose (training: SageMaker decides
+    where channels and outputs go) is accepted when it names that place, refused otherwise."""
+    declared = d.arg.container_path
+    if declared and declared.rstrip("/") != container.rstrip("/"):
+        raise UsageError(f"container_path {declared!r}: a {kind.name} job puts {d.name!r} at {container}; "
+                         f"allowed: that path or none", flag=d.flag)
+    return container
 
 
 def _existing_file(path: Optional[str], flag: str) -> Optional[str]:

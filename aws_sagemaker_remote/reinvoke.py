@@ -13,7 +13,7 @@ from dataclasses import fields
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .args import IN_JOB
-from .flags import Declaration, dir_flag
+from .flags import Declaration
 from .options import CommonOptions, alias_flag, flag_name, takes_optional_value
 
 #: How many value tokens a flag takes: 1 (always), ``"?"`` (optional) or 0.
@@ -37,7 +37,7 @@ def generated_arity(decl: Declaration, options: CommonOptions) -> Dict[str, Arit
             for flag in d.remote_flags:
                 out[flag] = 1
     for key, _ in decl.training_dirs:
-        out[dir_flag(key)] = 1
+        out[decl.dir_flag(key)] = 1
     return out
 
 

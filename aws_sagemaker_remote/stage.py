@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 from .bundle import Bundle, input_files
 from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
+from .shape import with_input_shapes
 from .spec import JobSpec, Placement, StagedJob, UploadItem
 from .store import Store, home_dir, join_uri
 
@@ -259,6 +260,7 @@ def stage(
     upload progress bar (shown only on a terminal).
     """
     cache = cache or HashCache()
+    spec = with_input_shapes(spec, store, progress)  # an s3:// object gets its file path in the job
     with tempfile.TemporaryDirectory(prefix="aws-sagemaker-remote-") as scratch:
         code = [(BUNDLE_FILENAME, bundle.path)]
         if needs_argument_file(spec.arguments):

@@ -383,6 +383,8 @@ def default_store() -> Store:
     """
     import boto3
 
-    if os.environ.get("AWS_ENDPOINT_URL") or boto3.Session().get_credentials() is not None:
+    from .aws import aws_available
+
+    if aws_available():
         return S3Store(boto3.client("s3"))
     return LocalStore()

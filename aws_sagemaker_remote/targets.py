@@ -102,15 +102,6 @@ def _no_backend() -> Backend:
     raise RuntimeError("a dry run creates no job")
 
 
-def aws_available() -> bool:
-    """True when boto3 would find an endpoint or credentials (a local look-up: no request)."""
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        return True
-    import boto3
-
-    return boto3.Session().get_credentials() is not None
-
-
 def default_role_arn(role: Optional[str], account: str, partition: str = "aws") -> str:
     """``role`` as an ARN: an ARN is kept, a name is placed in ``account``; no role → the local name."""
     name = role or LOCAL_ROLE_NAME
@@ -217,6 +208,10 @@ def offline_target(aws: AwsSettings, spec: JobSpec) -> Target:
         else:
             image = resolve_image(image, region, spec.kind.name, spec.resources.instance_type)
     unknown.append("existing objects")
+    from .shape import may_be_file
+
+    if any(may_be_file(channel) for channel in spec.inputs):
+        unknown.append("input shapes")  # whether an s3:// input names one object (a file) or a folder
     bucket = aws.bucket or f"sagemaker-{region}-{account}"
     placement = Placement(role_arn=resolve_role(role, account, region), image_uri=image, bucket=bucket,
                           prefix=aws.prefix)
@@ -230,6 +225,8 @@ def _role_required() -> UsageError:
 
 def choose_target(spec: JobSpec, control: RunControl) -> Target:
     """The target the command line asks for (see the module's description)."""
+    from .aws import aws_available
+
     aws = control.aws
     if control.run == "yes":
         if not aws.role:  # a dry run too: the request it shows would not be the one sent

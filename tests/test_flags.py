@@ -396,7 +396,7 @@ def test_same_name_as_input_and_output(capsys: pytest.CaptureFixture[str], one_e
 
 def test_collisions_raise_declaration_error_when_building_flags() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--input")
+    parser.add_argument("--input", nargs="+")  # a path flag the parser has must take one value
     with pytest.raises(DeclarationError, match="--input"):
         sagemaker_processing_args(parser, inputs={"input": "data"})
     with pytest.raises(DeclarationError, match="--model-dir"):

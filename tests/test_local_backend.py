@@ -455,19 +455,19 @@ def test_manifest_file_and_gzip_inputs(put_code: PutCode, store: LocalStore, bac
     store.put_bytes(json.dumps(manifest).encode(), f"s3://{BUCKET}/manifests/input.json")
     code = put_code("processing", """
         import os
-        root = os.path.join(os.environ.get("AWS_SAGEMAKER_REMOTE_OPT_ML", "/opt/ml"), "processing", "input", "picked")
-        for folder, _, files in sorted(os.walk(root)):
-            for name in sorted(files):
-                with open(os.path.join(folder, name)) as fh:
-                    print("file", os.path.relpath(os.path.join(folder, name), root), fh.read())
+        root = os.path.join(os.environ.get("AWS_SAGEMAKER_REMOTE_OPT_ML", "/opt/ml"), "processing", "input")
+        print("folder", sorted(os.listdir(root)))
+        with open(os.path.join(root, "picked_0"), "rb") as fh:
+            print("stream", fh.read().decode())
     """)
     described = run_job(backend, "processing", processing_request(
         "manifest-job", code,
         inputs=[processing_input("picked", f"s3://{BUCKET}/manifests/input.json", data_type="ManifestFile",
                                  compression="Gzip", mode="Pipe")]))
     assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
-    lines = [line for line in messages(backend, "processing", "manifest-job") if line.startswith("file ")]
-    assert lines == ["file one.txt first", "file deep/two.txt second"]
+    # Pipe mode: one FIFO, the manifest's objects decompressed and back to back, in the manifest's order
+    lines = [line for line in messages(backend, "processing", "manifest-job") if line.startswith(("folder", "stream"))]
+    assert lines == ["folder ['code', 'picked_0']", "stream firstsecond"]
 
 
 def test_missing_manifest_fails_with_a_client_error(put_code: PutCode, backend: LocalBackend) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ...container import ContainerPaths
 from ...store import upload_folder
 from ..base import PROCESSING, TRAINING
-from . import disk
+from . import disk, pipes
 from .processes import execute
 from .state import Instance, Job, JobError, Settings
 from .transfer import fetch, read_text, upload, upload_tarball, write_json
@@ -88,12 +88,19 @@ def run_processing(settings: Settings, job: Job) -> None:
     """Inputs and config files into every instance, run, then outputs if every instance succeeded."""
     request = job.request
     hosts = [i.host for i in job.instances]
+    streams: List[Tuple[Instance, pipes.PipeChannel]] = []
     for instance in job.instances:
         for item in request.get("ProcessingInputs", []) or []:
             source = item.get("S3Input")
             if not source:
                 raise JobError(f"ClientError: input {item.get('InputName')}: only S3Input is supported "
                                "by the local backend")
+            if pipes.is_pipe(source.get("S3InputMode")):
+                # Processing has no RecordWrapperType: the objects arrive back to back
+                streams.append((instance, pipes.plan_channel(
+                    settings, job, instance, str(item.get("InputName")), source,
+                    source.get("S3CompressionType", "None") == "Gzip", False, instance.local(source["LocalPath"]))))
+                continue
             fetch(settings, job, instance, source["S3Uri"], source.get("S3DataType", "S3Prefix"),
                   source.get("S3DataDistributionType", "FullyReplicated"),
                   source.get("S3CompressionType", "None") == "Gzip", instance.local(source["LocalPath"]))
@@ -106,13 +113,16 @@ def run_processing(settings: Settings, job: Job) -> None:
     limit = disk.volume_bytes(PROCESSING, request)
     _check_inputs_fit(job, limit)
     app = request.get("AppSpecification", {})
-    with disk.watched(job, limit):
+    with disk.watched(job, limit), pipes.feeding(job, streams) as writers:
         execute(settings, job, app.get("ContainerEntrypoint"), app.get("ContainerArguments"), lambda _instance: {})
+    streamed = pipes.stream_failure(writers)
     failed = [i for i in job.instances if i.exit_code != 0]
     first = (failed or job.instances)[0]
     message = joined_messages(job.instances)
     if job.disk_failure:
         job.finish("Failed", "AlgorithmError: " + job.disk_failure, message)
+    elif streamed and not job.stop_event.is_set():
+        job.finish("Failed", streamed, message)
     elif job.stop_event.is_set():
         job.finish("Stopped", job.stop_reason_text(), message)
     elif failed:
@@ -146,25 +156,36 @@ def training_instance_count(request: Mapping[str, Any]) -> int:
     return int(request.get("ResourceConfig", {}).get("InstanceCount", 1) or 1)
 
 
-def _prepare_training_instance(settings: Settings, job: Job, instance: Instance, hosts: List[str]) -> None:
-    """Channels, config files, model/output folders and checkpoints of one instance."""
+def _prepare_training_instance(settings: Settings, job: Job, instance: Instance,
+                               hosts: List[str]) -> List[pipes.PipeChannel]:
+    """Channels, config files, model/output folders and checkpoints of one instance; returns its
+    Pipe-mode channels, which stream while the job runs."""
     request = job.request
     algorithm = request.get("AlgorithmSpecification", {})
     default_mode = algorithm.get("TrainingInputMode", "File")
     checkpoint = request.get("CheckpointConfig")
     paths = instance.paths
     data_config: Dict[str, Dict[str, str]] = {}
+    streams: List[pipes.PipeChannel] = []
     for channel in request.get("InputDataConfig", []) or []:
         name = channel["ChannelName"]
         source = channel.get("DataSource", {}).get("S3DataSource")
         if not source:
             raise JobError(f"ClientError: channel {name}: only S3DataSource is supported by the local backend")
         distribution = source.get("S3DataDistributionType", "FullyReplicated")
-        fetch(settings, job, instance, source["S3Uri"], source.get("S3DataType", "S3Prefix"), distribution,
-              channel.get("CompressionType", "None") == "Gzip", paths.training_channel(name))
+        mode = channel.get("InputMode") or default_mode
+        if pipes.is_pipe(mode):
+            streams.append(pipes.plan_channel(
+                settings, job, instance, name, source, channel.get("CompressionType", "None") == "Gzip",
+                channel.get("RecordWrapperType", "None") == "RecordIO", paths.training_channel(name)))
+        elif source.get("S3DataType") == "AugmentedManifestFile":
+            raise JobError(f"ClientError: channel {name}: S3DataType AugmentedManifestFile needs InputMode Pipe")
+        else:
+                fetch(settings, job, instance, source["S3Uri"], source.get("S3DataType", "S3Prefix"), distribution,
+                  channel.get("CompressionType", "None") == "Gzip", paths.training_channel(name))
         entry = {
             # FastFile channels are presented to the container as File (SageMaker's own files say so)
-            "TrainingInputMode": _container_input_mode(channel.get("InputMode") or default_mode),
+            "TrainingInputMode": _container_input_mode(mode),
             "S3DistributionType": distribution,
             "RecordWrapperType": channel.get("RecordWrapperType", "None"),
         }
@@ -193,6 +214,7 @@ def _prepare_training_instance(settings: Settings, job: Job, instance: Instance,
         local = instance.local(checkpoint.get("LocalPath") or ContainerPaths().checkpoints)
         fetch(settings, job, instance, checkpoint["S3Uri"].rstrip("/") + "/", "S3Prefix", "FullyReplicated",
               False, local, required=False)
+    return streams
 
 
 def _container_input_mode(mode: str) -> str:
@@ -216,18 +238,23 @@ def run_training(settings: Settings, job: Job) -> None:
     checkpoint = request.get("CheckpointConfig")
     hosts = [i.host for i in job.instances]
     job.set_secondary("Downloading", "Downloading input data")
+    streams: List[Tuple[Instance, pipes.PipeChannel]] = []
     for instance in job.instances:
-        _prepare_training_instance(settings, job, instance, hosts)
+        streams += [(instance, c) for c in _prepare_training_instance(settings, job, instance, hosts)]
     if job.stopped_early():
         return
     limit = disk.volume_bytes(TRAINING, request)
     _check_inputs_fit(job, limit)
     job.set_secondary("Training", "Training image download completed. Training in progress.")
-    with disk.watched(job, limit):
+    with disk.watched(job, limit), pipes.feeding(job, streams) as writers:
         execute(settings, job, algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"),
                 lambda instance: _training_environment(job, instance))
     if job.disk_failure:
         job.finish("Failed", "AlgorithmError: " + job.disk_failure)
+        return
+    streamed = pipes.stream_failure(writers)
+    if streamed and not job.stop_event.is_set():
+        job.finish("Failed", streamed)
         return
     failed = [i for i in job.instances if i.exit_code != 0]
     first = (failed or job.instances)[0]
