@@ -581,3 +581,46 @@ def test_training_inputs_demo_runs_unchanged_with_the_original_spellings(run_scr
     assert "Directory contents: ['test_file.txt']" in lines
     assert "File contents: [other file]" in lines
     assert "Test manifest mode: False" in lines
+
+
+AUGMENTED_DEMO = '''
+from aws_sagemaker_remote.args import PathArgument
+from aws_sagemaker_remote.training import sagemaker_training_main
+from aws_sagemaker_remote.util.pipes import augmented_manifest_records
+
+ATTRIBUTES = ["label", "clip-ref"]
+
+
+def main(args):
+    for line in augmented_manifest_records(args.test_pipe, ATTRIBUTES, 0):
+        print("label {} clip {}".format(line["label"].decode(), line["clip-ref"].decode()))
+
+
+if __name__ == "__main__":
+    sagemaker_training_main(
+        main=main,
+        inputs={
+            "test_pipe": PathArgument("data/manifest.json", mode="AugmentedManifestFileWrapped",
+                                      attributes=ATTRIBUTES)
+        },
+        base_job_name="demo-augmented"
+    )
+'''
+
+
+def test_an_original_augmented_manifest_declaration_streams_in_a_local_job(run_script: Callable[..., Any],
+                                                                           tmp_path: Path) -> None:
+    from aws_sagemaker_remote.store import LocalStore
+
+    store = LocalStore()  # the per-test stand-in for S3 the local job also uses
+    lines = []
+    for number in range(3):
+        uri = f"s3://demo-clips/clips/clip{number}.txt"
+        store.put_bytes(f"clip-{number}".encode(), uri)
+        lines.append(json.dumps({"label": number, "clip-ref": uri, "unused": "x"}))
+    write(tmp_path, "data/manifest.json", "\n".join(lines) + "\n")
+    script = write(tmp_path, "train.py", AUGMENTED_DEMO)
+    done = run_script(script, "--sagemaker-run=local", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("] ", 1)[-1] for line in done.stdout.splitlines() if "] label " in line] == [
+        "label 0 clip clip-0", "label 1 clip clip-1", "label 2 clip clip-2"]
