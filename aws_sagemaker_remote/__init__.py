@@ -5,6 +5,8 @@ runs the same script, with the same arguments, as a SageMaker Processing or
 Training job; ``--sagemaker-run=local`` runs that job on this machine without
 Docker. Importing this package loads neither boto3 nor the SageMaker SDK.
 """
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .api import sagemaker_processing_main, sagemaker_training_main
 from .args import OPTIONAL, PathArgument
@@ -18,11 +20,15 @@ from .errors import (
 )
 from .options import ProcessingOptions, TrainingOptions
 
+if TYPE_CHECKING:  # loaded lazily below; the checker sees the real names
+    from .decorators import Job, processing_job, training_job
+
 __all__ = [
     "OPTIONAL",
     "AwsError",
     "DeclarationError",
     "Interrupted",
+    "Job",
     "JobFailed",
     "JobResult",
     "PathArgument",
@@ -31,8 +37,10 @@ __all__ = [
     "TrainingOptions",
     "UsageError",
     "__version__",
+    "processing_job",
     "sagemaker_processing_main",
     "sagemaker_training_main",
+    "training_job",
 ]
 
 
@@ -42,4 +50,8 @@ def __getattr__(name: str) -> object:
         from .spec import JobResult
 
         return JobResult
+    if name in ("Job", "processing_job", "training_job"):  # the decorator form, loaded when first used
+        from . import decorators
+
+        return getattr(decorators, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,14 +13,15 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, NoReturn, Optional, Sequence
 
 from .args import IN_JOB
 from .errors import DeclarationError, RemoteError, UsageError
 from .flags import Declaration, Parser, build_parser, declare
 from .options import CommonOptions
 
-MainFunction = Callable[[argparse.Namespace], Any]
+#: ``main(args)`` (args: the parsed namespace, or the ``args=`` dataclass instance)
+MainFunction = Callable[..., Any]
 
 
 def sagemaker_processing_main(
@@ -35,6 +36,7 @@ def sagemaker_processing_main(
     description: Optional[str] = None,
     script: Optional[str] = None,
     argv: Optional[Sequence[str]] = None,
+    args: Optional[type] = None,
     **options: Any,
 ) -> Any:
     """Run ``main(args)`` here, or as a SageMaker Processing job with ``--sagemaker-run=yes``.
@@ -54,14 +56,18 @@ def sagemaker_processing_main(
     :param description: the parser's description (shown by ``--help``).
     :param script: the script to run in the job (default: the file that defines ``main``).
     :param argv: the command line (default: ``sys.argv[1:]``).
+    :param args: a dataclass declaring the script's own flags (one per field, through
+        ``argparse-dataclass``); ``main`` then gets an instance of it, and the parsed namespace (paths,
+        options) as a second argument if it takes two. See :doc:`quickstart`.
     :param options: defaults of the ``--sagemaker-*`` flags, by field name of
         :class:`~aws_sagemaker_remote.options.ProcessingOptions`: ``run``, ``wait``, ``image``,
         ``instance``, ``instance_count``, ``volume_size``, ``max_run``, ``role``, ``requirements``,
         ``configuration_script``, ``configuration_command``, ``env``, ``tags``, ``base_job_name``, …
     :returns: what ``main`` returned (local run) or the :class:`~aws_sagemaker_remote.spec.JobResult`.
     """
-    return _entry("processing", main, inputs, outputs, merge_dependencies(dependencies, modules),
-                  additional_arguments, argparse_callback, description, script, argv, {}, options)
+    return _entry(define_processing(main, inputs, outputs, dependencies, modules=modules,
+                                    additional_arguments=additional_arguments, argparse_callback=argparse_callback,
+                                    description=description, script=script, args=args, **options), argv)
 
 
 def sagemaker_training_main(
@@ -82,6 +88,7 @@ def sagemaker_training_main(
     model_dir: Optional[str] = None,
     output_dir: Optional[str] = None,
     checkpoint_dir: Optional[str] = None,
+    args: Optional[type] = None,
     **options: Any,
 ) -> Any:
     """Run ``main(args)`` here, or as a SageMaker Training job with ``--sagemaker-run=yes``.
@@ -102,13 +109,70 @@ def sagemaker_training_main(
 
     The other parameters are those of :func:`sagemaker_processing_main`.
     """
+    return _entry(define_training(main, inputs, outputs, dependencies, modules=modules, channels=channels,
+                                  additional_arguments=additional_arguments, argparse_callback=argparse_callback,
+                                  description=description, script=script, metrics=metrics,
+                                  hyperparameters=hyperparameters, model_dir=model_dir, output_dir=output_dir,
+                                  checkpoint_dir=checkpoint_dir, args=args, **options), argv)
+
+
+class Definition(NamedTuple):
+    """A script's whole declaration, as the entry functions (and the decorators) take it."""
+
+    kind: str
+    main: Callable[..., Any]
+    inputs: Optional[Mapping[str, Any]]
+    outputs: Optional[Mapping[str, Any]]
+    dependencies: Optional[Mapping[str, Any]]
+    additional_arguments: Optional[Iterable[Any]]
+    argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]]
+    description: Optional[str]
+    script: Optional[str]
+    training: Mapping[str, Any]
+    options: Mapping[str, Any]
+    args: Optional[type]
+
+    def prepare(self, script: Optional[str] = None) -> "tuple[Declaration, CommonOptions, Parser]":
+        """Declaration, keyword options and parser (``script`` overrides the declared one)."""
+        return prepare(self.kind, self.main, self.inputs, self.outputs, self.dependencies,
+                       self.additional_arguments, self.argparse_callback, self.description,
+                       script or self.script, self.training, self.options, self.args)
+
+
+def define_processing(main: Callable[..., Any], inputs: Optional[Mapping[str, Any]] = None,
+                      outputs: Optional[Mapping[str, Any]] = None,
+                      dependencies: Optional[Mapping[str, Any]] = None, *,
+                      modules: Optional[Mapping[str, Any]] = None,
+                      additional_arguments: Optional[Iterable[Any]] = None,
+                      argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
+                      description: Optional[str] = None, script: Optional[str] = None,
+                      args: Optional[type] = None, **options: Any) -> Definition:
+    """The :class:`Definition` of :func:`sagemaker_processing_main`'s keywords."""
+    return Definition("processing", main, inputs, outputs, merge_dependencies(dependencies, modules),
+                      additional_arguments, argparse_callback, description, script, {}, options, args)
+
+
+def define_training(main: Callable[..., Any], inputs: Optional[Mapping[str, Any]] = None,
+                    outputs: Optional[Mapping[str, Any]] = None,
+                    dependencies: Optional[Mapping[str, Any]] = None, *,
+                    modules: Optional[Mapping[str, Any]] = None,
+                    channels: Optional[Mapping[str, Any]] = None,
+                    additional_arguments: Optional[Iterable[Any]] = None,
+                    argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
+                    description: Optional[str] = None, script: Optional[str] = None,
+                    metrics: Optional[Mapping[str, str]] = None,
+                    hyperparameters: Optional[Mapping[str, Any]] = None,
+                    model_dir: Optional[str] = None, output_dir: Optional[str] = None,
+                    checkpoint_dir: Optional[str] = None, args: Optional[type] = None,
+                    **options: Any) -> Definition:
+    """The :class:`Definition` of :func:`sagemaker_training_main`'s keywords."""
     if channels:
         inputs = {**dict(inputs or {}), **dict(channels)}
     dirs = {k: v for k, v in (("model_dir", model_dir), ("output_dir", output_dir),
                                ("checkpoint_dir", checkpoint_dir)) if v}
-    return _entry("training", main, inputs, outputs, merge_dependencies(dependencies, modules),
-                  additional_arguments, argparse_callback, description, script, argv, {"training_dirs": dirs},
-                  fold_training_keywords(options, metrics, hyperparameters))
+    return Definition("training", main, inputs, outputs, merge_dependencies(dependencies, modules),
+                      additional_arguments, argparse_callback, description, script, {"training_dirs": dirs},
+                      fold_training_keywords(options, metrics, hyperparameters), args)
 
 
 def fold_training_keywords(options: Mapping[str, Any], metrics: Optional[Mapping[str, str]],
@@ -154,8 +218,16 @@ def prepare(
     script: Optional[str],
     training: Mapping[str, Any],
     options: Mapping[str, Any],
+    args: Optional[type] = None,
 ) -> "tuple[Declaration, CommonOptions, Parser]":
-    """Declaration, keyword options and parser (no parsing yet)."""
+    """Declaration, keyword options and parser (no parsing yet).
+
+    :param args: a dataclass declaring the script's own arguments (see :mod:`~aws_sagemaker_remote.typed`).
+    """
+    if args is not None:
+        from .typed import add_to_parser
+
+        argparse_callback = add_to_parser(args, argparse_callback)
     decl = declare(
         kind,
         script or (_script_of(main) if main is not None else sys.argv[0]),
@@ -176,28 +248,14 @@ def prepare(
     return parser.declaration, resolved.options, parser
 
 
-def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencies: Any,
-           additional_arguments: Any, argparse_callback: Any, description: Any, script: Any,
-           argv: Optional[Sequence[str]], training: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+def _entry(definition: Definition, argv: Optional[Sequence[str]]) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        main = definition.main
         if not callable(main):
             raise DeclarationError(f"main must be a function taking the parsed arguments, not {type(main).__name__}")
-        decl, opts, parser = prepare(kind, main, inputs, outputs, dependencies, additional_arguments,
-                                     argparse_callback, description, script, training, options)
-        namespace = parser.parse_args(argv)
-        opts = type(opts).from_namespace(namespace)
-        from .sources import provenance
-
-        sources = provenance(parser.resolved, argv)
-        if opts.run in ("no", IN_JOB):
-            if opts.dry_run:
-                raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
-                                 flag="--sagemaker-dry-run")
-            # inside a job the request's Environment (and what the configuration ran) is already
-            # set: applying the keyword defaults again would overwrite the command line's values
-            return run_locally(decl, namespace, main, dict(opts.env) if opts.run == "no" else None)
-        return _launch(decl, namespace, opts, argv, sources)
+        decl, _, parser = definition.prepare()
+        return dispatch(decl, parser, main, argv, definition.args)
     except RemoteError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -205,8 +263,43 @@ def _entry(kind: str, main: MainFunction, inputs: Any, outputs: Any, dependencie
         sys.exit(130)
 
 
+def dispatch(decl: Declaration, parser: Parser, main: Callable[..., Any], argv: Sequence[str],
+             args: Optional[type] = None, read_value: bool = False) -> Any:
+    """Parse ``argv`` and run: ``main`` here (``no``, and inside the job), or launch the job.
+
+    Raises the :mod:`~aws_sagemaker_remote.errors` exceptions; the call form turns them into an
+    exit status, a launch from Python lets them through.
+
+    :param args: the dataclass of the script's own arguments (``main`` then gets an instance of it).
+    :param read_value: read back what ``main`` returned in the job into ``JobResult.value``.
+    :returns: what ``main`` returned (``no``) or the job's :class:`~aws_sagemaker_remote.spec.JobResult`.
+    """
+    namespace = parser.parse_args(list(argv))
+    opts = parser.resolved.options.from_namespace(namespace)
+    from .sources import provenance
+
+    sources = provenance(parser.resolved, argv)
+    if opts.run in ("no", IN_JOB):
+        if opts.dry_run:
+            raise UsageError("describes a job: use it with --sagemaker-run=yes or local",
+                             flag="--sagemaker-dry-run")
+        if args is not None:
+            from .typed import bind
+
+            main = bind(main, args)
+        # inside a job the request's Environment (and what the configuration ran) is already
+        # set: applying the keyword defaults again would overwrite the command line's values
+        value = run_locally(decl, namespace, main, dict(opts.env) if opts.run == "no" else None)
+        if opts.run == IN_JOB:
+            from .result import write_value
+
+            write_value(decl, namespace, value)
+        return value
+    return _launch(decl, namespace, opts, argv, sources, read_value=read_value)
+
+
 def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOptions, argv: Sequence[str],
-            sources: Sequence["tuple[str, str]"] = ()) -> Any:
+            sources: Sequence["tuple[str, str]"] = (), read_value: bool = False) -> Any:
     """``yes`` / ``local``: plan the job, choose its target, launch it (boto3 loads from here on)."""
     import datetime as _dt
     import secrets
@@ -222,7 +315,7 @@ def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOption
                     now=_dt.datetime.now(_dt.timezone.utc), token=secrets.token_hex(2))
     check_code(spec.code)  # a home folder or an oversized bundle stops here, before any request
     control = plan_control(opts, sources=sources)
-    return launch(spec, control, choose_target(spec, control))
+    return launch(spec, control, choose_target(spec, control), read_value=read_value)
 
 
 def _fail(exc: RemoteError) -> NoReturn:

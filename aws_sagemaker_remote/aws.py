@@ -51,6 +51,8 @@ from .errors import AwsError, CredentialsError, EndpointError, ThrottledError, U
 ROLE_SESSION_NAME = "aws-sagemaker-remote"
 #: botocore's ``retries.max_attempts``: retries after the first attempt (so six requests in all).
 DEFAULT_MAX_ATTEMPTS = 5
+#: The same for CloudWatch Logs reads (see :attr:`Clients.logs`).
+LOGS_MAX_ATTEMPTS = 1
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_READ_TIMEOUT = 60
 USER_AGENT_EXTRA = f"aws-sagemaker-remote/{__version__}"
@@ -103,9 +105,10 @@ class Clients:
         self._config = config
         self._sagemaker_endpoint_url = sagemaker_endpoint_url
 
-    def _client(self, service: str, **kwargs: Any) -> Any:
+    def _client(self, service: str, config: Optional[Config] = None, **kwargs: Any) -> Any:
         with translate_errors(f"creating the {service} client"):
-            return self._session.client(service, config=self._config, **kwargs)
+            session: Any = self._session  # boto3's stubs type client() per service name
+            return session.client(service, config=config or self._config, **kwargs)
 
     @functools.cached_property
     def s3(self) -> Any:
@@ -117,7 +120,11 @@ class Clients:
 
     @functools.cached_property
     def logs(self) -> Any:
-        return self._client("logs")
+        # Log reads are best effort and repeated every few seconds by the watch code:
+        # one retry is enough, so a throttled CloudWatch Logs never holds up the
+        # status polls for the half minute botocore's full backoff takes.
+        return self._client("logs", config=self._config.merge(Config(retries={"mode": "standard",
+                                                                                "max_attempts": LOGS_MAX_ATTEMPTS})))
 
     @functools.cached_property
     def sts(self) -> Any:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import UsageError
+from .leftovers import owned_prefix
 from .spec import CodeSpec
 
 #: 1980-01-01: every entry gets this mtime (the zip epoch, so nothing treats it as "unset").
@@ -245,6 +246,13 @@ def runtime_files() -> List[Tuple[str, str]]:
     for arc, full in collect_folder(package, "runtime/aws_sagemaker_remote/", rules=IgnoreRules(DEFAULT_EXCLUDES)):
         if arc.endswith((".py", "py.typed")):
             out.append((arc, full))
+    # typed arguments (args=SomeDataclass) parse with argparse-dataclass in the job too, whose image
+    # need not have it: its one module travels with the runtime (it is pure Python)
+    import importlib.util
+
+    found = importlib.util.find_spec("argparse_dataclass")
+    if found is not None and found.origin and found.origin.endswith(".py"):
+        out.append(("runtime/argparse_dataclass.py", found.origin))
     return out
 
 
@@ -375,7 +383,8 @@ def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bu
     entries = bundle_entries(code, notes)
     for note in notes:
         print(note, file=sys.stderr)
-    fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz", dir=workdir)
+    # named after this process: the next launch removes it if this one is killed
+    fd, path = tempfile.mkstemp(prefix=owned_prefix("bundle"), suffix=".tar.gz", dir=workdir)
     files: List[Tuple[str, int]] = []
     with os.fdopen(fd, "wb") as raw:  # noqa: SIM117 - a parenthesised with-group needs Python 3.9
         # mtime=0 and an empty name keep the gzip header free of time and path

@@ -12,6 +12,7 @@ and carries the process exit code that the entry points use::
     │   ├── ThrottledError           the service kept throttling us
     │   ├── JobNotFound              no job of that kind and name (also a KeyError)
     │   └── JobExists                a job of that kind and name was already created
+    ├── ContentChanged (exit 1)      a file changed while it was being staged
     ├── JobFailed (exit 1)           the job ended Failed or Stopped
     └── Interrupted (exit 130)       Ctrl-C; the job was stopped (or detached)
 
@@ -107,6 +108,19 @@ class JobExists(AwsError):
         super().__init__(f"A {kind} job named '{job_name}' already exists", code="ResourceInUse")
         self.kind = kind
         self.job_name = job_name
+
+
+class ContentChanged(RemoteError):
+    """A file's bytes changed between hashing and uploading it: nothing was stored for it.
+
+    Staging names what it uploads by the SHA-256 of its content; storing other
+    bytes under that name would hand a later job stale data.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} changed while it was being staged (its content no longer matches the digest "
+                         "taken when staging began); nothing was stored for it: launch again once it stops changing")
+        self.path = path
 
 
 class JobFailed(RemoteError):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .args import OptionalInput, PathArgument, is_s3_uri, name_problem
 from .container import CODE_CHANNEL
-from .errors import DeclarationError
+from .errors import DeclarationError, UsageError
 from .kinds import JobKind, job_kind
 from .options import CommonOptions
 
@@ -112,6 +112,8 @@ class Parser(argparse.ArgumentParser):
     resolved: Any = None
     #: the declaration with the path flags the script declares itself (set by :func:`build_parser`)
     declaration: Any = None
+    #: raise :class:`UsageError` instead of exiting (a launch from Python must not end the caller)
+    raise_errors: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         #: every action added, through the parser or any of its groups, in order
@@ -145,6 +147,8 @@ class Parser(argparse.ArgumentParser):
         return group
 
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
+        if self.raise_errors:
+            raise UsageError(message)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -370,6 +374,10 @@ def adopting_arguments(parser: argparse.ArgumentParser, decl: Declaration, optio
         action = declared.get(d.flag)
         if action is None:
             return d
+        owner = getattr(action, "dataclass_name", None)
+        if owner is not None:  # a typed field is not a path flag: its default and type say otherwise
+            raise DeclarationError(f"args={owner}: the flag of field {action.dest!r} is {d.flag}, the flag of "
+                                   f"the declared path {d.name!r}; allowed: a field name no path uses")
         _adopted(action, d.flag, d.default)
         return dataclasses.replace(d, adopted_dest=action.dest)
 

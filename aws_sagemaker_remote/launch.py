@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, TextIO
 
 from .bundle import build_bundle, listing as bundle_listing
 from .errors import JobFailed
+from .leftovers import sweep
 from .render import render
 from .spec import JobResult, JobSpec, RunControl, StagedJob, output_uris
 from .stage import human_bytes, stage
@@ -30,6 +31,7 @@ def launch(
     *,
     out: Optional[TextIO] = None,
     err: Optional[TextIO] = None,
+    read_value: bool = False,
 ) -> JobResult:
     """Run ``spec`` as a job on ``target`` and return its result (``DryRun`` for a dry run).
 
@@ -39,16 +41,20 @@ def launch(
     :raises UsageError: bad input (nothing uploaded or created).
     :raises JobFailed: the job ended Failed or Stopped.
     :raises Interrupted: Ctrl-C while waiting.
+
+    :param read_value: read what ``main`` returned in the job back into ``JobResult.value``
+        (see :mod:`~aws_sagemaker_remote.result`).
     """
     out = out or sys.stdout
     err = err or sys.stderr
+    sweep()  # bundles and job folders left by launches that were killed
     staged = _stage(spec, control, target, err)
     request = render(staged, target.placement)
     if control.dry_run:
         report = dry_run_report(staged, request, control, target)
         out.write(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
         return JobResult(kind=spec.kind.name, job_name=spec.job_name, status="DryRun")
-    return _run(staged, request, control, target, out, err)
+    return _run(staged, request, control, target, out, err, read_value)
 
 
 def terminate_like_ctrl_c() -> None:
@@ -111,7 +117,7 @@ def dry_run_report(staged: StagedJob, request: Dict[str, Any], control: RunContr
 
 
 def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target: Target, out: TextIO,
-         err: TextIO) -> JobResult:
+         err: TextIO, read_value: bool = False) -> JobResult:
     from .aws import translate_errors
     from .watch import summary_lines, wait
 
@@ -150,4 +156,11 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
     if result.status == "Completed":
         with translate_errors(f"downloading the results of {name}"):
             spec.kind.download(staged, result, control, target.store, output_uris(spec, target.placement), err)
+        if read_value:
+            from dataclasses import replace
+
+            from .result import read_value as read
+
+            with translate_errors(f"reading the return value of {name}"):
+                result = replace(result, value=read(spec, result, target.store, output_uris(spec, target.placement)))
     return result

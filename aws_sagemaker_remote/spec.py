@@ -265,6 +265,9 @@ class JobResult:
     output_data_url: Optional[str] = None
     training_image: Optional[str] = None
     final_metrics: Mapping[str, float] = field(default_factory=dict)
+    #: what the script's ``main`` returned, when it was JSON-serialisable (read back from the file the
+    #: job wrote beside its outputs, see :mod:`aws_sagemaker_remote.result`); None otherwise
+    value: Any = None
 
     @property
     def exit_code(self) -> int:
@@ -287,6 +290,8 @@ class JobResult:
             out["failure_reason"] = self.failure_reason
         if self.console_url:
             out["console_url"] = self.console_url
+        if self.value is not None:
+            out["value"] = self.value
         from .kinds import job_kind
 
         out.update(job_kind(self.kind).result_json(self))

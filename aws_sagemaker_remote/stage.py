@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 from .bundle import Bundle, input_files
 from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME, needs_argument_file
+from .leftovers import owned_prefix
 from .shape import with_input_shapes
 from .spec import JobSpec, Placement, StagedJob, UploadItem
 from .store import Store, home_dir, join_uri
@@ -228,11 +229,12 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
     """Upload (or copy) what is missing, then write the marker that says the tree is complete."""
     tree, items = plan.tree, plan.items
     if not plan.complete:
-        for item in items:
+        for f, item in zip(tree.files, items):
             if item.copy_from:
                 store.copy(item.copy_from, item.uri)
             elif not item.present:
-                store.upload_file(item.local_path, item.uri, progress)
+                # stored only if the bytes sent still have the digest the tree's address was made of
+                store.upload_file(item.local_path, item.uri, progress, sha256=f.sha256)
     if index is not None:
         for f, item in zip(tree.files, items):
             index.add(f.sha256, item.uri)
@@ -261,7 +263,7 @@ def stage(
     """
     cache = cache or HashCache()
     spec = with_input_shapes(spec, store, progress)  # an s3:// object gets its file path in the job
-    with tempfile.TemporaryDirectory(prefix="aws-sagemaker-remote-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("stage")) as scratch:
         code = [(BUNDLE_FILENAME, bundle.path)]
         if needs_argument_file(spec.arguments):
             # too long for ContainerArguments: the list travels beside the bundle

@@ -11,13 +11,14 @@ The module imports no AWS library at import time.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
-from .errors import RemoteError
+from .errors import ContentChanged, RemoteError
 from .safepath import UnsafePath, local_path
 
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
@@ -63,8 +64,12 @@ class Store(Protocol):
     def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
         """(uri, version tag) of every object under ``uri``: changes whenever an object changes."""
 
-    def upload_file(self, path: str, uri: str, progress: Progress = None) -> None:
-        """Upload a local file (streamed; multipart for large files)."""
+    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
+        """Upload a local file (streamed; multipart for large files).
+
+        With ``sha256``, the object is stored only if the bytes read have that
+        digest; otherwise :class:`~aws_sagemaker_remote.errors.ContentChanged`.
+        """
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         """Write a small object."""
@@ -142,13 +147,17 @@ class LocalStore:
                 os.unlink(tmp)
             raise
 
-    def upload_file(self, path: str, uri: str, progress: Progress = None) -> None:
+    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
         def copy(fh: Any) -> None:
+            digest = hashlib.sha256()
             with open(path, "rb") as src:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     fh.write(chunk)
+                    digest.update(chunk)
                     if progress:
                         progress(len(chunk))
+            if sha256 and digest.hexdigest() != sha256:
+                raise ContentChanged(path)  # before the rename: nothing appears under the digest
 
         self._write(uri, copy)
 
@@ -245,9 +254,12 @@ class S3Store:
                 out.append((f"s3://{bucket}/{obj['Key']}", f"{obj['Size']}-{obj.get('ETag', '')}"))
         return sorted(out)
 
-    def upload_file(self, path: str, uri: str, progress: Progress = None) -> None:
+    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
+        from .transfers import upload_file
+
         bucket, key = split_uri(uri)
-        self.client.upload_file(path, bucket, key, Config=self.transfer_config, Callback=progress)
+        # verified against sha256 while streaming; Ctrl-C is not held up by a stalled request
+        upload_file(self.client, path, bucket, key, self.transfer_config, progress, sha256)
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         bucket, key = split_uri(uri)
@@ -256,8 +268,10 @@ class S3Store:
     def copy(self, source: str, uri: str) -> None:
         src_bucket, src_key = split_uri(source)
         bucket, key = split_uri(uri)
+        from .transfers import copy_object
+
         # the managed copy switches to multipart copy above the threshold (CopyObject stops at 5 GB)
-        self.client.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key, Config=self.transfer_config)
+        copy_object(self.client, src_bucket, src_key, bucket, key, self.transfer_config)
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_uri(uri)
@@ -268,7 +282,9 @@ class S3Store:
         bucket, key = split_uri(uri)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = path + ".part"
-        self.client.download_file(bucket, key, tmp, Config=self.transfer_config, Callback=progress)
+        from .transfers import download_file
+
+        download_file(self.client, bucket, key, tmp, self.transfer_config, progress)  # Ctrl-C acts at once
         os.replace(tmp, path)
 
     def delete(self, uri: str) -> int:
@@ -293,7 +309,12 @@ class S3Store:
         kwargs: Dict[str, Any] = {"Bucket": bucket}
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        self.client.create_bucket(**kwargs)
+        try:
+            self.client.create_bucket(**kwargs)
+        except ClientError as exc:
+            # the answer to our own create was lost and botocore's retry found the bucket made
+            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise
         return True
 
 

@@ -72,7 +72,8 @@ class UnknownStore:
     def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
         return []
 
-    def upload_file(self, path: str, uri: str, progress: Optional[Callable[[int], None]] = None) -> None:
+    def upload_file(self, path: str, uri: str, progress: Optional[Callable[[int], None]] = None,
+                    sha256: Optional[str] = None) -> None:
         raise _no_transfer()
 
     def put_bytes(self, data: bytes, uri: str) -> None:

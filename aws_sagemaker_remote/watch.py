@@ -48,7 +48,7 @@ from typing import (
     Union,
 )
 
-from .backends.base import TERMINAL_STATUSES, Backend, LogCursor, LogEvent
+from .backends.base import LOGS_INCOMPLETE, TERMINAL_STATUSES, Backend, LogCursor, LogEvent
 from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError
 from .kinds import job_kind
 from .metrics import MetricTracker
@@ -186,6 +186,7 @@ def follow(
     status_every = max(float(backend.poll_interval), 0.0)
     log_every = min(float(backend.log_poll_interval), status_every)
     last: Optional[StatusChange] = None
+    told = False  # the user knows the logs cannot be read right now
     next_status = clock()
     while True:
         now = clock()
@@ -204,6 +205,10 @@ def follow(
                 yield change
         # Retrying a read loses nothing: a backend advances the cursor only when a read succeeds.
         yield from call(backend.logs, kind, job_name, cursor)
+        trouble = cursor.state.get(LOGS_INCOMPLETE)
+        if trouble and not told and notify is not None:
+            notify(f"[{job_name}] cannot read the logs now ({trouble}); still following the job's status")
+        told = bool(trouble)
         sleep(max(0.0, min(log_every, next_status - clock())))
 
 
@@ -303,6 +308,11 @@ def wait(
         _interrupted(backend, kind, job_name, printer, cursor, detach=detach, sleep=sleep, clock=clock,
                      stop_timeout=stop_timeout)
     printer.flush()
+    trouble = cursor.state.get(LOGS_INCOMPLETE)
+    if trouble:
+        # the status above came from describe; only the log lines are missing
+        printer.note(f"[{job_name}] logs are incomplete ({trouble}); read them later with "
+                     f"`aws-sagemaker-remote logs {kind} {job_name}`")
     assert final is not None  # follow() always ends with the terminal status
     return result_from_description(kind, final.description, backend, tuple(printer.lines), tracker.values)
 

@@ -65,6 +65,11 @@ Fixtures
     ``one_error_line(stderr, "--flag", ...)`` asserts that a refused command
     printed exactly one ``error:`` line, naming each given text, and no
     traceback; returns the line.
+
+``fault_proxy`` (function, uses ``aws``)
+    A fault-injecting proxy on loopback between boto3 and the moto server
+    (``tests/faultproxy.py``): loses responses, throttles one service, stalls or
+    slows uploads. ``AWS_ENDPOINT_URL`` points at it for the test.
 """
 from __future__ import annotations
 
@@ -668,3 +673,22 @@ def make_bundle(tmp_path: Path) -> MakeBundle:
         return build_bundle(code, kind, workdir=str(tmp_path))
 
     return make
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fault_proxy(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A :class:`faultproxy.FaultProxy` in front of the moto server, with ``AWS_ENDPOINT_URL`` pointing at it.
+
+    boto3 clients made afterwards, here and in subprocesses, go through the
+    proxy; ``aws`` (the server behind it) still records what really arrived.
+    """
+    from faultproxy import FaultProxy
+
+    proxy = FaultProxy(aws.url).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

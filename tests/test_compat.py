@@ -29,6 +29,9 @@ EXPECTED_ALL = {
     "AwsError",
     "JobFailed",
     "Interrupted",
+    "processing_job",
+    "training_job",
+    "Job",
 }
 
 

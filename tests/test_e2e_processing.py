@@ -74,7 +74,9 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
                         "--output=/opt/ml/processing/output/output", "--output-s3=default",
                         "--min-count", "2", "--lowercase"]
     assert request["Environment"] == {"MODE": "demo"}
-    assert request["Tags"] == [{"Key": "team", "Value": "ml"}]
+    # the user's tags, then the launch token that recognises a create whose answer was lost
+    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"}]
+    assert request["Tags"][-1]["Key"] == "aws-sagemaker-remote:launch-token"
     assert request["RoleArn"] == ROLE
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
     assert set(inputs) == {"code", "input"}

@@ -150,7 +150,9 @@ def test_yes_against_moto_sends_the_expected_request(aws: Any, run_script: Any, 
     # per script: the base job name and a digest of the script's path
     assert re.fullmatch(re.escape(f"{bucket_uri}/checkpoints/train-linear-") + "[0-9a-f]{8}", checkpoint["S3Uri"])
     assert request["Environment"] == {"MODE": "demo"}
-    assert request["Tags"] == [{"Key": "team", "Value": "ml"}]
+    # the user's tags, then the launch token that recognises a create whose answer was lost
+    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"}]
+    assert request["Tags"][-1]["Key"] == "aws-sagemaker-remote:launch-token"
     assert request["HyperParameters"]["epochs"] == "7"
     assert request["RoleArn"] == ROLE
     described = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)

@@ -150,7 +150,9 @@ def test_processing_request_reaches_sagemaker_over_http(aws: Any, tmp_path: Path
     assert request["ProcessingJobName"] == "job-20261202-070000-t0k3"
     assert request["RoleArn"] == ROLE and request["AppSpecification"]["ImageUri"] == IMAGE
     assert request["Environment"] == {"MODE": "cli"}
-    assert request["Tags"] == [{"Key": "team", "Value": "ml"}]
+    # the user's tags, then the launch token that recognises a create whose answer was lost
+    assert request["Tags"][:-1] == [{"Key": "team", "Value": "ml"}]
+    assert request["Tags"][-1]["Key"] == "aws-sagemaker-remote:launch-token"
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in request["ProcessingInputs"]}
     # what the request names was uploaded before the job was created
     assert {rel for _, rel, _ in prefix_objects(target.store, inputs["code"])} == {"bundle.tar.gz"}

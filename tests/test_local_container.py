@@ -25,6 +25,7 @@ import pytest
 from aws_sagemaker_remote.backends.base import LogCursor
 from aws_sagemaker_remote.backends.local import LocalBackend, isolation
 from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
+from aws_sagemaker_remote.leftovers import owned_prefix
 from aws_sagemaker_remote.render import ENTRYPOINT
 from aws_sagemaker_remote.store import LocalStore
 
@@ -273,7 +274,8 @@ def test_the_job_folder_is_hidden_from_the_instances(put_code: PutCode, store: L
     for lines in lines_by_host(backend, "processing", "hidden").values():
         # the workdir holds this job's folder, but what is inside it (every instance's files) is covered
         (job_folder,) = tagged(lines, "HIDDEN=")
-        assert job_folder.startswith("hidden-")
+        # named after its owner, so a later launch removes it if this one is killed
+        assert job_folder.startswith(owned_prefix("job", "hidden"))
 
 
 # --- the mount helper itself: a missing /opt/ml, a non-root user ---------------------------------------

@@ -396,12 +396,10 @@ def test_throttling_while_following_is_retried_and_loses_no_line(
     a = "algo-1-1700000000"
     script.describe_error("ThrottlingException")  # t = 0
     script.describe("InProgress")  # t = 1
-    script.streams_error("ThrottlingException")
-    script.streams(a)  # t = 2
-    script.read(a, None, [(1000, "loading data")], "f/1")
+    script.streams_error("ThrottlingException")  # this read returns nothing ...
     script.describe("Completed")  # t = 5
     script.streams(a)
-    script.read(a, "f/1", [(2000, "done")], "f/2")
+    script.read(a, None, [(1000, "loading data"), (2000, "done")], "f/2")  # ... and the next catches up
     out, err = io.StringIO(), io.StringIO()
     fake = FakeTime()
 
@@ -411,14 +409,33 @@ def test_throttling_while_following_is_retried_and_loses_no_line(
     assert result.status == "Completed"
     assert out.getvalue().splitlines() == ["[algo-1] loading data", "[algo-1] done"]
     notes = err.getvalue().splitlines()
+    # the status is retried; a failed log read returns nothing and the next read catches up
     assert [line for line in notes if "retrying" in line] == [
         (f"[{JOB}] describing processing job {JOB}: ThrottlingException: Rate exceeded "
-        "(still throttled after 5 retries); retrying for up to 60 s"),
-        (f"[{JOB}] reading the logs of processing job {JOB}: ThrottlingException: Rate exceeded "
-        "(still throttled after 5 retries); retrying for up to 60 s"),
+         "(still throttled after 5 retries); retrying for up to 60 s"),
     ]
+    assert f"[{JOB}] cannot read the logs now (reading the logs of processing job {JOB}: ThrottlingException: " \
+           "Rate exceeded (still throttled after 5 retries)); still following the job's status" in notes
+    assert "logs are incomplete" not in err.getvalue()  # the last read caught up
     assert notes[-1] == f"[{JOB}] Completed"
-    assert fake.sleeps == [1.0, 1.0, 3.0]
+
+
+def test_logs_that_cannot_be_read_never_fail_a_completed_job(processing: Tuple[SageMakerBackend, Script]) -> None:
+    backend, script = processing
+    script.describe("Completed")
+    script.streams_error("AccessDeniedException", "not authorized to perform: logs:DescribeLogStreams")
+    out, err = io.StringIO(), io.StringIO()
+    fake = FakeTime()
+
+    result = wait(backend, "processing", JOB, out=out, err=err, sleep=fake.sleep, clock=fake.clock)
+
+    script.assert_done()
+    assert result.status == "Completed"
+    notes = err.getvalue().splitlines()
+    assert notes[-1] == (f"[{JOB}] logs are incomplete (reading the logs of processing job {JOB}: "
+                         "AccessDeniedException: not authorized to perform: logs:DescribeLogStreams); "
+                         f"read them later with `aws-sagemaker-remote logs processing {JOB}`")
+    assert f"[{JOB}] Completed" in notes
 
 
 def test_errors_that_outlast_the_retries_say_the_job_may_still_be_running(

@@ -24,6 +24,9 @@ TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 STATUS_KEY = {name: kind.status_key for name, kind in KINDS.items()}
 NAME_KEY = {name: kind.name_key for name, kind in KINDS.items()}
 LOG_GROUP = {name: kind.log_group for name, kind in KINDS.items()}
+#: Key of ``LogCursor.state`` where a backend says why its last log read returned
+#: nothing (throttled, forbidden): the logs shown so far are incomplete.
+LOGS_INCOMPLETE = "logs_incomplete"
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import heapq
 import re
+import secrets
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from botocore.exceptions import ClientError
 
 from ..aws import error_code, translate_errors
+from ..errors import AwsError
 from ..kinds import job_kind
-from .base import TERMINAL_STATUSES, LogCursor, LogEvent
+from .base import LOGS_INCOMPLETE, TERMINAL_STATUSES, LogCursor, LogEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..aws import Clients
@@ -36,6 +38,21 @@ MAX_PAGES_PER_STREAM = 50
 _HOST_WITH_SUFFIX_RE = re.compile(r"^(?P<host>.+-\d+)-\d+$")
 _HOST_WITH_TIME_RE = re.compile(r"^(?P<host>.+)-\d{9,}$")
 _NOT_FOUND = "ResourceNotFoundException"
+
+#: The tag that carries a launch's own random token on the job it creates. When the
+#: answer to a create is lost, botocore sends the request again and SageMaker answers
+#: ResourceInUse; the job of that name is ours exactly when it carries our token.
+LAUNCH_TOKEN_TAG = "aws-sagemaker-remote:launch-token"
+#: SageMaker accepts at most this many tags on a job.
+MAX_TAGS = 50
+
+
+def with_launch_token(request: Dict[str, Any], token: str) -> Dict[str, Any]:
+    """A copy of ``request`` whose ``Tags`` carry ``token`` (unchanged when the tags are already full)."""
+    tags = [t for t in request.get("Tags") or [] if t.get("Key") != LAUNCH_TOKEN_TAG]
+    if len(tags) >= MAX_TAGS:
+        return dict(request)
+    return {**request, "Tags": tags + [{"Key": LAUNCH_TOKEN_TAG, "Value": token}]}
 
 
 def host_of(job_name: str, stream_name: str) -> str:
@@ -92,10 +109,40 @@ class SageMakerBackend:
         return getattr(self._sagemaker, job_kind(kind).api(verb))  # ValueError for an unknown kind
 
     def create(self, kind: str, request: Dict[str, Any]) -> None:
-        """CreateProcessingJob / CreateTrainingJob with ``request`` as the keyword arguments."""
+        """CreateProcessingJob / CreateTrainingJob with ``request`` as the keyword arguments.
+
+        The request is sent with one more tag, :data:`LAUNCH_TOKEN_TAG`, holding a
+        random token of this call. If the answer is lost on the way back, botocore
+        sends the request again and SageMaker answers ``ResourceInUse``; the job
+        that holds the name is then looked up, and when it carries this call's
+        token it is the job this call created: ``create`` returns as if the first
+        answer had arrived. A name taken by any other job is still an error.
+        """
         create = self._call("create", kind)
-        with translate_errors(f"creating {kind} job {request.get(job_kind(kind).name_key, '')}".rstrip()):
-            create(**request)
+        name = str(request.get(job_kind(kind).name_key, ""))
+        token = secrets.token_hex(16)
+        sent = with_launch_token(request, token)
+        with translate_errors(f"creating {kind} job {name}".rstrip()):
+            try:
+                create(**sent)
+            except ClientError as exc:
+                if error_code(exc) != "ResourceInUse" or sent.get("Tags") == request.get("Tags"):
+                    raise
+                if not self._created_with(kind, name, token):
+                    raise
+
+    def _created_with(self, kind: str, job_name: str, token: str) -> bool:
+        """True when the job named ``job_name`` exists and carries ``token`` in its tags."""
+        try:
+            arn = self.describe(kind, job_name).get(f"{kind.capitalize()}JobArn")
+            if not arn:
+                return False
+            tags: List[Dict[str, str]] = []
+            for page in self._sagemaker.get_paginator("list_tags").paginate(ResourceArn=arn):
+                tags.extend(page.get("Tags", []))
+        except (AwsError, ClientError):
+            return False  # cannot tell: report the ResourceInUse as it came
+        return any(t.get("Key") == LAUNCH_TOKEN_TAG and t.get("Value") == token for t in tags)
 
     def describe(self, kind: str, job_name: str) -> Dict[str, Any]:
         """The DescribeProcessingJob / DescribeTrainingJob response (without ResponseMetadata)."""
@@ -134,20 +181,31 @@ class SageMakerBackend:
         the stream so far): no event is returned twice and none is skipped. The
         cursor only advances when the whole read succeeds, so an error in the
         middle loses nothing. A log group or stream that does not exist yet
-        means no events yet.
+        means no events yet. An AWS error (throttling, no permission) returns no
+        events and records the reason under :data:`~.base.LOGS_INCOMPLETE` in
+        ``cursor.state``; the next successful read clears it.
         """
         group = job_kind(kind).log_group
         tokens: Dict[str, str] = dict(cursor.state.get("tokens", {}))
         per_stream: List[List[LogEvent]] = []
-        with translate_errors(f"reading the logs of {kind} job {job_name}"):
-            for stream in self._streams(group, job_name):
-                host = host_of(job_name, stream)
-                events = [
-                    LogEvent(timestamp=int(e.get("timestamp", 0)), host=host, message=str(e.get("message", "")))
-                    for e in self._read_stream(group, stream, tokens)
-                ]
-                if events:
-                    per_stream.append(events)
+        try:
+            with translate_errors(f"reading the logs of {kind} job {job_name}"):
+                for stream in self._streams(group, job_name):
+                    host = host_of(job_name, stream)
+                    events = [
+                        LogEvent(timestamp=int(e.get("timestamp", 0)), host=host,
+                                 message=str(e.get("message", "")))
+                        for e in self._read_stream(group, stream, tokens)
+                    ]
+                    if events:
+                        per_stream.append(events)
+        except AwsError as exc:
+            # Logs are best effort: the job's status comes from describe, so a throttled
+            # or forbidden CloudWatch Logs never ends the watch. The cursor stays where
+            # it was, and the next read that succeeds catches up on what was missed.
+            cursor.state[LOGS_INCOMPLETE] = str(exc)
+            return []
+        cursor.state.pop(LOGS_INCOMPLETE, None)
         cursor.state["tokens"] = tokens
         # Each stream is already in time order; merge keeps streams' own order on ties.
         return list(heapq.merge(*per_stream, key=lambda e: e.timestamp))

@@ -46,6 +46,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ...errors import AwsError, JobExists, JobNotFound
+from ...leftovers import owned_prefix, sweep
 from ...metrics import MetricTracker
 from ...store import Store
 from ..base import NAME_KEY, PROCESSING, TRAINING, LogCursor, LogEvent
@@ -133,6 +134,8 @@ class LocalBackend:
         self._jobs: Dict[Tuple[str, str], Job] = {}
         self._lock = threading.Lock()
         _LIVE_BACKENDS.add(self)
+        if workdir:
+            sweep(workdir)  # job folders of launches that were killed (the temp folder is swept at launch)
 
     # --- the Backend protocol --------------------------------------------------------------
 
@@ -216,7 +219,11 @@ class LocalBackend:
         try:
             if self.workdir:
                 os.makedirs(self.workdir, exist_ok=True)
-            job.job_dir = tempfile.mkdtemp(prefix=f"{job.name}-", dir=self.workdir)
+            # named after this process, so the next start removes it if this one is killed
+            # (kept folders, for inspection, are never removed)
+            keep = os.environ.get(KEEP_ENV) == "1"
+            job.job_dir = tempfile.mkdtemp(prefix=f"{job.name}-" if keep else owned_prefix("job", job.name),
+                                           dir=self.workdir)
             job.instances = [Instance(i, job.job_dir) for i in range(hooks.instance_count(job.request))]
             try:
                 namespaces = isolation.use_namespaces(self.paths, self.python, job.job_dir)

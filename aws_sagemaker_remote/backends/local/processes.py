@@ -3,7 +3,8 @@
 Each instance runs ``ContainerEntrypoint + ContainerArguments`` as one process
 in its own process group, so that a stop reaches everything it started, and
 everything left in the group is killed when the first process exits, as a
-container's end would. POSIX only.
+container's end would. Each group is also announced to :mod:`.guard`, which
+kills it if the launcher dies without cleaning up (``kill -9``). POSIX only.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 from ...container import ContainerPaths
 from ...errors import exit_status
 from ...overlay import OVERLAY_ENV, default_folder
+from . import guard
 from .isolation import relocated_variables, wrap
 from .state import Instance, Job, JobError, Settings
 
@@ -94,6 +96,7 @@ def execute(settings: Settings, job: Job, entrypoint: Optional[Sequence[str]],
                 start_new_session=True)  # its own process group: stop reaches every child
         except OSError as exc:
             raise JobError(f"ClientError: cannot start {line[0]}: {exc}") from exc
+        guard.watch(instance.process.pid)  # killed by the guard if this process dies first
         instance.reader = threading.Thread(target=read_lines, args=(job, instance),
                                            name=f"local-log-{job.name}-{instance.host}", daemon=True)
         instance.reader.start()
@@ -160,6 +163,7 @@ def reap(instance: Instance) -> bool:
         if not finished:
             return False
         kill_group(instance, signal.SIGKILL)
+        guard.forget(process.pid)
         code = process.wait()
     else:
         polled = process.poll()
@@ -167,6 +171,7 @@ def reap(instance: Instance) -> bool:
             return False
         code = polled
         kill_group(instance, signal.SIGKILL)
+        guard.forget(process.pid)
     instance.exit_code = exit_status(code)
     return True
 

@@ -1,0 +1,249 @@
+"""S3 transfers that store only verified bytes and never hold up Ctrl-C.
+
+Two guarantees on top of s3transfer's managed transfers, used by
+:class:`~aws_sagemaker_remote.store.S3Store`:
+
+* **Content addresses are true.** Staging names an object by the SHA-256 of
+  the file it read first. :func:`upload_file` streams the file through a
+  :class:`VerifyingReader`, which hashes exactly the bytes handed to the
+  transfer; at the end of the file it compares, and on a mismatch raises
+  :class:`~aws_sagemaker_remote.errors.ContentChanged` *before* the object is
+  completed: s3transfer then never sends the ``PutObject`` (small files are
+  read whole before it) or aborts the multipart upload (large files: the last
+  read comes before ``CompleteMultipartUpload``). An object that exists under a
+  digest therefore holds bytes with that digest. (S3 itself cannot check a
+  whole-object SHA-256 of a multipart upload, so the check is ours; botocore's
+  default request checksums cover the bytes on the wire.)
+* **Ctrl-C acts at once.** s3transfer waits for every request in flight
+  before it lets an interrupted transfer go, and an interpreter waits for the
+  threads of :mod:`concurrent.futures` before it exits: a stalled request held
+  Ctrl-C for a whole read timeout. Here the transfer runs on daemon threads
+  (:class:`DaemonExecutor`) driven from a daemon thread, and the caller waits in
+  short, interruptible steps; on ``KeyboardInterrupt`` the transfer is
+  cancelled and left behind, and the interrupt goes on at once. An unfinished
+  multipart upload is never completed, so nothing half-sent becomes visible;
+  the partial file of an unfinished download is removed.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import copy as _copy
+import hashlib
+import os
+import queue
+import threading
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, cast
+
+from .errors import ContentChanged
+
+#: Seconds between two looks at a running transfer (how late Ctrl-C can be, at most).
+WAIT_STEP = 0.1
+
+Progress = Optional[Callable[[int], None]]
+
+
+class VerifyingReader:
+    """A read-only, non-seekable view of a file that checks its SHA-256 and size at the end.
+
+    :raises ContentChanged: from :meth:`read`, once the end of the file is read
+        (or more than ``size`` bytes were), when the bytes read so far do not
+        have digest ``sha256`` and size ``size``.
+    """
+
+    def __init__(self, fh: BinaryIO, path: str, sha256: str, size: Optional[int] = None) -> None:
+        self._fh = fh
+        self.path = path
+        self.expected = sha256
+        self.size = size
+        self.read_bytes = 0
+        self.verified = False
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, amount: int = -1) -> bytes:
+        if amount == 0:
+            return b""
+        data = self._fh.read(amount)
+        self._digest.update(data)
+        self.read_bytes += len(data)
+        if self.size is not None and self.read_bytes > self.size:
+            raise self._changed()
+        if not data or amount is None or amount < 0 or len(data) < amount:
+            self.check()  # a short read of a regular file is its end
+        return data
+
+    def check(self) -> None:
+        """Compare what was read with the expected digest (once the whole file was read)."""
+        if self.verified:
+            return
+        if self._digest.hexdigest() != self.expected or (self.size is not None and self.read_bytes != self.size):
+            raise self._changed()
+        self.verified = True
+
+    def _changed(self) -> ContentChanged:
+        return ContentChanged(self.path)
+
+
+class DaemonExecutor(concurrent.futures.Executor):
+    """A thread pool of daemon threads that an exiting interpreter does not wait for.
+
+    The ``executor_cls`` of s3transfer's ``TransferManager``: ``submit`` and
+    ``shutdown`` as :class:`concurrent.futures.ThreadPoolExecutor` has them;
+    threads start as work arrives, up to ``max_workers``.
+    """
+
+    def __init__(self, max_workers: int = 1) -> None:
+        self._max = max(1, int(max_workers))
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._threads: List[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "concurrent.futures.Future[Any]":
+        future: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
+        self._queue.put((future, fn, args, kwargs))
+        with self._lock:
+            if self._idle == 0 and len(self._threads) < self._max:
+                thread = threading.Thread(target=self._work, name="s3-transfer", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join()
+
+
+def _manager(client: Any, config: Any) -> Any:
+    from s3transfer.manager import TransferManager
+
+    config = _copy.copy(config)
+    # bodies read from a stream are held in memory part by part: keep that bounded
+    config.max_in_memory_upload_chunks = max(2, int(getattr(config, "max_concurrency", 4)) + 1)
+    return TransferManager(client, config, executor_cls=cast(Any, DaemonExecutor))
+
+
+def run_interruptibly(work: Callable[[Dict[str, Any]], None],
+                      on_interrupt: Optional[Callable[[], None]] = None) -> None:
+    """Run ``work(holder)`` on a daemon thread and wait for it in steps Ctrl-C can break.
+
+    ``work`` puts the s3transfer future it waits on in ``holder["future"]``; on
+    ``KeyboardInterrupt`` that future is cancelled (which does not wait),
+    ``on_interrupt`` is called, and the interrupt is raised again at once.
+    """
+    done = threading.Event()
+    holder: Dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            work(holder)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            holder["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="s3-transfer-driver", daemon=True).start()
+    try:
+        while not done.wait(WAIT_STEP):
+            pass
+    except KeyboardInterrupt:
+        future = holder.get("future")
+        if future is not None:
+            with contextlib.suppress(Exception):  # interrupting matters more than a clean cancel
+                future.cancel()
+        if on_interrupt is not None:
+            with contextlib.suppress(Exception):
+                on_interrupt()
+        raise
+    error = holder.get("error")
+    if error is not None:
+        raise error
+
+
+def _subscribers(progress: Progress) -> List[Any]:
+    if progress is None:
+        return []
+    from boto3.s3.transfer import ProgressCallbackInvoker
+
+    return [ProgressCallbackInvoker(progress)]
+
+
+def upload_file(client: Any, path: str, bucket: str, key: str, config: Any, progress: Progress = None,
+                sha256: Optional[str] = None, size: Optional[int] = None) -> None:
+    """Upload ``path`` to ``s3://bucket/key``; with ``sha256``, only if its bytes have that digest.
+
+    :raises ContentChanged: the file's bytes no longer have digest ``sha256``
+        (or size ``size``); nothing was stored at the key.
+    """
+
+    def work(holder: Dict[str, Any]) -> None:
+        with open(path, "rb") as fh:
+            source: Any = VerifyingReader(fh, path, sha256, size) if sha256 else fh
+            with _manager(client, config) as manager:
+                holder["future"] = manager.upload(source, bucket, key, subscribers=_subscribers(progress))
+                holder["future"].result()
+            if sha256 and not source.verified:
+                # the transfer stopped reading before the end: never leave such an object behind
+                client.delete_object(Bucket=bucket, Key=key)
+                source.check()
+                raise ContentChanged(path)
+
+    run_interruptibly(work)
+
+
+def copy_object(client: Any, source_bucket: str, source_key: str, bucket: str, key: str, config: Any) -> None:
+    """Copy an object within S3 (multipart copy above the threshold), interruptibly."""
+
+    def work(holder: Dict[str, Any]) -> None:
+        with _manager(client, config) as manager:
+            holder["future"] = manager.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
+            holder["future"].result()
+
+    run_interruptibly(work)
+
+
+def download_file(client: Any, bucket: str, key: str, path: str, config: Any, progress: Progress = None) -> None:
+    """Download ``s3://bucket/key`` to ``path`` (written whole or not at all), interruptibly."""
+
+    def work(holder: Dict[str, Any]) -> None:
+        with _manager(client, config) as manager:
+            holder["future"] = manager.download(bucket, key, path, subscribers=_subscribers(progress))
+            holder["future"].result()
+
+    def remove_partial() -> None:
+        # s3transfer writes PATH.<random> and renames it when complete
+        folder, name = os.path.split(os.path.abspath(path))
+        for entry in os.listdir(folder):
+            if entry.startswith(name + "."):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, entry))
+
+    run_interruptibly(work, remove_partial)

@@ -1,0 +1,400 @@
+"""Faults caused for real through the fault proxy (``tests/faultproxy.py``) and the OS.
+
+Each test runs a launcher as a user would (a subprocess), between it and the
+moto server a proxy that loses answers, throttles one API, stalls or slows
+uploads; or kills the launcher outright. What is asserted is what the user
+sees: exit codes, the lines printed, what the server holds, which processes
+and files are left.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, List
+
+import boto3
+import pytest
+from conftest import python_environment
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/python:3.11"
+YES = ("--sagemaker-run=yes", "--sagemaker-role", ROLE, "--sagemaker-image", IMAGE)
+IN_USE = "Job name must be unique within an AWS account and region, and a job with this name already exists"
+
+
+# --- what is reported is what happened ------------------------------------------------------------
+
+def test_lost_create_processing_response_is_recognised(fault_proxy: Any, aws: Any, run_script: Any,
+                                                       demo_dir: Path, tmp_path: Path) -> None:
+    # SageMaker creates the job, the answer never arrives, botocore asks again and is told the name is taken
+    fault_proxy.lose_response("CreateProcessingJob")
+    fault_proxy.fail("ResourceInUse", operation="CreateProcessingJob", times=1, message=IN_USE)
+    result_file = tmp_path / "result.json"
+    run = run_script(demo_dir / "wordcount.py", *YES, "--sagemaker-output-json", result_file)
+    assert run.returncode == 0, run.stderr
+    assert "error" not in run.stderr.lower()
+    name = json.loads(result_file.read_text())["job_name"]
+    assert f"created processing job {name}" in run.stderr
+    assert "Completed" in run.stderr
+    assert [e.fault for e in fault_proxy.events if e.operation == "CreateProcessingJob"] == ["lose", "fail"]
+    created = aws.json_bodies("CreateProcessingJob")
+    assert len(created) == 1  # one job, the one whose answer was lost
+    assert boto3.client("sagemaker").describe_processing_job(ProcessingJobName=name)["ProcessingJobName"] == name
+
+
+def test_lost_create_training_response_is_recognised(fault_proxy: Any, aws: Any, run_script: Any,
+                                                     demo_dir: Path, tmp_path: Path) -> None:
+    fault_proxy.lose_response("CreateTrainingJob")
+    fault_proxy.fail("ResourceInUse", operation="CreateTrainingJob", times=1, message=IN_USE)
+    result_file = tmp_path / "result.json"
+    run = run_script(demo_dir / "train_linear.py", *YES, "--epochs", "2", "--sagemaker-output-json", result_file)
+    assert run.returncode == 0, run.stderr
+    name = json.loads(result_file.read_text())["job_name"]
+    assert "Completed" in run.stderr
+    assert len(aws.json_bodies("CreateTrainingJob")) == 1
+    assert boto3.client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobName"] == name
+
+
+def test_lost_create_bucket_response_is_recognised(fault_proxy: Any, aws: Any, run_script: Any,
+                                                   demo_dir: Path) -> None:
+    # outside us-east-1 the retry of a CreateBucket that succeeded answers BucketAlreadyOwnedByYou
+    fault_proxy.lose_response("CreateBucket")
+    run = run_script(demo_dir / "wordcount.py", *YES, "--sagemaker-region", "eu-west-1")
+    assert run.returncode == 0, run.stderr
+    assert [e.fault for e in fault_proxy.events if e.operation == "CreateBucket"] == ["lose", "forwarded"]
+    assert "Completed" in run.stderr
+
+
+def test_a_name_taken_by_another_launch_is_still_an_error(fault_proxy: Any, aws: Any, run_script: Any,
+                                                          demo_dir: Path, one_error_line: Any) -> None:
+    # a job of that name exists and was not created by this launch: no token of ours on it
+    sm = boto3.client("sagemaker")
+    sm.create_processing_job(
+        ProcessingJobName="taken-name", RoleArn=ROLE,
+        AppSpecification={"ImageUri": IMAGE},
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                               "VolumeSizeInGB": 30}})
+    fault_proxy.fail("ResourceInUse", operation="CreateProcessingJob", times=1, message=IN_USE)
+    run = run_script(demo_dir / "wordcount.py", *YES, "--sagemaker-job-name", "taken-name")
+    assert run.returncode == 1, run.stderr
+    one_error_line(run.stderr, "taken-name", "ResourceInUse")
+    assert "Completed" not in run.stderr
+
+
+def test_throttled_logs_do_not_fail_a_completed_job(fault_proxy: Any, aws: Any, run_script: Any,
+                                                    demo_dir: Path, tmp_path: Path) -> None:
+    # CloudWatch Logs answers ThrottlingException for longer than the whole launch; SageMaker is fine
+    fault_proxy.throttle("logs", seconds=120)
+    result_file = tmp_path / "result.json"
+    started = time.monotonic()
+    run = run_script(demo_dir / "wordcount.py", *YES, "--sagemaker-output-json", result_file)
+    took = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    assert json.loads(result_file.read_text())["status"] == "Completed"
+    assert "Completed" in run.stderr
+    assert "logs are incomplete" in run.stderr
+    assert "may still be running" not in run.stderr
+    assert fault_proxy.faults("fail")  # the logs API really was throttled
+    assert not [e for e in fault_proxy.faults("fail") if e.service != "logs"]
+    assert took < 45, run.stderr
+
+
+def test_throttled_logs_do_not_fail_a_completed_training_job(fault_proxy: Any, aws: Any, run_script: Any,
+                                                             demo_dir: Path) -> None:
+    fault_proxy.throttle("logs", seconds=120)
+    run = run_script(demo_dir / "train_linear.py", *YES, "--epochs", "2")
+    assert run.returncode == 0, run.stderr
+    assert "Completed" in run.stderr
+    assert "logs are incomplete" in run.stderr
+
+
+# --- content addresses are true -------------------------------------------------------------------
+
+HASHER = """
+import hashlib, os
+from aws_sagemaker_remote import sagemaker_processing_main
+
+def main(args):
+    for name in sorted(os.listdir(args.input)):
+        with open(os.path.join(args.input, name), "rb") as fh:
+            print("sha", name, hashlib.sha256(fh.read()).hexdigest(), flush=True)
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main=main, inputs={"input": "data"}, base_job_name="hasher")
+"""
+
+
+def _launcher(args: Any, cwd: Path, **popen: Any) -> "subprocess.Popen[str]":
+    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=python_environment(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
+
+
+def test_a_file_rewritten_while_it_uploads_is_not_stored_under_its_old_digest(
+        fault_proxy: Any, aws: Any, tmp_path: Path, one_error_line: Any) -> None:
+    project = tmp_path / "project"
+    data = project / "data"
+    data.mkdir(parents=True)
+    (project / "hasher.py").write_text(HASHER)
+    original = {f"p{i}.bin": os.urandom(256 * 1024) for i in range(1, 5)}
+    for name, content in original.items():
+        (data / name).write_bytes(content)
+    fault_proxy.rate_limit(512 * 1024)  # about half a second per file
+
+    proc = _launcher([project / "hasher.py", "--sagemaker-run=local", "--sagemaker-store=s3"], project)
+    try:
+        # p1 is on its way; p4, hashed already, is rewritten in place before its turn
+        fault_proxy.wait_for(lambda e: e.fault == "rate" and (e.key or "").endswith("/p1.bin"), timeout=120)
+        with open(data / "p4.bin", "r+b") as fh:
+            fh.write(os.urandom(256 * 1024))
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    one_error_line(err, "p4.bin", "changed while it was being staged")
+    assert "Completed" not in err
+    s3 = boto3.client("s3", endpoint_url=aws.url)
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="sagemaker-us-east-1-123456789012")
+            for o in page.get("Contents", [])]
+    assert not [k for k in keys if k.endswith("/p4.bin")]  # nothing under the old digest
+    for marker in [k for k in keys if "/cas/sha256/" in k and k.endswith(".json")]:
+        listing = json.loads(s3.get_object(Bucket="sagemaker-us-east-1-123456789012", Key=marker)["Body"].read())
+        assert "p4.bin" not in [f["path"] for f in listing["files"]]  # no tree holding p4 is complete
+
+    # the user puts the file back; the next launch stages it and the job reads the right bytes
+    fault_proxy.clear()
+    (data / "p4.bin").write_bytes(original["p4.bin"])
+    proc = _launcher([project / "hasher.py", "--sagemaker-run=local", "--sagemaker-store=s3"], project)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    seen = dict(line.split()[2:4] for line in out.splitlines() if " sha " in line)
+    assert seen == {name: hashlib.sha256(content).hexdigest() for name, content in original.items()}
+
+
+def test_s3_store_refuses_bytes_that_do_not_have_the_digest(aws: Any, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import MULTIPART_THRESHOLD, S3Store
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-check")
+    store = S3Store(s3)
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"hello")
+    big = tmp_path / "big.bin"  # multipart: the check comes before CompleteMultipartUpload
+    big.write_bytes(os.urandom(MULTIPART_THRESHOLD + 1024))
+    for path in (small, big):
+        wrong = hashlib.sha256(b"something else").hexdigest()
+        with pytest.raises(ContentChanged, match=path.name):
+            store.upload_file(str(path), f"s3://cas-check/{path.name}", sha256=wrong)
+        right = hashlib.sha256(path.read_bytes()).hexdigest()
+        store.upload_file(str(path), f"s3://cas-check/ok-{path.name}", sha256=right)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="cas-check").get("Contents", []))
+    assert keys == ["ok-big.bin", "ok-small.bin"]
+    assert not s3.list_multipart_uploads(Bucket="cas-check").get("Uploads")
+    assert "PutObject" not in [r.operation for r in aws.requests if r.key == "small.bin"]
+    assert "CompleteMultipartUpload" not in [r.operation for r in aws.requests if r.key == "big.bin"]
+    assert s3.get_object(Bucket="cas-check", Key="ok-big.bin")["Body"].read() == big.read_bytes()
+
+
+def test_local_store_refuses_bytes_that_do_not_have_the_digest(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import LocalStore
+
+    store = LocalStore(str(tmp_path / "s3"))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"new bytes")
+    with pytest.raises(ContentChanged):
+        store.upload_file(str(path), "s3://b/cas/f.bin", sha256=hashlib.sha256(b"old bytes").hexdigest())
+    assert store.list("s3://b/") == []
+    assert not [p for p in (tmp_path / "s3").rglob("*") if p.is_file()]  # no temporary file either
+
+
+# --- processes and leftovers ----------------------------------------------------------------------
+
+#: Runs a script as a terminal would: SIGINT raises KeyboardInterrupt even when this test
+#: process was started with SIGINT ignored (a background job of a non-interactive shell).
+AS_FROM_A_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                      "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def test_ctrl_c_during_a_stalled_upload_exits_130_at_once(fault_proxy: Any, aws: Any, demo_dir: Path,
+                                                          tmp_path: Path) -> None:
+    fault_proxy.stall("PutObject", key_contains="bundle.tar.gz")
+    proc = _launcher(["-c", AS_FROM_A_TERMINAL, demo_dir / "wordcount.py", *YES], tmp_path)
+    try:
+        assert fault_proxy.stalling.wait(60), fault_proxy.events
+        time.sleep(0.5)  # the launcher is now waiting for an answer that does not come
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert took < 10, f"{took:.1f} s after SIGINT"
+    assert "CreateProcessingJob" not in aws.operations()
+
+
+SLEEPER = """
+import os, time
+from aws_sagemaker_remote import sagemaker_processing_main
+
+def main(args):
+    print("started", flush=True)
+    time.sleep(float(os.environ.get("SLEEP_FOR", "0")))
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main=main, base_job_name="sleeper")
+"""
+
+
+def _processes_with(marker: str) -> list:
+    """Ids of this user's processes whose environment holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if marker.encode() in fh.read():
+                    found.append(int(entry))
+        except OSError:
+            continue  # gone, or not ours
+    return found
+
+
+def _wait_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_kill_9_of_the_launcher_leaves_no_process_and_the_next_start_cleans_up(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER)
+    marker = f"FAULTS_MARKER_{os.getpid()}_{time.monotonic_ns()}"
+    env = python_environment({"TMPDIR": str(temp)})
+    proc = subprocess.Popen([sys.executable, str(script), "--sagemaker-run=local", "--sagemaker-env",
+                             f"{marker}=1", "--sagemaker-env", "SLEEP_FOR=120"], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            if "started" in line:
+                break
+            assert time.monotonic() < deadline
+        job_processes = _processes_with(marker)
+        assert job_processes  # the bootstrap and the script
+        proc.kill()  # SIGKILL: no Python code of the launcher runs any more
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        assert _wait_until(lambda: not _processes_with(marker), timeout=10), _processes_with(marker)
+    finally:
+        for pid in _processes_with(marker):  # never leave them behind, even when the test fails
+            os.kill(pid, signal.SIGKILL)
+    left = sorted(p.name for p in temp.iterdir())
+    assert [name for name in left if "sleeper-" in name], left  # the dead launcher's job folder
+
+    # the next start (a quick job) removes what the killed launch left
+    run = subprocess.run([sys.executable, str(script), "--sagemaker-run=local"], cwd=tmp_path, env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in temp.iterdir()) == []
+
+
+def test_the_next_start_removes_only_leftovers_whose_owner_is_gone(tmp_path: Path, run_script: Any) -> None:
+    from aws_sagemaker_remote.leftovers import host_tag
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    tag = host_tag()
+    stale_bundle = temp / f"aws-sagemaker-remote-bundle-{tag}-{ended.pid}-x1y2.tar.gz"
+    stale_bundle.write_bytes(b"old bundle")
+    stale_job = temp / f"aws-sagemaker-remote-job-{tag}-{ended.pid}-sleeper-1-abcd"
+    (stale_job / "algo-1").mkdir(parents=True)
+    live = temp / f"aws-sagemaker-remote-bundle-{tag}-{os.getpid()}-live.tar.gz"  # this test is alive
+    live.write_bytes(b"in use")
+    other_host = temp / f"aws-sagemaker-remote-job-000000-{ended.pid}-x-1"  # another machine's, shared /tmp
+    other_host.mkdir()
+    unrelated = temp / "bundle-unrelated.tar.gz"
+    unrelated.write_bytes(b"not ours")
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER)
+    run = run_script(script, "--sagemaker-run=local", env={"TMPDIR": str(temp)})
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in temp.iterdir()) == sorted([live.name, other_host.name, unrelated.name])
+
+
+def test_the_launch_token_rides_with_the_user_tags_within_the_limit() -> None:
+    from aws_sagemaker_remote.backends.sagemaker import LAUNCH_TOKEN_TAG, MAX_TAGS, with_launch_token
+
+    request = {"ProcessingJobName": "j", "Tags": [{"Key": "team", "Value": "ml"}]}
+    sent = with_launch_token(request, "abc")
+    assert sent["Tags"] == [{"Key": "team", "Value": "ml"}, {"Key": LAUNCH_TOKEN_TAG, "Value": "abc"}]
+    assert request["Tags"] == [{"Key": "team", "Value": "ml"}]  # the rendered request is left as it is
+    assert with_launch_token({"ProcessingJobName": "j"}, "abc")["Tags"] == [{"Key": LAUNCH_TOKEN_TAG, "Value": "abc"}]
+    full = {"Tags": [{"Key": f"k{i}", "Value": "v"} for i in range(MAX_TAGS)]}
+    assert with_launch_token(full, "abc") == full  # SageMaker would refuse a 51st tag
+
+
+def test_s3_store_stores_files_of_every_size_when_the_digest_matches(aws: Any, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.store import MULTIPART_THRESHOLD, S3Store
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-sizes")
+    store = S3Store(s3)
+    seen: List[int] = []
+    for size in (0, 1, MULTIPART_THRESHOLD):  # empty, tiny, exactly the multipart threshold
+        path = tmp_path / f"f{size}.bin"
+        path.write_bytes(os.urandom(size))
+        store.upload_file(str(path), f"s3://cas-sizes/{path.name}", seen.append,
+                          sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        assert s3.get_object(Bucket="cas-sizes", Key=path.name)["Body"].read() == path.read_bytes()
+    assert sum(seen) == 1 + MULTIPART_THRESHOLD  # progress counts every byte sent
+
+
+def test_ctrl_c_during_a_stalled_download_exits_130_at_once(fault_proxy: Any, aws: Any, demo_dir: Path,
+                                                            tmp_path: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=aws.url)
+    s3.create_bucket(Bucket="stalled-input")
+    s3.put_object(Bucket="stalled-input", Key="in/words.txt", Body=b"a b c\n" * 1000)
+    fault_proxy.stall("GetObject", key_contains="words.txt")
+    proc = _launcher(["-c", AS_FROM_A_TERMINAL, demo_dir / "wordcount.py", "--input", "s3://stalled-input/in/",
+                      "--output", tmp_path / "out"], tmp_path)
+    try:
+        assert fault_proxy.stalling.wait(60), fault_proxy.events
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert took < 10, f"{took:.1f} s after SIGINT"
+    home = Path(os.environ["AWS_SAGEMAKER_REMOTE_HOME"])
+    assert not [p for p in home.rglob("words.txt*") if p.is_file()]  # no partial download presented as data
