@@ -31,7 +31,7 @@ def sagemaker_processing_main(
     dependencies: Optional[Mapping[str, Any]] = None,
     *,
     modules: Optional[Mapping[str, Any]] = None,
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    additional_arguments: Optional[Iterable[Any]] = None,
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
     description: Optional[str] = None,
     script: Optional[str] = None,
@@ -50,7 +50,8 @@ def sagemaker_processing_main(
         Uploaded with the script and put on ``PYTHONPATH`` inside the job.
     :param modules: another name for ``dependencies`` (the first project's keyword).
     :param additional_arguments: a list of ``add_argument`` keyword dicts; ``dest`` is the flag,
-        e.g. ``{'dest': '--filter-width', 'default': 32, 'help': 'Filter width'}``.
+        e.g. ``{'dest': '--filter-width', 'default': 32, 'help': 'Filter width'}``; or of
+        ``(flags, keywords)`` pairs, e.g. ``(['--filter-width'], {'default': 32})``.
     :param argparse_callback: called with the parser to add flags of your own.
     :param description: the parser's description (shown by ``--help``).
     :param script: the script to run in the job (default: the file that defines ``main``).
@@ -77,7 +78,7 @@ def sagemaker_training_main(
     *,
     modules: Optional[Mapping[str, Any]] = None,
     channels: Optional[Mapping[str, Any]] = None,
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    additional_arguments: Optional[Iterable[Any]] = None,
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
     description: Optional[str] = None,
     script: Optional[str] = None,
@@ -211,7 +212,7 @@ def prepare(
     inputs: Optional[Mapping[str, Any]],
     outputs: Optional[Mapping[str, Any]],
     dependencies: Optional[Mapping[str, Any]],
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]],
+    additional_arguments: Optional[Iterable[Any]],
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]],
     description: Optional[str],
     script: Optional[str],
@@ -358,6 +359,10 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
     for d in decl.dependencies:
         path = getattr(namespace, d.dest, None)
+        if path:
+            # read as a launch reads it: 'script.py/../../pkg' names the folder beside the script's folder
+            path = os.path.abspath(os.path.expanduser(str(path)))
+            setattr(namespace, d.dest, path)
         if path and not os.path.exists(str(path)):
             raise UsageError(f"dependency path {path!r} does not exist", flag=d.flag)
     s3_outputs = []

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .errors import DeclarationError
 
@@ -41,6 +41,39 @@ DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 COMPRESSIONS = ("None", "Gzip")
 UPLOAD_MODES = ("EndOfJob", "Continuous")
 RECORD_WRAPPERS = ("None", "RecordIO")
+#: ``AttributeNames`` limits (botocore's service model: 0-16 names of 1-256 characters).
+MAX_ATTRIBUTES = 16
+MAX_ATTRIBUTE_LENGTH = 256
+
+
+def _original_modes() -> Dict[str, Dict[str, str]]:
+    # The first aws-sagemaker-remote spelt a channel's whole setting as one mode name: every
+    # manifest mode streamed (Pipe), "...Folder" meant a manifest (one per job here), and
+    # "...Wrapped" added RecordIO framing; EndOfJob/Continuous were output upload modes.
+    table: Dict[str, Dict[str, str]] = {
+        "EndOfJob": {"upload_mode": "EndOfJob"},
+        "Continuous": {"upload_mode": "Continuous"},
+    }
+    streamed = {
+        "Pipe": "S3Prefix",
+        "ManifestFile": "ManifestFile",
+        "ManifestFolder": "ManifestFile",
+        "AugmentedManifestFile": "AugmentedManifestFile",
+        "AugmentedManifestFolder": "AugmentedManifestFile",
+        "PipeAugmentedManifest": "AugmentedManifestFile",
+    }
+    for name, data_type in streamed.items():
+        for suffix, wrapper in (("", None), ("Wrapped", "RecordIO")):
+            entry = {"mode": "Pipe", "s3_data_type": data_type}
+            if wrapper:
+                entry["record_wrapper"] = wrapper
+            table.setdefault(name + suffix, entry)
+    del table["Pipe"]  # the input mode of today's spelling, combinable with any s3_data_type
+    return table
+
+
+#: The first project's ``PathArgument(mode=...)`` names → the settings they stand for.
+ORIGINAL_MODES: Dict[str, Dict[str, str]] = _original_modes()
 
 
 class OptionalInput:
@@ -58,6 +91,10 @@ class OptionalInput:
 
     def __reduce__(self) -> str:
         return "OPTIONAL"
+
+    def copy(self, **changes: Any) -> "PathArgument":
+        """An optional ``PathArgument`` with these fields (the first project's ``OPTIONAL.copy(mode=...)``)."""
+        return PathArgument(**{"optional": True, **changes})
 
 
 #: Declare an input that may be left out: ``inputs={"extra": OPTIONAL}``.
@@ -86,6 +123,14 @@ class PathArgument:
     :param container_path: processing: the ``LocalPath`` inside the container
         (default ``/opt/ml/processing/{input,output}/<name>``).
     :param help: help text of the generated flag.
+    :param attributes: training channels with ``s3_data_type='AugmentedManifestFile'``: the
+        channel's ``AttributeNames``, the keys of each manifest line streamed, in this order.
+
+    ``mode`` also takes the first project's names, each standing for several settings:
+    ``ManifestFile``, ``AugmentedManifestFile``, ``ManifestFolder``, ``AugmentedManifestFolder``
+    and ``PipeAugmentedManifest`` (Pipe with that ``s3_data_type``), the same with ``Wrapped``
+    appended (``record_wrapper='RecordIO'``), ``PipeWrapped``, and for outputs ``EndOfJob`` and
+    ``Continuous`` (``upload_mode``). See :data:`ORIGINAL_MODES`.
     """
 
     local: Optional[str] = None
@@ -100,8 +145,26 @@ class PathArgument:
     record_wrapper: str = "None"
     container_path: Optional[str] = None
     help: Optional[str] = None
+    #: a list or tuple of names; stored as a tuple
+    attributes: Optional[Sequence[str]] = None
 
     def __post_init__(self) -> None:
+        if self.mode in ORIGINAL_MODES:
+            defaults = {"mode": None, "s3_data_type": "S3Prefix", "record_wrapper": "None", "upload_mode": "EndOfJob"}
+            settings = {"mode": None, **ORIGINAL_MODES[self.mode]}
+            for key, value in settings.items():
+                current = getattr(self, key) if key != "mode" else None
+                if current not in (defaults[key], value):
+                    raise declaration_error(f"PathArgument mode={self.mode!r} means {key}={value!r}, "
+                                            f"which contradicts {key}={current!r}")
+                object.__setattr__(self, key, value)
+        if self.attributes is not None:
+            object.__setattr__(self, "attributes", _attribute_names(self.attributes))
+            if self.s3_data_type != "AugmentedManifestFile":
+                raise declaration_error(f"PathArgument attributes={list(self.attributes)!r}: AttributeNames "
+                                        f"apply to s3_data_type='AugmentedManifestFile' (mode="
+                                        f"'AugmentedManifestFile' or 'PipeAugmentedManifest'), not "
+                                        f"{self.s3_data_type!r}")
         for value, allowed, what in (
             (self.mode or "File", INPUT_MODES, "mode"),
             (self.s3_data_type, S3_DATA_TYPES, "s3_data_type"),
@@ -111,7 +174,22 @@ class PathArgument:
             (self.record_wrapper, RECORD_WRAPPERS, "record_wrapper"),
         ):
             if value not in allowed:
-                raise declaration_error(f"PathArgument {what}={value!r}: allowed values are {', '.join(allowed)}")
+                names = allowed + tuple(ORIGINAL_MODES) if what == "mode" else allowed
+                raise declaration_error(f"PathArgument {what}={value!r}: allowed values are {', '.join(names)}")
+
+    def copy(self, **changes: Any) -> "PathArgument":
+        """A copy with some fields changed (``OPTIONAL.copy(local="data")``), as the first project had."""
+        return replace(self, **changes)
+
+
+def _attribute_names(value: Any) -> Tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+        raise declaration_error(f"PathArgument attributes={value!r}: expected a list of attribute names")
+    if not 1 <= len(names) <= MAX_ATTRIBUTES or not all(1 <= len(n) <= MAX_ATTRIBUTE_LENGTH for n in names):
+        raise declaration_error(f"PathArgument attributes={list(names)!r}: allowed: 1-{MAX_ATTRIBUTES} names "
+                                f"of 1-{MAX_ATTRIBUTE_LENGTH} characters (the channel's AttributeNames)")
+    return tuple(names)
 
 
 def parse_bool(value: Any) -> bool:

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .args import OptionalInput, PathArgument, is_s3_uri, name_problem
 from .container import CODE_CHANNEL
@@ -33,10 +33,32 @@ class PathDecl:
     remote: str = "default"
     #: the attribute of the script's own ``--NAME``, when the framework adopted it (see :func:`adopting_arguments`)
     adopted_dest: Optional[str] = None
+    #: hidden other spellings of ``--NAME`` / ``--NAME-s3`` the parser has (see :func:`adopting_arguments`)
+    aliases: Tuple[str, ...] = ()
+    remote_aliases: Tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
         return "--" + self.name
+
+    def other_spellings(self, suffix: str = "") -> Tuple[str, ...]:
+        """``--NAME`` + ``suffix`` with ``_`` and ``-`` swapped in the name (the first project spelt
+        ``my_module`` as ``--my-module``): the candidates for hidden flags."""
+        names = [self.name]
+        for other in (self.name.replace("_", "-"), self.name.replace("-", "_")):
+            if other not in names:
+                names.append(other)
+        return tuple(f"--{n}{suffix}" for n in names[1:])
+
+    @property
+    def flags(self) -> Tuple[str, ...]:
+        """``--NAME`` and the hidden other spellings the parser has."""
+        return (self.flag,) + self.aliases
+
+    @property
+    def remote_flags(self) -> Tuple[str, ...]:
+        """``--NAME-s3`` and the hidden other spellings the parser has."""
+        return (self.remote_flag,) + self.remote_aliases
 
     @property
     def dest(self) -> str:
@@ -206,13 +228,27 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
     return out
 
 
+def _additional_argument(spec: Any) -> Dict[str, Any]:
+    """One ``additional_arguments`` entry as ``add_argument`` keywords: a dict (``dest`` or
+    ``name_or_flags`` is the flag), or the first project's ``(['--foo', '-f'], {...})`` pair."""
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Mapping):
+        names, kwargs = spec
+        names = [names] if isinstance(names, str) else list(names)
+        if names and all(isinstance(n, str) for n in names):
+            return {**dict(kwargs), "name_or_flags": names}
+    raise DeclarationError(f"additional_arguments entry {spec!r}: expected a dict of add_argument keywords "
+                           f"or a (flags, keywords) pair such as (['--foo'], {{'default': 1}})")
+
+
 def declare(
     kind: Union[str, JobKind],
     script: str,
     inputs: Optional[Mapping[str, Any]] = None,
     outputs: Optional[Mapping[str, Any]] = None,
     dependencies: Optional[Mapping[str, Any]] = None,
-    additional_arguments: Optional[Iterable[Mapping[str, Any]]] = None,
+    additional_arguments: Optional[Iterable[Any]] = None,
     argparse_callback: Optional[Callable[[argparse.ArgumentParser], Any]] = None,
     description: Optional[str] = None,
     training_dirs: Optional[Mapping[str, str]] = None,
@@ -252,7 +288,7 @@ def declare(
         inputs=ins,
         outputs=outs,
         dependencies=deps,
-        additional_arguments=tuple(dict(a) for a in (additional_arguments or ())),
+        additional_arguments=tuple(_additional_argument(a) for a in (additional_arguments or ())),
         argparse_callback=argparse_callback,
         description=description,
         training_dirs=dirs,
@@ -267,6 +303,13 @@ def _add(target: Any, flag: str, **kwargs: Any) -> argparse.Action:
         return action
     except argparse.ArgumentError as exc:
         raise DeclarationError(f"{flag} is declared twice: {exc.message}") from None
+
+
+def _add_spellings(target: Any, flags: Sequence[str], dest: str, primary: str) -> None:
+    """Hidden flags writing ``dest`` under other spellings; no default of their own."""
+    for flag in flags:
+        action = _add(target, flag, dest=dest, default=argparse.SUPPRESS, metavar="PATH", help=argparse.SUPPRESS)
+        action.alias_of = primary  # type: ignore[attr-defined]
 
 
 def dir_flag(key: str) -> str:
@@ -340,6 +383,17 @@ def adopting_arguments(parser: argparse.ArgumentParser, decl: Declaration, optio
 
     inputs, outputs, dependencies = (tuple(adopt(d) for d in ds) for ds in (decl.inputs, decl.outputs,
                                                                          decl.dependencies))
+    def spell(group: Any, d: PathDecl, remote_flags: bool = False) -> PathDecl:
+        """Hidden other spellings of the path's flags, where neither the script nor another path has them."""
+        taken = set(_flag_actions(parser))
+        aliases = () if d.adopted_dest else tuple(f for f in d.other_spellings() if f not in taken)
+        _add_spellings(group, aliases, d.dest, d.flag)
+        remote: Tuple[str, ...] = ()
+        if remote_flags:
+            remote = tuple(f for f in d.other_spellings("-s3") if f not in taken)
+            _add_spellings(group, remote, d.remote_dest, d.remote_flag)
+        return dataclasses.replace(d, aliases=aliases, remote_aliases=remote)
+
     for d in inputs:
         if d.adopted_dest is None:
             hint = d.arg.help or f"Input {d.name!r}" + (" (optional)" if d.arg.optional else "")
@@ -357,6 +411,9 @@ def adopting_arguments(parser: argparse.ArgumentParser, decl: Declaration, optio
         if d.adopted_dest is None:
             _add(groups["dependencies"], d.flag, dest=d.dest, default=d.default, metavar="PATH",
                  help=f"Module {d.name!r} (default: {d.default})")
+    inputs = tuple(spell(groups.get("inputs"), d) for d in inputs)
+    outputs = tuple(spell(groups.get("outputs"), d, decl.kind.outputs_have_locations) for d in outputs)
+    dependencies = tuple(spell(groups.get("dependencies"), d) for d in dependencies)
     helps = {key: text for key, _, _, text in decl.kind.folders}
     adopted_dirs: List[Tuple[str, str, str]] = []
     for key, default in decl.training_dirs:
@@ -434,6 +491,8 @@ def _check_dests(parser: Parser) -> None:
     for action in parser.added:
         if action.dest in (argparse.SUPPRESS, "help") or not action.option_strings and action.dest == "help":
             continue
+        if getattr(action, "alias_of", None):
+            continue  # another spelling of a generated flag, writing the same attribute on purpose
         flag = action.option_strings[0] if action.option_strings else action.dest
         if action.dest in owners and owners[action.dest] != flag:
             raise DeclarationError(f"{flag} and {owners[action.dest]} both set args.{action.dest}")

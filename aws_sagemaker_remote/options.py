@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Type, TypeVar
 
 from .args import INPUT_MODES, parse_bool, parse_run
 from .container import DEFAULT as PATHS
@@ -109,6 +109,12 @@ def pairs(value: Any) -> Tuple[Tuple[str, str], ...]:
 STORE_CHOICES = ("auto", "local", "s3")
 
 
+def _checkpoint(value: Any) -> Optional[str]:
+    """``--sagemaker-checkpoint-s3``: an ``s3://`` URI, ``default``, or ``none`` (no checkpoint sync)."""
+    text = _opt_str(value)
+    return None if text is None or text.strip().lower() == "none" else text
+
+
 def _store_choice(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in STORE_CHOICES:
@@ -147,6 +153,7 @@ def option(
     repeat: bool = False,
     flag: Optional[str] = None,
     unset: str = "none",
+    const: Any = None,
 ) -> Any:
     """Declare an option field.
 
@@ -155,6 +162,8 @@ def option(
     :param repeat: the flag may be given several times; each occurrence adds one
         ``convert``-ed item to the keyword's items.
     :param unset: what the help shows as the default when the value is ``None``.
+    :param const: the value of the bare flag (its value becomes optional), as ``--sagemaker-run``
+        alone means ``yes``.
     """
     return field(
         default=default,
@@ -166,6 +175,7 @@ def option(
             "repeat": repeat,
             "flag": flag,
             "unset": unset,
+            "const": const,
         },
     )
 
@@ -173,6 +183,16 @@ def option(
 def flag_name(f: "dataclasses.Field[Any]") -> str:
     """The command-line flag of an option field."""
     return f.metadata.get("flag") or "--sagemaker-" + f.name.replace("_", "-")
+
+
+def alias_flag(alias: str) -> str:
+    """The command-line flag of an alias keyword: ``training_instance`` → ``--sagemaker-training-instance``."""
+    return "--sagemaker-" + alias.replace("_", "-")
+
+
+def takes_optional_value(f: "dataclasses.Field[Any]") -> bool:
+    """Whether the flag may be given without a value (yes/no flags, and ``--sagemaker-run``)."""
+    return bool(f.metadata["boolean"] or f.metadata.get("const") is not None)
 
 
 def dest_name(f: "dataclasses.Field[Any]") -> str:
@@ -184,9 +204,14 @@ def dest_name(f: "dataclasses.Field[Any]") -> str:
 class CommonOptions:
     """Options shared by Processing and Training jobs."""
 
+    #: keyword and flag names of the first aws-sagemaker-remote that mean one of these options
+    #: (alias → field); accepted everywhere the option is, hidden from ``--help``
+    aliases: ClassVar[Mapping[str, str]] = {"runtime_seconds": "max_run"}
+
     run: str = option("no", "Where to run: no (call main here), yes (launch a SageMaker job) or local "
                       "(run the job's container command on this machine, no Docker, no AWS). "
-                      "Also accepts true/false/1/0.", convert=parse_run, metavar="{no,yes,local}")
+                      "Also accepts true/false/1/0; the bare flag means yes.", convert=parse_run,
+                      metavar="{no,yes,local}", const="yes")
     wait: bool = option(True, "Follow the job's status and logs until it ends.", convert=parse_bool, boolean=True)
     detach: bool = option(False, "Do not wait, and leave the job running on Ctrl-C.", convert=parse_bool, boolean=True)
     dry_run: bool = option(False, "Print the job request and the upload plan as JSON; create and upload nothing.",
@@ -258,6 +283,8 @@ class CommonOptions:
         Unknown keywords and values a flag would refuse raise :class:`UsageError`.
         """
         known = {f.name: f for f in fields(cls)}
+        given = dict(keywords)
+        keywords = canonical_keywords(cls, keywords)
         unknown = sorted(set(keywords) - set(known))
         if unknown:
             raise UsageError(
@@ -270,7 +297,8 @@ class CommonOptions:
             try:
                 values[name] = f.metadata["convert"](value)
             except (TypeError, ValueError) as exc:
-                raise UsageError(f"{exc}", flag=f"{name}= (keyword)") from None
+                said = next((a for a, n in cls.aliases.items() if n == name and a in given), name)
+                raise UsageError(f"{exc}", flag=f"{said}= (keyword)") from None
         return cls(**values)
 
     @classmethod
@@ -296,11 +324,26 @@ class CommonOptions:
             convert = _for_argparse(md["convert"], flag_name(f))
             if md["boolean"]:
                 kwargs.update(nargs="?", const=True, type=convert, default=default, metavar="{yes,no}")
+            elif md.get("const") is not None:
+                kwargs.update(nargs="?", const=md["const"], type=convert, default=default)
             elif md["repeat"]:
                 kwargs.update(action=_ExtendPairs, type=_for_argparse(parse_pair, flag_name(f)), default=default)
             else:
                 kwargs.update(type=convert, default=default)
             group.add_argument(flag_name(f), **kwargs)
+            for alias in self.alias_names(f.name):
+                # the same flag under the first project's name: hidden, and with no default of its
+                # own, so the option's default stands unless the alias is given
+                hidden = dict(kwargs, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+                if "type" in hidden:
+                    hidden["type"] = _for_argparse(md["convert"], alias_flag(alias))
+                action = group.add_argument(alias_flag(alias), **hidden)
+                action.alias_of = flag_name(f)  # flags.py skips it when checking for shadowed attributes
+
+    @classmethod
+    def alias_names(cls, name: str) -> Tuple[str, ...]:
+        """The aliases of option field ``name``."""
+        return tuple(a for a, n in cls.aliases.items() if n == name)
 
     @classmethod
     def from_namespace(cls: Type[T], namespace: argparse.Namespace) -> T:
@@ -317,6 +360,14 @@ class ProcessingOptions(CommonOptions):
 class TrainingOptions(CommonOptions):
     """Options of a Training job (see :func:`~aws_sagemaker_remote.sagemaker_training_main`)."""
 
+    aliases: ClassVar[Mapping[str, str]] = {
+        **CommonOptions.aliases,
+        "training_instance": "instance",
+        "training_image": "image",
+        "training_role": "role",
+        "spot_instances": "spot",
+    }
+
     volume_size: int = option(DEFAULT_TRAINING_VOLUME, "Size of each instance's storage volume in GB.",
                               convert=_int, metavar="GB")
     algorithm_name: Optional[str] = option(None, "SageMaker algorithm resource to run instead of an image.",
@@ -331,16 +382,37 @@ class TrainingOptions(CommonOptions):
                                                          metavar="KEY=VALUE")
     output_s3: str = option("default", "Model artifact path (OutputDataConfig.S3OutputPath): an s3:// URI, "
                             "or 'default' for s3://BUCKET/PREFIX/jobs.", convert=_text, metavar="URI")
-    spot: bool = option(False, "Use managed spot training (implies a checkpoint location).", convert=parse_bool,
+    spot: bool = option(False, "Use managed spot training (keep a checkpoint location so an interrupted "
+                        "job resumes).", convert=parse_bool,
                         boolean=True)
     max_wait: Optional[int] = option(None, "Maximum seconds to wait for spot capacity and run "
                                      "(at least --sagemaker-max-run).", convert=_opt_int, metavar="SECONDS",
                                      unset="the max run time")
-    checkpoint_s3: Optional[str] = option(None, f"S3 URI that {PATHS.checkpoints} is synced with, or 'default' "
-                                          "for s3://BUCKET/PREFIX/checkpoints/BASE-JOB-NAME-SCRIPTDIGEST.",
-                                          metavar="URI", unset="none; 'default' with --sagemaker-spot")
+    checkpoint_s3: Optional[str] = option("default", f"S3 URI that {PATHS.checkpoints} is synced with, 'default' "
+                                          "for s3://BUCKET/PREFIX/checkpoints/BASE-JOB-NAME-SCRIPTDIGEST (shared "
+                                          "by every run of the script, so a run resumes from the last one's "
+                                          "checkpoints), or 'none' for no checkpoint sync.",
+                                          convert=_checkpoint, metavar="URI")
+    fresh: bool = option(False, "Start without earlier runs' checkpoints: empty the checkpoint location "
+                         "before the job starts (the job's own checkpoints are kept there for the next run).",
+                         convert=parse_bool, boolean=True)
     download_model: Optional[str] = option(None, "After completion, download model.tar.gz and unpack it here.",
                                            metavar="DIR")
+
+
+def canonical_keywords(cls: Type[CommonOptions], keywords: Mapping[str, Any]) -> Dict[str, Any]:
+    """``keywords`` with each alias (``training_instance``) renamed to its option (``instance``).
+
+    :raises UsageError: an option given under two names.
+    """
+    out: Dict[str, Any] = {}
+    for name, value in keywords.items():
+        target = cls.aliases.get(name, name)
+        if target in out:
+            names = sorted(n for n in keywords if cls.aliases.get(n, n) == target)
+            raise UsageError(f"{' and '.join(names)} are one option; give one of them", flag=f"{target}= (keyword)")
+        out[target] = value
+    return out
 
 
 def _show_default(value: Any) -> str:

@@ -265,6 +265,11 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             raise UsageError(f"mode FastFile needs s3_data_type='S3Prefix', not {d.arg.s3_data_type!r}; use File or "
                              "Pipe" + ("" if d.arg.mode else " (FastFile comes from --sagemaker-input-mode)"),
                              flag=d.flag)
+        if d.arg.s3_data_type not in kind.s3_data_types:
+            # ProcessingS3Input's S3DataType takes S3Prefix or ManifestFile, and it has no AttributeNames
+            raise UsageError(f"{kind.name} inputs take s3_data_type {' or '.join(kind.s3_data_types)}, not "
+                             f"{d.arg.s3_data_type} (augmented manifests and their attributes are training "
+                             f"channels only)", flag=d.flag)
         if d.arg.compression == "Gzip" and mode != "Pipe":
             raise UsageError("Gzip-compressed inputs need mode='Pipe' (SageMaker decompresses only streams)",
                              flag=d.flag)
@@ -279,6 +284,7 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
             name=d.name, source=source, flag=d.flag, container_path=container, container_value=container_value,
             mode=mode, s3_data_type=d.arg.s3_data_type, distribution=d.arg.distribution,
             compression=d.arg.compression, content_type=d.arg.content_type, record_wrapper=d.arg.record_wrapper,
+            attributes=tuple(d.arg.attributes or ()),
         ))
         mapped.append((d.flag, container_value))
     most = kind.limits["inputs"] - 1  # the code bundle takes one

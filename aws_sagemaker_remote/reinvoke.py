@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .args import IN_JOB
 from .flags import Declaration
-from .options import CommonOptions, flag_name
+from .options import CommonOptions, alias_flag, flag_name, takes_optional_value
 
 #: How many value tokens a flag takes: 1 (always), ``"?"`` (optional) or 0.
 Arity = Union[int, str]
@@ -23,12 +23,19 @@ Arity = Union[int, str]
 def generated_arity(decl: Declaration, options: CommonOptions) -> Dict[str, Arity]:
     """Every flag the job's command line replaces, with its arity (as :mod:`~aws_sagemaker_remote.flags`
     declares them: yes/no options take an optional value, every other generated flag one value)."""
-    out: Dict[str, Arity] = {flag_name(f): "?" if f.metadata["boolean"] else 1 for f in fields(options)}
+    out: Dict[str, Arity] = {}
+    for f in fields(options):
+        arity: Arity = "?" if takes_optional_value(f) else 1
+        out[flag_name(f)] = arity
+        for alias in options.alias_names(f.name):
+            out[alias_flag(alias)] = arity
     for d in decl.path_decls():
-        out[d.flag] = 1
+        for flag in d.flags:
+            out[flag] = 1
     if decl.kind.outputs_have_locations:  # training outputs have no --NAME-s3 flag
         for d in decl.outputs:
-            out[d.remote_flag] = 1
+            for flag in d.remote_flags:
+                out[flag] = 1
     for key, _ in decl.training_dirs:
         out[decl.dir_flag(key)] = 1
     return out

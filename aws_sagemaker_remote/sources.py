@@ -34,7 +34,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 
 from .container import IN_JOB_ENV
 from .errors import UsageError
-from .options import OPTIONS_BY_KIND, CommonOptions, flag_name
+from .options import OPTIONS_BY_KIND, CommonOptions, alias_flag, canonical_keywords, flag_name
 
 #: Prefix of the environment variables that set option defaults.
 ENV_PREFIX = "AWS_SAGEMAKER_REMOTE_"
@@ -52,6 +52,8 @@ KEYWORD = "keyword"
 _ALL_FIELDS: Dict[str, "dataclasses.Field[Any]"] = {
     f.name: f for cls in OPTIONS_BY_KIND.values() for f in dataclasses.fields(cls)
 }
+#: The first project's option names of either kind (alias → field), read like their options.
+_ALL_ALIASES: Dict[str, str] = {a: n for cls in OPTIONS_BY_KIND.values() for a, n in cls.aliases.items()}
 
 # --- SDK config.yaml keys -------------------------------------------------------------------
 # The SageMaker Python SDK's defaults-file schema (SageMaker.ProcessingJob,
@@ -137,6 +139,7 @@ def resolve(kind: str, script: str, keywords: Mapping[str, Any],
     cls = OPTIONS_BY_KIND[kind]
     environ = os.environ if environ is None else environ
     from_keywords = cls.from_keywords(keywords)  # checks names and values, in the keywords' own words
+    keywords = canonical_keywords(cls, keywords)  # an alias (training_instance=) is its option (instance=)
     layers: List[List[Setting]] = []  # lowest first
     if not environ.get(IN_JOB_ENV):
         layers.extend(sdk_settings(kind, environ))
@@ -154,8 +157,9 @@ def _merge(cls: Type[CommonOptions], layers: Sequence[Sequence[Setting]]) -> Res
     labels: Dict[str, List[str]] = {}
     for layer in layers:
         for s in layer:
+            s = dataclasses.replace(s, field=cls.aliases.get(s.field, s.field))
             if s.field not in fields:
-                continue  # a training-only key of a common table, for a processing job
+                continue  # a training-only key (or name) of a common table, for a processing job
             if fields[s.field].metadata["repeat"]:
                 merged = dict(values.get(s.field, ()))
                 for key, value in s.value:
@@ -185,7 +189,7 @@ def provenance(resolved: Resolved, argv: Sequence[str]) -> Tuple[Tuple[str, str]
     for name, f in fields.items():
         flag = flag_name(f)
         label = lower.get(name)
-        if flag in given:
+        if flag in given or any(alias_flag(a) in given for a in resolved.options.alias_names(name)):
             label = COMMAND_LINE + (f" + {label}" if label and f.metadata["repeat"] else "")
         if label:
             out.append((flag, label))
@@ -227,7 +231,9 @@ def env_settings(cls: Type[CommonOptions], environ: Mapping[str, str]) -> List[S
     """
     out = []
     for f in dataclasses.fields(cls):
-        name = env_name(f.name)
+        # the option's own variable, else one named after an alias (AWS_SAGEMAKER_REMOTE_TRAINING_INSTANCE)
+        names = [env_name(f.name)] + [env_name(a) for a in cls.alias_names(f.name)]
+        name = next((n for n in names if (environ.get(n) or "").strip()), names[0])
         text = environ.get(name)
         if text is None or text.strip() == "":
             continue
@@ -323,13 +329,16 @@ def pyproject_settings(kind: str, folder: str) -> List[List[Setting]]:
         where = f"tool.{PYPROJECT_TABLE}" + (f".{sub}" if sub else "")
         label = f"{_short(path)} [{where}]"
         settings = []
+        aliases = _ALL_ALIASES if not sub else OPTIONS_BY_KIND[sub].aliases
         for key, value in entries.items():
-            name = key.replace("-", "_")
+            written = key.replace("-", "_")
+            name = aliases.get(written, written)
             if name not in allowed:
                 allowed_names = ", ".join(sorted(allowed)) + ("" if sub else ", processing, training")
                 raise UsageError(f"{_short(path)}: unknown key {where}.{key}; allowed: {allowed_names}")
             s = _convert(name, value, f"{_short(path)}: {where}.{key}")
-            settings.append(dataclasses.replace(s, label=label))
+            # an alias keeps its name here: each kind reads it as its own option, or not at all
+            settings.append(dataclasses.replace(s, field=written if written in aliases else name, label=label))
         layers[sub] = settings
     return [layers[""], layers.get(kind, [])]
 

@@ -36,6 +36,8 @@ class InputChannel:
     compression: str = "None"
     content_type: Optional[str] = None
     record_wrapper: str = "None"
+    #: ``AttributeNames`` of an augmented manifest (training channels)
+    attributes: Tuple[str, ...] = ()
 
     @property
     def is_s3(self) -> bool:
@@ -138,6 +140,8 @@ class Training:
     checkpoint: Optional[Location] = None
     #: how the job starts: ``bootstrap`` (our entrypoint) or ``toolkit`` (the image's, script mode)
     entry: str = "bootstrap"
+    #: empty the checkpoint location before the job starts (``--sagemaker-fresh``)
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

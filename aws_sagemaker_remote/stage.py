@@ -296,6 +296,10 @@ def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str],
     uploads = tuple(item for plan in plans for item in plan.items)
 
     if upload:
+        training = spec.training
+        if training is not None and training.fresh and training.checkpoint is not None:
+            # --sagemaker-fresh: the job must find no earlier run's checkpoints (a key prefix of its own)
+            store.delete(training.checkpoint.resolve(bucket, prefix).rstrip("/") + "/")
         missing = sum(i.size for i in uploads if not (i.present or i.copy_from))
         bar = Progress(missing, progress)
         try:

@@ -83,6 +83,9 @@ class Store(Protocol):
     def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
         """Download one object to a local file (created atomically)."""
 
+    def delete(self, uri: str) -> int:
+        """Delete every object whose key starts with the URI's key; returns how many."""
+
     def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
         """True when the bucket exists (creating it if allowed)."""
 
@@ -182,6 +185,12 @@ class LocalStore:
         if progress:
             progress(os.path.getsize(path))
 
+    def delete(self, uri: str) -> int:
+        objects = self.list(uri)
+        for obj, _ in objects:
+            os.remove(self.path(obj))
+        return len(objects)
+
     def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
         folder = os.path.join(self.root, bucket)
         if not os.path.isdir(folder) and create:
@@ -277,6 +286,14 @@ class S3Store:
 
         download_file(self.client, bucket, key, tmp, self.transfer_config, progress)  # Ctrl-C acts at once
         os.replace(tmp, path)
+
+    def delete(self, uri: str) -> int:
+        bucket, _ = split_uri(uri)
+        keys = [split_uri(obj)[1] for obj, _ in self.list(uri)]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            self.client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(keys)
 
     def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
         from botocore.exceptions import ClientError

@@ -88,6 +88,9 @@ class UnknownStore:
     def download_file(self, uri: str, path: str, progress: Optional[Callable[[int], None]] = None) -> None:
         raise _no_transfer()
 
+    def delete(self, uri: str) -> int:
+        raise _no_transfer()
+
     def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
         return False
 

@@ -348,7 +348,7 @@ def test_help_shows_the_sagemaker_options_with_the_script_defaults(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     text = flat(done.stdout)
     assert "SageMaker options:" in done.stdout
-    assert "--sagemaker-run {no,yes,local}" in text
+    assert "--sagemaker-run [{no,yes,local}]" in text  # the bare flag means yes
     assert "--sagemaker-instance TYPE" in text
     assert "(default: ml.c5.xlarge)" in text
     assert "--input PATH" in text and "(default: data/raw)" in text

@@ -15,9 +15,8 @@ from writer threads, exactly as a Pipe-mode channel streams an augmented manifes
 
 Each script is run twice: with the original's declaration (``PathArgument`` with
 ``mode='PipeAugmentedManifest'`` / ``'AugmentedManifestFolder'`` and
-``attributes=[...]``), which this package does not accept yet, and with the
-nearest declaration it accepts today (``mode='Pipe',
-s3_data_type='AugmentedManifestFile'``, no attributes).
+``attributes=[...]``) and with this package's own spelling (``mode='Pipe',
+s3_data_type='AugmentedManifestFile'``).
 """
 from __future__ import annotations
 
@@ -36,13 +35,6 @@ from typing import Any, Callable
 import pytest
 
 from aws_sagemaker_remote.util.pipes import augmented_manifest_payloads, feed_fifo, fifo_path, read_jsonlines
-
-MISSING_DECLARATION = (
-    "PathArgument does not yet accept the original project's augmented-manifest declaration: "
-    "mode='PipeAugmentedManifest' / mode='AugmentedManifestFolder' (input mode Pipe with "
-    "S3DataType=AugmentedManifestFile) and attributes=[...] (the channel's AttributeNames); "
-    "today PathArgument.__post_init__ rejects the mode and __init__ has no 'attributes' (issue 12, item 3)"
-)
 
 RECORD_DEMO = '''
 import os
@@ -184,7 +176,7 @@ class LocalPipesRefused(Exception):
 
 
 class DeclarationRefused(Exception):
-    """The script died on the declaration itself, for the reason in :data:`MISSING_DECLARATION`."""
+    """The script died on the declaration itself: PathArgument refused the original's mode or attributes."""
 
 
 REFUSALS = ("got an unexpected keyword argument 'attributes'", "PathArgument mode='PipeAugmentedManifest'",
@@ -340,7 +332,6 @@ def test_record_demo_with_todays_declaration(run_script: Callable[..., Any], rec
     check_record_demo(done, feeder, record_project)
 
 
-@pytest.mark.xfail(strict=True, raises=DeclarationRefused, reason=MISSING_DECLARATION)
 def test_record_demo_with_the_original_declaration(run_script: Callable[..., Any], record_project: Path) -> None:
     done, feeder = run_fed(run_script, record_project, RECORD_DEMO, DECLARATIONS["record-original"],
                            "manifest-txt.json", RECORD_ATTRIBUTES, epochs=1)
@@ -353,7 +344,6 @@ def test_audio_demo_with_todays_declaration(run_script: Callable[..., Any], audi
     check_audio_demo(done, feeder, audio_project)
 
 
-@pytest.mark.xfail(strict=True, raises=DeclarationRefused, reason=MISSING_DECLARATION)
 def test_audio_demo_with_the_original_declaration(run_script: Callable[..., Any], audio_project: Path) -> None:
     done, feeder = run_fed(run_script, audio_project, AUDIO_DEMO, DECLARATIONS["audio-original"],
                            "manifest-speakers.json", AUDIO_ATTRIBUTES, epochs=2)

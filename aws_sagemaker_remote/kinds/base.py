@@ -45,6 +45,8 @@ class JobKind:
     outputs_have_locations: bool = True
     #: input modes the kind accepts
     input_modes: Tuple[str, ...] = ("File", "Pipe")
+    #: the input ``S3DataType`` values the request takes (augmented manifests carry ``AttributeNames``)
+    s3_data_types: Tuple[str, ...] = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
     #: channel names must match this, when not None
     channel_name_re: Optional[Pattern[str]] = None
     #: the generated folder flags: (keyword, local default, folder in the job, help)

@@ -44,6 +44,7 @@ class ProcessingKind(JobKind):
     image_path = ("AppSpecification", "ImageUri")
     network_path = ("NetworkConfig",)
     output_config_key = "ProcessingOutputConfig"
+    s3_data_types = ("S3Prefix", "ManifestFile")  # ProcessingS3Input has no augmented manifests
 
     def code_dir(self, paths: "ContainerPaths") -> str:
         return paths.processing_code

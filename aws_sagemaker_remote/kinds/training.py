@@ -128,8 +128,11 @@ class TrainingKind(JobKind):
         checkpoint: Optional[Location] = None
         if o.checkpoint_s3 and o.checkpoint_s3 != "default":
             checkpoint = Location(uri=o.checkpoint_s3)
-        elif o.spot or o.checkpoint_s3 == "default":
+        elif o.checkpoint_s3 == "default":
             checkpoint = default_checkpoint(base_job_name, decl.script)
+        if o.fresh and checkpoint is None:
+            raise UsageError("empties the checkpoint location, and --sagemaker-checkpoint-s3 is none",
+                             flag="--sagemaker-fresh")
         return Training(
             input_mode=o.input_mode,
             algorithm_name=o.algorithm_name,
@@ -139,6 +142,7 @@ class TrainingKind(JobKind):
             model_output=Location(uri=o.output_s3) if o.output_s3 != "default" else Location(key=("jobs",)),
             checkpoint=checkpoint,
             entry=o.entry,
+            fresh=o.fresh,
         )
 
     def ack_plan_refusal(self, spec: "JobSpec") -> Optional[str]:
@@ -194,6 +198,8 @@ class TrainingKind(JobKind):
                 "RecordWrapperType": ch.record_wrapper,
                 "InputMode": ch.mode,
             }
+            if ch.attributes:
+                channel["DataSource"]["S3DataSource"]["AttributeNames"] = list(ch.attributes)
             if ch.content_type:
                 channel["ContentType"] = ch.content_type
             channels.append(channel)
