@@ -339,49 +339,28 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
     import shutil
     import tempfile
 
-    from .args import is_s3_uri, s3_uri_problem
+    from .args import is_s3_uri
+    from .checks import dependency_path, input_value, output_location, outputs_outside_inputs
 
     # 1. check everything
     downloads: List["tuple[str, str, str]"] = []
     for d in decl.inputs:
-        value = getattr(namespace, d.dest, None)
-        if value is None or value == "":
-            if d.arg.optional:
-                setattr(namespace, d.dest, None)
-                continue
-            raise UsageError(f"input {d.name!r} needs a path", flag=d.flag)
-        if is_s3_uri(value):
-            if s3_uri_problem(str(value)):
-                raise UsageError(str(s3_uri_problem(str(value))), flag=d.flag)
-            downloads.append((d.dest, str(value), d.flag))
-        elif not os.path.exists(str(value)) and not os.path.exists(f"{value}_0"):
-            # a Pipe-mode channel is only its FIFOs <path>_0, <path>_1, ... (no folder at <path>)
-            raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
+        value = input_value(d.name, d.flag, d.arg.optional, getattr(namespace, d.dest, None))
+        setattr(namespace, d.dest, value)
+        if value is not None and is_s3_uri(value):
+            downloads.append((d.dest, value, d.flag))
     for d in decl.dependencies:
-        path = getattr(namespace, d.dest, None)
-        if path:
-            # read as a launch reads it: 'script.py/../../pkg' names the folder beside the script's folder
-            path = os.path.abspath(os.path.expanduser(str(path)))
-            setattr(namespace, d.dest, path)
-        if path and not os.path.exists(str(path)):
-            raise UsageError(f"dependency path {path!r} does not exist", flag=d.flag)
+        # read as a launch reads it: 'script.py/../../pkg' names the folder beside the script's folder
+        setattr(namespace, d.dest, dependency_path(d.name, d.flag, getattr(namespace, d.dest, None), required=False))
     s3_outputs = []
     for d in decl.outputs:
-        remote = getattr(namespace, d.remote_dest, "default") if decl.kind.outputs_have_locations else "default"
-        if remote and remote != "default":
-            if not is_s3_uri(remote) or s3_uri_problem(str(remote)):
-                raise UsageError(s3_uri_problem(str(remote)) or f"{remote!r} is not an s3:// URI or 'default'",
-                                 flag=d.remote_flag)
-            s3_outputs.append((d, str(remote)))
-
-    for d in decl.outputs:  # an output inside an input folder would be read back as input
-        out = getattr(namespace, d.dest, None)
-        for i in decl.inputs:
-            src = getattr(namespace, i.dest, None)
-            if out and src and not is_s3_uri(src) and os.path.isdir(str(src)) and \
-                    os.path.abspath(str(out)).startswith(os.path.abspath(str(src)).rstrip(os.sep) + os.sep):
-                raise UsageError(f"output folder {str(out)!r} is inside the folder of input {i.flag} "
-                                 f"({str(src)!r}); allowed: a folder outside every input", flag=d.flag)
+        remote = output_location(namespace, d.remote_dest, d.remote_flag) \
+            if decl.kind.outputs_have_locations else "default"
+        if remote != "default":
+            s3_outputs.append((d, remote))
+    # an output inside an input folder would be read back as input
+    outputs_outside_inputs(((d.flag, getattr(namespace, d.dest, None)) for d in decl.outputs),
+                           ((d.flag, getattr(namespace, d.dest, None)) for d in decl.inputs))
 
     # 2. then act
     if downloads:

@@ -22,7 +22,15 @@ import sys
 from dataclasses import fields
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .args import IN_JOB, is_s3_uri, s3_uri_problem
+from .args import IN_JOB, is_s3_uri
+from .checks import (
+    dependency_path,
+    inside,
+    input_value,
+    local_abs,
+    output_location,
+    outputs_outside_inputs,
+)
 from .bundle import input_files
 from .container import DEFAULT as PATHS
 from .errors import UsageError
@@ -91,15 +99,6 @@ def check_job_name(name: str, flag: str = "--sagemaker-job-name") -> str:
 
 # --- planning ---------------------------------------------------------------------------
 
-def _local_abs(path: str) -> str:
-    return os.path.abspath(os.path.expanduser(path))
-
-
-def _inside(path: str, folder: str) -> bool:
-    try:
-        return os.path.commonpath([os.path.abspath(path), os.path.abspath(folder)]) == os.path.abspath(folder)
-    except ValueError:
-        return False
 
 
 def plan_job(
@@ -228,34 +227,29 @@ def _plan_inputs(decl: Declaration, namespace: argparse.Namespace, options: Comm
     excludes: List[str] = []
     default_mode = getattr(options, "input_mode", None)  # training's --sagemaker-input-mode
     for d in decl.inputs:
-        value = getattr(namespace, d.dest, None)
-        if value is None or value == "":
-            if d.arg.optional:
-                continue
-            raise UsageError(f"input {d.name!r} needs a path (local path or s3:// URI)", flag=d.flag)
-        value = str(value)
+        given = input_value(d.name, d.flag, d.arg.optional, getattr(namespace, d.dest, None))
+        if given is None:
+            continue
+        value = given
         if kind.channel_name_re is not None and not kind.channel_name_re.match(d.name):
             raise UsageError(f"channel name {d.name!r}: 1-64 letters, digits, '.', '-' or '_'", flag=d.flag)
         container = _decided_path(kind, kind.input_path(PATHS, d.name, d.arg.container_path), d)
         if is_s3_uri(value):
-            check_s3(value, d.flag)
             source = value
             container_value = container
         else:
-            source = _local_abs(value)
-            if not os.path.exists(source):
-                raise UsageError(f"input path {value!r} does not exist", flag=d.flag)
+            source = local_abs(value)
             if not input_files(source, warn=_warn):
                 # SageMaker fails a job whose input prefix holds no object
                 raise UsageError(f"input folder {value!r} holds no files to upload", flag=d.flag)
             # one file arrives under its own name; a manifest's objects arrive in the folder
             single = os.path.isfile(source) and d.arg.s3_data_type == "S3Prefix"
             container_value = container + "/" + os.path.basename(source) if single else container
-            if _inside(source, script_dir):
+            if inside(source, script_dir):
                 excludes.append(source)
-        if d.default and not is_s3_uri(d.default) and _inside(_local_abs(d.default), script_dir):
+        if d.default and not is_s3_uri(d.default) and inside(local_abs(d.default), script_dir):
             # the declared folder stays out of the code bundle even when the flag points elsewhere
-            excludes.append(_local_abs(d.default))
+            excludes.append(local_abs(d.default))
         mode = d.arg.mode or default_mode or "File"
         if mode not in kind.input_modes:
             raise UsageError(f"{kind.name} inputs support mode {' or '.join(kind.input_modes)}, not {mode}",
@@ -302,17 +296,15 @@ def _plan_outputs(decl: Declaration, namespace: argparse.Namespace, script_dir: 
     excludes: List[str] = []
     for d in decl.outputs:
         local = getattr(namespace, d.dest, None)
-        remote = str(getattr(namespace, d.remote_dest, "default") or "default")
-        if remote != "default":
-            check_s3(remote, d.remote_flag)
+        remote = output_location(namespace, d.remote_dest, d.remote_flag)
         container = _decided_path(kind, kind.output_path(PATHS, d.name, d.arg.container_path), d)
         _check_container_path(kind, container, d.flag, kind.output_path(PATHS, "", None), used)
         if local:
-            local = _local_abs(str(local))
-            if _inside(local, script_dir):
+            local = local_abs(str(local))
+            if inside(local, script_dir):
                 excludes.append(local)
-        if d.default and _inside(_local_abs(d.default), script_dir):
-            excludes.append(_local_abs(d.default))
+        if d.default and inside(local_abs(d.default), script_dir):
+            excludes.append(local_abs(d.default))
         location = Location(uri=remote) if remote != "default" else default_output(job_name, d.name)
         outputs.append(OutputChannel(name=d.name, flag=d.flag, local_path=local, location=location,
                                      container_path=container, upload_mode=d.arg.upload_mode))
@@ -333,8 +325,8 @@ def _plan_training_dirs(decl: Declaration, namespace: argparse.Namespace,
     excludes: List[str] = []
     for key, _default in decl.training_dirs:
         local = getattr(namespace, decl.dir_dest(key), None)
-        if local and _inside(_local_abs(str(local)), script_dir):
-            excludes.append(_local_abs(str(local)))
+        if local and inside(local_abs(str(local)), script_dir):
+            excludes.append(local_abs(str(local)))
         mapped.append((decl.dir_flag(key), targets[key]))
     return mapped, excludes
 
@@ -345,12 +337,7 @@ def _plan_dependencies(decl: Declaration, namespace: argparse.Namespace) -> Tupl
     mapped: Mapped = []
     seen_modules: Dict[str, str] = {}
     for d in decl.dependencies:
-        value = getattr(namespace, d.dest, None)
-        if not value:
-            raise UsageError(f"dependency {d.name!r} needs a path", flag=d.flag)
-        path = _local_abs(str(value))
-        if not os.path.exists(path):
-            raise UsageError(f"dependency path {value!r} does not exist", flag=d.flag)
+        path = str(dependency_path(d.name, d.flag, getattr(namespace, d.dest, None)))
         module = os.path.basename(path.rstrip(os.sep))
         if module in seen_modules:
             raise UsageError(f"dependencies {seen_modules[module]!r} and {d.name!r} are both named {module!r} "
@@ -415,7 +402,7 @@ def _decided_path(kind: JobKind, container: str, d: PathDecl) -> str:
 def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
     if not path:
         return None
-    full = _local_abs(path)
+    full = local_abs(path)
     if not os.path.isfile(full):
         raise UsageError(f"file {path!r} does not exist", flag=flag)
     return full
@@ -423,23 +410,14 @@ def _existing_file(path: Optional[str], flag: str) -> Optional[str]:
 
 def _check_outputs_outside_inputs(inputs: Sequence[InputChannel], outputs: Sequence[OutputChannel]) -> None:
     """An output folder inside an input folder would be uploaded as input and shadowed in the job."""
-    for out in outputs:
-        for inp in inputs:
-            if out.local_path and not is_s3_uri(inp.source) and os.path.isdir(inp.source) \
-                    and _inside(out.local_path, inp.source):
-                raise UsageError(f"output folder {out.local_path!r} is inside the folder of input {inp.flag} "
-                                 f"({inp.source!r}); allowed: a folder outside every input", flag=out.flag)
+    outputs_outside_inputs(((str(out.flag), out.local_path) for out in outputs),
+                           ((str(inp.flag), inp.source) for inp in inputs))
 
 
 def _warn(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def check_s3(uri: str, flag: str) -> None:
-    """Refuse ``uri`` unless it is an S3 URI SageMaker and S3 accept (see :func:`~.args.s3_uri_problem`)."""
-    problem = s3_uri_problem(uri)
-    if problem:
-        raise UsageError(problem, flag=flag)
 
 
 def check_range(value: int, low: int, high: Optional[int], flag: str) -> None:
@@ -481,7 +459,7 @@ def _check_options(o: CommonOptions, limits: Mapping[str, int]) -> None:
     if o.store == "local" and o.run == "yes":
         raise UsageError("a SageMaker job reads and writes S3; allowed: auto or s3 with --sagemaker-run=yes, "
                          "local only with --sagemaker-run=local", flag="--sagemaker-store")
-    if o.output_json and not os.path.isdir(os.path.dirname(_local_abs(o.output_json))):
+    if o.output_json and not os.path.isdir(os.path.dirname(local_abs(o.output_json))):
         raise UsageError(f"the folder of {o.output_json!r} does not exist", flag="--sagemaker-output-json")
     if o.bucket and not BUCKET_RE.match(o.bucket):
         raise UsageError(f"{o.bucket!r} is not an S3 bucket name", flag="--sagemaker-bucket")

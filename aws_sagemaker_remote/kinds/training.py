@@ -102,7 +102,8 @@ class TrainingKind(JobKind):
     # --- plan ---------------------------------------------------------------------
     def plan_part(self, decl: "Declaration", namespace: argparse.Namespace, options: CommonOptions,
                   mapped: Mapping[str, str], base_job_name: str) -> "Optional[Training]":
-        from ..plan import check_metrics, check_range, check_s3, default_checkpoint, script_hyperparameters
+        from ..checks import check_s3
+        from ..plan import check_metrics, check_range, default_checkpoint, script_hyperparameters
         from ..spec import Location, Training
 
         assert isinstance(options, TrainingOptions)
