@@ -296,15 +296,14 @@ def _list(args: argparse.Namespace, finder: "Finder", out: TextIO, err: TextIO) 
 def describe_lines(found: "FoundJob", description: Mapping[str, Any]) -> List[str]:
     """The human summary of a describe response."""
     from .backends.base import STATUS_KEY
+    from .kinds import job_kind
 
     kind = found.kind
-    processing = kind == "processing"
-    resources = ((description.get("ProcessingResources") or {}).get("ClusterConfig") if processing
-                 else description.get("ResourceConfig")) or {}
-    start = description.get("ProcessingStartTime" if processing else "TrainingStartTime")
-    end = description.get("ProcessingEndTime" if processing else "TrainingEndTime")
-    image = ((description.get("AppSpecification") or {}).get("ImageUri") if processing
-             else (description.get("AlgorithmSpecification") or {}).get("TrainingImage"))
+    job = job_kind(kind)
+    resources = job.at(description, job.resources_path) or {}
+    start = description.get(job.response_key("StartTime"))
+    end = description.get(job.response_key("EndTime"))
+    image = job.at(description, job.image_path)
     where = "this machine (local backend)" if found.where == "local" else "SageMaker"
     fields = [
         ("job", found.name), ("kind", kind), ("where", where),
@@ -323,22 +322,17 @@ def describe_lines(found: "FoundJob", description: Mapping[str, Any]) -> List[st
         fields.append(("image", str(image)))
     if description.get("RoleArn"):
         fields.append(("role", str(description["RoleArn"])))
-    inputs = ([(i["InputName"], (i.get("S3Input") or {}).get("S3Uri", "")) for i in
-               description.get("ProcessingInputs") or []] if processing else
-              [(c["ChannelName"], ((c.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri", ""))
-               for c in description.get("InputDataConfig") or []])
-    fields += [(f"input {name}", str(uri)) for name, uri in inputs]
-    if processing:
-        fields += [(f"output {o['OutputName']}", (o.get("S3Output") or {}).get("S3Uri", ""))
-                   for o in (description.get("ProcessingOutputConfig") or {}).get("Outputs") or []]
-    else:
-        model = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
-        if model:
-            fields.append(("model", str(model)))
-        elif (description.get("OutputDataConfig") or {}).get("S3OutputPath"):
-            fields.append(("output path", str(description["OutputDataConfig"]["S3OutputPath"])))
-        fields += [(f"metric {m['MetricName']}", f"{m['Value']:g}")
-                   for m in description.get("FinalMetricDataList") or [] if "MetricName" in m]
+    fields += [(f"input {name}", str(source.get("S3Uri", "")))
+               for name, source in job.request_inputs(description).items()]
+    fields += [(f"output {name}", str(output.get("S3Uri", "")))
+               for name, output in job.request_outputs(description).items()]
+    model = job.at(description, ("ModelArtifacts", "S3ModelArtifacts"))
+    if model:
+        fields.append(("model", str(model)))
+    elif job.at(description, ("OutputDataConfig", "S3OutputPath")):
+        fields.append(("output path", str(description["OutputDataConfig"]["S3OutputPath"])))
+    fields += [(f"metric {m['MetricName']}", f"{m['Value']:g}")
+               for m in description.get("FinalMetricDataList") or [] if "MetricName" in m]
     for key, label in (("FailureReason", "reason"), ("ExitMessage", "exit message")):
         if description.get(key):
             fields.append((label, " ".join(str(description[key]).split())))

@@ -240,7 +240,7 @@ def _text(value: Any) -> str:
 
 
 def _job(kind: str, main: Optional[Callable[..., Any]], declaration: Mapping[str, Any]) -> Any:
-    define = api.define_processing if kind == "processing" else api.define_training
+    define = {"processing": api.define_processing, "training": api.define_training}[kind]
 
     def wrap(func: Callable[..., Any]) -> Job:
         if not callable(func):

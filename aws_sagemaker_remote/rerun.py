@@ -24,6 +24,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from .errors import UsageError
+from .kinds import job_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     from .jobs import Finder, FoundJob
@@ -157,7 +158,7 @@ def run_rerun(args: argparse.Namespace, finder: "Finder", found: "FoundJob", out
                             outputs=dict(args.output), writes={})
     request = with_launcher_tag(request_for_run(invocation, now=_dt.datetime.now(_dt.timezone.utc),
                                                 token=secrets.token_hex(2)))
-    name = request["ProcessingJobName" if kind == "processing" else "TrainingJobName"]
+    name = request[job_kind(kind).name_key]
     local = found.where == "local" or record.get("backend") == "local"
     store, backend = _target(finder, found, record, local)
     from .aws import translate_errors
@@ -236,7 +237,7 @@ def run_from_kfp(argv: List[str], *, out: Optional[TextIO] = None, err: Optional
     request = with_launcher_tag(request_for_run(invocation, now=_dt.datetime.now(_dt.timezone.utc),
                                                 token=secrets.token_hex(2)))
     kind = invocation.kind
-    name = request["ProcessingJobName" if kind == "processing" else "TrainingJobName"]
+    name = request[job_kind(kind).name_key]
     session = make_session(None, values.get("region") or None, values.get("assume_role") or None)
     clients = make_clients(session, values.get("endpoint_url") or None)
     backend = SageMakerBackend.from_clients(clients)

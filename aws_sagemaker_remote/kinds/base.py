@@ -68,6 +68,19 @@ class JobKind:
     def __repr__(self) -> str:
         return f"<job kind {self.name}>"
 
+    def response_key(self, suffix: str) -> str:
+        """A key of this kind's requests and responses: ``response_key("StartTime")`` →
+        ``ProcessingStartTime``."""
+        return self.name_key[: -len("JobName")] + suffix
+
+    @staticmethod
+    def at(response: Mapping[str, Any], path: Tuple[str, ...]) -> Any:
+        """The member of a request or response at ``path`` (such as :attr:`resources_path`), None when absent."""
+        found: Any = response
+        for key in path:
+            found = found.get(key) if isinstance(found, Mapping) else None
+        return found
+
     def api(self, verb: str) -> str:
         """The boto3 method: ``api("create")`` → ``create_processing_job``."""
         return f"{verb}_{self.name}_job"
