@@ -241,12 +241,22 @@ def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = 
     return out
 
 
+#: Modules only the launcher uses (creating, watching, exporting and operating jobs): the job
+#: never imports them, so they stay out of its runtime.
+LAUNCHER_ONLY = (
+    "__main__.py", "artifacts.py", "backends/", "clean.py", "cli.py", "download.py", "export/", "images.py",
+    "jobs.py", "launch.py", "leftovers.py", "rerun.py", "stage.py", "targets.py", "transfers.py", "watch.py",
+)
+
+
 def runtime_files() -> List[Tuple[str, str]]:
-    """This framework's own source, shipped so the job needs no pip install of it."""
+    """This framework's own source, shipped so the job needs no pip install of it (what runs
+    inside a job: the bootstrap and what a script imports; not :data:`LAUNCHER_ONLY`)."""
     package = os.path.dirname(os.path.abspath(__file__))
+    prefix = "runtime/aws_sagemaker_remote/"
     out = []
-    for arc, full in collect_folder(package, "runtime/aws_sagemaker_remote/", rules=IgnoreRules(DEFAULT_EXCLUDES)):
-        if arc.endswith((".py", "py.typed")):
+    for arc, full in collect_folder(package, prefix, rules=IgnoreRules(DEFAULT_EXCLUDES)):
+        if arc.endswith((".py", "py.typed")) and not arc[len(prefix):].startswith(LAUNCHER_ONLY):
             out.append((arc, full))
     # typed arguments (args=SomeDataclass) parse with argparse-dataclass in the job too, whose image
     # need not have it: its one module travels with the runtime (it is pure Python)
