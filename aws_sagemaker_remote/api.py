@@ -196,14 +196,30 @@ def merge_dependencies(dependencies: Optional[Mapping[str, Any]],
 
 
 def _script_of(main: Callable[..., Any]) -> str:
-    """The script the job runs again: the one Python was started with (``main`` may come from
-    another module), else the file that defines ``main`` (a notebook has no script file)."""
-    started = getattr(sys.modules.get("__main__"), "__file__", None)
+    """The script the job runs again.
+
+    The file defining ``main`` when it was defined in the script being run (its
+    module is ``__main__``), which holds under runner modules too (``python -m
+    cProfile script.py``, ``-m pdb``, ``-m trace``: there ``sys.modules["__main__"]``
+    is the runner, whose file must never become the job's code); else the script
+    Python was started with (``main`` may come from another module), else the file
+    that defines ``main`` (a notebook has no script file).
+    """
     defined = getattr(getattr(main, "__code__", None), "co_filename", None)
+    if getattr(main, "__module__", None) == "__main__" and _is_script(defined):
+        return os.path.abspath(str(defined))
+    started = getattr(sys.modules.get("__main__"), "__file__", None)
+    argv0 = sys.argv[0] if sys.argv else None
+    if _is_script(argv0) and os.path.abspath(str(argv0)) != os.path.abspath(str(started or "")):
+        started = argv0  # a runner module ran the script: sys.argv[0] is the script, not the runner
     for path in (started, defined):
-        if path and path.endswith(".py") and os.path.exists(path):
-            return os.path.abspath(path)
+        if _is_script(path):
+            return os.path.abspath(str(path))
     return os.path.abspath(sys.argv[0])
+
+
+def _is_script(path: Optional[str]) -> bool:
+    return bool(path) and str(path).endswith(".py") and os.path.exists(str(path))
 
 
 def prepare(
