@@ -206,7 +206,10 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
     if not must_wait:
         result = JobResult(kind=kind, job_name=name, status="InProgress",
                            output_artifacts=output_uris(spec, target.placement), console_url=url)
-        follow = follow_command(name, region=getattr(backend, "region", None), profile=o.aws.profile)
+        # a local job is found on this machine by its name alone
+        here = backend.name == "local"
+        follow = follow_command(name, region=None if here else getattr(backend, "region", None),
+                                profile=None if here else o.aws.profile)
         err.write(f"follow it with: {follow}\n")
     else:
         result = wait(backend, kind, name, out=out, err=err, detach=o.detach, metrics=spec.metrics)

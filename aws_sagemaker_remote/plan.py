@@ -450,12 +450,6 @@ def _check_options(o: CommonOptions, limits: Mapping[str, int]) -> None:
         for i in ids:
             if not VPC_ID_RE.match(i):
                 raise UsageError(f"{i!r} is not a VPC ID", flag=flag)
-    if o.detach and o.run == "local":
-        raise UsageError("the local backend runs the job inside this process, so it cannot be left running; "
-                         "allowed only with --sagemaker-run=yes", flag="--sagemaker-detach")
-    if not o.wait and o.run == "local":
-        raise UsageError("the local backend runs the job inside this process, so it waits for it; "
-                         "allowed only with --sagemaker-run=yes", flag="--sagemaker-wait")
     if o.store == "local" and o.run == "yes":
         raise UsageError("a SageMaker job reads and writes S3; allowed: auto or s3 with --sagemaker-run=yes, "
                          "local only with --sagemaker-run=local", flag="--sagemaker-store")

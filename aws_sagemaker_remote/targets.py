@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .backends.base import Backend
 from .errors import UsageError
@@ -141,9 +141,9 @@ def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
             raise _role_required()
         role = resolve_role_arn(clients, aws.role)  # a name is looked up: IAM knows its path and partition
     else:
-        from .backends.local import LocalBackend
-
-        make_backend = functools.partial(LocalBackend, store, region=region)
+        make_backend = local_backend(control, store, region, {
+            "name": "s3", "profile": aws.profile, "region": region, "assume_role": aws.assume_role,
+            "endpoint_url": aws.endpoint_url})
         image = aws.image
         role = resolve_role(aws.role, account, region) if aws.role else default_role_arn(None, account)
     with translate_errors(f"checking bucket {bucket}"):
@@ -154,7 +154,7 @@ def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
 
 def local_target(aws: AwsSettings, control: RunControl, store: Optional[LocalStore] = None) -> Target:
     """The local backend over the local stand-in store (no AWS at all)."""
-    from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION, LocalBackend
+    from .backends.local import LOCAL_ACCOUNT, LOCAL_REGION
 
     store = store or LocalStore()
     bucket = aws.bucket or LOCAL_BUCKET
@@ -162,7 +162,20 @@ def local_target(aws: AwsSettings, control: RunControl, store: Optional[LocalSto
     region = aws.region or LOCAL_REGION
     placement = Placement(role_arn=default_role_arn(aws.role, LOCAL_ACCOUNT), image_uri=aws.image, bucket=bucket,
                           prefix=aws.prefix, region=region)
-    return Target(store, functools.partial(LocalBackend, store, region=region), placement)
+    return Target(store, local_backend(control, store, region, {"name": "local", "root": store.root}), placement)
+
+
+def local_backend(control: RunControl, store: Store, region: str, described: Dict[str, Any]) -> Callable[[], Backend]:
+    """How to build the local backend: in this process, or, when the launcher does not wait
+    (``--sagemaker-wait=no``, ``--sagemaker-detach``), in a runner process that outlives it and
+    rebuilds the store from ``described``."""
+    from .backends.local import LocalBackend
+
+    if control.wait and not control.detach:
+        return functools.partial(LocalBackend, store, region=region)
+    from .backends.local.runner import DetachedLocalBackend
+
+    return functools.partial(DetachedLocalBackend, described, region)
 
 
 def _local_region() -> str:

@@ -189,9 +189,18 @@ def test_training_outputs_come_back_from_output_tar_gz(run_script: Any, tmp_path
     assert "--report-s3" not in run_script(script, "--help").stdout
 
 
-def test_detach_is_refused_for_local_jobs(run_script: Any, tmp_path: Path, one_error_line: Any) -> None:
+def test_a_detached_local_training_job_is_followed_to_its_model(run_script: Any, run_python: Any,
+                                                                 tmp_path: Path) -> None:
+    # the launcher returns once the job is created; the job runs on in a runner (tests/test_detach.py)
     script = tmp_path / "outputs.py"
     script.write_text(OUTPUTS)
     run = run_script(script, "--sagemaker-run=local", "--sagemaker-detach", *_dirs(tmp_path, "job"))
-    assert run.returncode == 2
-    one_error_line(run.stderr, "--sagemaker-detach")
+    assert run.returncode == 0, run.stderr
+    name = re.search(r"created training job (\S+) \(local\)", run.stderr).group(1)  # type: ignore[union-attr]
+    assert f"follow it with: aws-sagemaker-remote logs --follow {name}" in run.stderr.splitlines()
+
+    followed = run_python("-m", "aws_sagemaker_remote", "logs", "--follow", name, "--json")
+
+    assert followed.returncode == 0, followed.stderr
+    result = json.loads(followed.stdout)
+    assert result["status"] == "Completed" and result["model_artifact_url"].endswith("/output/model.tar.gz")

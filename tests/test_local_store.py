@@ -53,14 +53,6 @@ def test_store_s3_sends_a_local_job_to_s3(credentials_but_no_network: str, run_s
     one_error_line(run.stderr, credentials_but_no_network)  # it tried the configured S3
 
 
-def test_wait_no_is_refused_for_a_local_job(run_script: Any, demo_dir: Path, one_error_line: Any,
-                                            clean_environment: Path) -> None:
-    run = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local", "--sagemaker-wait=no")
-    assert run.returncode == 2
-    one_error_line(run.stderr, "--sagemaker-wait", "--sagemaker-run=yes")
-    assert not (clean_environment / "s3").exists()  # nothing staged
-
-
 @pytest.mark.parametrize("argv,needle", [
     (["--sagemaker-run=yes", "--sagemaker-store=local", "--sagemaker-role", ROLE, "--sagemaker-image", IMAGE],
      "--sagemaker-run=local"),

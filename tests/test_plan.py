@@ -292,10 +292,10 @@ def test_output_json_folder_must_exist(tmp_path: Path) -> None:
     assert info.value.flag == "--sagemaker-output-json"
 
 
-def test_detach_needs_a_remote_job(tmp_path: Path) -> None:
-    with pytest.raises(UsageError) as info:
-        _plan_with(tmp_path, ["--sagemaker-run=local", "--sagemaker-detach"])
-    assert info.value.flag == "--sagemaker-detach"
+@pytest.mark.parametrize("flag", ["--sagemaker-detach", "--sagemaker-wait=no"])
+def test_a_local_job_may_be_left_running(tmp_path: Path, flag: str) -> None:
+    # a local job that is not waited for runs detached (tests/test_detach.py)
+    assert _plan_with(tmp_path, ["--sagemaker-run=local", flag]).kind.name == "processing"
 
 
 def test_manifest_input_points_at_the_folder(tmp_path: Path) -> None:

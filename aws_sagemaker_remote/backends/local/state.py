@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO, Tuple
 
 from ...container import OPT_ML, ContainerPaths
 from ...errors import JobNotFound
+from ...leftovers import process_alive
 from ...metrics import MetricTracker
 from ...store import Store, home_dir
 from ..base import NAME_KEY, STATUS_KEY, TERMINAL_STATUSES, LogCursor, LogEvent
@@ -295,7 +296,10 @@ def owner_alive(owner: Dict[str, Any]) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     started = owner.get("started")
-    return started is None or process_start(pid) in (None, started)
+    if started is not None and process_start(pid) not in (None, started):
+        return False
+    # a killed owner nobody has reaped yet (its parent is gone, and not every init reaps) has ended
+    return process_alive(pid)
 
 
 def _write_json(path: str, data: Dict[str, Any]) -> None:
