@@ -288,11 +288,18 @@ def dispatch(decl: Declaration, parser: Parser, main: Callable[..., Any], argv: 
             main = bind(main, args)
         # inside a job the request's Environment (and what the configuration ran) is already
         # set: applying the keyword defaults again would overwrite the command line's values
-        value = run_locally(decl, namespace, main, dict(opts.env) if opts.run == "no" else None)
-        if opts.run == IN_JOB:
-            from .result import write_value
+        if opts.run != IN_JOB:
+            return run_locally(decl, namespace, main, dict(opts.env))
+        try:
+            value = run_locally(decl, namespace, main, None)
+        except RemoteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the script's own error, shown once, then the job fails
+            print_user_traceback(exc)
+            sys.exit(1)
+        from .result import write_value
 
-            write_value(decl, namespace, value)
+        write_value(decl, namespace, value)
         return value
     return _launch(decl, namespace, opts, argv, sources, read_value=read_value)
 
@@ -315,6 +322,38 @@ def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOption
     check_code(spec.code)  # a home folder or an oversized bundle stops here, before any request
     control = plan_control(opts, sources=sources)
     return launch(spec, control, choose_target(spec, control), read_value=read_value)
+
+
+#: Our own package folder: frames from files below it are not the script's.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _without_our_frames(te: Any) -> None:
+    """Drop the frames of this package from ``te`` and the exceptions chained to it (in place)."""
+    seen = set()
+    todo: List[Any] = [te]  # traceback.TracebackException, loaded only on failure
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        item.stack[:] = [f for f in item.stack if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)]
+        todo.extend([item.__cause__, item.__context__])
+
+
+def print_user_traceback(exc: BaseException) -> None:
+    """Print the traceback of the script's exception to stderr, inside a job, without our frames.
+
+    The launcher shows the end of the job's log and the failure reason: our own frames
+    (the entry function, the dispatcher, the runner) only push the script's lines out of view.
+    """
+    import traceback
+
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    _without_our_frames(te)
+    sys.stdout.flush()
+    sys.stderr.write("".join(te.format()))
+    sys.stderr.flush()
 
 
 def _fail(exc: RemoteError) -> NoReturn:
