@@ -324,6 +324,43 @@ def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOption
     return launch(spec, control, choose_target(spec, control), read_value=read_value)
 
 
+#: While ``main`` runs here: temporary output folder -> the ``s3://`` URI it is uploaded to afterwards.
+_UPLOADED_TO: Dict[str, str] = {}
+
+
+def output_location(path: str) -> str:
+    """Where the output folder ``path`` can be found once the run is over, for messages such as
+    ``written to ...``.
+
+    Inside a processing job, the folder disappears with the job's container: this is the
+    ``s3://`` URI SageMaker uploads it to (read from the job's ``processingjobconfig.json``).
+    In a run here with an ``s3://`` output, the temporary folder is removed after the upload:
+    this is that URI. Otherwise (a folder here, or a training job's folders, which SageMaker
+    packs into ``model.tar.gz`` / ``output.tar.gz``) it is ``path`` made absolute.
+    """
+    full = os.path.abspath(str(path)).rstrip(os.sep)
+    if full in _UPLOADED_TO:
+        return _UPLOADED_TO[full]
+    from .container import DEFAULT, IN_JOB_ENV, ROOT_ENV, ContainerPaths
+
+    if os.environ.get(IN_JOB_ENV):
+        import json
+
+        try:
+            with open(ContainerPaths.from_env().processing_job_config, encoding="utf-8") as fh:
+                outputs = (json.load(fh).get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        except (OSError, ValueError, AttributeError):
+            outputs = []  # a training job, or no readable configuration: the folder is all we know
+        root = os.environ.get(ROOT_ENV)
+        for item in outputs:
+            s3 = (item.get("S3Output") or {}) if isinstance(item, dict) else {}
+            local = str(s3.get("LocalPath") or "")
+            # the local backend runs the job under another root than /opt/ml
+            if local and os.path.abspath(DEFAULT.relocate(local, root)).rstrip(os.sep) == full and s3.get("S3Uri"):
+                return str(s3["S3Uri"])
+    return full
+
+
 #: Our own package folder: frames from files below it are not the script's.
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -428,6 +465,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         folder = tempfile.mkdtemp(prefix=f"{d.dest}-")
         setattr(namespace, d.dest, folder)
         uploads.append((folder, remote))
+        _UPLOADED_TO[os.path.abspath(folder)] = remote
     dests = [d.dest for d in decl.outputs] + [decl.dir_dest(key) for key, _ in decl.training_dirs]
     for dest in dests:
         made = getattr(namespace, dest, None)
@@ -438,8 +476,12 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         path = getattr(namespace, d.dest, None)
         if path and os.path.exists(str(path)):
             parents.append(os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep)))
-    with _environment(env or {}), _search_path(parents):
-        result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
+    try:
+        with _environment(env or {}), _search_path(parents):
+            result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
+    finally:
+        for folder, _ in uploads:
+            _UPLOADED_TO.pop(os.path.abspath(folder), None)
     if uploads:
         from .localio import upload_output
 

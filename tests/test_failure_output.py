@@ -78,3 +78,43 @@ def test_plain_run_keeps_pythons_own_traceback(run_script: Any, failing: Path) -
     assert len(OWN_FRAME.findall(result.stderr)) == 1
     assert "aws_sagemaker_remote" in result.stderr  # unchanged: Python shows every frame
     assert result.stdout == "counting rows\n"
+
+
+# --- the demo's "written to" line names something that exists after the run -------------------
+
+def _written_to(stdout: str) -> str:
+    found = re.findall(r"written to (\S+)$", stdout, flags=re.MULTILINE)
+    assert len(found) == 1, stdout
+    return str(found[0])
+
+
+def test_demo_here_names_its_output_folder(run_script: Any, demo_dir: Path, tmp_path: Path) -> None:
+    result = run_script(demo_dir / "wordcount.py", "--output", tmp_path / "here")
+
+    assert result.returncode == 0, result.stderr
+    assert Path(_written_to(result.stdout)) == tmp_path / "here"
+    assert (tmp_path / "here" / "counts.json").is_file()
+
+
+def test_demo_as_a_local_job_names_the_uri_its_output_went_to(run_script: Any, demo_dir: Path) -> None:
+    result = run_script(demo_dir / "wordcount.py", "--sagemaker-run=local")
+
+    assert result.returncode == 0, result.stderr
+    uri = _written_to(result.stdout)
+    assert f"  output output: {uri}" in result.stderr.splitlines()  # the job's own output URI
+    root = re.search(r"s3:// URIs above are folders under (\S+)\)", result.stderr)
+    assert root, result.stderr
+    assert (Path(root.group(1)) / uri[len("s3://"):] / "counts.json").is_file()
+
+
+def test_demo_here_with_an_s3_output_names_the_uri_not_the_temporary_folder(
+        aws: Any, run_script: Any, demo_dir: Path) -> None:
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="results")
+    result = run_script(demo_dir / "wordcount.py", "--output-s3", "s3://results/wordcount")
+
+    assert result.returncode == 0, result.stderr
+    assert _written_to(result.stdout) == "s3://results/wordcount"
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="results")["Contents"]]
+    assert "wordcount/counts.json" in keys
