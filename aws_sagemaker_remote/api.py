@@ -16,7 +16,7 @@ import sys
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, NoReturn, Optional, Sequence
 
 from .args import IN_JOB
-from .errors import DeclarationError, RemoteError, UsageError
+from .errors import DeclarationError, JobFailed, RemoteError, UsageError
 from .flags import Declaration, Parser, build_parser, declare
 from .options import CommonOptions
 
@@ -395,7 +395,7 @@ def print_user_traceback(exc: BaseException) -> None:
 
 def _fail(exc: RemoteError) -> NoReturn:
     prog = os.path.basename(sys.argv[0]) or "aws-sagemaker-remote"
-    print(f"{prog}: error: {exc}", file=sys.stderr)
+    print(f"{prog}: error: {exc.brief if isinstance(exc, JobFailed) else exc}", file=sys.stderr)
     sys.exit(exc.exit_code)
 
 
