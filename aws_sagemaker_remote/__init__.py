@@ -8,7 +8,7 @@ Docker. Importing this package loads neither boto3 nor the SageMaker SDK.
 from typing import TYPE_CHECKING
 
 from ._version import __version__
-from .api import sagemaker_processing_main, sagemaker_training_main
+from .api import output_location, sagemaker_processing_main, sagemaker_training_main
 from .args import OPTIONAL, PathArgument
 from .errors import (
     AwsError,
@@ -37,6 +37,7 @@ __all__ = [
     "TrainingOptions",
     "UsageError",
     "__version__",
+    "output_location",
     "processing_job",
     "sagemaker_processing_main",
     "sagemaker_training_main",

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, NoReturn, Optional, Sequence
 
 from .args import IN_JOB
-from .errors import DeclarationError, RemoteError, UsageError
+from .errors import DeclarationError, JobFailed, RemoteError, UsageError
 from .flags import Declaration, Parser, build_parser, declare
 from .options import CommonOptions
 
@@ -305,11 +305,18 @@ def dispatch(decl: Declaration, parser: Parser, main: Callable[..., Any], argv: 
             main = bind(main, args)
         # inside a job the request's Environment (and what the configuration ran) is already
         # set: applying the keyword defaults again would overwrite the command line's values
-        value = run_locally(decl, namespace, main, dict(opts.env) if opts.run == "no" else None)
-        if opts.run == IN_JOB:
-            from .result import write_value
+        if opts.run != IN_JOB:
+            return run_locally(decl, namespace, main, dict(opts.env))
+        try:
+            value = run_locally(decl, namespace, main, None)
+        except RemoteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the script's own error, shown once, then the job fails
+            print_user_traceback(exc)
+            sys.exit(1)
+        from .result import write_value
 
-            write_value(decl, namespace, value)
+        write_value(decl, namespace, value)
         return value
     return _launch(decl, namespace, opts, argv, sources, read_value=read_value)
 
@@ -334,9 +341,78 @@ def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOption
     return launch(spec, control, choose_target(spec, control), read_value=read_value)
 
 
+#: While ``main`` runs here: temporary output folder -> the ``s3://`` URI it is uploaded to afterwards.
+_UPLOADED_TO: Dict[str, str] = {}
+
+
+def output_location(path: str) -> str:
+    """Where the output folder ``path`` can be found once the run is over, for messages such as
+    ``written to ...``.
+
+    Inside a processing job, the folder disappears with the job's container: this is the
+    ``s3://`` URI SageMaker uploads it to (read from the job's ``processingjobconfig.json``).
+    In a run here with an ``s3://`` output, the temporary folder is removed after the upload:
+    this is that URI. Otherwise (a folder here, or a training job's folders, which SageMaker
+    packs into ``model.tar.gz`` / ``output.tar.gz``) it is ``path`` made absolute.
+    """
+    full = os.path.abspath(str(path)).rstrip(os.sep)
+    if full in _UPLOADED_TO:
+        return _UPLOADED_TO[full]
+    from .container import DEFAULT, IN_JOB_ENV, ROOT_ENV, ContainerPaths
+
+    if os.environ.get(IN_JOB_ENV):
+        import json
+
+        try:
+            with open(ContainerPaths.from_env().processing_job_config, encoding="utf-8") as fh:
+                outputs = (json.load(fh).get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        except (OSError, ValueError, AttributeError):
+            outputs = []  # a training job, or no readable configuration: the folder is all we know
+        root = os.environ.get(ROOT_ENV)
+        for item in outputs:
+            s3 = (item.get("S3Output") or {}) if isinstance(item, dict) else {}
+            local = str(s3.get("LocalPath") or "")
+            # the local backend runs the job under another root than /opt/ml
+            if local and os.path.abspath(DEFAULT.relocate(local, root)).rstrip(os.sep) == full and s3.get("S3Uri"):
+                return str(s3["S3Uri"])
+    return full
+
+
+#: Our own package folder: frames from files below it are not the script's.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _without_our_frames(te: Any) -> None:
+    """Drop the frames of this package from ``te`` and the exceptions chained to it (in place)."""
+    seen = set()
+    todo: List[Any] = [te]  # traceback.TracebackException, loaded only on failure
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        item.stack[:] = [f for f in item.stack if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)]
+        todo.extend([item.__cause__, item.__context__])
+
+
+def print_user_traceback(exc: BaseException) -> None:
+    """Print the traceback of the script's exception to stderr, inside a job, without our frames.
+
+    The launcher shows the end of the job's log and the failure reason: our own frames
+    (the entry function, the dispatcher, the runner) only push the script's lines out of view.
+    """
+    import traceback
+
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    _without_our_frames(te)
+    sys.stdout.flush()
+    sys.stderr.write("".join(te.format()))
+    sys.stderr.flush()
+
+
 def _fail(exc: RemoteError) -> NoReturn:
     prog = os.path.basename(sys.argv[0]) or "aws-sagemaker-remote"
-    print(f"{prog}: error: {exc}", file=sys.stderr)
+    print(f"{prog}: error: {exc.brief if isinstance(exc, JobFailed) else exc}", file=sys.stderr)
     sys.exit(exc.exit_code)
 
 
@@ -389,6 +465,7 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         folder = tempfile.mkdtemp(prefix=f"{d.dest}-")
         setattr(namespace, d.dest, folder)
         uploads.append((folder, remote))
+        _UPLOADED_TO[os.path.abspath(folder)] = remote
     dests = [d.dest for d in decl.outputs] + [decl.dir_dest(key) for key, _ in decl.training_dirs]
     for dest in dests:
         made = getattr(namespace, dest, None)
@@ -399,8 +476,12 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         path = getattr(namespace, d.dest, None)
         if path and os.path.exists(str(path)):
             parents.append(os.path.dirname(os.path.abspath(str(path)).rstrip(os.sep)))
-    with _environment(env or {}), _search_path(parents):
-        result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
+    try:
+        with _environment(env or {}), _search_path(parents):
+            result = main(namespace)  # if main fails, its partial outputs stay in their temporary folders
+    finally:
+        for folder, _ in uploads:
+            _UPLOADED_TO.pop(os.path.abspath(folder), None)
     if uploads:
         from .localio import upload_output
 

@@ -104,12 +104,17 @@ _DUMP_ENVIRONMENT = (
 
 
 class StepFailed(Exception):
-    """A bootstrap step failed; ``message`` is the paragraph for the failure file."""
+    """A bootstrap step failed; ``message`` is the paragraph for the failure file.
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    ``log_line`` (default: ``message``) is what the log gets: after a traceback the log
+    already ends with the exception, so it need not be repeated there.
+    """
+
+    def __init__(self, message: str, exit_code: int, log_line: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code if exit_code > 0 else 1
+        self.log_line = message if log_line is None else log_line
 
 
 class _Children:
@@ -388,7 +393,8 @@ def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Ma
         # one the last line is whatever the script printed, which explains nothing.
         detail = _last_lines(output.lines, 1) if output.traceback_seen else ""
         verb = f"exited with code {code}" if code > 0 else _outcome(code)
-        raise StepFailed(f"script {display} {verb}" + (f": {detail}" if detail else ""), exit_status(code))
+        raise StepFailed(f"script {display} {verb}" + (f": {detail}" if detail else ""), exit_status(code),
+                         log_line=f"script {display} {verb}")
 
 
 def read_arguments(script_args: Sequence[str]) -> List[str]:
@@ -462,7 +468,7 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
         run_script(unpack_dir, script, script_args, env, python)
     except StepFailed as exc:
         write_failure(kind, exc.message)
-        _log(exc.message)
+        _log(exc.log_line)
         return exc.exit_code
     return 0
 

@@ -124,11 +124,16 @@ class ContentChanged(RemoteError):
 
 
 class JobFailed(RemoteError):
-    """The job ended in ``Failed`` or ``Stopped``. ``result`` is the final :class:`JobResult`."""
+    """The job ended in ``Failed`` or ``Stopped``. ``result`` is the final :class:`JobResult`.
 
-    def __init__(self, message: str, result: Any = None) -> None:
+    ``brief`` is the error line of a command whose summary already showed the reason (the
+    message, for a caller in Python, keeps it).
+    """
+
+    def __init__(self, message: str, result: Any = None, brief: Optional[str] = None) -> None:
         super().__init__(message)
         self.result = result
+        self.brief = brief or message
 
 
 class Interrupted(RemoteError):

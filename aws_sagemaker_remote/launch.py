@@ -222,8 +222,10 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
         with open(o.output_json, "w", encoding="utf-8") as fh:
             json.dump(result.to_json(), fh, indent=2, sort_keys=True)
     if result.status not in ("Completed", "InProgress"):
-        raise JobFailed(f"{kind} job {name} {result.status.lower()}"
-                        + (f": {result.failure_reason}" if result.failure_reason else ""), result)
+        ended = f"{kind} job {name} {result.status.lower()}"
+        # the summary above holds the reason: a command's error line need not repeat it
+        raise JobFailed(ended + (f": {result.failure_reason}" if result.failure_reason else ""), result,
+                        brief=ended + (" (reason above)" if result.failure_reason else ""))
     if result.status == "Completed":
         with translate_errors(f"downloading the results of {name}"):
             spec.kind.download(staged, result, control, target.store, output_uris(spec, target.placement), err)

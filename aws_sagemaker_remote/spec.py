@@ -267,6 +267,8 @@ class JobResult:
     output_artifacts: Mapping[str, str] = field(default_factory=dict)
     console_url: Optional[str] = None
     last_log_lines: Tuple[str, ...] = ()
+    #: where the job's whole log can be read after it ended (a CloudWatch console URL, a local file)
+    log_locations: Tuple[str, ...] = ()
     #: training
     model_artifact_url: Optional[str] = None
     output_data_url: Optional[str] = None

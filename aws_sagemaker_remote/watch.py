@@ -49,13 +49,17 @@ from typing import (
 )
 
 from .backends.base import LOGS_INCOMPLETE, TERMINAL_STATUSES, Backend, LogCursor, LogEvent
+from .bootstrap import LOG_PREFIX
 from .errors import AwsError, CredentialsError, EndpointError, Interrupted, RemoteError, ThrottledError
+from .jobs import PROG
 from .kinds import job_kind
 from .metrics import MetricTracker
 from .spec import JobResult
 
 #: Log lines kept for the failure summary.
 DEFAULT_TAIL = 20
+#: How many of them the failure summary shows (the log was streamed as it came).
+SUMMARY_TAIL = 8
 #: Seconds to wait, after Ctrl-C, for the stopped job to reach a final status.
 DEFAULT_STOP_TIMEOUT = 60.0
 #: Seconds of consecutive AWS errors tolerated while following a job before giving up.
@@ -400,6 +404,8 @@ def result_from_description(
         "failure_reason": failure,
         "console_url": backend.console_url(kind, job_name) if backend is not None else None,
         "last_log_lines": tuple(last_lines),
+        # optional on a backend: test doubles and older backends have no such method
+        "log_locations": tuple(getattr(backend, "log_locations", lambda k, n: ())(kind, job_name)),
     }
     return job.result(description, common, dict(metrics_seen or {}))
 
@@ -426,11 +432,32 @@ def summary_lines(result: JobResult) -> List[str]:
             shown = " ".join(f"{k}={v:g}" for k, v in result.final_metrics.items())
             lines.append(f"  metrics: {shown}")
         return lines
+    if result.status != "InProgress":
+        tail = _last_lines_not_in(result.last_log_lines, result.failure_reason or "")[-SUMMARY_TAIL:]
+        if tail:
+            lines.append(f"  last {len(tail)} log lines (paths are inside the job's container):")
+            lines.extend(f"    {line}" for line in tail)
     if result.failure_reason:
         lines.append(f"  reason: {result.failure_reason}")
-    if result.status != "InProgress" and result.last_log_lines:
-        lines.append(f"  last {len(result.last_log_lines)} log lines:")
-        lines.extend(f"    {line}" for line in result.last_log_lines)
+    if result.status != "InProgress":
+        lines.append(f"  full log: {PROG} logs {result.job_name}")
+        lines.extend(f"  full log: {where}" for where in result.log_locations)
     if result.console_url:
         lines.append(f"  console: {result.console_url}")
     return lines
+
+
+def _last_lines_not_in(lines: Sequence[str], reason: str) -> List[str]:
+    """``lines`` without the trailing ones that ``reason`` already says.
+
+    After a script's exception the log ends with ``ValueError: why`` and the bootstrap's
+    ``script x.py exited with code 1``, and the failure reason holds both: shown once is enough.
+    """
+    kept = list(lines)
+    while kept and reason:
+        text = kept[-1].split("] ", 1)[-1].strip()  # without the "[algo-1] " host prefix
+        text = text[len(LOG_PREFIX):].strip() if text.startswith(LOG_PREFIX) else text
+        if not text or text not in reason:
+            break
+        kept.pop()
+    return kept

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from typing import Dict, Iterator
 
-from aws_sagemaker_remote import sagemaker_processing_main
+from aws_sagemaker_remote import output_location, sagemaker_processing_main
 
 # Paths are relative to this file, not to the current directory, so the demo
 # works from anywhere.
@@ -68,7 +68,8 @@ def main(args: argparse.Namespace) -> Dict[str, int]:
         for word, n in sorted(kept.items(), key=lambda item: (-item[1], item[0])):
             writer.writerow([word, n])
     print(f"wordcount: {files} files, {sum(counts.values())} words, {len(kept)} distinct "
-          f"with count >= {args.min_count}, written to {args.output}")
+          # in a job the folder goes away with the job: name where its files end up
+          f"with count >= {args.min_count}, written to {output_location(args.output)}")
     return kept
 
 

@@ -32,6 +32,7 @@ EXPECTED_ALL = {
     "processing_job",
     "training_job",
     "Job",
+    "output_location",
 }
 
 

@@ -193,10 +193,17 @@ def test_status_sequence_ending_failed(processing: Tuple[SageMakerBackend, Scrip
 
     summary = summary_lines(result)
     assert summary[0] == f"processing job {JOB}: Failed"
-    assert "  reason: AlgorithmError: ValueError: bad row 7" in summary
-    assert "    [algo-1] ValueError: bad row 7" in summary
-    assert summary[-1] == ("  console: https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
-                           f"#/processing-jobs/{JOB}")
+    assert summary[1:] == [
+        "  last 1 log lines (paths are inside the job's container):",
+        "    [algo-1] loading data",
+        # the log's last line is in the reason: shown once
+        "  reason: AlgorithmError: ValueError: bad row 7",
+        f"  full log: aws-sagemaker-remote logs {JOB}",
+        ("  full log: https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+         f"#logStream:group=/aws/sagemaker/ProcessingJobs;prefix={JOB}/;streamFilter=typeLogStreamPrefix"),
+        ("  console: https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
+         f"#/processing-jobs/{JOB}"),
+    ]
 
 
 def test_two_streams_interleaved_in_time_without_repeats(processing: Tuple[SageMakerBackend, Script]) -> None:
@@ -379,7 +386,31 @@ def test_exit_message_is_the_reason_when_there_is_no_failure_reason() -> None:
     result = result_from_description("processing", description, None, ("[algo-1] boom",))
     assert result.failure_reason == "exit code 3"
     assert summary_lines(result) == [
-        f"processing job {JOB}: Failed", "  reason: exit code 3", "  last 1 log lines:", "    [algo-1] boom",
+        f"processing job {JOB}: Failed", "  last 1 log lines (paths are inside the job's container):",
+        "    [algo-1] boom", "  reason: exit code 3", f"  full log: aws-sagemaker-remote logs {JOB}",
+    ]
+
+
+def test_summary_shows_a_few_lines_and_not_the_ones_the_reason_holds() -> None:
+    lines = tuple(f"[algo-1] line {i}" for i in range(20)) + (
+        "[algo-1] Traceback (most recent call last):",
+        '[algo-1]   File "/opt/ml/code/script/job.py", line 5, in main',
+        "[algo-1]     fail(n)",
+        "[algo-1] ValueError: bad count 3",
+        "[algo-1] aws_sagemaker_remote: script job.py exited with code 1",
+    )
+    description = {"ProcessingJobName": JOB, "ProcessingJobStatus": "Failed",
+                   "ExitMessage": "script job.py exited with code 1: ValueError: bad count 3"}
+    summary = summary_lines(result_from_description("processing", description, None, lines))
+    assert summary == [
+        f"processing job {JOB}: Failed",
+        "  last 8 log lines (paths are inside the job's container):",
+        *(f"    [algo-1] line {i}" for i in (15, 16, 17, 18, 19)),
+        "    [algo-1] Traceback (most recent call last):",
+        '    [algo-1]   File "/opt/ml/code/script/job.py", line 5, in main',
+        "    [algo-1]     fail(n)",
+        "  reason: script job.py exited with code 1: ValueError: bad count 3",
+        f"  full log: aws-sagemaker-remote logs {JOB}",
     ]
 
 

@@ -172,6 +172,13 @@ class SageMakerBackend:
         """The job's page in the SageMaker console."""
         return console_url(self.region, kind, job_name)
 
+    def log_locations(self, kind: str, job_name: str) -> List[str]:
+        """The job's log streams in the CloudWatch console (streams are named ``JOB/algo-N-...``)."""
+        group = job_kind(kind).log_group
+        url = (f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+               f"#logStream:group={group};prefix={job_name}/;streamFilter=typeLogStreamPrefix")
+        return [url]
+
     # --- logs --------------------------------------------------------------
     def logs(self, kind: str, job_name: str, cursor: LogCursor) -> List[LogEvent]:
         """New events of every log stream of the job since ``cursor``, merged in time order.

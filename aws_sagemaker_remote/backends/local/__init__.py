@@ -54,6 +54,7 @@ from . import isolation
 from .kinds import KINDS
 from .processes import kill_group
 from .state import (
+    EVENTS_FILE,
     LOCAL_ACCOUNT,
     LOCAL_REGION,
     MAX_RUNTIME_EXCEEDED,
@@ -202,6 +203,10 @@ class LocalBackend:
     def console_url(self, kind: str, job_name: str) -> Optional[str]:
         """Local jobs have no console."""
         return None
+
+    def log_locations(self, kind: str, job_name: str) -> List[str]:
+        """Where the job's whole log is kept after it ended: its events file under the tool's home."""
+        return [os.path.join((self.registry or Registry()).folder(kind, job_name), EVENTS_FILE)]
 
     # --- life of the interpreter ----------------------------------------------------------------
 

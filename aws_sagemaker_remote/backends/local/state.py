@@ -484,3 +484,7 @@ class RecordedJobs:
 
     def console_url(self, kind: str, job_name: str) -> Optional[str]:
         return None
+
+    def log_locations(self, kind: str, job_name: str) -> List[str]:
+        """The job's events file, where its whole log is kept."""
+        return [os.path.join(self.registry.folder(kind, job_name), EVENTS_FILE)]
