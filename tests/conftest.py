@@ -88,9 +88,13 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pytest
+
+if TYPE_CHECKING:
+    from aws_sagemaker_remote.backends.local import LocalBackend
+    from aws_sagemaker_remote.store import LocalStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT / "demo"
@@ -692,3 +696,29 @@ def fault_proxy(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
         yield proxy
     finally:
         proxy.stop()
+
+
+# --- the local backend over the local stand-in store (tests of the local backend) ------------------
+
+@pytest.fixture
+def store(tmp_path: Path) -> "LocalStore":
+    """A local stand-in for S3 in the test's folder."""
+    from aws_sagemaker_remote.store import LocalStore
+
+    return LocalStore(str(tmp_path / "s3"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The folder a local backend keeps its jobs in."""
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def backend(store: "LocalStore", workdir: Path) -> "LocalBackend":
+    """A local backend over :func:`store`, its jobs in :func:`workdir`."""
+    from aws_sagemaker_remote.backends.local import LocalBackend
+
+    return LocalBackend(store, workdir=str(workdir), stop_grace=5.0)

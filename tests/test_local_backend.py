@@ -43,21 +43,6 @@ def check_request(operation: str, request: Dict[str, Any]) -> Dict[str, Any]:
 
 # --- fixtures and builders ---------------------------------------------------------------------
 
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    return LocalStore(str(tmp_path / "s3"))
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    folder = tmp_path / "jobs"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def backend(store: LocalStore, workdir: Path) -> LocalBackend:
-    return LocalBackend(store, workdir=str(workdir), stop_grace=5.0)
 
 
 PutCode = Callable[..., str]

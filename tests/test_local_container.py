@@ -57,18 +57,6 @@ def snapshot(folder: str) -> Dict[str, Any]:
 
 # --- a backend and hand-built requests -----------------------------------------------------------
 
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    return LocalStore(str(tmp_path / "s3"))
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    folder = tmp_path / "jobs"
-    folder.mkdir()
-    return folder
-
-
 PutCode = Callable[..., str]
 
 

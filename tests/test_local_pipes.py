@@ -44,21 +44,6 @@ READER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    return LocalStore(str(tmp_path / "s3"))
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    folder = tmp_path / "jobs"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def backend(store: LocalStore, workdir: Path) -> LocalBackend:
-    return LocalBackend(store, workdir=str(workdir), stop_grace=5.0)
 
 
 def pipe_channel(name: str, uri: str, *, wrapper: str = "None", data_type: str = "S3Prefix",
