@@ -295,8 +295,9 @@ LOOK = (
 )
 
 
-def _wrapped(prefix: Sequence[str], source: Path, target: Path) -> "subprocess.CompletedProcess[str]":
-    command = [*prefix, sys.executable, "-I", "-S", str(NAMESPACE_SCRIPT), str(source), str(target), "", "--",
+def _wrapped(prefix: Sequence[str], source: Path, target: Path,
+             script: Path = NAMESPACE_SCRIPT) -> "subprocess.CompletedProcess[str]":
+    command = [*prefix, sys.executable, "-I", "-S", str(script), str(source), str(target), "", "--",
                "/bin/sh", "-c", LOOK, "look", str(target)]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
@@ -325,8 +326,13 @@ def test_a_missing_target_is_made_in_a_tmpfs_and_the_host_is_unchanged(host_tree
                     reason="needs root and setpriv to act as an unprivileged user")
 def test_an_unprivileged_user_gets_a_user_namespace(host_tree: Path) -> None:
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # the helper is a standalone script: a copy in the world-readable tree is what the unprivileged
+    # user can read wherever the checkout lives
+    script = host_tree / "namespace.py"
+    shutil.copyfile(NAMESPACE_SCRIPT, script)
+    script.chmod(0o644)
     before = snapshot(str(host_tree / "opt"))
-    done = _wrapped(nobody, host_tree / "source", host_tree / "opt" / "ml")
+    done = _wrapped(nobody, host_tree / "source", host_tree / "opt" / "ml", script)
     if done.returncode != 0 and "unshare" in done.stderr:
         pytest.skip(f"user namespaces are not allowed here: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
