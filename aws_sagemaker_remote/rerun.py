@@ -11,8 +11,9 @@ terminal and a pipeline step mean the same thing.
 ``rerun JOB --from-kfp RECORD ...`` is the component's command line: its contract is
 in the docstring of :mod:`aws_sagemaker_remote.export.kfp`.
 
-A local job is run again on this machine (and waited for); a SageMaker job on
-SageMaker, followed until it ends unless ``--no-wait``.
+A local job is run again on this machine, a SageMaker job on SageMaker; either is
+followed until it ends unless ``--no-wait`` (a local job then runs in a runner
+process of its own, like one launched with ``--sagemaker-wait=no``).
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output", nargs=2, metavar=("NAME", "URI"), action="append", default=[],
                        help="write the declared (processing) output NAME to this s3:// URI")
     parser.add_argument("--no-wait", action="store_true",
-                        help="return once the job is created (SageMaker jobs; local jobs always wait)")
+                        help="return once the job is created (a local job keeps running in the background; "
+                             "follow it with `logs --follow`, end it with `stop`)")
     parser.add_argument("--from-kfp", metavar="RECORD",
                         help="run as a Kubeflow Pipelines step (the component's own command line; see the "
                              "pipelines page)")
@@ -160,7 +162,7 @@ def run_rerun(args: argparse.Namespace, finder: "Finder", found: "FoundJob", out
                                                 token=secrets.token_hex(2)))
     name = request[job_kind(kind).name_key]
     local = found.where == "local" or record.get("backend") == "local"
-    store, backend = _target(finder, found, record, local)
+    store, backend = _target(finder, found, record, local, detached=args.no_wait)
     from .aws import translate_errors
 
     with translate_errors(f"creating {kind} job {name}"):
@@ -168,8 +170,9 @@ def run_rerun(args: argparse.Namespace, finder: "Finder", found: "FoundJob", out
     record_launch(kind, request, str(record.get("base_job_name") or name), backend=backend.name,
                   region=str(record.get("region") or ""), store=store)
     print(f"created {kind} job {name} ({backend.name}), a rerun of {found.name}", file=err)
-    if args.no_wait and not local:
-        print(f"follow it with: {follow_command(name, region=args.region, profile=args.profile)}", file=err)
+    if args.no_wait:
+        follow = follow_command(name) if local else follow_command(name, region=args.region, profile=args.profile)
+        print(f"follow it with: {follow}", file=err)
         if args.json:
             _json_out({"job_name": name, "kind": kind, "rerun_of": found.name, "status": "InProgress"}, out)
         return 0
@@ -188,8 +191,10 @@ def _json_out(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _target(finder: "Finder", found: "FoundJob", record: Dict[str, Any], local: bool) -> Any:
-    """The store and backend a rerun goes to: this machine for a local job, SageMaker otherwise."""
+def _target(finder: "Finder", found: "FoundJob", record: Dict[str, Any], local: bool, *,
+            detached: bool = False) -> Any:
+    """The store and backend a rerun goes to: this machine for a local job (in a runner process
+    that outlives this command when ``detached``), SageMaker otherwise."""
     from .store import LocalStore, S3Store
 
     if not local:
@@ -197,11 +202,19 @@ def _target(finder: "Finder", found: "FoundJob", record: Dict[str, Any], local: 
     from .backends.local import LocalBackend
 
     stored = (found.local or {}).get("store") or {}
+    region = str(record.get("region") or "us-east-1")
     if record.get("store") == "local" or stored.get("name") == "local":
         store: Any = LocalStore(stored.get("root"))
+        described: Dict[str, Any] = {"name": "local", "root": store.root}
     else:
         store = S3Store(finder.clients.s3)
-    return store, LocalBackend(store, region=str(record.get("region") or "us-east-1"))
+        described = {"name": "s3", "profile": finder.aws.profile, "region": finder.aws.region or region,
+                     "assume_role": None, "endpoint_url": finder.aws.endpoint_url}
+    if detached:
+        from .backends.local.runner import DetachedLocalBackend
+
+        return store, DetachedLocalBackend(described, region, registry=finder.registry)
+    return store, LocalBackend(store, region=region, registry=finder.registry)
 
 
 def _terminate_like_ctrl_c() -> None:

@@ -256,3 +256,35 @@ def test_stop_signal_reaches_only_the_recorded_owner(local_jobs: Dict[str, Dict[
     finally:
         bystander.send_signal(signal.SIGKILL)
         bystander.wait()
+
+
+def test_rerun_no_wait_of_a_local_job_returns_while_the_job_runs_on(tmp_path: Path, run_python: RunPython) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "slow.py").write_text(textwrap.dedent(SLOW.format(kind="processing")))
+    launched = subprocess.run([sys.executable, str(project / "slow.py"), "--sagemaker-run=local",
+                               "--sagemaker-wait=no", f"--sagemaker-output-json={tmp_path / 'out.json'}"], cwd=project,
+                              env=python_environment(), capture_output=True, text=True, timeout=120)
+    assert launched.returncode == 0, launched.stderr
+    first = json.loads((tmp_path / "out.json").read_text())["job_name"]
+    names = [first]
+    try:
+        assert run_python(*CLI, "stop", first).returncode == 0
+
+        rerun = run_python(*CLI, "rerun", first, "--no-wait", "--json")
+
+        assert rerun.returncode == 0, rerun.stderr
+        result = json.loads(rerun.stdout)
+        names.append(result["job_name"])
+        assert result["status"] == "InProgress" and result["rerun_of"] == first
+        assert f"follow it with: aws-sagemaker-remote logs --follow {result['job_name']}" in rerun.stderr
+        # the command has returned and the job runs on, in a process of its own
+        _wait_for(lambda: "started" in run_python(*CLI, "logs", result["job_name"]).stdout)
+        described = json.loads(run_python(*CLI, "describe", result["job_name"], "--json").stdout)
+        assert described["ProcessingJobStatus"] == "InProgress"
+        assert run_python(*CLI, "stop", result["job_name"]).returncode == 0
+        _wait_for(lambda: json.loads(run_python(*CLI, "describe", result["job_name"], "--json").stdout)
+                  ["ProcessingJobStatus"] == "Stopped")
+    finally:
+        for name in names:
+            run_python(*CLI, "stop", name)
