@@ -66,7 +66,7 @@ class Call:
 class Rule:
     """One fault: what it matches and what it does."""
 
-    action: str  # "lose", "fail", "stall", "rate"
+    action: str  # "lose", "fail", "stall", "rate", "running"
     service: Optional[str] = None
     operation: Optional[Tuple[str, ...]] = None
     key_contains: Optional[str] = None
@@ -211,6 +211,11 @@ class FaultProxy:
         return self._add(Rule("rate", operation=self._ops(operation), key_contains=key_contains,
                               bytes_per_second=float(bytes_per_second)))
 
+    def keep_running(self, operation: Any = ("DescribeProcessingJob", "DescribeTrainingJob")) -> Rule:
+        """Answer matching describes of a ``Completed`` job as ``InProgress`` (a job that takes its time:
+        the server completes jobs at once). A job the server has stopped reads ``Stopped`` as it is."""
+        return self._add(Rule("running", service="sagemaker", operation=self._ops(operation)))
+
     def release(self) -> None:
         """End every stall now."""
         self._release.set()
@@ -255,6 +260,17 @@ class FaultProxy:
     def _record(self, call: Call, fault: str, status: Optional[int]) -> None:
         with self._lock:
             self._events.append(Event(call.service, call.operation, call.key, fault, status, time.monotonic()))
+
+
+def _still_running(payload: bytes) -> bytes:
+    """A job description whose ``Completed`` status reads ``InProgress``, without an end time."""
+    description = json.loads(payload)
+    for key in ("ProcessingJobStatus", "TrainingJobStatus"):
+        if description.get(key) == "Completed":
+            description[key] = "InProgress"
+            for end in ("ProcessingEndTime", "TrainingEndTime"):
+                description.pop(end, None)
+    return json.dumps(description).encode("utf-8")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -329,6 +345,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return
         status, reason, headers, payload = self._forward(body)
+        running = proxy._pick(call, ("running",))
+        if running is not None and status == 200:
+            payload = _still_running(payload)
+            proxy._record(call, "running", status)
         if rule is not None and rule.action == "lose":
             proxy._record(call, "lose", status)
             self._drop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,35 @@ def test_a_component_command_with_options_before_rerun_is_refused(aws: MotoServe
     assert result.returncode == 2
     one_error_line(result.stderr, "--from-kfp", "rerun JOB --from-kfp RECORD")
     assert aws.requests == []
+
+
+def test_a_terminated_pipeline_step_stops_its_running_job(aws: MotoServer, fault_proxy: Any, run_script: RunPython,
+                                                          demo_dir: Path, tmp_path: Path,
+                                                          clean_environment: Path) -> None:
+    # Kubeflow ends a step's pod with SIGTERM (a run cancelled, a timeout): the job must not run on unwatched
+    launched = run_script(demo_dir / DEMOS["processing"], "--sagemaker-run=yes", "--sagemaker-role", ROLE,
+                          "--sagemaker-image", IMAGE, "--sagemaker-output-json", tmp_path / "first.json")
+    assert launched.returncode == 0, launched.stderr
+    first = json.loads((tmp_path / "first.json").read_text())["job_name"]
+    record = json.loads((clean_environment / "launches" / f"{first}.json").read_text())
+    component = compiled_command(record["request"], "processing", record["base_job_name"],
+                                 tmp_path / "component.yaml")
+    fault_proxy.keep_running("DescribeProcessingJob")
+    step = subprocess.Popen([sys.executable, *component["command"][1:],
+                             *substitute(component["args"], component["defaults"], tmp_path / "outputs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=_environment())
+    try:
+        fault_proxy.wait_for(lambda e: e.fault == "running")  # the step is following a running job
+        step.send_signal(signal.SIGTERM)
+        _out, err = step.communicate(timeout=60)
+    finally:
+        if step.poll() is None:
+            step.kill()
+            step.communicate()
+
+    assert step.returncode == 130, err
+    (created,) = aws.json_bodies("CreateProcessingJob")[1:]
+    assert aws.json_bodies("StopProcessingJob") == [{"ProcessingJobName": created["ProcessingJobName"]}]
+    assert "stopping the processing job" in err and "Traceback" not in err
+    assert "ended Stopped" in err
