@@ -28,6 +28,11 @@ SECRET = "s3cr3t-Value-4242"
 TIMEOUT = 60
 
 
+def without_uv(path: str) -> str:
+    """``path`` without the folders that hold a ``uv``."""
+    return os.pathsep.join(p for p in path.split(os.pathsep) if p and not os.access(os.path.join(p, "uv"), os.X_OK))
+
+
 class Job:
     """A bundle unpacked and run by the stub under a temporary ``/opt/ml``."""
 
@@ -42,6 +47,8 @@ class Job:
 
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         env = dict(os.environ)
+        # an image without uv (the job would install with it, into the shared interpreter), unless a test adds it
+        env["PATH"] = without_uv(env.get("PATH", os.defpath))
         env[ROOT_ENV] = self.paths.root
         env.update(extra or {})
         return env
