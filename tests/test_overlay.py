@@ -128,6 +128,7 @@ def test_local_run_leaves_the_users_environment_as_it_was(
     log = first.stdout + first.stderr
     assert f"creating the overlay environment {overlays}" in log and f"with {installer}" in log
     assert "nothing to install" not in log
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt" in log
     [job] = seen(first.stdout)
     # the job ran in the overlay, with what it installed first and the user's packages behind
     assert under(job["python"], overlays) and job["prefix"] == job["virtual_env"]
@@ -143,6 +144,7 @@ def test_local_run_leaves_the_users_environment_as_it_was(
     assert second.returncode == 0, second.stdout + second.stderr
     log = second.stdout + second.stderr
     assert "creating the overlay environment" not in log
+    assert "aws_sagemaker_remote: installing" not in log  # the second local job installs nothing
     assert f"using the overlay environment {overlays}" in log
     assert "requirements/requirements.txt is already installed in the overlay environment: nothing to install" in log
     # the configuration runs again, and finds its package there
@@ -227,6 +229,48 @@ def test_an_unfinished_overlay_is_built_again(installer: str, tmp_path: Path, wh
     assert "creating the overlay environment" in again.stderr
     assert again.stdout.strip().splitlines()[-1] == "from the requirements"
     assert (root / MARKER_FILE).is_file()
+
+
+def test_a_relaunch_on_a_warm_instance_installs_nothing(installer: str, tmp_path: Path, wheels: Path) -> None:
+    """As on SageMaker: ``/opt/ml/sagemaker/warmpoolcache`` exists (the variable aside), and survives the job."""
+    job = bundle_job(tmp_path, "import tinypkg\nprint(tinypkg.VALUE)\n",
+                     requirements=f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    cache = Path(job.paths.warm_pool_cache)
+    cache.mkdir(parents=True)
+    env = {"PATH": os.environ["PATH"], "UV_CACHE_DIR": ""}  # the package caches go to the warm-pool folder too
+
+    first = job.run(env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt" in first.stderr
+    assert "aws_sagemaker_remote: phase install took " in first.stderr
+    [root] = [p for p in (cache / CACHE_FOLDER / "envs").iterdir() if p.is_dir()]
+    if installer == "uv":
+        assert (cache / CACHE_FOLDER / "uv").is_dir()
+
+    second = job.run(env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "aws_sagemaker_remote: installing" not in second.stderr
+    assert f"aws_sagemaker_remote: using the overlay environment {root}" in second.stderr
+    assert second.stdout.strip().splitlines()[-1] == "from the requirements"
+
+    # another requirements file is another environment, beside the first
+    other = bundle_job(tmp_path, "import six\nprint(six.__version__)\n",
+                       requirements=f"--no-index\n--find-links {wheels}\nsix==1.16.0\n")
+    third = other.run(env=env)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt" in third.stderr
+    assert len([p for p in (cache / CACHE_FOLDER / "envs").iterdir() if p.is_dir()]) == 2
+
+
+def test_without_a_warm_pool_the_requirements_go_into_the_images_python(tmp_path: Path, wheels: Path) -> None:
+    job = bundle_job(tmp_path, "import sys, tinypkg\nprint(sys.executable)\n",
+                     requirements=f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    target = tmp_path / "target"
+    result = job.run(env={"PIP_TARGET": str(target), "PYTHONPATH": str(target)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == sys.executable
+    assert "overlay" not in result.stderr
+    assert (target / "tinypkg").is_dir()
 
 
 def test_a_requirement_the_user_already_has(installer: str, tmp_path: Path, wheels: Path) -> None:
