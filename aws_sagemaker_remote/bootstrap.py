@@ -12,15 +12,19 @@ Steps, in order (see ``docs/container.rst``):
 2. run the configuration script (``source FILE``) and the configuration
    command (``eval COMMAND``) in one ``bash`` process with ``set -e``, and keep
    the environment they leave behind: what they ``export`` reaches the script;
-3. ``python -m pip install -r REQUIREMENTS`` with the job's interpreter;
+3. ``python -m pip install -r REQUIREMENTS`` with the job's interpreter
+   (``uv pip install`` when the image has uv), with the package indexes of the
+   bundle's ``package_indexes`` file in this step's environment only;
 4. put the bundle's ``runtime`` and ``deps`` folders first on ``PYTHONPATH``;
 5. run ``python SCRIPT ARGS...`` from the script's folder, streaming its output
    line by line.
 
-Under the local backend (``AWS_SAGEMAKER_REMOTE_OVERLAYS`` set), steps 2 and 3
-happen in the job's overlay environment instead, and step 5 runs with its
-``python`` (see :mod:`aws_sagemaker_remote.overlay`): the interpreter that runs
-the job stays as it was.
+On a warm pool (the warm-pool cache folder ``/opt/ml/sagemaker/warmpoolcache``
+exists; the local backend gives every local job one), steps 2 and 3 happen in
+an overlay environment kept in that folder instead, reused by the next job on
+the instance, and step 5 runs with its ``python`` (see
+:mod:`aws_sagemaker_remote.overlay`): the interpreter that runs the job stays
+as it was.
 
 Each step's standard output and error go through one pipe, merged, to the
 bootstrap's standard output: the lines keep the order the step wrote them in

@@ -7,7 +7,8 @@ Layout (read by :mod:`aws_sagemaker_remote.bootstrap` inside the job)::
     runtime/aws_sagemaker_remote/ this framework (standard-library parts suffice in the job)
     script/...                    the script's folder (minus exclusions)
     deps/<module>[.py]            each dependency, under its import name
-    requirements/<file>           the requirements file, if any
+    requirements/<file>           the requirements file, if any (requirements.txt when generated)
+    requirements/aws-sagemaker-remote-package-indexes.json  the pip/uv package indexes, if any
     config/<file>                 the configuration script, if any
 
 Identical content gives identical bytes: entries are sorted, every entry has
