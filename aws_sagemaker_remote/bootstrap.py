@@ -352,13 +352,24 @@ def index_environment(unpack_dir: str, manifest: Mapping[str, Any]) -> Dict[str,
     return env
 
 
+#: ``PIP_*`` variables that change nothing about what is installed where.
+_PIP_COSMETIC = ("PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_DEFAULT_TIMEOUT", "PIP_ROOT_USER_ACTION",
+                 "PIP_PROGRESS_BAR", "PIP_NO_COLOR", "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_CERT")
+
+
+def _pip_settings(env: Mapping[str, str]) -> bool:
+    """True when the image or the configuration sets ``PIP_*`` variables that only pip reads
+    (an index, a target folder): then pip installs, not uv, so that they count."""
+    return any(k.startswith("PIP_") and k not in _PIP_COSMETIC and v for k, v in env.items())
+
+
 def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, str], cwd: str,
                          overlay: Optional[Overlay] = None, indexes: Optional[Mapping[str, str]] = None) -> None:
     """``pip install -r FILE`` (``uv pip install`` when the image has uv) into this interpreter with the
     configured environment (into ``overlay`` when given, with its installer); ``indexes`` are added to
     the install step's environment only."""
-    _log(f"installing {requirements}")
-    uv = overlay.uv if overlay is not None else find_uv(env)
+    uv = overlay.uv if overlay is not None else (None if _pip_settings(env) else find_uv(env))
+    _log(f"installing {requirements}" + (" with uv" if uv else ""))
     if overlay is not None:
         head = overlay.install_command()
     elif uv:

@@ -293,6 +293,9 @@ def test_the_index_of_the_pip_configuration_reaches_the_install_and_nothing_prin
     conf = tmp_path / "pip.conf"
     conf.write_text(f"[global]\nindex-url = {url}\n")
     monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL",
+                 "UV_INDEX"):
+        monkeypatch.delenv(name, raising=False)  # this machine's own settings would win over the file
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "job.py").write_text("import os, tinypkg\nprint('index-var=' + str('PIP_INDEX_URL' in os.environ))\n"
