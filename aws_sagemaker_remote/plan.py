@@ -419,7 +419,8 @@ def plan_requirements(value: Optional[str], code: CodeSpec) -> CodeSpec:
         python_files = [(arc, full) for arc, full in entries
                         if arc.startswith(("script/", "deps/")) and arc.endswith(".py")]
         resolved = requirements.freeze(python_files, requirements.own_modules(arc for arc, _ in entries), notes)
-        for note in notes:
+        pins = [line for line in (resolved.text or "").splitlines() if line and not line.startswith("#")]
+        for note in notes + [f"note: {requirements.FLAG}=freeze pins {', '.join(pins)}"]:
             print(note, file=sys.stderr)
     else:
         resolved = requirements.resolve(value, os.getcwd())

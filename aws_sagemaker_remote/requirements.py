@@ -60,12 +60,10 @@ class Requirements:
     """The requirements the job installs.
 
     ``path`` is the user's requirements file when it ships unchanged, ``text`` the
-    generated file otherwise (``name`` is its name in the bundle); ``description``
-    says where it came from, for the launch's output.
+    generated file otherwise (``name`` is its name in the bundle).
     """
 
     name: str
-    description: str
     path: Optional[str] = None
     text: Optional[str] = None
 
@@ -149,7 +147,7 @@ def _pyproject(path: str, shown: str, extras: Sequence[str]) -> Requirements:
         raise _error(f"{shown} lists no dependencies" + (" in those extras" if extras else ""))
     what = "[project] dependencies" + (f" and extras {', '.join(extras)}" if extras else "")
     header = f"# {what} of {os.path.basename(path)}\n"
-    return Requirements(GENERATED_NAME, f"{what} of {shown}", text=header + "".join(f"{line}\n" for line in lines))
+    return Requirements(GENERATED_NAME, text=header + "".join(f"{line}\n" for line in lines))
 
 
 def _pylock(path: str, shown: str) -> Requirements:
@@ -173,7 +171,7 @@ def _pylock(path: str, shown: str) -> Requirements:
         else:
             raise _error(f"{shown} locks {name} to a local folder or file, which the job cannot reach")
         lines.append(spec + marker + "\n")
-    return Requirements(GENERATED_NAME, f"the packages locked in {shown}", text="".join(lines))
+    return Requirements(GENERATED_NAME, text="".join(lines))
 
 
 def _uv_lock(path: str, shown: str, extras: Sequence[str]) -> Requirements:
@@ -196,8 +194,7 @@ def _uv_lock(path: str, shown: str, extras: Sequence[str]) -> Requirements:
     text = done.stdout.decode("utf-8", "replace")
     if not any(line.strip() and not line.lstrip().startswith(("#", "-")) for line in text.splitlines()):
         raise _error(f"{shown} locks no package besides the project itself")
-    what = f"the packages locked in {shown}" + (f" with extras {', '.join(extras)}" if extras else "")
-    return Requirements(GENERATED_NAME, what, text=f"# exported from {os.path.basename(path)}\n" + text)
+    return Requirements(GENERATED_NAME, text=f"# exported from {os.path.basename(path)}\n" + text)
 
 
 # --- freeze ---------------------------------------------------------------------------------------
@@ -295,7 +292,7 @@ def freeze(files: Iterable[Tuple[str, str]], own_modules: Iterable[str],
         raise _error("freeze found no installed distribution that the script or its dependencies import")
     text = "# the versions installed where the job was launched, of what the code imports\n"
     text += "".join(f"{pins[key]}\n" for key in sorted(pins))
-    return Requirements(GENERATED_NAME, f"{len(pins)} pinned distribution(s) the code imports (freeze)", text=text)
+    return Requirements(GENERATED_NAME, text=text)
 
 
 def own_modules(arcs: Iterable[str]) -> Set[str]:
@@ -335,7 +332,7 @@ def resolve(value: str, base_dir: str) -> Requirements:
         return _pyproject(full, path, extras)
     if extras:
         raise _error(f"{value}: only a pyproject.toml or a uv.lock takes [EXTRA,...]")
-    return Requirements(name, path, path=full)
+    return Requirements(name, path=full)
 
 
 # --- package indexes --------------------------------------------------------------------------------

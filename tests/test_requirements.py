@@ -166,6 +166,7 @@ def test_freeze_installs_the_pins_in_a_local_job(tmp_path: Path, run_script: Any
     version = importlib.metadata.version("PyYAML")
     # pip finds the pinned version already there (the overlay sees this interpreter's packages)
     assert f"pyyaml=={version}" in log.lower() and "Requirement already satisfied" in log
+    assert f"note: --sagemaker-requirements=freeze pins PyYAML=={version}" in result.stderr
 
 
 @pytest.mark.parametrize(("value", "files", "needle"), [
