@@ -12,15 +12,19 @@ Steps, in order (see ``docs/container.rst``):
 2. run the configuration script (``source FILE``) and the configuration
    command (``eval COMMAND``) in one ``bash`` process with ``set -e``, and keep
    the environment they leave behind: what they ``export`` reaches the script;
-3. ``python -m pip install -r REQUIREMENTS`` with the job's interpreter;
+3. ``python -m pip install -r REQUIREMENTS`` with the job's interpreter
+   (``uv pip install`` when the image has uv), with the package indexes of the
+   bundle's ``package_indexes`` file in this step's environment only;
 4. put the bundle's ``runtime`` and ``deps`` folders first on ``PYTHONPATH``;
 5. run ``python SCRIPT ARGS...`` from the script's folder, streaming its output
    line by line.
 
-Under the local backend (``AWS_SAGEMAKER_REMOTE_OVERLAYS`` set), steps 2 and 3
-happen in the job's overlay environment instead, and step 5 runs with its
-``python`` (see :mod:`aws_sagemaker_remote.overlay`): the interpreter that runs
-the job stays as it was.
+On a warm pool (the warm-pool cache folder ``/opt/ml/sagemaker/warmpoolcache``
+exists; the local backend gives every local job one), steps 2 and 3 happen in
+an overlay environment kept in that folder instead, reused by the next job on
+the instance, and step 5 runs with its ``python`` (see
+:mod:`aws_sagemaker_remote.overlay`): the interpreter that runs the job stays
+as it was.
 
 Each step's standard output and error go through one pipe, merged, to the
 bootstrap's standard output: the lines keep the order the step wrote them in
@@ -43,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from .container import (
@@ -52,9 +57,20 @@ from .container import (
     ROOT_ENV,
     ContainerPaths,
     training_environment,
+    warm_pool_cache,
 )
 from .errors import exit_status
-from .overlay import OVERLAY_ENV, Overlay, OverlayError, build, find_uv, locked, overlay_key
+from .overlay import (
+    CACHE_FOLDER,
+    Overlay,
+    OverlayError,
+    build,
+    find_uv,
+    image_identity,
+    locked,
+    overlay_key,
+    package_cache_environment,
+)
 
 #: Lines of output kept from each step for the failure message.
 TAIL_LINES = 20
@@ -307,20 +323,64 @@ def configure(unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
     return {str(k): str(v) for k, v in new_env.items()}
 
 
+def _phase(name: str, seconds: float) -> None:
+    """The timing marker of one step, read by the launcher's breakdown."""
+    _log(f"phase {name} took {seconds:.1f}s")
+
+
+def index_environment(unpack_dir: str, manifest: Mapping[str, Any]) -> Dict[str, str]:
+    """The variables that give pip and uv the package indexes of the launching machine.
+
+    They come from a file of the bundle (never from the job's ``Environment``) and are
+    set for the install step only: the URLs may hold credentials.
+    """
+    arc = manifest.get("package_indexes")
+    if not arc:
+        return {}
+    try:
+        with open(os.path.join(unpack_dir, str(arc)), encoding="utf-8") as fh:
+            pairs = [(str(k), str(u)) for k, u in json.load(fh)]
+    except (OSError, ValueError, TypeError) as exc:
+        raise StepFailed(f"cannot read the package indexes from the code bundle: {type(exc).__name__}", 1) from None
+    main = [u for k, u in pairs if k == "index-url"]
+    extra = " ".join(u for k, u in pairs if k == "extra-index-url")
+    env: Dict[str, str] = {}
+    if main:
+        env.update(PIP_INDEX_URL=main[-1], UV_INDEX_URL=main[-1])
+    if extra:
+        env.update(PIP_EXTRA_INDEX_URL=extra, UV_EXTRA_INDEX_URL=extra)
+    return env
+
+
+#: ``PIP_*`` variables that change nothing about what is installed where.
+_PIP_COSMETIC = ("PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_DEFAULT_TIMEOUT", "PIP_ROOT_USER_ACTION",
+                 "PIP_PROGRESS_BAR", "PIP_NO_COLOR", "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_CERT")
+
+
+def _pip_settings(env: Mapping[str, str]) -> bool:
+    """True when the image or the configuration sets ``PIP_*`` variables that only pip reads
+    (an index, a target folder): then pip installs, not uv, so that they count."""
+    return any(k.startswith("PIP_") and k not in _PIP_COSMETIC and v for k, v in env.items())
+
+
 def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, str], cwd: str,
-                         overlay: Optional[Overlay] = None) -> None:
-    """``python -m pip install -r FILE`` with this interpreter and the configured environment
-    (into ``overlay`` when given, with its installer)."""
-    _log(f"installing {requirements}")
-    if overlay is None:
-        head = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-    else:
+                         overlay: Optional[Overlay] = None, indexes: Optional[Mapping[str, str]] = None) -> None:
+    """``pip install -r FILE`` (``uv pip install`` when the image has uv) into this interpreter with the
+    configured environment (into ``overlay`` when given, with its installer); ``indexes`` are added to
+    the install step's environment only."""
+    uv = overlay.uv if overlay is not None else (None if _pip_settings(env) else find_uv(env))
+    _log(f"installing {requirements}" + (" with uv" if uv else ""))
+    if overlay is not None:
         head = overlay.install_command()
-    output = run_streaming(head + ["-r", os.path.join(unpack_dir, requirements)], env, cwd)
+    elif uv:
+        head = [uv, "pip", "install", "--python", sys.executable]
+    else:
+        head = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    output = run_streaming(head + ["-r", os.path.join(unpack_dir, requirements)], dict(env, **(indexes or {})), cwd)
     code = output.code
     if code != 0:
         # pip (and uv) end a failure with their error lines
-        tool = "uv pip" if overlay is not None and overlay.uv else "pip"
+        tool = "uv pip" if uv else "pip"
         detail = _last_lines(output.lines, 3)
         raise StepFailed(f"{tool} install -r {requirements} {_outcome(code)}" + (f": {detail}" if detail else ""),
                          exit_status(code))
@@ -334,22 +394,31 @@ def _read_bytes(path: str) -> bytes:
         raise StepFailed(f"cannot read {os.path.basename(path)} from the code bundle: {exc}", 1) from None
 
 
-def prepare_in_overlay(folder: str, unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
+def prepare_in_overlay(cache: str, unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
                        cwd: str) -> Tuple[Dict[str, str], str]:
-    """Configuration and requirements in the job's overlay environment under ``folder``.
+    """Configuration and requirements in the job's overlay environment, kept in the warm-pool
+    cache folder ``cache``.
 
     Returns the environment the configuration left (the overlay activated) and
     the overlay's interpreter, which runs the script. The overlay is built the
     first time, and its requirements installed; afterwards only the
     configuration runs again. Other jobs building the same overlay wait.
+    The package caches of pip and uv are kept in ``cache`` too, unless the
+    environment names its own.
     """
     requirements = manifest.get("requirements")
     script = manifest.get("configuration_script")
     command = manifest.get("configuration_command")
+    indexes = index_environment(unpack_dir, manifest)
+    folder = os.path.join(cache, CACHE_FOLDER, "envs")
     key = overlay_key(_read_bytes(os.path.join(unpack_dir, str(requirements))) if requirements else None,
                       _read_bytes(os.path.join(unpack_dir, str(script))) if script else None,
-                      str(command) if command else None)
+                      str(command) if command else None,
+                      indexes=json.dumps(indexes, sort_keys=True).encode("utf-8") if indexes else None,
+                      image=image_identity())
     overlay = Overlay(os.path.join(folder, key), find_uv(env))
+    env = dict(env, **package_cache_environment(cache, env))
+    started = time.monotonic()
     try:
         os.makedirs(folder, exist_ok=True)
         with locked(overlay.lock_file, lambda: _log(f"waiting for another job to build the overlay environment "
@@ -361,13 +430,18 @@ def prepare_in_overlay(folder: str, unpack_dir: str, manifest: Mapping[str, Any]
                 _log(f"creating the overlay environment {overlay.root} over {sys.executable} "
                      f"with {overlay.installer}")
                 build(overlay, sys.executable, lambda line: run_streaming(line, env, cwd).code)
+            install_seconds = time.monotonic() - started
             env = configure(unpack_dir, manifest, overlay.activate(env), cwd)
             _stop_point()
             if requirements and cached:
                 _log(f"{requirements} is already installed in the overlay environment: nothing to install")
             elif requirements:
-                install_requirements(unpack_dir, str(requirements), env, cwd, overlay)
+                started = time.monotonic()
+                install_requirements(unpack_dir, str(requirements), env, cwd, overlay, indexes)
+                install_seconds += time.monotonic() - started
                 _stop_point()
+            if requirements:
+                _phase("install", install_seconds)
             if not cached:
                 # not the configuration's text: it stays in the bundle, not in a cache on disk
                 overlay.mark_ready({"python": sys.executable, "installer": overlay.installer,
@@ -452,15 +526,18 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
         prepend_pythonpath(env, pythonpath)
         python = sys.executable
         requirements = manifest.get("requirements")
-        overlays = env.get(OVERLAY_ENV)
-        if overlays and (requirements or manifest.get("configuration_script")
-                         or manifest.get("configuration_command")):
-            env, python = prepare_in_overlay(overlays, unpack_dir, manifest, env, cwd)
+        cache = warm_pool_cache(env)
+        if cache and (requirements or manifest.get("configuration_script")
+                      or manifest.get("configuration_command")):
+            env, python = prepare_in_overlay(cache, unpack_dir, manifest, env, cwd)
         else:
             env = configure(unpack_dir, manifest, env, cwd)
             _stop_point()
             if requirements:
-                install_requirements(unpack_dir, str(requirements), env, cwd)
+                started = time.monotonic()
+                install_requirements(unpack_dir, str(requirements), env, cwd,
+                                     indexes=index_environment(unpack_dir, manifest))
+                _phase("install", time.monotonic() - started)
                 _stop_point()
         # the configuration may have changed PYTHONPATH; ours still comes first
         prepend_pythonpath(env, pythonpath)

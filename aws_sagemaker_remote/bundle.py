@@ -7,7 +7,8 @@ Layout (read by :mod:`aws_sagemaker_remote.bootstrap` inside the job)::
     runtime/aws_sagemaker_remote/ this framework (standard-library parts suffice in the job)
     script/...                    the script's folder (minus exclusions)
     deps/<module>[.py]            each dependency, under its import name
-    requirements/<file>           the requirements file, if any
+    requirements/<file>           the requirements file, if any (requirements.txt when generated)
+    requirements/aws-sagemaker-remote-package-indexes.json  the pip/uv package indexes, if any
     config/<file>                 the configuration script, if any
 
 Identical content gives identical bytes: entries are sorted, every entry has
@@ -268,6 +269,32 @@ def runtime_files() -> List[Tuple[str, str]]:
     return out
 
 
+#: The package indexes of the user's pip/uv configuration, for the install step only (see
+#: :func:`aws_sagemaker_remote.requirements.package_indexes`): in the bundle, in the user's own
+#: bucket, rather than in the job's ``Environment``, which DescribeTrainingJob shows to anyone allowed to describe it.
+INDEXES_ARC = "requirements/aws-sagemaker-remote-package-indexes.json"
+
+
+def _requirements_arc(code: CodeSpec) -> Optional[str]:
+    if code.requirements_text is not None:
+        from .requirements import GENERATED_NAME
+
+        return "requirements/" + GENERATED_NAME
+    return ("requirements/" + os.path.basename(code.requirements)) if code.requirements else None
+
+
+def generated_files(code: CodeSpec, kind: str) -> Dict[str, bytes]:
+    """The bundle's files that are written from memory: the manifest, a generated requirements
+    file, the package indexes."""
+    files = {MANIFEST: json.dumps(manifest_for(code, kind), indent=2, sort_keys=True).encode("utf-8")}
+    arc = _requirements_arc(code)
+    if code.requirements_text is not None and arc:
+        files[arc] = code.requirements_text.encode("utf-8")
+    if code.package_indexes:
+        files[INDEXES_ARC] = json.dumps([list(pair) for pair in code.package_indexes]).encode("utf-8")
+    return files
+
+
 def manifest_for(code: CodeSpec, kind: str) -> Dict[str, Any]:
     """What the bootstrap needs to know, in archive-relative paths."""
     rel_script = os.path.relpath(code.script, code.script_dir).replace(os.sep, "/")
@@ -275,7 +302,8 @@ def manifest_for(code: CodeSpec, kind: str) -> Dict[str, Any]:
         "format": 1,
         "kind": kind,
         "script": "script/" + rel_script,
-        "requirements": ("requirements/" + os.path.basename(code.requirements)) if code.requirements else None,
+        "requirements": _requirements_arc(code),
+        "package_indexes": INDEXES_ARC if code.package_indexes else None,
         "configuration_script": ("config/" + os.path.basename(code.configuration_script))
         if code.configuration_script else None,
         "configuration_command": code.configuration_command,
@@ -405,12 +433,14 @@ def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bu
         # mtime=0 and an empty name keep the gzip header free of time and path
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
             with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                manifest = json.dumps(manifest_for(code, kind), indent=2, sort_keys=True).encode("utf-8")
-                all_entries = sorted([(MANIFEST, None)] + [(a, f) for a, f in entries], key=lambda e: e[0])
+                generated = generated_files(code, kind)
+                all_entries: List[Tuple[str, Optional[str]]] = sorted(
+                    [(a, None) for a in generated] + [(a, f) for a, f in entries if a not in generated],
+                    key=lambda e: e[0])
                 for arc, full in all_entries:
                     if full is None:
-                        tar.addfile(_tarinfo(arc, len(manifest), False), io.BytesIO(manifest))
-                        files.append((arc, len(manifest)))
+                        tar.addfile(_tarinfo(arc, len(generated[arc]), False), io.BytesIO(generated[arc]))
+                        files.append((arc, len(generated[arc])))
                         continue
                     st = os.stat(full)
                     with open(full, "rb") as fh:

@@ -31,6 +31,11 @@ OPT_ML = "/opt/ml"
 ROOT_ENV = "AWS_SAGEMAKER_REMOTE_OPT_ML"
 #: Set for the script inside a job: it does not read option sources (files, variables) again.
 IN_JOB_ENV = "AWS_SAGEMAKER_REMOTE_IN_JOB"
+#: Names the warm-pool cache folder of a training job that asked for a warm pool
+#: (``ResourceConfig.KeepAlivePeriodInSeconds``): what is kept there survives into the next job
+#: that reuses the instance ("Using persistent cache", SageMaker developer guide, "SageMaker AI
+#: Managed Warm Pools"). The local backend emulates it for every local job.
+WARM_POOL_CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"
@@ -163,6 +168,11 @@ class ContainerPaths:
     def checkpoints(self) -> str:
         return self._join("checkpoints")
 
+    @property
+    def warm_pool_cache(self) -> str:
+        """The warm-pool cache folder (see :data:`WARM_POOL_CACHE_ENV`); it exists only on a warm pool."""
+        return self._join("sagemaker", "warmpoolcache")
+
     # --- both -----------------------------------------------------------
     def code_dir(self, kind: str) -> str:
         """Where the bundle input lands for a job ``kind`` ('processing' or 'training')."""
@@ -200,6 +210,14 @@ class ContainerPaths:
 
 #: The layout of a real SageMaker container.
 DEFAULT = ContainerPaths()
+
+
+def warm_pool_cache(environ: Mapping[str, str]) -> Optional[str]:
+    """The warm-pool cache folder of the instance this process runs on, resolved to its real path
+    (environments built there keep working when it is reached through a link), or None when there
+    is none (no warm pool): the folder :data:`WARM_POOL_CACHE_ENV` names, else the layout's."""
+    named = environ.get(WARM_POOL_CACHE_ENV) or ContainerPaths(environ.get(ROOT_ENV) or OPT_ML).warm_pool_cache
+    return os.path.realpath(named) if os.path.isdir(named) else None
 
 
 #: Hyperparameters the toolkit keeps for itself (``sagemaker_training.params.SAGEMAKER_HYPERPARAMETERS``):

@@ -20,6 +20,7 @@ from .errors import JobFailed, UsageError
 from .jobs import follow_command, record_launch, with_launcher_tag
 from .leftovers import sweep
 from .render import render
+from .requirements import mask_url
 from .spec import JobResult, JobSpec, Placement, RunControl, StagedJob, output_uris
 from .stage import human_bytes, stage
 from .store import LocalStore
@@ -135,6 +136,8 @@ def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO, expo
     bundle = build_bundle(spec.code, spec.kind.name)
     if control.dry_run:  # what would be shipped, before anything is
         err.writelines(bundle_listing(bundle))
+        err.writelines(f"package index: {mask_url(url)} ({key}, from this machine's pip/uv configuration)\n"
+                       for key, url in spec.code.package_indexes)
     try:
         with translate_errors(f"staging files to s3://{target.placement.bucket}"):
             if exporting and not control.dry_run:

@@ -236,8 +236,9 @@ class CommonOptions:
                                      metavar="NAME")
     base_job_name: Optional[str] = option(None, "Prefix of generated job names.", unset="the script's name",
                                           metavar="NAME")
-    requirements: Optional[str] = option(None, "requirements file installed with pip inside the job before the script runs.",
-                                         metavar="FILE")
+    requirements: Optional[str] = option(None, "What the job installs before the script runs: a requirements file, "
+                                         "a pyproject.toml[EXTRA,...], a pylock.toml or uv.lock, or 'freeze' (pins "
+                                         "the installed versions of what the script imports).", metavar="FILE")
     configuration_script: Optional[str] = option(None, "Bash script sourced inside the job before the script runs "
                                                  "(what it exports reaches the script).", metavar="FILE")
     configuration_command: Optional[str] = option(None, "Bash command run inside the job before the script runs, "

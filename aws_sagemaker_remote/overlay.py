@@ -19,13 +19,23 @@ local backend the bootstrap installs into an *overlay* instead:
 * with ``pip``/``pip3`` in its ``bin`` folder, first on ``PATH`` during the
   configuration, so that ``pip install`` there installs into the overlay.
 
-Overlays are kept, one per interpreter and per requirements file and
-configuration (see :func:`overlay_key`), under the folder that the local
-backend names in :data:`OVERLAY_ENV` (``~/.cache/aws-sagemaker-remote/overlays``
-by default): a second run of the same job finds its overlay ready and installs
-nothing. Jobs that build the same overlay at the same time (the instances of
-one job, or two jobs) take turns through a lock file beside it; an overlay
-whose build did not finish is deleted and built again.
+The same overlay keeps a SageMaker training job's requirements on a warm pool:
+overlays live in the warm-pool cache folder
+(``/opt/ml/sagemaker/warmpoolcache``, :data:`~aws_sagemaker_remote.container.WARM_POOL_CACHE_ENV`),
+under ``aws-sagemaker-remote/envs``, one per image, interpreter, requirements
+file, package indexes and configuration (see :func:`overlay_key`), so a
+relaunch on the same warm instance finds its overlay ready and installs
+nothing. The local backend gives every local job such a folder, kept across
+jobs under the tool's home (``~/.cache/aws-sagemaker-remote/warmpoolcache``).
+Without the folder (a SageMaker job without a warm pool), the bootstrap
+installs into the image's interpreter and no overlay is made.
+
+Jobs that build the same overlay at the same time (the instances of one local
+job, or two jobs) take turns through a lock file beside it. An overlay is not
+built elsewhere and renamed into place, because a virtual environment holds its
+own absolute path (in its scripts' ``#!`` lines); instead, a marker file,
+written atomically (``os.replace``) as the last step, says it is complete, and an
+overlay without one (a build that was killed) is deleted and built again.
 
 ``uv`` builds and fills the overlay when it is on ``PATH`` (``uv venv``,
 ``uv pip install``); ``python -m venv`` and ``pip`` otherwise.
@@ -46,15 +56,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
-#: Set by the local backend: the folder holding the overlays. Absent in real jobs,
-#: where the bootstrap installs into the image's interpreter as before.
-OVERLAY_ENV = "AWS_SAGEMAKER_REMOTE_OVERLAYS"
+#: Our folder inside the warm-pool cache folder: ``envs/`` (the overlays), ``pip/`` and ``uv/`` (package caches).
+CACHE_FOLDER = "aws-sagemaker-remote"
 #: Written into an overlay once it is complete; an overlay without it is rebuilt.
 MARKER_FILE = "aws-sagemaker-remote-overlay.json"
 #: The ``.pth`` file that layers the interpreter's own packages under the overlay's.
 LAYERS_FILE = "_aws_sagemaker_remote_layers.pth"
 #: Part of every key: a change in how overlays are built gives new ones.
-FORMAT = 1
+FORMAT = 2
 #: Seconds between two tries of a lock another job holds.
 LOCK_POLL_SECONDS = 0.1
 
@@ -71,23 +80,39 @@ class OverlayError(Exception):
         self.code = code
 
 
-def default_folder() -> str:
-    """``$AWS_SAGEMAKER_REMOTE_HOME/overlays`` (``~/.cache/aws-sagemaker-remote/overlays``)."""
-    from .store import home_dir
-
-    return os.path.join(home_dir(), "overlays")
-
-
 def _digest(data: Optional[bytes]) -> Optional[str]:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def overlay_key(requirements: Optional[bytes], configuration_script: Optional[bytes],
-                configuration_command: Optional[str]) -> str:
-    """The name of the overlay of this interpreter, requirements file and configuration.
+def image_identity() -> str:
+    """What the overlay depends on in the image: a digest of every distribution (name and version)
+    this interpreter sees. Another image, or the same tag rebuilt with other packages, gives
+    another digest; the image's URI would not tell a rebuilt tag apart."""
+    from importlib import metadata
 
-    The interpreter (its path, prefix and version) is part of it because an
-    overlay is built over one interpreter; the configuration too, because a
+    seen = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
+                   if d.metadata["Name"]})
+    return hashlib.sha256("\n".join(seen).encode("utf-8")).hexdigest()
+
+
+def package_cache_environment(cache: str, env: Mapping[str, str]) -> Dict[str, str]:
+    """``PIP_CACHE_DIR`` and ``UV_CACHE_DIR`` in the warm-pool cache folder ``cache``, for
+    the ones ``env`` does not set: a changed requirements file downloads only what is new."""
+    wanted = {"PIP_CACHE_DIR": os.path.join(cache, CACHE_FOLDER, "pip"),
+              "UV_CACHE_DIR": os.path.join(cache, CACHE_FOLDER, "uv")}
+    return {k: v for k, v in wanted.items() if not env.get(k)}
+
+
+def overlay_key(requirements: Optional[bytes], configuration_script: Optional[bytes],
+                configuration_command: Optional[str], indexes: Optional[bytes] = None,
+                image: Optional[str] = None) -> str:
+    """The name of the overlay of this image, interpreter, requirements file, package indexes
+    and configuration.
+
+    The interpreter (its path, prefix and version) and the image (``image``, see
+    :func:`image_identity`) are part of it because an overlay is built over one
+    interpreter and sees its packages; the package indexes because they decide
+    which packages the same requirements give; the configuration too, because a
     configuration command may install into the overlay, and two jobs with
     different commands must not see each other's packages.
     """
@@ -96,7 +121,9 @@ def overlay_key(requirements: Optional[bytes], configuration_script: Optional[by
         "executable": sys.executable,
         "prefix": sys.prefix,
         "version": sys.version,
+        "image": image,
         "requirements": _digest(requirements),
+        "indexes": _digest(indexes),
         "configuration_script": _digest(configuration_script),
         "configuration_command": configuration_command,
     }

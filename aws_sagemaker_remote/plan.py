@@ -137,11 +137,11 @@ def plan_job(
         script=decl.script,
         script_dir=script_dir,
         dependencies=tuple(deps),
-        requirements=_existing_file(options.requirements, "--sagemaker-requirements"),
         configuration_script=_existing_file(options.configuration_script, "--sagemaker-configuration-script"),
         configuration_command=options.configuration_command or None,
         exclude_paths=tuple(sorted(set(excludes + out_excludes + dir_excludes))),
     )
+    code = plan_requirements(options.requirements, code)
 
     arguments = job_arguments(IN_JOB, user_argv, mapped)
     _check_options(options, limits)
@@ -397,6 +397,35 @@ def _decided_path(kind: JobKind, container: str, d: PathDecl) -> str:
         raise UsageError(f"container_path {declared!r}: a {kind.name} job puts {d.name!r} at {container}; "
                          f"allowed: that path or none", flag=d.flag)
     return container
+
+
+def plan_requirements(value: Optional[str], code: CodeSpec) -> CodeSpec:
+    """``code`` with the requirements ``--sagemaker-requirements`` names (see :mod:`.requirements`)
+    and the package indexes of this machine's pip/uv configuration (only when there are requirements).
+
+    :raises UsageError: naming the flag and what it accepts.
+    """
+    if not value:
+        return code
+    from dataclasses import replace
+
+    from . import requirements
+
+    if value.strip().lower() == requirements.FREEZE:
+        from .bundle import bundle_entries
+
+        notes: List[str] = []
+        entries = bundle_entries(code)
+        python_files = [(arc, full) for arc, full in entries
+                        if arc.startswith(("script/", "deps/")) and arc.endswith(".py")]
+        resolved = requirements.freeze(python_files, requirements.own_modules(arc for arc, _ in entries), notes)
+        pins = [line for line in (resolved.text or "").splitlines() if line and not line.startswith("#")]
+        for note in notes + [f"note: {requirements.FLAG}=freeze pins {', '.join(pins)}"]:
+            print(note, file=sys.stderr)
+    else:
+        resolved = requirements.resolve(value, os.getcwd())
+    return replace(code, requirements=resolved.path, requirements_text=resolved.text,
+                   package_indexes=requirements.package_indexes())
 
 
 def _existing_file(path: Optional[str], flag: str) -> Optional[str]:

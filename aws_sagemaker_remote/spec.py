@@ -86,11 +86,17 @@ class CodeSpec:
     script_dir: str
     #: (module name, absolute path of a folder or .py file)
     dependencies: Tuple[Tuple[str, str], ...] = ()
+    #: the user's requirements file, shipped unchanged (``requirements_text`` is None then)
     requirements: Optional[str] = None
     configuration_script: Optional[str] = None
     configuration_command: Optional[str] = None
     #: absolute paths inside script_dir that are not bundled (inputs, outputs)
     exclude_paths: Tuple[str, ...] = ()
+    #: a requirements file generated from --sagemaker-requirements (pyproject, lock file, freeze)
+    requirements_text: Optional[str] = None
+    #: ("index-url" | "extra-index-url", URL) of the user's pip/uv configuration; the URLs may
+    #: hold credentials: kept out of repr, printed only masked
+    package_indexes: Tuple[Tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

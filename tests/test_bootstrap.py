@@ -11,6 +11,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,11 @@ SECRET = "s3cr3t-Value-4242"
 TIMEOUT = 60
 
 
+def without_uv(path: str) -> str:
+    """``path`` without the folders that hold a ``uv``."""
+    return os.pathsep.join(p for p in path.split(os.pathsep) if p and not os.access(os.path.join(p, "uv"), os.X_OK))
+
+
 class Job:
     """A bundle unpacked and run by the stub under a temporary ``/opt/ml``."""
 
@@ -42,6 +48,8 @@ class Job:
 
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         env = dict(os.environ)
+        # an image without uv (the job would install with it, into the shared interpreter), unless a test adds it
+        env["PATH"] = without_uv(env.get("PATH", os.defpath))
         env[ROOT_ENV] = self.paths.root
         env.update(extra or {})
         return env
@@ -137,6 +145,36 @@ def test_requirements_are_installed_with_the_jobs_python(tmp_path: Path, new_job
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "installed offline"
     assert "aws_sagemaker_remote: installing requirements/requirements.txt" in result.stderr
+    assert (target / "tinypkg" / "__init__.py").is_file()
+
+
+def test_an_image_with_uv_installs_with_it(tmp_path: Path, new_job: NewJob) -> None:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed")
+    image = tmp_path / "image"  # the image's interpreter: a fresh environment, so nothing shared changes
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(image)], check=True, timeout=TIMEOUT)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "tinypkg", "0.1", {"tinypkg/__init__.py": "VALUE = 'installed with uv'\n"})
+    job = new_job("import tinypkg\nprint(tinypkg.VALUE)\n",
+                  requirements=f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    path = os.path.dirname(uv) + os.pathsep + os.environ.get("PATH", os.defpath)
+    # the variables only pip reads are empty: they would make the job install with pip
+    no_pip = {k: "" for k in os.environ if k.startswith("PIP_")}
+    result = job.run(env=dict(no_pip, PATH=path), python=str(image / "bin" / "python"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt with uv" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "installed with uv"
+    assert list(image.glob("lib/python*/site-packages/tinypkg/__init__.py"))
+
+    # a PIP_ setting (here a target folder) is pip's: then pip installs
+    target = tmp_path / "target"
+    again = new_job("import tinypkg\nprint(tinypkg.__file__)\n",
+                    requirements=f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    result = again.run(env=dict(no_pip, PATH=path, PIP_TARGET=str(target), PYTHONPATH=str(target)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "installing requirements/requirements.txt\n" in result.stderr
     assert (target / "tinypkg" / "__init__.py").is_file()
 
 

@@ -23,7 +23,8 @@ import pytest
 from test_bootstrap import Job, make_wheel
 
 from aws_sagemaker_remote.bundle import build_bundle
-from aws_sagemaker_remote.overlay import MARKER_FILE, OVERLAY_ENV, locked, overlay_key
+from aws_sagemaker_remote.container import WARM_POOL_CACHE_ENV
+from aws_sagemaker_remote.overlay import CACHE_FOLDER, MARKER_FILE, image_identity, locked, overlay_key
 from aws_sagemaker_remote.spec import CodeSpec
 
 #: The launcher's timeout: the first run builds an overlay and runs pip.
@@ -120,13 +121,14 @@ def project(tmp_path: Path, wheels: Path) -> Path:
 def test_local_run_leaves_the_users_environment_as_it_was(
         installer: str, project: Path, run_script: Any, run_python: Any, clean_environment: Path) -> None:
     before = user_packages(run_python)
-    overlays = clean_environment / "overlays"
+    overlays = clean_environment / "warmpoolcache" / CACHE_FOLDER / "envs"
 
     first = run_script(project / "job.py", "--sagemaker-run=local", timeout=TIMEOUT)
     assert first.returncode == 0, first.stdout + first.stderr
     log = first.stdout + first.stderr
     assert f"creating the overlay environment {overlays}" in log and f"with {installer}" in log
     assert "nothing to install" not in log
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt" in log
     [job] = seen(first.stdout)
     # the job ran in the overlay, with what it installed first and the user's packages behind
     assert under(job["python"], overlays) and job["prefix"] == job["virtual_env"]
@@ -142,6 +144,7 @@ def test_local_run_leaves_the_users_environment_as_it_was(
     assert second.returncode == 0, second.stdout + second.stderr
     log = second.stdout + second.stderr
     assert "creating the overlay environment" not in log
+    assert "aws_sagemaker_remote: installing" not in log  # the second local job installs nothing
     assert f"using the overlay environment {overlays}" in log
     assert "requirements/requirements.txt is already installed in the overlay environment: nothing to install" in log
     # the configuration runs again, and finds its package there
@@ -162,10 +165,18 @@ def test_instances_of_one_job_build_the_overlay_once(
     assert log.count("nothing to install") == 2
     assert len(seen(run.stdout)) == 3
     assert {job["prefix"] for job in seen(run.stdout)} == {str(next(
-        p for p in (clean_environment / "overlays").iterdir() if p.is_dir()))}
+        p for p in (clean_environment / "warmpoolcache" / CACHE_FOLDER / "envs").iterdir() if p.is_dir()))}
 
 
 # --- the bootstrap alone, as the local backend starts it ----------------------------------------
+
+def warm_pool(overlays: Path) -> Dict[str, str]:
+    """The environment of a job on a warm instance whose overlays are ``overlays``."""
+    cache = overlays.parent.parent
+    cache.mkdir(parents=True, exist_ok=True)
+    # PATH as the installer fixture left it: with uv, or without
+    return {WARM_POOL_CACHE_ENV: str(cache), "PATH": os.environ.get("PATH", os.defpath)}
+
 
 def bundle_job(tmp_path: Path, script: str, **code: Any) -> Job:
     project = tmp_path / "project"
@@ -180,7 +191,7 @@ def bundle_job(tmp_path: Path, script: str, **code: Any) -> Job:
 
 def test_configuration_commands_pip_and_python_are_the_overlays(
         installer: str, tmp_path: Path, wheels: Path) -> None:
-    overlays = tmp_path / "overlays"
+    overlays = tmp_path / "warmpoolcache" / CACHE_FOLDER / "envs"
     command = ('for c in pip pip3 python python3; do echo "$c=$(command -v $c)"; done; '
                'echo "python-prefix=$(python -c "import sys; print(sys.prefix)")"; '
                'echo "python3-prefix=$(python3 -c "import sys; print(sys.prefix)")"; '
@@ -188,7 +199,7 @@ def test_configuration_commands_pip_and_python_are_the_overlays(
                'echo "pip-sees=$(pip list --format=freeze 2>/dev/null | grep -i cfgpkg)"')
     job = bundle_job(tmp_path, "import cfgpkg, os, sys\nprint('script-python=' + sys.executable)\n",
                      configuration_command=command)
-    result = job.run(env={OVERLAY_ENV: str(overlays)})
+    result = job.run(env=warm_pool(overlays))
     assert result.returncode == 0, result.stdout + result.stderr
     found = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     [root] = [p for p in overlays.iterdir() if p.is_dir()]
@@ -201,23 +212,65 @@ def test_configuration_commands_pip_and_python_are_the_overlays(
 
 
 def test_an_unfinished_overlay_is_built_again(installer: str, tmp_path: Path, wheels: Path) -> None:
-    overlays = tmp_path / "overlays"
+    overlays = tmp_path / "warmpoolcache" / CACHE_FOLDER / "envs"
     later = tmp_path / "later"
     later.mkdir()
     job = bundle_job(tmp_path, "import tinypkg\nprint(tinypkg.VALUE)\n",
                      requirements=f"--no-index\n--find-links {later}\ntinypkg==0.1\n")
-    failed = job.run(env={OVERLAY_ENV: str(overlays)})
+    failed = job.run(env=warm_pool(overlays))
     assert failed.returncode != 0
     assert "pip install -r requirements/requirements.txt failed with exit code" in (job.failure() or "")
     [root] = [p for p in overlays.iterdir() if p.is_dir()]
     assert not (root / MARKER_FILE).exists()
 
     shutil.copy(wheels / "tinypkg-0.1-py3-none-any.whl", later)
-    again = job.run(env={OVERLAY_ENV: str(overlays)})
+    again = job.run(env=warm_pool(overlays))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "creating the overlay environment" in again.stderr
     assert again.stdout.strip().splitlines()[-1] == "from the requirements"
     assert (root / MARKER_FILE).is_file()
+
+
+def test_a_relaunch_on_a_warm_instance_installs_nothing(installer: str, tmp_path: Path, wheels: Path) -> None:
+    """As on SageMaker: ``/opt/ml/sagemaker/warmpoolcache`` exists (the variable aside), and survives the job."""
+    job = bundle_job(tmp_path, "import tinypkg\nprint(tinypkg.VALUE)\n",
+                     requirements=f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    cache = Path(job.paths.warm_pool_cache)
+    cache.mkdir(parents=True)
+    env = {"PATH": os.environ["PATH"], "UV_CACHE_DIR": ""}  # the package caches go to the warm-pool folder too
+
+    first = job.run(env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt" in first.stderr
+    assert "aws_sagemaker_remote: phase install took " in first.stderr
+    [root] = [p for p in (cache / CACHE_FOLDER / "envs").iterdir() if p.is_dir()]
+    if installer == "uv":
+        assert (cache / CACHE_FOLDER / "uv").is_dir()
+
+    second = job.run(env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "aws_sagemaker_remote: installing" not in second.stderr
+    assert f"aws_sagemaker_remote: using the overlay environment {root}" in second.stderr
+    assert second.stdout.strip().splitlines()[-1] == "from the requirements"
+
+    # another requirements file is another environment, beside the first
+    other = bundle_job(tmp_path, "import six\nprint(six.__version__)\n",
+                       requirements=f"--no-index\n--find-links {wheels}\nsix==1.16.0\n")
+    third = other.run(env=env)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt" in third.stderr
+    assert len([p for p in (cache / CACHE_FOLDER / "envs").iterdir() if p.is_dir()]) == 2
+
+
+def test_without_a_warm_pool_the_requirements_go_into_the_images_python(tmp_path: Path, wheels: Path) -> None:
+    job = bundle_job(tmp_path, "import sys, tinypkg\nprint(sys.executable)\n",
+                     requirements=f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    target = tmp_path / "target"
+    result = job.run(env={"PIP_TARGET": str(target), "PYTHONPATH": str(target)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == sys.executable
+    assert "overlay" not in result.stderr
+    assert (target / "tinypkg").is_dir()
 
 
 def test_a_requirement_the_user_already_has(installer: str, tmp_path: Path, wheels: Path) -> None:
@@ -228,10 +281,10 @@ def test_a_requirement_the_user_already_has(installer: str, tmp_path: Path, whee
         users = importlib.metadata.distribution("six")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("six is not installed here")
-    overlays = tmp_path / "overlays"
+    overlays = tmp_path / "warmpoolcache" / CACHE_FOLDER / "envs"
     job = bundle_job(tmp_path, "import six\nprint('six=' + six.__file__)\n",
                      requirements=f"--no-index\n--find-links {wheels}\nsix\n")
-    result = job.run(env={OVERLAY_ENV: str(overlays)})
+    result = job.run(env=warm_pool(overlays))
     assert result.returncode == 0, result.stdout + result.stderr
     [line] = [line for line in result.stdout.splitlines() if line.startswith("six=")]
     if installer == "pip":
@@ -242,14 +295,14 @@ def test_a_requirement_the_user_already_has(installer: str, tmp_path: Path, whee
 
 def test_a_stop_ends_the_wait_for_another_jobs_build(tmp_path: Path) -> None:
     """While another process builds the overlay, a stopped job stops waiting and runs nothing."""
-    overlays = tmp_path / "overlays"
-    overlays.mkdir()
+    overlays = tmp_path / "warmpoolcache" / CACHE_FOLDER / "envs"
+    overlays.mkdir(parents=True)
     requirements = "# nothing\n"
     job = bundle_job(tmp_path, "print('script ran')\n", requirements=requirements)
     # the job's interpreter is this one, so it looks for the overlay of the same key
-    lock = overlays / (overlay_key(requirements.encode(), None, None) + ".lock")
+    lock = overlays / (overlay_key(requirements.encode(), None, None, image=image_identity()) + ".lock")
     with locked(str(lock), lambda: None, lambda: None):
-        process = subprocess.Popen(job.command(), env=job.env({OVERLAY_ENV: str(overlays)}),
+        process = subprocess.Popen(job.command(), env=job.env(warm_pool(overlays)),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    stdin=subprocess.DEVNULL)
         try:
@@ -266,9 +319,9 @@ def test_a_stop_ends_the_wait_for_another_jobs_build(tmp_path: Path) -> None:
 
 
 def test_nothing_to_install_needs_no_overlay(tmp_path: Path) -> None:
-    overlays = tmp_path / "overlays"
+    overlays = tmp_path / "warmpoolcache" / CACHE_FOLDER / "envs"
     job = bundle_job(tmp_path, "import sys\nprint(sys.executable)\n")
-    result = job.run(env={OVERLAY_ENV: str(overlays)})
+    result = job.run(env=warm_pool(overlays))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == sys.executable
     assert not overlays.exists()

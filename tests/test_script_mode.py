@@ -222,6 +222,6 @@ def test_requirements_in_script_mode_go_into_the_overlay_not_the_users_environme
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Reporting training SUCCESS" in done.stdout
     [job] = seen(done.stdout)
-    overlays = clean_environment / "overlays"
+    overlays = clean_environment / "warmpoolcache" / "aws-sagemaker-remote" / "envs"
     assert under(job["python"], overlays) and under(job["tinypkg"], overlays)
     assert user_packages(run_python) == before

@@ -15,9 +15,8 @@ import subprocess
 import threading
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from ...container import ContainerPaths
+from ...container import WARM_POOL_CACHE_ENV, ContainerPaths
 from ...errors import exit_status
-from ...overlay import OVERLAY_ENV, default_folder
 from . import guard
 from .isolation import relocated_variables, wrap
 from .state import Instance, Job, JobError, Settings
@@ -66,9 +65,33 @@ def environment(job: Job, instance: Instance, extra: Mapping[str, str], relocate
     env.update(extra)
     if root:
         env.update(relocated_variables(root))
-    env[OVERLAY_ENV] = default_folder()  # requirements and configuration go there, not into this interpreter
+    # every local job is on a "warm instance": its requirements and configuration go into an
+    # environment kept there (never into this interpreter), reused by the next job
+    env[WARM_POOL_CACHE_ENV] = default.relocate(default.warm_pool_cache, root)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def warm_pool_folder() -> str:
+    """The folder that stands in for the warm-pool cache of every local job: kept across jobs,
+    under the tool's home (``~/.cache/aws-sagemaker-remote/warmpoolcache``)."""
+    from ...store import home_dir
+
+    return os.path.join(home_dir(), "warmpoolcache")
+
+
+def emulate_warm_pool_cache(instance: Instance) -> None:
+    """Make the instance's ``/opt/ml/sagemaker/warmpoolcache`` a link to :func:`warm_pool_folder`.
+
+    A link, not a copy or a mount: it reads the same in both ways of finding ``/opt/ml``
+    (the bootstrap resolves it, so environments built there have one path whatever the job).
+    """
+    shared = warm_pool_folder()
+    os.makedirs(shared, exist_ok=True)
+    link = instance.paths.warm_pool_cache
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not os.path.lexists(link):
+        os.symlink(shared, link)
 
 
 def execute(settings: Settings, job: Job, entrypoint: Optional[Sequence[str]],
@@ -81,6 +104,8 @@ def execute(settings: Settings, job: Job, entrypoint: Optional[Sequence[str]],
     Afterwards every instance has an ``exit_code`` (128+N for death by signal N).
     """
     relocate = not settings.namespaces
+    for instance in job.instances:
+        emulate_warm_pool_cache(instance)
     lines = [(i, command(i, entrypoint, arguments, settings.python, relocate)) for i in job.instances]
     if settings.namespaces:
         # each process sees its own folder at /opt/ml and none of the job folder
