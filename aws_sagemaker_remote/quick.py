@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import values
 from .errors import DeclarationError, UsageError
@@ -162,23 +162,33 @@ def sdk_config_paths(environ: Mapping[str, str]) -> List[Tuple[str, Optional[str
 
 # --- the plain run --------------------------------------------------------------------------------
 
-class _Arg(NamedTuple):
-    optional: bool = False
+# Plain classes rather than NamedTuples: typing.NamedTuple compiles each field's annotation,
+# which would cost this path more than everything else it does.
+
+class _Arg:
+    """What :func:`~aws_sagemaker_remote.api.run_locally` reads of a path's ``PathArgument``."""
+
+    optional = False
 
 
-class _Kind(NamedTuple):
-    name: str = "processing"
-    outputs_have_locations: bool = True
+class _Kind:
+    """What :func:`~aws_sagemaker_remote.api.run_locally` reads of the processing kind."""
+
+    name = "processing"
+    outputs_have_locations = True
 
 
-class PlainPath(NamedTuple):
+class PlainPath:
     """A declared path given as a plain path (what :class:`~aws_sagemaker_remote.flags.PathDecl`
     makes of it), with the attributes :func:`~aws_sagemaker_remote.api.run_locally` reads."""
 
-    name: str
-    default: str
-    remote: str = "default"
-    arg: _Arg = _Arg()
+    __slots__ = ("default", "name")
+    remote = "default"
+    arg = _Arg()
+
+    def __init__(self, name: str, default: str) -> None:
+        self.name = name
+        self.default = default
 
     @property
     def flag(self) -> str:
@@ -205,15 +215,18 @@ class PlainPath(NamedTuple):
         return tuple(f"--{n}{suffix}" for n in names[1:])
 
 
-class PlainDeclaration(NamedTuple):
+class PlainDeclaration:
     """A processing declaration of plain paths, as :func:`~aws_sagemaker_remote.api.run_locally` reads it."""
 
-    script: str
-    inputs: Tuple[PlainPath, ...]
-    outputs: Tuple[PlainPath, ...]
-    dependencies: Tuple[PlainPath, ...]
-    kind: _Kind = _Kind()
+    kind = _Kind()
     training_dirs: Tuple[Tuple[str, str], ...] = ()
+
+    def __init__(self, script: str, inputs: Tuple[PlainPath, ...], outputs: Tuple[PlainPath, ...],
+                 dependencies: Tuple[PlainPath, ...]) -> None:
+        self.script = script
+        self.inputs = inputs
+        self.outputs = outputs
+        self.dependencies = dependencies
 
     def dir_dest(self, key: str) -> str:
         return key

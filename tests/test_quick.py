@@ -12,7 +12,6 @@ without calling ``main``, and the subprocess tests check what the user then sees
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -20,10 +19,6 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 from aws_sagemaker_remote import _option_table, api, quick
-
-#: Modules a plain local run must not load (the dataclass machinery and everything behind it).
-NOT_ON_THE_PLAIN_PATH = ("inspect", "dataclasses", "boto3", "botocore", "aws_sagemaker_remote.options",
-                         "aws_sagemaker_remote.flags", "aws_sagemaker_remote.args", "aws_sagemaker_remote.sources")
 
 
 @pytest.fixture
@@ -252,7 +247,8 @@ def test_training_and_typed_arguments_take_the_full_path(project: Path) -> None:
 
 def test_the_option_table_is_generated_from_options_py() -> None:
     """``python -m aws_sagemaker_remote.quick`` rewrites it; a stale one only costs the short path."""
-    assert Path(_option_table.__file__).read_text(encoding="utf-8") == quick.table_source()
+    assert Path(_option_table.__file__).read_text(encoding="utf-8") == quick.table_source(), \
+        "options.py changed: run python -m aws_sagemaker_remote.quick to rewrite _option_table.py"
 
 
 def test_constants_match_the_modules_they_stand_for() -> None:
@@ -267,41 +263,6 @@ def test_constants_match_the_modules_they_stand_for() -> None:
 
 
 # --- what a user sees, in a fresh interpreter --------------------------------------------------------
-
-REPORT = ("import json, sys; "
-          f"print('LOADED=' + json.dumps(sorted(set(sys.modules) & set({NOT_ON_THE_PLAIN_PATH!r}))))")
-
-
-def loaded(stdout: str) -> List[str]:
-    lines = [line for line in stdout.splitlines() if line.startswith("LOADED=")]
-    assert len(lines) == 1, stdout
-    return list(json.loads(lines[0][len("LOADED="):]))
-
-
-def test_importing_the_package_loads_no_dataclass_machinery(run_python: Any) -> None:
-    done = run_python("-c", f"import aws_sagemaker_remote; {REPORT}")
-    assert done.returncode == 0, done.stderr
-    assert loaded(done.stdout) == []
-
-
-def test_a_plain_run_of_the_demo_loads_no_dataclass_machinery(tmp_path: Path, demo_dir: Path,
-                                                              run_python: Any) -> None:
-    out = tmp_path / "out"
-    code = ("import runpy, sys; "
-            f"sys.argv = [{str(demo_dir / 'wordcount.py')!r}, '--output', {str(out)!r}, '--min-count', '2']; "
-            f"runpy.run_path(sys.argv[0], run_name='__main__'); {REPORT}")
-    done = run_python("-c", code)
-    assert done.returncode == 0, done.stderr
-    assert json.loads((out / "counts.json").read_text(encoding="utf-8"))
-    assert loaded(done.stdout) == []
-
-
-def test_the_check_sees_the_dataclass_machinery(run_python: Any) -> None:
-    """The report above does see these modules once the full path loads them (so the tests can fail)."""
-    done = run_python("-c", f"import aws_sagemaker_remote.flags, aws_sagemaker_remote.sources; {REPORT}")
-    assert done.returncode == 0, done.stderr
-    assert {"inspect", "dataclasses", "aws_sagemaker_remote.options"} <= set(loaded(done.stdout))
-
 
 def test_the_demo_s_errors_and_help_are_unchanged(tmp_path: Path, demo_dir: Path, run_script: Any,
                                                   one_error_line: Any) -> None:
