@@ -342,8 +342,8 @@ def _sagemaker_values(table: Tuple[Tuple[Tuple[str, str, Any, str, bool], ...], 
         value = default
         if name in given:
             value = given[name]
-            if repeat:
-                merged = dict(default)
+            if repeat:  # KEY=VALUE pairs merge over the lower sources': here there are none
+                merged: Dict[str, Any] = {}
                 for key, item in value:
                     merged.pop(key, None)
                     merged[key] = item
@@ -355,6 +355,14 @@ def _sagemaker_values(table: Tuple[Tuple[Tuple[str, str, Any, str, bool], ...], 
                     return None
         out[dest] = value
     return out
+
+
+#: The argparse actions a script's own flag may have on the short path: each only stores what it
+#: is given (or prints the script's version). A help action or an action class of the script's own
+#: could print or read the parser, which lacks the ``--sagemaker-*`` flags here.
+_PLAIN_ACTIONS = tuple(getattr(argparse, name) for name in (
+    "_StoreAction", "_StoreConstAction", "_StoreTrueAction", "_StoreFalseAction", "_AppendAction",
+    "_AppendConstAction", "_CountAction", "_ExtendAction", "_VersionAction", "BooleanOptionalAction"))
 
 
 def plain_run(definition: Any, argv: Sequence[str], script: str,
@@ -382,27 +390,31 @@ def plain_run(definition: Any, argv: Sequence[str], script: str,
     if inputs is None or outputs is None or dependencies is None:
         return FULL
     paths = inputs + outputs + dependencies
-    if len({d.dest for d in paths}) != len(paths) or any(d.name == CODE_CHANNEL for d in inputs):
-        return FULL  # the full path refuses these declarations
     namespace_values = _sagemaker_values(table, definition.options)
     if namespace_values is None or namespace_values["sagemaker_run"] != "no" or namespace_values["sagemaker_dry_run"] \
             or namespace_values["sagemaker_export_ack"] or namespace_values["sagemaker_export_kfp"]:
         return FULL
+    path_dests = [d.dest for d in paths] + [d.remote_dest for d in outputs]
+    if len(set(path_dests)) != len(path_dests) or set(path_dests) & set(namespace_values) \
+            or any(d.name == CODE_CHANNEL for d in inputs):
+        return FULL  # the full path refuses these declarations
     script = os.path.abspath(script)
     parser = Parser(prog=os.path.basename(script), description=definition.description, allow_abbrev=False)
+    before = len(parser.added)  # the parser's own -h/--help
     try:
         specs = [_additional_argument(a) for a in (definition.additional_arguments or ())]
         _add_user_arguments(parser, specs, None)
     except (DeclarationError, argparse.ArgumentError, TypeError, ValueError):
         return FULL
-    user = [a for a in parser.added]
+    user = parser.added[before:]
     user_flags = {flag for a in user for flag in a.option_strings}
     own = set(parser._option_string_actions)  # -h/--help and the script's flags
-    if any(flag.startswith("--sagemaker") for flag in user_flags) \
+    if any(type(a) not in _PLAIN_ACTIONS for a in user) \
+            or any(flag.startswith("--sagemaker") for flag in user_flags) \
             or any(a.dest.startswith("sagemaker_") for a in user) \
             or len({a.dest for a in user}) != len(user) \
             or any(d.flag in own for d in paths) \
-            or {a.dest for a in user} & {dest for d in paths for dest in (d.dest, d.remote_dest)}:
+            or {a.dest for a in user} & set(path_dests):
         return FULL  # adopted, colliding or shadowing flags: the full path's declaration rules apply
     try:
         for d in inputs + outputs + dependencies:

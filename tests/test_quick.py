@@ -230,6 +230,11 @@ def test_an_sdk_config_file_takes_the_full_path(project: Path, tmp_path: Path) -
     {"additional_arguments": [{"dest": "--verbose", "action": "store_true"},
                               {"name_or_flags": ["--quiet"], "dest": "verbose", "action": "store_false"}]},
     {"argparse_callback": lambda parser: None},
+    {"inputs": {"x_s3": "proj/data"}, "outputs": {"x": "proj/out"}},  # --x-s3 writes args.x_s3 twice
+    {"inputs": {"sagemaker_role": "proj/data"}},  # args.sagemaker_role is the option's
+    {"additional_arguments": [{"dest": "--manual", "action": "help"}]},  # would print the short parser's help
+    {"additional_arguments": [{"dest": "--own", "action": type("Own", (argparse.Action,), {
+        "__call__": lambda self, parser, namespace, values, option_string=None: None})}]},
 ])
 def test_anything_else_takes_the_full_path(project: Path, overrides: Dict[str, Any]) -> None:
     calls = Calls()
