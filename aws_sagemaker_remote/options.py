@@ -6,7 +6,10 @@ declaration gives
 * the keyword of :func:`~aws_sagemaker_remote.sagemaker_processing_main` /
   :func:`~aws_sagemaker_remote.sagemaker_training_main` (the field name),
 * the ``--sagemaker-*`` flag (``metadata["flag"]``), whose default is the keyword's value,
-* the row of the generated flag reference in the docs.
+* the row of the generated flag reference in the docs,
+* the row of ``_option_table.py``, which a plain local run reads instead of this module
+  (``python -m aws_sagemaker_remote.quick`` rewrites it after a change here; until then a
+  plain run takes the full path and ``tests/test_quick.py`` fails).
 
 Why not argparse-dataclass: the classes below are imported inside the job,
 where only the standard library is guaranteed, and several flags need argparse

@@ -300,3 +300,33 @@ def test_an_option_variable_still_reaches_main(tmp_path: Path, run_script: Any) 
     done = run_script(script, env={"AWS_SAGEMAKER_REMOTE_INSTANCE": "ml.c5.xlarge"})
     assert done.returncode == 0, done.stderr
     assert "INSTANCE=ml.c5.xlarge" in done.stdout
+
+
+@pytest.mark.parametrize("edited", [False, True], ids=["as generated", "options.py edited since"])
+def test_a_stale_table_only_costs_the_short_path(tmp_path: Path, repo_root: Path, run_script: Any,
+                                                 edited: bool) -> None:
+    """A copy of the package whose ``options.py`` no longer matches the table runs the full path, alike."""
+    import shutil
+
+    copy = tmp_path / "site"
+    shutil.copytree(repo_root / "aws_sagemaker_remote", copy / "aws_sagemaker_remote",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if edited:
+        with open(copy / "aws_sagemaker_remote" / "options.py", "a", encoding="utf-8") as fh:
+            fh.write("\n# a field added here, the table not rewritten yet\n")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "from aws_sagemaker_remote import sagemaker_processing_main\n"
+        "def main(args):\n"
+        "    print('FULL' if 'aws_sagemaker_remote.options' in sys.modules else 'SHORT')\n"
+        "    print(sorted(vars(args).items()))\n"
+        "sagemaker_processing_main(main=main, additional_arguments=[{'dest': '--n', 'type': int}],\n"
+        "                          base_job_name='job')\n", encoding="utf-8")
+    done = run_script(script, "--n", "3", env={"PYTHONPATH": str(copy)})
+    assert done.returncode == 0, done.stderr
+    path, namespace = done.stdout.splitlines()
+    assert path == ("FULL" if edited else "SHORT")
+    assert "('n', 3)" in namespace and "('sagemaker_base_job_name', 'job')" in namespace
+    reference = run_script(script, "--n", "3")  # the checkout itself
+    assert reference.stdout.splitlines()[1] == namespace
