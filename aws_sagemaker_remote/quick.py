@@ -362,7 +362,8 @@ def _sagemaker_values(table: Tuple[Tuple[Tuple[str, str, Any, str, bool], ...], 
 #: could print or read the parser, which lacks the ``--sagemaker-*`` flags here.
 _PLAIN_ACTIONS = tuple(getattr(argparse, name) for name in (
     "_StoreAction", "_StoreConstAction", "_StoreTrueAction", "_StoreFalseAction", "_AppendAction",
-    "_AppendConstAction", "_CountAction", "_ExtendAction", "_VersionAction", "BooleanOptionalAction"))
+    "_AppendConstAction", "_CountAction", "_ExtendAction", "_VersionAction", "BooleanOptionalAction")
+    if hasattr(argparse, name))  # BooleanOptionalAction is Python 3.9 and later
 
 
 def plain_run(definition: Any, argv: Sequence[str], script: str,
@@ -462,7 +463,8 @@ def table_source() -> str:
             row = (f.name, dest_name(f), parsed[dest_name(f)], f"{convert.__module__}:{convert.__qualname__}",
                    bool(f.metadata["repeat"]))
             lines.append(f"        {row!r},")
-            assert flag_name(f).startswith("--sagemaker-"), flag_name(f)  # what requested() looks for
+            if not flag_name(f).startswith("--sagemaker-"):  # requested() looks for these tokens only
+                raise ValueError(f"{flag_name(f)}: a plain run would not see this flag; name it --sagemaker-*")
         lines.append("    ),")
         aliases[kind] = dict(cls.aliases)
     lines.append("}")
