@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .api import output_location, sagemaker_processing_main, sagemaker_training_main
-from .args import OPTIONAL, PathArgument
 from .errors import (
     AwsError,
     DeclarationError,
@@ -18,10 +17,12 @@ from .errors import (
     RemoteError,
     UsageError,
 )
-from .options import ProcessingOptions, TrainingOptions
 
 if TYPE_CHECKING:  # loaded lazily below; the checker sees the real names
+    from .args import OPTIONAL, PathArgument
     from .decorators import Job, processing_job, training_job
+    from .options import ProcessingOptions, TrainingOptions
+    from .spec import JobResult
 
 __all__ = [
     "OPTIONAL",
@@ -45,14 +46,29 @@ __all__ = [
 ]
 
 
+#: name → module of the names loaded when first used: each needs the dataclass machinery, which a
+#: plain local run (``python script.py``, see :mod:`~aws_sagemaker_remote.quick`) does without
+_LAZY = {
+    "OPTIONAL": "args",
+    "PathArgument": "args",
+    "ProcessingOptions": "options",
+    "TrainingOptions": "options",
+    "JobResult": "spec",
+    "Job": "decorators",
+    "processing_job": "decorators",
+    "training_job": "decorators",
+}
+
+
 def __getattr__(name: str) -> object:
-    # JobResult is only needed once a job ran; loading it lazily keeps a local run's import short
-    if name == "JobResult":
-        from .spec import JobResult
+    if name in _LAZY:
+        import importlib
 
-        return JobResult
-    if name in ("Job", "processing_job", "training_job"):  # the decorator form, loaded when first used
-        from . import decorators
-
-        return getattr(decorators, name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # once loaded, an ordinary attribute
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> "list[str]":
+    return sorted(set(globals()) | set(_LAZY))

@@ -13,12 +13,28 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, NoReturn, Optional, Sequence
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    NoReturn,
+    Optional,
+    Sequence,
+)
 
-from .args import IN_JOB
 from .errors import DeclarationError, JobFailed, RemoteError, UsageError
-from .flags import Declaration, Parser, build_parser, declare
-from .options import CommonOptions
+from .values import IN_JOB
+
+if TYPE_CHECKING:  # a plain run (see quick.py) never loads the declaration machinery
+    from .flags import Declaration
+    from .options import CommonOptions
+    from .quick import Parser
 
 #: ``main(args)`` (args: the parsed namespace, or the ``args=`` dataclass instance)
 MainFunction = Callable[..., Any]
@@ -179,7 +195,7 @@ def fold_training_keywords(options: Mapping[str, Any], metrics: Optional[Mapping
                            hyperparameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """``metrics`` / ``hyperparameters`` become the defaults of ``--sagemaker-metric`` /
     ``--sagemaker-hyperparameter`` (one source for both; the option keywords, if also given, win)."""
-    from .options import pairs
+    from .values import pairs
 
     out = dict(options)
     for keyword, extra in (("metric", metrics), ("hyperparameter", hyperparameters)):
@@ -240,6 +256,8 @@ def prepare(
 
     :param args: a dataclass declaring the script's own arguments (see :mod:`~aws_sagemaker_remote.typed`).
     """
+    from .flags import build_parser, declare
+
     if args is not None:
         from .typed import add_to_parser
 
@@ -270,6 +288,12 @@ def _entry(definition: Definition, argv: Optional[Sequence[str]]) -> Any:
         main = definition.main
         if not callable(main):
             raise DeclarationError(f"main must be a function taking the parsed arguments, not {type(main).__name__}")
+        from .quick import FULL, plain_run
+
+        # no --sagemaker-* flag, variable or setting anywhere: main runs here without the option machinery
+        value = plain_run(definition, argv, definition.script or _script_of(main), run_locally)
+        if value is not FULL:
+            return value
         decl, _, parser = definition.prepare()
         return dispatch(decl, parser, main, argv, definition.args)
     except RemoteError as exc:
@@ -358,10 +382,12 @@ def output_location(path: str) -> str:
     full = os.path.abspath(str(path)).rstrip(os.sep)
     if full in _UPLOADED_TO:
         return _UPLOADED_TO[full]
-    from .container import DEFAULT, IN_JOB_ENV, ROOT_ENV, ContainerPaths
+    from .quick import IN_JOB_ENV
 
     if os.environ.get(IN_JOB_ENV):
         import json
+
+        from .container import DEFAULT, ROOT_ENV, ContainerPaths
 
         try:
             with open(ContainerPaths.from_env().processing_job_config, encoding="utf-8") as fh:
@@ -428,11 +454,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
     would; the variables it replaced are restored afterwards. The dependency folders are on
     ``sys.path`` while ``main`` runs and taken off it afterwards.
     """
-    import shutil
-    import tempfile
-
-    from .args import is_s3_uri
     from .checks import dependency_path, input_value, output_location, outputs_outside_inputs
+    from .values import is_s3_uri
 
     # 1. check everything
     downloads: List["tuple[str, str, str]"] = []
@@ -462,6 +485,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
             setattr(namespace, dest, download_input(uri, flag))
     uploads: List["tuple[str, str]"] = []
     for d, remote in s3_outputs:
+        import tempfile  # only for s3:// outputs: a plain run does without it
+
         folder = tempfile.mkdtemp(prefix=f"{d.dest}-")
         setattr(namespace, d.dest, folder)
         uploads.append((folder, remote))
@@ -483,6 +508,8 @@ def run_locally(decl: Declaration, namespace: argparse.Namespace, main: MainFunc
         for folder, _ in uploads:
             _UPLOADED_TO.pop(os.path.abspath(folder), None)
     if uploads:
+        import shutil
+
         from .localio import upload_output
 
         for folder, remote in uploads:

@@ -12,11 +12,26 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .errors import DeclarationError
+from .values import (  # the plain run's share, re-exported under the names scripts import
+    FALSY,
+    IN_JOB,
+    S3_URI_MAX,
+    S3_URI_REGEX,
+    TRUTHY,
+    bucket_problem,
+    is_s3_uri,
+    name_problem,
+    parse_bool,
+    parse_run,
+    s3_uri_problem,
+)
 
 __all__ = [
     "FALSY",
     "IN_JOB",
     "OPTIONAL",
+    "S3_URI_MAX",
+    "S3_URI_PATTERN",
     "TRUTHY",
     "PathArgument",
     "bucket_problem",
@@ -26,14 +41,6 @@ __all__ = [
     "parse_run",
     "s3_uri_problem",
 ]
-
-TRUTHY = ("yes", "true", "1", "y", "t", "on")
-FALSY = ("no", "false", "0", "n", "f", "off")
-#: The ``--sagemaker-run`` value the job's own command line carries: ``main`` runs here, as
-#: with ``no``, but the environment is the one the job was given (its request's
-#: ``Environment`` and what a configuration command exported), so the keyword
-#: ``env=`` defaults are not applied again over it.
-IN_JOB = "job"
 
 INPUT_MODES = ("File", "Pipe", "FastFile")
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
@@ -192,40 +199,6 @@ def _attribute_names(value: Any) -> Tuple[str, ...]:
     return tuple(names)
 
 
-def parse_bool(value: Any) -> bool:
-    """Parse the truthy/falsy spellings the command line accepts (``yes/no``, ``true/false``, ``1/0``)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in TRUTHY:
-        return True
-    if text in FALSY:
-        return False
-    raise ValueError(f"expected one of {'/'.join(TRUTHY[:3])} or {'/'.join(FALSY[:3])}, got {value!r}")
-
-
-def parse_run(value: Any) -> str:
-    """Parse ``--sagemaker-run``: a truthy value means ``yes``, a falsy one ``no``, or ``local``."""
-    if value is True:
-        return "yes"
-    if value is False or value is None:
-        return "no"
-    text = str(value).strip().lower()
-    if text in ("local", IN_JOB):
-        return text
-    try:
-        return "yes" if parse_bool(text) else "no"
-    except ValueError:
-        raise ValueError(
-            f"expected yes (or true/1), no (or false/0) or local, got {value!r}"
-        ) from None
-
-
-def is_s3_uri(value: Any) -> bool:
-    """True for strings of the form ``s3://bucket[/key]``."""
-    return isinstance(value, str) and value.startswith("s3://") and len(value) > len("s3://")
-
-
 # --- declaration errors raised in a script's own module code -----------------------------
 
 class PathArgumentError(DeclarationError, ValueError):
@@ -274,51 +247,5 @@ def _in_script_module_code(depth: int = 3) -> bool:
 
 # --- validators for names and S3 locations (pure; the callers name the flag) ---------------
 
-#: The API's ``S3Uri`` pattern (ProcessingS3Input, S3DataSource, ...), and its length limit.
-S3_URI_PATTERN = re.compile(r"^(https|s3)://([^/]+)/?(.*)$")
-S3_URI_MAX = 1024
-_BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
-_IP_ADDRESS = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
-_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-
-
-def bucket_problem(name: str) -> Optional[str]:
-    """Why ``name`` is not a general purpose S3 bucket name (the S3 naming rules), or None."""
-    if not 3 <= len(name) <= 63:
-        return f"bucket name {name!r} has {len(name)} characters; allowed: 3-63"
-    if not _BUCKET_CHARS.match(name):
-        return (f"bucket name {name!r}: only lowercase letters, digits, '.' and '-', "
-                f"starting and ending with a letter or digit")
-    if ".." in name or _IP_ADDRESS.match(name):
-        return f"bucket name {name!r}: no two adjacent dots and not an IP address"
-    if name.startswith(_BUCKET_PREFIXES) or name.endswith(_BUCKET_SUFFIXES):
-        return f"bucket name {name!r} uses a prefix or suffix that S3 reserves"
-    return None
-
-
-def s3_uri_problem(uri: str) -> Optional[str]:
-    """Why ``uri`` is not an ``s3://bucket[/key]`` location SageMaker accepts, or None."""
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        return f"{uri!r} is not an s3://bucket/key URI"
-    if len(uri) > S3_URI_MAX:
-        return f"{uri[:40]!r}... has {len(uri)} characters; allowed: at most {S3_URI_MAX}"
-    match = S3_URI_PATTERN.match(uri)
-    if not match or "\n" in uri or "\r" in uri:
-        return f"{uri!r} is not an s3://bucket/key URI"
-    problem = bucket_problem(match.group(2))
-    return f"{uri!r}: {problem}" if problem else None
-
-
-def name_problem(name: Any) -> Optional[str]:
-    """Why ``name`` cannot name a declared input, output or dependency, or None.
-
-    The name becomes the flag ``--NAME`` and the attribute ``args.NAME`` (``-`` read
-    as ``_``), and travels as ``--NAME=VALUE``: a Python identifier, hyphens allowed.
-    """
-    if not isinstance(name, str) or not name:
-        return f"name {name!r} must be a non-empty string"
-    if name.startswith("-") or not name.replace("-", "_").isidentifier():
-        return (f"name {name!r} is not an identifier: letters, digits, '_' and '-', "
-                f"not starting with a digit or '-'")
-    return None
+#: The API's ``S3Uri`` pattern (ProcessingS3Input, S3DataSource, ...), compiled.
+S3_URI_PATTERN = re.compile(S3_URI_REGEX)

@@ -11,8 +11,8 @@ import argparse
 import os
 from typing import Iterable, Optional, Tuple
 
-from .args import is_s3_uri, s3_uri_problem
 from .errors import UsageError
+from .values import is_s3_uri, s3_uri_problem
 
 
 def local_abs(path: str) -> str:

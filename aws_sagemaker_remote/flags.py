@@ -17,9 +17,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .args import OptionalInput, PathArgument, is_s3_uri, name_problem
 from .container import CODE_CHANNEL
-from .errors import DeclarationError, UsageError
+from .errors import DeclarationError
 from .kinds import JobKind, job_kind
 from .options import CommonOptions
+from .quick import Parser as _Parser, _add_user_arguments, _additional_argument
 
 
 @dataclass(frozen=True)
@@ -104,52 +105,8 @@ class Declaration:
         return next((dest for k, _, dest in self.adopted_dirs if k == key), key)
 
 
-class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (usage is on ``--help``)."""
-
-    #: the resolved defaults of the ``--sagemaker-*`` flags and their sources
-    #: (a :class:`~aws_sagemaker_remote.sources.Resolved`, set by ``api.prepare``)
-    resolved: Any = None
-    #: the declaration with the path flags the script declares itself (set by :func:`build_parser`)
-    declaration: Any = None
-    #: raise :class:`UsageError` instead of exiting (a launch from Python must not end the caller)
-    raise_errors: bool = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        #: every action added, through the parser or any of its groups, in order
-        #: (argparse keeps its own list private)
-        self.added: List[argparse.Action] = []
-        super().__init__(*args, **kwargs)
-
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action = super().add_argument(*args, **kwargs)
-        self.added.append(action)
-        return action
-
-    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
-        return self._recording(super().add_argument_group(*args, **kwargs))
-
-    def add_mutually_exclusive_group(self, *args: Any, **kwargs: Any) -> Any:
-        return self._recording(super().add_mutually_exclusive_group(*args, **kwargs))
-
-    def _recording(self, group: Any) -> Any:
-        """``group`` with ``add_argument`` (and nested groups) reporting to :attr:`added`."""
-        add, add_group = group.add_argument, getattr(group, "add_mutually_exclusive_group", None)
-
-        def add_argument(*args: Any, **kwargs: Any) -> argparse.Action:
-            action: argparse.Action = add(*args, **kwargs)
-            self.added.append(action)
-            return action
-
-        group.add_argument = add_argument
-        if add_group is not None:
-            group.add_mutually_exclusive_group = lambda *a, **k: self._recording(add_group(*a, **k))
-        return group
-
-    def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
-        if self.raise_errors:
-            raise UsageError(message)
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+#: defined beside the plain run (quick.py), which parses with it too; the name stays here
+Parser = _Parser
 
 
 # --- normalising declarations ------------------------------------------------------
@@ -226,20 +183,6 @@ def _items(mapping: Optional[Mapping[str, Any]], what: str) -> List[Tuple[str, A
             raise DeclarationError(f"{what}: {problem}")
         out.append((name, value))
     return out
-
-
-def _additional_argument(spec: Any) -> Dict[str, Any]:
-    """One ``additional_arguments`` entry as ``add_argument`` keywords: a dict (``dest`` or
-    ``name_or_flags`` is the flag), or the first project's ``(['--foo', '-f'], {...})`` pair."""
-    if isinstance(spec, Mapping):
-        return dict(spec)
-    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Mapping):
-        names, kwargs = spec
-        names = [names] if isinstance(names, str) else list(names)
-        if names and all(isinstance(n, str) for n in names):
-            return {**dict(kwargs), "name_or_flags": names}
-    raise DeclarationError(f"additional_arguments entry {spec!r}: expected a dict of add_argument keywords "
-                           f"or a (flags, keywords) pair such as (['--foo'], {{'default': 1}})")
 
 
 def declare(
@@ -367,7 +310,7 @@ def adopting_arguments(parser: argparse.ArgumentParser, decl: Declaration, optio
     before = set(_flag_actions(parser))  # the flags of a parser the script made itself
     options.add_arguments(sm_group)
     generated = set(_flag_actions(parser)) - before  # never adopted: a path named so collides
-    _add_user_arguments(parser, decl)
+    _add_user_arguments(parser, decl.additional_arguments, decl.argparse_callback)
     declared = {flag: action for flag, action in _flag_actions(parser).items() if flag not in generated}
 
     def adopt(d: PathDecl) -> PathDecl:
@@ -460,29 +403,6 @@ def _stores_one_value(action: argparse.Action) -> bool:
     except Exception:  # noqa: BLE001 - any action that cannot take one plain value is not a path flag
         return False
     return getattr(probe, action.dest, None) == "/probe"
-
-
-def _add_user_arguments(parser: argparse.ArgumentParser, decl: Declaration) -> None:
-    """The script's ``additional_arguments`` and ``argparse_callback``."""
-    for spec in decl.additional_arguments:
-        kwargs = dict(spec)
-        names = kwargs.pop("name_or_flags", None) or kwargs.pop("flags", None) or kwargs.pop("dest", None)
-        if names is None:
-            raise DeclarationError("additional_arguments entries need 'dest' (the flag, e.g. '--filter-width')")
-        names = [names] if isinstance(names, str) else list(names)
-        try:
-            parser.add_argument(*names, **kwargs)
-        except argparse.ArgumentError as exc:
-            raise DeclarationError(f"additional argument {names[0]} collides with a generated flag: "
-                                   f"{exc.message}") from None
-        except (TypeError, ValueError) as exc:
-            raise DeclarationError(f"additional argument {names[0]}: {exc}") from None
-    if decl.argparse_callback is not None:
-        try:
-            decl.argparse_callback(parser)
-        except argparse.ArgumentError as exc:
-            raise DeclarationError(f"argparse_callback adds a flag that collides with a generated flag: "
-                                   f"{exc.message}") from None
 
 
 def _check_dests(parser: Parser) -> None:

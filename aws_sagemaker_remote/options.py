@@ -6,7 +6,10 @@ declaration gives
 * the keyword of :func:`~aws_sagemaker_remote.sagemaker_processing_main` /
   :func:`~aws_sagemaker_remote.sagemaker_training_main` (the field name),
 * the ``--sagemaker-*`` flag (``metadata["flag"]``), whose default is the keyword's value,
-* the row of the generated flag reference in the docs.
+* the row of the generated flag reference in the docs,
+* the row of ``_option_table.py``, which a plain local run reads instead of this module
+  (``python -m aws_sagemaker_remote.quick`` rewrites it after a change here; until then a
+  plain run takes the full path and ``tests/test_quick.py`` fails).
 
 Why not argparse-dataclass: the classes below are imported inside the job,
 where only the standard library is guaranteed, and several flags need argparse
@@ -19,11 +22,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
 from .args import INPUT_MODES, parse_bool, parse_run
 from .container import DEFAULT as PATHS
 from .errors import UsageError
+
+# defined beside the plain run's other parsers (see quick.py), which reads keywords with them too
+from .values import _csv, _int, _opt_int, _opt_str, _text, pairs, parse_pair
 
 T = TypeVar("T", bound="CommonOptions")
 
@@ -37,73 +43,6 @@ DEFAULT_TRAINING_VOLUME = 1  # seed 001
 
 
 # --- value parsers (keyword values and command-line strings) ------------------
-
-def _text(value: Any) -> str:
-    """A string option that must have a value (an empty one would reach the request)."""
-    if value is None or str(value).strip() == "":
-        raise ValueError("must not be empty")
-    return str(value)
-
-
-def _opt_str(value: Any) -> Optional[str]:
-    if value is None:
-        return None
-    text = str(value)
-    return text if text != "" else None
-
-
-def _opt_int(value: Any) -> Optional[int]:
-    if value is None or value == "":
-        return None
-    return _int(value)
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        # every converter here reports bad input as ValueError; callers turn it into a usage line
-        raise ValueError(f"expected an integer, got {value!r}")  # noqa: TRY004
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected an integer, got {value!r}") from None
-
-
-def _csv(value: Any) -> Tuple[str, ...]:
-    """``"a,b"`` or ``["a", "b"]`` → ``("a", "b")``."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        items: Iterable[Any] = value.split(",")
-    else:
-        items = value
-    return tuple(str(v).strip() for v in items if str(v).strip())
-
-
-def parse_pair(value: str, sep: str = "=") -> Tuple[str, str]:
-    """``"KEY=VALUE"`` → ``("KEY", "VALUE")``; the value may itself contain ``=``."""
-    key, found, rest = str(value).partition(sep)
-    if not found or not key:
-        raise ValueError(f"expected KEY{sep}VALUE, got {value!r}")
-    return key, rest
-
-
-def pairs(value: Any) -> Tuple[Tuple[str, str], ...]:
-    """A mapping, a list of ``KEY=VALUE`` strings or of pairs → a tuple of pairs."""
-    if value is None:
-        return ()
-    if isinstance(value, Mapping):
-        return tuple((str(k), "" if v is None else str(v)) for k, v in value.items())
-    if isinstance(value, str):
-        return (parse_pair(value),)
-    out: List[Tuple[str, str]] = []
-    for item in value:
-        if isinstance(item, str):
-            out.append(parse_pair(item))
-        else:
-            k, v = item
-            out.append((str(k), str(v)))
-    return tuple(out)
-
 
 #: ``--sagemaker-store`` values.
 STORE_CHOICES = ("auto", "local", "s3")

@@ -35,6 +35,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 from .container import IN_JOB_ENV
 from .errors import UsageError
 from .options import OPTIONS_BY_KIND, CommonOptions, alias_flag, canonical_keywords, flag_name
+from .quick import sdk_config_paths  # the plain run checks the same places
 
 #: Prefix of the environment variables that set option defaults.
 ENV_PREFIX = "AWS_SAGEMAKER_REMOTE_"
@@ -344,36 +345,6 @@ def pyproject_settings(kind: str, folder: str) -> List[List[Setting]]:
 
 
 # --- the SageMaker SDK's config.yaml -------------------------------------------------------------
-
-def sdk_config_paths(environ: Mapping[str, str]) -> List[Tuple[str, Optional[str], bool]]:
-    """``[(path, override variable or None, must exist), ...]``: the admin file, then the user file.
-
-    The default places follow the SDK (``platformdirs``' site and user config folders of the
-    application ``sagemaker``): on Linux ``$XDG_CONFIG_DIRS`` (first entry, default
-    ``/etc/xdg``) and ``$XDG_CONFIG_HOME`` (default ``~/.config``), each ``/sagemaker/config.yaml``;
-    on macOS ``/Library/Application Support/sagemaker`` and ``~/Library/Application Support/sagemaker``.
-    """
-    if sys.platform == "darwin":
-        site = "/Library/Application Support/sagemaker"
-        user = os.path.expanduser("~/Library/Application Support/sagemaker")
-    elif os.name == "nt":  # pragma: no cover - not run on the CI machines
-        site = os.path.join(environ.get("PROGRAMDATA", r"C:\ProgramData"), "sagemaker")
-        user = os.path.join(environ.get("LOCALAPPDATA", os.path.expanduser(r"~\AppData\Local")),
-                            "sagemaker", "sagemaker")
-    else:
-        dirs = (environ.get("XDG_CONFIG_DIRS") or "").strip() or "/etc/xdg"
-        site = os.path.join(os.path.expanduser(dirs.split(os.pathsep)[0].rstrip(os.sep)), "sagemaker")
-        home = (environ.get("XDG_CONFIG_HOME") or "").strip() or os.path.expanduser("~/.config")
-        user = os.path.join(os.path.expanduser(home), "sagemaker")
-    out: List[Tuple[str, Optional[str], bool]] = []
-    for variable, folder in ((ADMIN_OVERRIDE_ENV, site), (USER_OVERRIDE_ENV, user)):
-        override = environ.get(variable)
-        if override:
-            out.append((override, variable, True))
-        else:
-            out.append((os.path.join(folder, SDK_CONFIG_NAME), None, False))
-    return out
-
 
 def sdk_settings(kind: str, environ: Mapping[str, str]) -> List[List[Setting]]:
     """The settings of the admin file, then of the user file (each a layer, lowest first)."""

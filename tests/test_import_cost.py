@@ -65,6 +65,45 @@ def test_help_loads_no_aws_library(tmp_path: Path, demo_dir: Path, run_python) -
     assert loaded_heavy_modules(done.stdout) == []
 
 
+#: What ``import aws_sagemaker_remote`` and a plain local run (no ``--sagemaker-*`` flag) leave out as
+#: well: the dataclass machinery (``dataclasses`` imports ``inspect``, ``ast``, ``dis``, ...) and our
+#: modules built on it; only ``--help``, a ``--sagemaker-*`` flag or an option setting loads them.
+MACHINERY = ("inspect", "dataclasses", "aws_sagemaker_remote.options", "aws_sagemaker_remote.flags",
+             "aws_sagemaker_remote.args", "aws_sagemaker_remote.sources", "aws_sagemaker_remote.kinds",
+             "aws_sagemaker_remote.container", "subprocess", "tempfile")
+
+REPORT_MACHINERY = (
+    "import json, sys; "
+    f"print('LOADED=' + json.dumps(sorted(set(sys.modules) & set({MACHINERY!r}))))"
+)
+
+
+def test_import_loads_no_dataclass_machinery(run_python) -> None:
+    done = run_python("-c", f"import aws_sagemaker_remote; {REPORT_MACHINERY}")
+    assert done.returncode == 0, done.stderr
+    assert loaded_heavy_modules(done.stdout) == []
+
+
+def test_local_run_of_the_demo_loads_no_dataclass_machinery(tmp_path: Path, demo_dir: Path, run_python) -> None:
+    out = tmp_path / "out"
+    code = (
+        "import runpy, sys; "
+        f"sys.argv = [{str(demo_dir / 'wordcount.py')!r}, '--output', {str(out)!r}, '--min-count', '2']; "
+        f"runpy.run_path(sys.argv[0], run_name='__main__'); {REPORT_MACHINERY}"
+    )
+    done = run_python("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "counts.json").read_text(encoding="utf-8"))
+    assert loaded_heavy_modules(done.stdout) == []
+
+
+def test_the_check_detects_the_machinery(run_python) -> None:
+    """The report above sees these modules once the full path loads them (so the tests above can fail)."""
+    done = run_python("-c", f"import aws_sagemaker_remote.flags, aws_sagemaker_remote.sources; {REPORT_MACHINERY}")
+    assert done.returncode == 0, done.stderr
+    assert {"inspect", "dataclasses", "aws_sagemaker_remote.options"} <= set(loaded_heavy_modules(done.stdout))
+
+
 def test_the_check_detects_an_aws_import(run_python) -> None:
     """The report above really sees boto3 when it is imported (so the tests above can fail)."""
     done = run_python("-c", f"import boto3; {REPORT}")
