@@ -142,6 +142,16 @@ class Training:
     entry: str = "bootstrap"
     #: empty the checkpoint location before the job starts (``--sagemaker-fresh``)
     fresh: bool = False
+    #: ``ResourceConfig.KeepAlivePeriodInSeconds``: seconds the instances stay warm after the job (0: none)
+    keep_alive: int = 0
+    #: ``RetryStrategy.MaximumRetryAttempts`` (0: no retry strategy)
+    retries: int = 0
+    #: ``InfraCheckConfig.EnableInfraCheck``
+    infra_check: bool = False
+    #: ``SessionChainingConfig.EnableSessionTagChaining``
+    session_chaining: bool = False
+    #: ``RemoteDebugConfig.EnableRemoteDebug`` (an SSM session into the running container)
+    remote_debug: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO, Tu
 
 from ..container import DEFAULT as PATHS
 from ..errors import UsageError
-from ..options import DEFAULT_IMAGE, CommonOptions, TrainingOptions
+from ..options import DEFAULT_IMAGE, KEEP_ALIVE_MAX, RETRIES_MAX, CommonOptions, TrainingOptions
 from .base import CHANNEL_NAME_RE, JobKind
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +54,39 @@ def check_toolkit_image(options: TrainingOptions) -> None:
             raise UsageError(f"toolkit (script mode) needs an image that runs the sagemaker-training toolkit; "
                              f"{options.image!r} is not one of the framework images "
                              f"({', '.join(TOOLKIT_FRAMEWORKS)})", flag="--sagemaker-entry")
+
+
+def _check_iteration_options(o: TrainingOptions) -> None:
+    """Limits of the warm-pool, retry and remote-debug options (botocore's model, the SageMaker guide)."""
+    from ..plan import check_range
+
+    check_range(o.keep_alive, 0, KEEP_ALIVE_MAX, "--sagemaker-keep-alive")
+    check_range(o.retries, 0, RETRIES_MAX, "--sagemaker-retries")
+    if o.keep_alive and o.spot:
+        # the warm pools guide: "managed warm pools cannot be used with spot instances"
+        raise UsageError("a warm pool cannot hold spot instances; allowed: 0 with --sagemaker-spot",
+                         flag="--sagemaker-keep-alive")
+    if o.remote_debug and o.network_isolation:
+        # the remote debugging guide: the SSM agent needs the network that isolation takes away
+        raise UsageError("needs the network, and --sagemaker-network-isolation takes it away; allowed: one of them",
+                         flag="--sagemaker-remote-debug")
+    if o.remote_debug and o.algorithm_name:
+        raise UsageError("SageMaker offers no remote debugging of algorithm resources; allowed: with "
+                         "--sagemaker-image", flag="--sagemaker-remote-debug")
+
+
+def _render_iteration_options(request: Dict[str, Any], training: "Training") -> None:
+    """The warm-pool, retry, health-check, session-chaining and remote-debug fields, only when asked for."""
+    if training.keep_alive:
+        request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = training.keep_alive
+    if training.retries:
+        request["RetryStrategy"] = {"MaximumRetryAttempts": training.retries}
+    if training.infra_check:
+        request["InfraCheckConfig"] = {"EnableInfraCheck": True}
+    if training.session_chaining:
+        request["SessionChainingConfig"] = {"EnableSessionTagChaining": True}
+    if training.remote_debug:
+        request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
 
 
 class TrainingKind(JobKind):
@@ -134,6 +167,7 @@ class TrainingKind(JobKind):
         if o.fresh and checkpoint is None:
             raise UsageError("empties the checkpoint location, and --sagemaker-checkpoint-s3 is none",
                              flag="--sagemaker-fresh")
+        _check_iteration_options(o)
         return Training(
             input_mode=o.input_mode,
             algorithm_name=o.algorithm_name,
@@ -144,6 +178,11 @@ class TrainingKind(JobKind):
             checkpoint=checkpoint,
             entry=o.entry,
             fresh=o.fresh,
+            keep_alive=o.keep_alive,
+            retries=o.retries,
+            infra_check=o.infra_check,
+            session_chaining=o.session_chaining,
+            remote_debug=o.remote_debug,
         )
 
     def ack_plan_refusal(self, spec: "JobSpec") -> Optional[str]:
@@ -254,6 +293,7 @@ class TrainingKind(JobKind):
             request["Environment"] = dict(spec.environment)
         if spec.tags:
             request["Tags"] = tag_list(spec.tags)
+        _render_iteration_options(request, training)
         return request
 
     def request_inputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
