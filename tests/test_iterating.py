@@ -6,17 +6,25 @@ training-only flags, because ``CreateProcessingJob`` has none of these fields.
 """
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List, Tuple
 
+import boto3
 import botocore.session
 import pytest
 from test_render import PLACEMENT, _staged, _validate
+from test_watch import FakeTime, Script
 
+from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
+from aws_sagemaker_remote.kinds.training import training_attempts
 from aws_sagemaker_remote.options import KEEP_ALIVE_MAX, RETRIES_MAX, TrainingOptions, flag_name
 from aws_sagemaker_remote.render import render
+from aws_sagemaker_remote.spec import WarmPool
+from aws_sagemaker_remote.watch import result_from_description, summary_lines, wait
 
 RunPython = Callable[..., "subprocess.CompletedProcess[str]"]
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -118,3 +126,94 @@ def test_pyproject_makes_the_keep_alive_a_one_time_setting(aws: Any, run_script:
                         "--sagemaker-keep-alive", "0")
     assert result.returncode == 0, result.stderr
     assert "KeepAlivePeriodInSeconds" not in json.loads(result.stdout)["request"]["ResourceConfig"]
+
+
+# --- what the watch says: warm pool and attempts, from scripted DescribeTrainingJob answers ------------------
+
+TRAIN = "train-1"
+ENDED = dt.datetime(2026, 12, 2, 9, 0, 0, tzinfo=dt.timezone.utc)
+RESOURCES = {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30, "KeepAlivePeriodInSeconds": 600}
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> Tuple[Any, Any]:
+    # Stubber answers before anything is signed or sent, but botocore still wants credentials.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return boto3.client("sagemaker", region_name="us-east-1"), boto3.client("logs", region_name="us-east-1")
+
+
+def _transitions(*statuses: str) -> List[Dict[str, Any]]:
+    return [{"Status": s, "StartTime": ENDED - dt.timedelta(minutes=10 - i)} for i, s in enumerate(statuses)]
+
+
+def test_a_job_on_a_warm_pool_says_so_and_how_long_the_pool_stays(clients: Tuple[Any, Any]) -> None:
+    backend = SageMakerBackend(*clients, "us-east-1", poll_interval=5.0, log_poll_interval=5.0)
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "InUse"})
+        script.no_log_group()
+        script.describe("Completed", SecondaryStatus="Completed", ResourceConfig=RESOURCES, TrainingEndTime=ENDED,
+                        WarmPoolStatus={"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0})
+        script.no_log_group()
+        err = io.StringIO()
+        fake = FakeTime()
+        result = wait(backend, "training", TRAIN, out=io.StringIO(), err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+
+    assert f"[{TRAIN}] running on instances kept warm by an earlier job (warm pool InUse)" in err.getvalue()
+    assert result.warm_pool == WarmPool(status="Available", keep_alive=600, reused=True,
+                                        available_until="2026-12-02T09:10:00+00:00", billable_seconds=0)
+    lines = summary_lines(result)
+    assert "  warm pool: this job ran on instances kept warm by an earlier job" in lines
+    assert (f"  warm pool: kept until 2026-12-02 09:10:00 UTC (600 s after the end, billed while it waits; "
+            f"0 s billed for kept instances); end it now: aws-sagemaker-remote stop-pool {TRAIN}") in lines
+    assert result.to_json()["warm_pool"]["status"] == "Available"
+
+
+def test_a_cold_start_with_a_keep_alive_is_not_called_a_reuse() -> None:
+    description = {"TrainingJobName": TRAIN, "TrainingJobStatus": "Completed", "ResourceConfig": RESOURCES,
+                   "TrainingEndTime": ENDED,
+                   "WarmPoolStatus": {"Status": "Reused", "ReusedByJob": "train-2",
+                                      "ResourceRetainedBillableTimeInSeconds": 42}}
+    result = result_from_description("training", description, None)
+    assert result.warm_pool is not None and not result.warm_pool.reused
+    assert "  warm pool: taken over by job train-2; 42 s billed for kept instances" in summary_lines(result)
+    assert not any("ran on instances kept warm" in line for line in summary_lines(result))
+    # no pool asked for and none reported: nothing is said
+    plain = result_from_description("training", {"TrainingJobName": TRAIN, "TrainingJobStatus": "Completed"}, None)
+    assert plain.warm_pool is None and not any("warm pool" in line for line in summary_lines(plain))
+
+
+def test_the_failure_says_which_attempt_failed(clients: Tuple[Any, Any]) -> None:
+    backend = SageMakerBackend(*clients, "us-east-1", poll_interval=5.0, log_poll_interval=5.0)
+    retried = _transitions("Starting", "Downloading", "Training", "Starting", "Downloading", "Training")
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", RetryStrategy={"MaximumRetryAttempts": 2},
+                        SecondaryStatusTransitions=retried[:3])
+        script.no_log_group()
+        script.describe("InProgress", SecondaryStatus="Starting", RetryStrategy={"MaximumRetryAttempts": 2},
+                        SecondaryStatusTransitions=retried[:4])
+        script.no_log_group()
+        script.describe("Failed", SecondaryStatus="Failed", RetryStrategy={"MaximumRetryAttempts": 2},
+                        FailureReason="InternalServerError: We encountered an internal error.",
+                        SecondaryStatusTransitions=retried + _transitions("Failed")[:1])
+        script.no_log_group()
+        err = io.StringIO()
+        fake = FakeTime()
+        result = wait(backend, "training", TRAIN, out=io.StringIO(), err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+
+    assert f"[{TRAIN}] attempt 2 of 3: SageMaker started the job again" in err.getvalue().splitlines()
+    assert (result.attempt, result.attempts_allowed) == (2, 3)
+    assert ("  attempt: 2 of 3 failed (SageMaker retries only after an internal error; the script's own failure "
+            "ends the job)") in summary_lines(result)
+    assert result.to_json()["attempt"] == 2 and result.to_json()["attempts_allowed"] == 3
+
+
+def test_attempts_count_returns_to_starting() -> None:
+    assert training_attempts({}) == (1, None)
+    assert training_attempts({"SecondaryStatusTransitions": _transitions("Starting", "Downloading", "Training"),
+                              "RetryStrategy": {"MaximumRetryAttempts": 1}}) == (1, 2)
+    three = _transitions("Starting", "Training", "Restarting", "Starting", "Training", "Starting", "Failed")
+    assert training_attempts({"SecondaryStatusTransitions": three}) == (3, None)

@@ -89,6 +89,27 @@ def _render_iteration_options(request: Dict[str, Any], training: "Training") -> 
         request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
 
 
+#: Secondary statuses that begin an attempt: a retry "changes SecondaryStatus to Starting" (RetryStrategy
+#: in the API reference); ``Restarting`` is the model's other start.
+_ATTEMPT_STARTS = ("Starting", "Restarting")
+
+
+def training_attempts(description: Mapping[str, Any]) -> Tuple[int, Optional[int]]:
+    """(the attempt the job is on, attempts allowed or None) of a ``DescribeTrainingJob`` response.
+
+    SageMaker reports no attempt number: each return to ``Starting`` (or ``Restarting``) after a later
+    secondary status in ``SecondaryStatusTransitions`` counts as one more attempt.
+    """
+    attempt, previous = 1, None
+    for transition in description.get("SecondaryStatusTransitions") or []:
+        status = transition.get("Status")
+        if status in _ATTEMPT_STARTS and previous is not None and previous not in _ATTEMPT_STARTS:
+            attempt += 1
+        previous = status
+    retries = (description.get("RetryStrategy") or {}).get("MaximumRetryAttempts")
+    return attempt, (1 + int(retries)) if retries else None
+
+
 class TrainingKind(JobKind):
     """A Training job: input channels, the model and other outputs uploaded as archives, metrics,
     spot capacity and checkpoints."""
@@ -354,6 +375,46 @@ class TrainingKind(JobKind):
             message = transitions[-1].get("StatusMessage")
         return secondary, message
 
+    def watch_notes(self, description: Mapping[str, Any]) -> Tuple[str, ...]:
+        notes: List[str] = []
+        if self.runs_on_warm_pool(description):
+            notes.append("running on instances kept warm by an earlier job (warm pool InUse)")
+        attempt, allowed = training_attempts(description)
+        if attempt > 1:
+            of = f" of {allowed}" if allowed else ""
+            notes.append(f"attempt {attempt}{of}: SageMaker started the job again")
+        return tuple(notes)
+
+    def runs_on_warm_pool(self, description: Mapping[str, Any]) -> bool:
+        """``WarmPoolStatus`` ``InUse`` while the job runs: SageMaker's lifecycle gives that status to
+        the job that took over an earlier job's pool."""
+        pool = description.get("WarmPoolStatus") or {}
+        return pool.get("Status") == "InUse" and description.get(self.status_key) == "InProgress"
+
+    def iteration_facts(self, description: Mapping[str, Any], reused_pool: bool) -> Dict[str, Any]:
+        from ..spec import WarmPool
+
+        facts: Dict[str, Any] = {}
+        keep_alive = int((description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds") or 0)
+        pool = description.get("WarmPoolStatus") or {}
+        if pool or keep_alive or reused_pool:
+            status = str(pool.get("Status") or ("Requested" if keep_alive else "Terminated"))
+            import datetime as _dt
+
+            until = None
+            ended = description.get("TrainingEndTime")
+            if status == "Available" and keep_alive and isinstance(ended, _dt.datetime):
+                until = (ended + _dt.timedelta(seconds=keep_alive)).astimezone(_dt.timezone.utc).isoformat()
+            billable = pool.get("ResourceRetainedBillableTimeInSeconds")
+            facts["warm_pool"] = WarmPool(status=status, keep_alive=keep_alive, reused=reused_pool,
+                                          available_until=until,
+                                          billable_seconds=int(billable) if billable is not None else None,
+                                          reused_by=pool.get("ReusedByJob"))
+        attempt, allowed = training_attempts(description)
+        if allowed or attempt > 1:
+            facts.update(attempt=attempt, attempts_allowed=allowed)
+        return facts
+
     def result(self, description: Mapping[str, Any], common: Dict[str, Any],
                metrics_seen: Mapping[str, float]) -> "JobResult":
         from ..spec import JobResult
@@ -377,12 +438,18 @@ class TrainingKind(JobKind):
         )
 
     def result_json(self, result: "JobResult") -> Dict[str, Any]:
-        return {
+        out: Dict[str, Any] = {
             "model_artifact_url": result.model_artifact_url,
             "output_data_url": result.output_data_url,
             "training_image": result.training_image,
             "final_metrics": dict(result.final_metrics),
         }
+        if result.warm_pool is not None:
+            out["warm_pool"] = result.warm_pool.to_json()
+        if result.attempt is not None:
+            out["attempt"] = result.attempt
+            out["attempts_allowed"] = result.attempts_allowed
+        return out
 
     def download(self, staged: "StagedJob", result: "JobResult", control: "RunControl", store: "Store",
                  output_uris: Mapping[str, str], err: TextIO) -> None:
