@@ -3,7 +3,8 @@
 Scripts get their flags from :func:`~aws_sagemaker_remote.sagemaker_processing_main`;
 this command works on the jobs they launched, on SageMaker and on this machine
 (``--sagemaker-run=local``): ``list``, ``describe``, ``logs``, ``stop``,
-``download``, ``rerun`` and ``clean``. A job is named by its name alone: local
+``download``, ``rerun`` and ``clean``; for training jobs also ``stop-pool`` (end a
+warm pool) and ``shell`` (a shell in the running job). A job is named by its name alone: local
 jobs are looked up in the local registry first, then SageMaker is asked for a
 processing job and a training job of that name.
 
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_override_flags(cmd)
 
+    from .iterating import add_commands
+
+    add_commands(command)
+
     cmd = command("clean", "delete staged files and local records that no recent job uses (a dry listing "
                            "unless --yes)")
     cmd.add_argument("--older-than", metavar="DAYS", type=float, default=DEFAULT_CLEAN_DAYS,
@@ -146,8 +151,8 @@ def _main(argv: List[str]) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: a command is needed: list, describe, logs, stop, download, rerun or clean "
-              "(see --help)", file=sys.stderr)
+        print(f"{PROG}: error: a command is needed: list, describe, logs, stop, download, rerun, clean, "
+              "stop-pool or shell (see --help)", file=sys.stderr)
         return EXIT_USAGE
     return _guarded(lambda: run_command(args))
 
@@ -210,6 +215,10 @@ def run_command(
 
     # a job name is also a file name under the tool's home: only SageMaker's job names are looked up
     check_job_name(args.job_name, flag="JOB")
+    if args.command in ("stop-pool", "shell"):
+        from .iterating import run_shell, run_stop_pool
+
+        return (run_stop_pool if args.command == "stop-pool" else run_shell)(args, finder, out, err)
     if args.command == "rerun" and args.from_kfp is not None:
         # the component's command line is read by parse_invocation, and only in its own form
         raise UsageError("a pipeline step's command is `rerun JOB --from-kfp RECORD ...`, with no options "
@@ -320,6 +329,16 @@ def describe_lines(found: "FoundJob", description: Mapping[str, Any]) -> List[st
         fields.append(("instances", f"{count} x {itype}, {resources.get('VolumeSizeInGB', '?')} GB"))
     if image:
         fields.append(("image", str(image)))
+    facts = job.iteration_facts(description, reused_pool=False)
+    pool = facts.get("warm_pool")
+    if pool is not None:
+        billed = f", {pool.billable_seconds} s billed" if pool.billable_seconds is not None else ""
+        fields.append(("warm pool", f"{pool.status}, keep-alive {pool.keep_alive} s{billed}"
+                       + (f", taken over by {pool.reused_by}" if pool.reused_by else "")))
+    if facts.get("attempts_allowed"):
+        fields.append(("attempt", f"{facts['attempt']} of {facts['attempts_allowed']}"))
+    if job.at(description, ("RemoteDebugConfig", "EnableRemoteDebug")):
+        fields.append(("remote debug", f"on ({PROG} shell {found.name})"))
     if description.get("RoleArn"):
         fields.append(("role", str(description["RoleArn"])))
     fields += [(f"input {name}", str(source.get("S3Uri", "")))
