@@ -433,7 +433,8 @@ def summary_lines(result: JobResult) -> List[str]:
     lines = [f"{result.kind} job {result.job_name}: {result.status}"]
     if result.status == "InProgress":  # left running: say where its outputs will be
         lines.extend(f"  output {name}: {uri}" for name, uri in result.output_artifacts.items())
-    lines.extend(iteration_lines(result))
+    if result.status != "Completed":
+        lines.extend(iteration_lines(result))
     if result.status == "Completed":
         for name, uri in result.output_artifacts.items():
             lines.append(f"  output {name}: {uri}")
@@ -446,7 +447,7 @@ def summary_lines(result: JobResult) -> List[str]:
         if result.final_metrics:
             shown = " ".join(f"{k}={v:g}" for k, v in result.final_metrics.items())
             lines.append(f"  metrics: {shown}")
-        return lines
+        return lines + iteration_lines(result)
     if result.status != "InProgress":
         tail = _last_lines_not_in(result.last_log_lines, result.failure_reason or "")[-SUMMARY_TAIL:]
         if tail:

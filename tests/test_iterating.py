@@ -379,3 +379,20 @@ def test_describe_shows_the_pool_the_attempt_and_the_shell(clients: Tuple[Any, A
     assert "warm pool: InUse, keep-alive 600 s, 30 s billed" in lines
     assert "attempt: 2 of 3" in lines
     assert f"remote debug: on (aws-sagemaker-remote shell {TRAIN})" in lines
+
+
+def test_the_local_backend_says_what_it_does_not_emulate(run_script: RunPython, demo_dir: Path,
+                                                         tmp_path: Path) -> None:
+    result = run_script(demo_dir / "train_linear.py", "--sagemaker-run=local", "--sagemaker-keep-alive", "600",
+                        "--sagemaker-retries", "2", "--sagemaker-remote-debug",
+                        "--sagemaker-output-json", tmp_path / "result.json")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: the local backend")]
+    assert [n.split()[7] for n in notes] == ["--sagemaker-keep-alive", "--sagemaker-retries",
+                                             "--sagemaker-remote-debug"]
+    # no instance outlives a local job: the pool it asked for ends with it, unbilled
+    written = json.loads((tmp_path / "result.json").read_text())
+    assert written["warm_pool"] == {"status": "Terminated", "keep_alive": 600, "reused": False,
+                                    "billable_seconds": 0}
+    assert (written["attempt"], written["attempts_allowed"]) == (1, 3)
+    assert "  warm pool: Terminated; 0 s billed for kept instances" in result.stderr.splitlines()

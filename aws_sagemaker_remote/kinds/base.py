@@ -151,6 +151,10 @@ class JobKind:
         (training: a reused warm pool, a retried attempt)."""
         return ()
 
+    def not_emulated_locally(self, request: Mapping[str, Any]) -> Tuple[str, ...]:
+        """What ``request`` asks for that the local backend accepts but does not do, one phrase each."""
+        return ()
+
     def runs_on_warm_pool(self, description: Mapping[str, Any]) -> bool:
         """The running job took over instances an earlier job kept warm."""
         return False

@@ -385,6 +385,20 @@ class TrainingKind(JobKind):
             notes.append(f"attempt {attempt}{of}: SageMaker started the job again")
         return tuple(notes)
 
+    def not_emulated_locally(self, request: Mapping[str, Any]) -> Tuple[str, ...]:
+        asked = (
+            ((request.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds"),
+             "--sagemaker-keep-alive (no instance outlives a local job)"),
+            (request.get("RetryStrategy"), ("--sagemaker-retries (SageMaker retries after its own internal errors, "
+                                           "which a local job never meets)")),
+            (request.get("InfraCheckConfig"), "--sagemaker-infra-check (no instance health check)"),
+            (request.get("SessionChainingConfig"), ("--sagemaker-session-chaining (the job runs with your "
+                                                   "credentials)")),
+            (request.get("RemoteDebugConfig"), ("--sagemaker-remote-debug (the processes run on this machine; "
+                                               "no SSM session)")),
+        )
+        return tuple(text for value, text in asked if value)
+
     def runs_on_warm_pool(self, description: Mapping[str, Any]) -> bool:
         """``WarmPoolStatus`` ``InUse`` while the job runs: SageMaker's lifecycle gives that status to
         the job that took over an earlier job's pool."""
