@@ -381,8 +381,9 @@ def test_describe_shows_the_pool_the_attempt_and_the_shell(clients: Tuple[Any, A
     assert f"remote debug: on (aws-sagemaker-remote shell {TRAIN})" in lines
 
 
-def test_the_local_backend_says_what_it_does_not_emulate(run_script: RunPython, demo_dir: Path,
-                                                         tmp_path: Path) -> None:
+def test_the_local_backend_says_what_it_does_not_emulate(run_script: RunPython, run_python: RunPython,
+                                                         demo_dir: Path, tmp_path: Path,
+                                                         one_error_line: Any) -> None:
     result = run_script(demo_dir / "train_linear.py", "--sagemaker-run=local", "--sagemaker-keep-alive", "600",
                         "--sagemaker-retries", "2", "--sagemaker-remote-debug",
                         "--sagemaker-output-json", tmp_path / "result.json")
@@ -396,3 +397,8 @@ def test_the_local_backend_says_what_it_does_not_emulate(run_script: RunPython, 
                                     "billable_seconds": 0}
     assert (written["attempt"], written["attempts_allowed"]) == (1, 3)
     assert "  warm pool: Terminated; 0 s billed for kept instances" in result.stderr.splitlines()
+    # a local job has no SageMaker instances: no pool to end, no SSM session
+    for command in ("stop-pool", "shell"):
+        refused = run_python(*CLI, command, written["job_name"])
+        assert refused.returncode == 2, refused.stderr
+        one_error_line(refused.stderr, written["job_name"], "is a local job", command)
