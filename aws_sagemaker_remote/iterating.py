@@ -102,6 +102,12 @@ def run_stop_pool(args: argparse.Namespace, finder: "Finder", out: TextIO, err: 
         else:
             print(note, file=err)
         return 0
+    if status is None and not (description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds"):
+        if args.json:
+            _json({"job_name": found.name, "warm_pool": None, "ended": False}, out)
+        else:
+            print(f"training job {found.name} asked for no warm pool (no keep-alive): nothing to end", file=err)
+        return 0
     found.backend.end_warm_pool(found.name)  # type: ignore[attr-defined]  # SageMakerBackend's own call
     if args.json:
         _json({"job_name": found.name, "warm_pool": status or "none reported", "ended": True}, out)
@@ -133,6 +139,10 @@ def run_shell(args: argparse.Namespace, finder: "Finder", out: TextIO, err: Text
         _json({"job_name": found.name, "host": host, "hosts": hosts, "target": ssm_target(found.name, host),
                "command": command}, out)
         return 0
+    if description.get("SecondaryStatus") not in (None, "Training"):
+        # the remote debugging guide: the container is reachable once the job is Training
+        print(f"training job {found.name} is {description['SecondaryStatus']}: the session may fail until it "
+              f"is Training", file=err)
     if len(hosts) > 1 and not args.host:
         print(f"training job {found.name} has hosts {', '.join(hosts)}; opening {host} (choose with --host)",
               file=err)

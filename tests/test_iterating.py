@@ -402,3 +402,11 @@ def test_the_local_backend_says_what_it_does_not_emulate(run_script: RunPython, 
         refused = run_python(*CLI, command, written["job_name"])
         assert refused.returncode == 2, refused.stderr
         one_error_line(refused.stderr, written["job_name"], "is a local job", command)
+
+
+def test_stop_pool_sends_nothing_for_a_job_that_asked_for_no_pool(clients: Tuple[Any, Any]) -> None:
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("Completed", ResourceConfig={**RESOURCES, "KeepAlivePeriodInSeconds": 0})
+        code, _, err = _command(clients, "stop-pool", TRAIN)
+        script.assert_done()
+    assert code == 0 and "asked for no warm pool" in err
