@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd = command("stop", "stop a running job")
     job(cmd)
+    cmd.add_argument("--pool", action="store_true",
+                     help="training: also keep no warm pool after it (see stop-pool), so nothing stays billed")
 
     cmd = command("download", "download a job's outputs (training: model and output archives, unpacked)")
     job(cmd)
@@ -231,6 +233,14 @@ def run_command(
     if args.command == "describe":
         return _describe(args, found, out)
     if args.command == "stop":
+        if args.pool:
+            from .iterating import end_pool
+
+            if found.kind != "training":
+                raise UsageError(f"{found.name} is a {found.kind} job; only training jobs keep warm pools",
+                                 flag="--pool")
+            # before the stop: a stopped job would keep its instances warm for its keep-alive
+            print(end_pool(found)[1], file=err)
         found.backend.stop(found.kind, found.name)
         if args.json:
             _json({"job_name": found.name, "kind": found.kind, "where": found.where, "stopping": True}, out)

@@ -20,7 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from .backends.base import TRAINING
 from .errors import RemoteError, UsageError
@@ -86,35 +86,33 @@ def _json(data: Any, out: TextIO) -> None:
 
 # --- stop-pool ------------------------------------------------------------------------------------
 
-def run_stop_pool(args: argparse.Namespace, finder: "Finder", out: TextIO, err: TextIO) -> int:
-    """``stop-pool JOB``: set the job's keep-alive to 0, which ends its warm pool now (or, for a job
-    still running, keeps none after it)."""
-    found = finder.find(args.job_name, TRAINING)
+def end_pool(found: "FoundJob") -> Tuple[bool, str]:
+    """End the warm pool of SageMaker training job ``found`` when it has one, or will keep one after it
+    runs: (whether ``UpdateTrainingJob`` was sent, what happened, one line)."""
     _training_on_sagemaker(found, "stop-pool")
     description = found.backend.describe(TRAINING, found.name)
     pool = description.get("WarmPoolStatus") or {}
     status = pool.get("Status")
     if status in ("Terminated", "Reused"):
         moved = f" (taken over by job {pool['ReusedByJob']})" if pool.get("ReusedByJob") else ""
-        note = f"the warm pool of training job {found.name} is already {status}{moved}: nothing to end"
-        if args.json:
-            _json({"job_name": found.name, "warm_pool": status, "ended": False}, out)
-        else:
-            print(note, file=err)
-        return 0
+        return False, f"the warm pool of training job {found.name} is already {status}{moved}: nothing to end"
     if status is None and not (description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds"):
-        if args.json:
-            _json({"job_name": found.name, "warm_pool": None, "ended": False}, out)
-        else:
-            print(f"training job {found.name} asked for no warm pool (no keep-alive): nothing to end", file=err)
-        return 0
+        return False, f"training job {found.name} asked for no warm pool (no keep-alive): nothing to end"
     found.backend.end_warm_pool(found.name)  # type: ignore[attr-defined]  # SageMakerBackend's own call
+    if status == "Available":
+        return True, f"ending the warm pool of training job {found.name}: its instances are released"
+    return True, f"training job {found.name} keeps no warm pool after it ends (keep-alive set to 0)"
+
+
+def run_stop_pool(args: argparse.Namespace, finder: "Finder", out: TextIO, err: TextIO) -> int:
+    """``stop-pool JOB``: set the job's keep-alive to 0, which ends its warm pool now (or, for a job
+    still running, keeps none after it)."""
+    found = finder.find(args.job_name, TRAINING)
+    ended, note = end_pool(found)
     if args.json:
-        _json({"job_name": found.name, "warm_pool": status or "none reported", "ended": True}, out)
-    elif status == "Available":
-        print(f"ending the warm pool of training job {found.name}: its instances are released", file=err)
+        _json({"job_name": found.name, "ended": ended, "note": note}, out)
     else:
-        print(f"training job {found.name} keeps no warm pool after it ends (keep-alive set to 0)", file=err)
+        print(note, file=err)
     return 0
 
 

@@ -283,7 +283,9 @@ def test_stop_pool_leaves_a_pool_that_is_gone(clients: Tuple[Any, Any]) -> None:
         # no UpdateTrainingJob answer is queued: a request would fail the test
         code, out, _ = _command(clients, "stop-pool", TRAIN, "--json")
         script.assert_done()
-    assert code == 0 and json.loads(out) == {"job_name": TRAIN, "warm_pool": "Reused", "ended": False}
+    assert code == 0 and json.loads(out) == {
+        "job_name": TRAIN, "ended": False,
+        "note": f"the warm pool of training job {TRAIN} is already Reused (taken over by job train-2): nothing to end"}
 
 
 def _running(script: Script, count: int, debug: bool = True) -> None:
@@ -410,3 +412,17 @@ def test_stop_pool_sends_nothing_for_a_job_that_asked_for_no_pool(clients: Tuple
         code, _, err = _command(clients, "stop-pool", TRAIN)
         script.assert_done()
     assert code == 0 and "asked for no warm pool" in err
+
+
+def test_stop_with_pool_keeps_nothing_warm_after_the_stop(clients: Tuple[Any, Any]) -> None:
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES)
+        # the keep-alive goes to 0 first: a stopped job keeps its instances warm like a completed one
+        script.sm.add_response("update_training_job", {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:1:{TRAIN}"},
+                               {"TrainingJobName": TRAIN, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}})
+        script.stop()
+        code, _, err = _command(clients, "stop", TRAIN, "--pool")
+        script.assert_done()
+    assert code == 0
+    assert err.splitlines() == [f"training job {TRAIN} keeps no warm pool after it ends (keep-alive set to 0)",
+                                f"stopping training job {TRAIN}"]
