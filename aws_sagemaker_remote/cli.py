@@ -3,7 +3,8 @@
 Scripts get their flags from :func:`~aws_sagemaker_remote.sagemaker_processing_main`;
 this command works on the jobs they launched, on SageMaker and on this machine
 (``--sagemaker-run=local``): ``list``, ``describe``, ``logs``, ``stop``,
-``download``, ``rerun`` and ``clean``. A job is named by its name alone: local
+``download``, ``rerun`` and ``clean``; for training jobs also ``stop-pool`` (end a
+warm pool) and ``shell`` (a shell in the running job). A job is named by its name alone: local
 jobs are looked up in the local registry first, then SageMaker is asked for a
 processing job and a training job of that name.
 
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd = command("stop", "stop a running job")
     job(cmd)
+    cmd.add_argument("--pool", action="store_true",
+                     help="training: also keep no warm pool after it (see stop-pool), so nothing stays billed")
 
     cmd = command("download", "download a job's outputs (training: model and output archives, unpacked)")
     job(cmd)
@@ -100,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .rerun import add_override_flags
 
     add_override_flags(cmd)
+
+    from .iterating import add_commands
+
+    add_commands(command)
 
     cmd = command("clean", "delete staged files and local records that no recent job uses (a dry listing "
                            "unless --yes)")
@@ -146,8 +153,8 @@ def _main(argv: List[str]) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: a command is needed: list, describe, logs, stop, download, rerun or clean "
-              "(see --help)", file=sys.stderr)
+        print(f"{PROG}: error: a command is needed: list, describe, logs, stop, download, rerun, clean, "
+              "stop-pool or shell (see --help)", file=sys.stderr)
         return EXIT_USAGE
     return _guarded(lambda: run_command(args))
 
@@ -210,6 +217,10 @@ def run_command(
 
     # a job name is also a file name under the tool's home: only SageMaker's job names are looked up
     check_job_name(args.job_name, flag="JOB")
+    if args.command in ("stop-pool", "shell"):
+        from .iterating import run_shell, run_stop_pool
+
+        return (run_stop_pool if args.command == "stop-pool" else run_shell)(args, finder, out, err)
     if args.command == "rerun" and args.from_kfp is not None:
         # the component's command line is read by parse_invocation, and only in its own form
         raise UsageError("a pipeline step's command is `rerun JOB --from-kfp RECORD ...`, with no options "
@@ -222,6 +233,14 @@ def run_command(
     if args.command == "describe":
         return _describe(args, found, out)
     if args.command == "stop":
+        if args.pool:
+            from .iterating import end_pool
+
+            if found.kind != "training":
+                raise UsageError(f"{found.name} is a {found.kind} job; only training jobs keep warm pools",
+                                 flag="--pool")
+            # before the stop: a stopped job would keep its instances warm for its keep-alive
+            print(end_pool(found)[1], file=err)
         found.backend.stop(found.kind, found.name)
         if args.json:
             _json({"job_name": found.name, "kind": found.kind, "where": found.where, "stopping": True}, out)
@@ -320,6 +339,16 @@ def describe_lines(found: "FoundJob", description: Mapping[str, Any]) -> List[st
         fields.append(("instances", f"{count} x {itype}, {resources.get('VolumeSizeInGB', '?')} GB"))
     if image:
         fields.append(("image", str(image)))
+    facts = job.iteration_facts(description, reused_pool=False)
+    pool = facts.get("warm_pool")
+    if pool is not None:
+        billed = f", {pool.billable_seconds} s billed" if pool.billable_seconds is not None else ""
+        fields.append(("warm pool", f"{pool.status}, keep-alive {pool.keep_alive} s{billed}"
+                       + (f", taken over by {pool.reused_by}" if pool.reused_by else "")))
+    if facts.get("attempts_allowed"):
+        fields.append(("attempt", f"{facts['attempt']} of {facts['attempts_allowed']}"))
+    if job.at(description, ("RemoteDebugConfig", "EnableRemoteDebug")):
+        fields.append(("remote debug", f"on ({PROG} shell {found.name})"))
     if description.get("RoleArn"):
         fields.append(("role", str(description["RoleArn"])))
     fields += [(f"input {name}", str(source.get("S3Uri", "")))

@@ -202,6 +202,9 @@ def _run(staged: StagedJob, request: Dict[str, Any], control: RunControl, target
                   region=str(getattr(backend, "region", "") or o.aws.region or ""), store=target.store)
     url = backend.console_url(kind, name)
     err.write(f"created {kind} job {name} ({backend.name})" + (f": {url}" if url else "") + "\n")
+    if backend.name == "local":
+        for note in spec.kind.not_emulated_locally(request):
+            err.write(f"note: the local backend accepts and ignores {note}\n")
     must_wait = o.wait and not o.detach
     if not must_wait and not backend.outlives_caller:
         err.write(f"the {backend.name} backend runs the job in this process: waiting for it\n")

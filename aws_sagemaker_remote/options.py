@@ -40,6 +40,10 @@ DEFAULT_MAX_RUN = 86400  # seeds 000/001: one day
 DEFAULT_IMAGE = "sklearn:1.2-1"
 DEFAULT_PROCESSING_VOLUME = 30  # seed 000
 DEFAULT_TRAINING_VOLUME = 1  # seed 001
+#: ``ResourceConfig.KeepAlivePeriodInSeconds`` and ``RetryStrategy.MaximumRetryAttempts`` at most
+#: (botocore's SageMaker service model; 0 here means the field is left out)
+KEEP_ALIVE_MAX = 21600
+RETRIES_MAX = 30
 
 
 # --- value parsers (keyword values and command-line strings) ------------------
@@ -338,6 +342,21 @@ class TrainingOptions(CommonOptions):
                          convert=parse_bool, boolean=True)
     download_model: Optional[str] = option(None, "After completion, download model.tar.gz and unpack it here.",
                                            metavar="DIR")
+    keep_alive: int = option(0, "Keep the instances warm for SECONDS after the job ends, so that a relaunch with "
+                             "the same instances, role and network starts on them (a managed warm pool, "
+                             "billed while it waits; end it early with `aws-sagemaker-remote stop-pool JOB`); "
+                             f"0 to {KEEP_ALIVE_MAX}, 0 is off.", convert=_int, metavar="SECONDS")
+    retries: int = option(0, "Retry the job up to N times when it fails with a SageMaker internal error "
+                          f"(RetryStrategy; 0 to {RETRIES_MAX}, 0 is off). A failure of the script is not retried.",
+                          convert=_int, metavar="N")
+    infra_check: bool = option(False, "Run SageMaker's health check of the instances' hardware and network "
+                               "before the script (InfraCheckConfig).", convert=parse_bool, boolean=True)
+    session_chaining: bool = option(False, "Pass the session tags of the role that creates the job on to the "
+                                    "job's role (SessionChainingConfig.EnableSessionTagChaining).",
+                                    convert=parse_bool, boolean=True)
+    remote_debug: bool = option(False, "Let `aws-sagemaker-remote shell JOB` open a shell in the running job "
+                                "through AWS Systems Manager (RemoteDebugConfig; the role needs the ssmmessages "
+                                "permissions).", convert=parse_bool, boolean=True)
 
 
 def canonical_keywords(cls: Type[CommonOptions], keywords: Mapping[str, Any]) -> Dict[str, Any]:

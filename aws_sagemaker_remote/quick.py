@@ -86,9 +86,29 @@ class Parser(argparse.ArgumentParser):
         return group
 
     def error(self, message: str) -> "argparse.NoReturn":  # type: ignore[name-defined]
+        message = self._other_kind(message) or message
         if self.raise_errors:
             raise UsageError(message)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def _other_kind(self, message: str) -> Optional[str]:
+        """Say so when an unrecognized flag is an option of the other job kind (``--sagemaker-keep-alive``
+        on a processing script): the other kind's request has a field this kind's lacks."""
+        prefix = "unrecognized arguments: "
+        kind = getattr(self.declaration, "kind", None)
+        if kind is None or not message.startswith(prefix):
+            return None
+        import dataclasses  # an error path: the plain run stays without the dataclass machinery
+
+        from .options import OPTIONS_BY_KIND, flag_name
+
+        mine = {flag_name(f) for f in dataclasses.fields(kind.options)}
+        for token in message[len(prefix):].split():
+            flag = token.split("=", 1)[0]
+            for other, options in OPTIONS_BY_KIND.items():
+                if flag not in mine and flag in {flag_name(f) for f in dataclasses.fields(options)}:
+                    return f"{flag}: an option of {other} jobs only; a {kind.name} job has no such setting"
+        return None
 
 
 def _additional_argument(spec: Any) -> Dict[str, Any]:

@@ -148,6 +148,16 @@ class Training:
     entry: str = "bootstrap"
     #: empty the checkpoint location before the job starts (``--sagemaker-fresh``)
     fresh: bool = False
+    #: ``ResourceConfig.KeepAlivePeriodInSeconds``: seconds the instances stay warm after the job (0: none)
+    keep_alive: int = 0
+    #: ``RetryStrategy.MaximumRetryAttempts`` (0: no retry strategy)
+    retries: int = 0
+    #: ``InfraCheckConfig.EnableInfraCheck``
+    infra_check: bool = False
+    #: ``SessionChainingConfig.EnableSessionTagChaining``
+    session_chaining: bool = False
+    #: ``RemoteDebugConfig.EnableRemoteDebug`` (an SSM session into the running container)
+    remote_debug: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,6 +273,29 @@ def output_uris(spec: JobSpec, placement: Placement) -> Dict[str, str]:
 
 
 @dataclass(frozen=True)
+class WarmPool:
+    """A training job's managed warm pool, as ``DescribeTrainingJob`` reports it (``WarmPoolStatus``)."""
+
+    #: ``Available`` (kept, waiting for a matching job), ``InUse``, ``Reused`` (moved to another job),
+    #: ``Terminated``; ``Requested`` when the job asked for a pool and SageMaker reports no status yet
+    status: str
+    #: ``ResourceConfig.KeepAlivePeriodInSeconds`` of the job
+    keep_alive: int
+    #: the job ran on instances that an earlier job's pool kept warm (seen ``InUse`` while it ran)
+    reused: bool = False
+    #: when an ``Available`` pool ends unless a matching job takes it (ISO 8601, UTC)
+    available_until: Optional[str] = None
+    #: ``ResourceRetainedBillableTimeInSeconds``: billed seconds of the kept instances (times the count)
+    billable_seconds: Optional[int] = None
+    #: ``ReusedByJob``: the job the pool moved to
+    reused_by: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        """The pool's fields, without the ones SageMaker did not report."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class JobResult:
     """What a finished (or detached) job left behind."""
 
@@ -283,6 +316,12 @@ class JobResult:
     #: what the script's ``main`` returned, when it was JSON-serialisable (read back from the file the
     #: job wrote beside its outputs, see :mod:`aws_sagemaker_remote.result`); None otherwise
     value: Any = None
+    #: training: the job's warm pool, when it asked for one (``--sagemaker-keep-alive``) or ran on one
+    warm_pool: Optional[WarmPool] = None
+    #: training with a retry strategy: the attempt this result is of (1: the first), and how many
+    #: SageMaker allows (1 + ``RetryStrategy.MaximumRetryAttempts``)
+    attempt: Optional[int] = None
+    attempts_allowed: Optional[int] = None
 
     @property
     def exit_code(self) -> int:

@@ -297,6 +297,9 @@ def wait(
     printer = _Printer(job_name, out, err, tail, tracker)
     cursor = LogCursor.start()
     final: Optional[StatusChange] = None
+    job = job_kind(kind)
+    noted: List[str] = []  # warm pool and attempt notes, each printed once
+    reused_pool = False
     try:
         for item in follow(backend, kind, job_name, cursor=cursor, sleep=sleep, clock=clock, retry_for=retry_for,
                            notify=printer.note):
@@ -305,6 +308,11 @@ def wait(
                 continue
             printer.flush()
             printer.status(item)
+            reused_pool = reused_pool or job.runs_on_warm_pool(item.description)
+            for note in job.watch_notes(item.description):
+                if note not in noted:
+                    noted.append(note)
+                    printer.note(f"[{job_name}] {note}")
             if item.terminal:
                 final = item
     except KeyboardInterrupt:
@@ -318,7 +326,8 @@ def wait(
         printer.note(f"[{job_name}] logs are incomplete ({trouble}); read them later with "
                      f"`aws-sagemaker-remote logs {kind} {job_name}`")
     assert final is not None  # follow() always ends with the terminal status
-    return result_from_description(kind, final.description, backend, tuple(printer.lines), tracker.values)
+    return result_from_description(kind, final.description, backend, tuple(printer.lines), tracker.values,
+                                   reused_pool=reused_pool)
 
 
 def _interrupted(
@@ -382,6 +391,8 @@ def result_from_description(
     backend: Optional[Backend],
     last_lines: Sequence[str] = (),
     metrics_seen: Optional[Mapping[str, float]] = None,
+    *,
+    reused_pool: bool = False,
 ) -> JobResult:
     """The :class:`~aws_sagemaker_remote.spec.JobResult` of a job's final describe response.
 
@@ -390,6 +401,8 @@ def result_from_description(
     :param last_lines: the last log lines printed, for the failure summary.
     :param metrics_seen: training metrics parsed from the logs, used when the job
         reports no ``FinalMetricDataList``.
+    :param reused_pool: the job was seen running on a warm pool an earlier job kept
+        (a final response no longer says so).
     """
     job = job_kind(kind)
     job_name = str(description.get(job.name_key, ""))
@@ -406,6 +419,7 @@ def result_from_description(
         "last_log_lines": tuple(last_lines),
         # optional on a backend: test doubles and older backends have no such method
         "log_locations": tuple(getattr(backend, "log_locations", lambda k, n: ())(kind, job_name)),
+        **job.iteration_facts(description, reused_pool),
     }
     return job.result(description, common, dict(metrics_seen or {}))
 
@@ -419,6 +433,8 @@ def summary_lines(result: JobResult) -> List[str]:
     lines = [f"{result.kind} job {result.job_name}: {result.status}"]
     if result.status == "InProgress":  # left running: say where its outputs will be
         lines.extend(f"  output {name}: {uri}" for name, uri in result.output_artifacts.items())
+    if result.status != "Completed":
+        lines.extend(iteration_lines(result))
     if result.status == "Completed":
         for name, uri in result.output_artifacts.items():
             lines.append(f"  output {name}: {uri}")
@@ -431,7 +447,7 @@ def summary_lines(result: JobResult) -> List[str]:
         if result.final_metrics:
             shown = " ".join(f"{k}={v:g}" for k, v in result.final_metrics.items())
             lines.append(f"  metrics: {shown}")
-        return lines
+        return lines + iteration_lines(result)
     if result.status != "InProgress":
         tail = _last_lines_not_in(result.last_log_lines, result.failure_reason or "")[-SUMMARY_TAIL:]
         if tail:
@@ -444,6 +460,41 @@ def summary_lines(result: JobResult) -> List[str]:
         lines.extend(f"  full log: {where}" for where in result.log_locations)
     if result.console_url:
         lines.append(f"  console: {result.console_url}")
+    return lines
+
+
+def iteration_lines(result: JobResult) -> List[str]:
+    """The summary's lines on the job's attempt (with a retry strategy) and its warm pool.
+
+    The attempt is counted from the secondary status transitions (SageMaker reports no attempt
+    number); the pool's state is ``WarmPoolStatus`` of the final describe response.
+    """
+    lines: List[str] = []
+    if result.attempt is not None and result.status not in ("InProgress", "Completed"):
+        of = f" of {result.attempts_allowed}" if result.attempts_allowed else ""
+        lines.append(f"  attempt: {result.attempt}{of} {result.status.lower()} (SageMaker retries only after "
+                     f"an internal error; the script's own failure ends the job)")
+    elif result.attempt is not None and result.attempt > 1:
+        of = f" of {result.attempts_allowed}" if result.attempts_allowed else ""
+        lines.append(f"  attempt: {result.attempt}{of} (SageMaker started the job again)")
+    pool = result.warm_pool
+    if pool is None:
+        return lines
+    if pool.reused:
+        lines.append("  warm pool: this job ran on instances kept warm by an earlier job")
+    billed = f"; {pool.billable_seconds} s billed for kept instances" if pool.billable_seconds is not None else ""
+    if pool.status == "Available":
+        until = f" until {pool.available_until.replace('T', ' ')[:19]} UTC" if pool.available_until else ""
+        lines.append(f"  warm pool: kept{until} ({pool.keep_alive} s after the end, billed while it waits{billed}); "
+                     f"end it now: {PROG} stop-pool {result.job_name}")
+    elif pool.status == "Reused":
+        taken = f" by job {pool.reused_by}" if pool.reused_by else ""
+        lines.append(f"  warm pool: taken over{taken}{billed}")
+    elif pool.status == "Requested":
+        lines.append(f"  warm pool: asked for {pool.keep_alive} s; SageMaker reports no status yet "
+                     f"(see `{PROG} describe {result.job_name}`)")
+    elif pool.status != "InUse" or result.status != "InProgress":
+        lines.append(f"  warm pool: {pool.status}{billed}")
     return lines
 
 

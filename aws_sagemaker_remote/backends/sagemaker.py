@@ -168,6 +168,13 @@ class SageMakerBackend:
                 if status not in TERMINAL_STATUSES and status != "Stopping":
                     raise
 
+    def end_warm_pool(self, job_name: str) -> None:
+        """UpdateTrainingJob with ``ResourceConfig.KeepAlivePeriodInSeconds`` 0: the training job's warm pool
+        ends now (a job still running keeps none after it)."""
+        with translate_errors(f"ending the warm pool of training job {job_name}"):
+            self._sagemaker.update_training_job(TrainingJobName=job_name,
+                                                ResourceConfig={"KeepAlivePeriodInSeconds": 0})
+
     def console_url(self, kind: str, job_name: str) -> Optional[str]:
         """The job's page in the SageMaker console."""
         return console_url(self.region, kind, job_name)

@@ -146,6 +146,24 @@ class JobKind:
         """(secondary status, its message) of a describe response, when the kind has them."""
         return None, None
 
+    def watch_notes(self, description: Mapping[str, Any]) -> Tuple[str, ...]:
+        """What a describe response of the running job says beyond its status, one line each
+        (training: a reused warm pool, a retried attempt)."""
+        return ()
+
+    def not_emulated_locally(self, request: Mapping[str, Any]) -> Tuple[str, ...]:
+        """What ``request`` asks for that the local backend accepts but does not do, one phrase each."""
+        return ()
+
+    def runs_on_warm_pool(self, description: Mapping[str, Any]) -> bool:
+        """The running job took over instances an earlier job kept warm."""
+        return False
+
+    def iteration_facts(self, description: Mapping[str, Any], reused_pool: bool) -> Dict[str, Any]:
+        """The :class:`~aws_sagemaker_remote.spec.JobResult` fields on warm pools and attempts
+        (``warm_pool``, ``attempt``, ``attempts_allowed``) of a final describe response."""
+        return {}
+
     def result(self, description: Mapping[str, Any], common: Dict[str, Any],
                metrics_seen: Mapping[str, float]) -> "JobResult":
         """The :class:`~aws_sagemaker_remote.spec.JobResult` of a final describe response."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, TextIO, Tu
 
 from ..container import DEFAULT as PATHS
 from ..errors import UsageError
-from ..options import DEFAULT_IMAGE, CommonOptions, TrainingOptions
+from ..options import DEFAULT_IMAGE, KEEP_ALIVE_MAX, RETRIES_MAX, CommonOptions, TrainingOptions
 from .base import CHANNEL_NAME_RE, JobKind
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +54,60 @@ def check_toolkit_image(options: TrainingOptions) -> None:
             raise UsageError(f"toolkit (script mode) needs an image that runs the sagemaker-training toolkit; "
                              f"{options.image!r} is not one of the framework images "
                              f"({', '.join(TOOLKIT_FRAMEWORKS)})", flag="--sagemaker-entry")
+
+
+def _check_iteration_options(o: TrainingOptions) -> None:
+    """Limits of the warm-pool, retry and remote-debug options (botocore's model, the SageMaker guide)."""
+    from ..plan import check_range
+
+    check_range(o.keep_alive, 0, KEEP_ALIVE_MAX, "--sagemaker-keep-alive")
+    check_range(o.retries, 0, RETRIES_MAX, "--sagemaker-retries")
+    if o.keep_alive and o.spot:
+        # the warm pools guide: "managed warm pools cannot be used with spot instances"
+        raise UsageError("a warm pool cannot hold spot instances; allowed: 0 with --sagemaker-spot",
+                         flag="--sagemaker-keep-alive")
+    if o.remote_debug and o.network_isolation:
+        # the remote debugging guide: the SSM agent needs the network that isolation takes away
+        raise UsageError("needs the network, and --sagemaker-network-isolation takes it away; allowed: one of them",
+                         flag="--sagemaker-remote-debug")
+    if o.remote_debug and o.algorithm_name:
+        raise UsageError("SageMaker offers no remote debugging of algorithm resources; allowed: with "
+                         "--sagemaker-image", flag="--sagemaker-remote-debug")
+
+
+def _render_iteration_options(request: Dict[str, Any], training: "Training") -> None:
+    """The warm-pool, retry, health-check, session-chaining and remote-debug fields, only when asked for."""
+    if training.keep_alive:
+        request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = training.keep_alive
+    if training.retries:
+        request["RetryStrategy"] = {"MaximumRetryAttempts": training.retries}
+    if training.infra_check:
+        request["InfraCheckConfig"] = {"EnableInfraCheck": True}
+    if training.session_chaining:
+        request["SessionChainingConfig"] = {"EnableSessionTagChaining": True}
+    if training.remote_debug:
+        request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
+
+
+#: Secondary statuses that begin an attempt: a retry "changes SecondaryStatus to Starting" (RetryStrategy
+#: in the API reference); ``Restarting`` is the model's other start.
+_ATTEMPT_STARTS = ("Starting", "Restarting")
+
+
+def training_attempts(description: Mapping[str, Any]) -> Tuple[int, Optional[int]]:
+    """(the attempt the job is on, attempts allowed or None) of a ``DescribeTrainingJob`` response.
+
+    SageMaker reports no attempt number: each return to ``Starting`` (or ``Restarting``) after a later
+    secondary status in ``SecondaryStatusTransitions`` counts as one more attempt.
+    """
+    attempt, previous = 1, None
+    for transition in description.get("SecondaryStatusTransitions") or []:
+        status = transition.get("Status")
+        if status in _ATTEMPT_STARTS and previous is not None and previous not in _ATTEMPT_STARTS:
+            attempt += 1
+        previous = status
+    retries = (description.get("RetryStrategy") or {}).get("MaximumRetryAttempts")
+    return attempt, (1 + int(retries)) if retries else None
 
 
 class TrainingKind(JobKind):
@@ -134,6 +188,7 @@ class TrainingKind(JobKind):
         if o.fresh and checkpoint is None:
             raise UsageError("empties the checkpoint location, and --sagemaker-checkpoint-s3 is none",
                              flag="--sagemaker-fresh")
+        _check_iteration_options(o)
         return Training(
             input_mode=o.input_mode,
             algorithm_name=o.algorithm_name,
@@ -144,6 +199,11 @@ class TrainingKind(JobKind):
             checkpoint=checkpoint,
             entry=o.entry,
             fresh=o.fresh,
+            keep_alive=o.keep_alive,
+            retries=o.retries,
+            infra_check=o.infra_check,
+            session_chaining=o.session_chaining,
+            remote_debug=o.remote_debug,
         )
 
     def ack_plan_refusal(self, spec: "JobSpec") -> Optional[str]:
@@ -254,6 +314,7 @@ class TrainingKind(JobKind):
             request["Environment"] = dict(spec.environment)
         if spec.tags:
             request["Tags"] = tag_list(spec.tags)
+        _render_iteration_options(request, training)
         return request
 
     def request_inputs(self, request: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
@@ -314,6 +375,60 @@ class TrainingKind(JobKind):
             message = transitions[-1].get("StatusMessage")
         return secondary, message
 
+    def watch_notes(self, description: Mapping[str, Any]) -> Tuple[str, ...]:
+        notes: List[str] = []
+        if self.runs_on_warm_pool(description):
+            notes.append("running on instances kept warm by an earlier job (warm pool InUse)")
+        attempt, allowed = training_attempts(description)
+        if attempt > 1:
+            of = f" of {allowed}" if allowed else ""
+            notes.append(f"attempt {attempt}{of}: SageMaker started the job again")
+        return tuple(notes)
+
+    def not_emulated_locally(self, request: Mapping[str, Any]) -> Tuple[str, ...]:
+        asked = (
+            ((request.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds"),
+             "--sagemaker-keep-alive (no instance outlives a local job)"),
+            (request.get("RetryStrategy"), ("--sagemaker-retries (SageMaker retries after its own internal errors, "
+                                           "which a local job never meets)")),
+            (request.get("InfraCheckConfig"), "--sagemaker-infra-check (no instance health check)"),
+            (request.get("SessionChainingConfig"), ("--sagemaker-session-chaining (the job runs with your "
+                                                   "credentials)")),
+            (request.get("RemoteDebugConfig"), ("--sagemaker-remote-debug (the processes run on this machine; "
+                                               "no SSM session)")),
+        )
+        return tuple(text for value, text in asked if value)
+
+    def runs_on_warm_pool(self, description: Mapping[str, Any]) -> bool:
+        """``WarmPoolStatus`` ``InUse`` while the job runs: SageMaker's lifecycle gives that status to
+        the job that took over an earlier job's pool."""
+        pool = description.get("WarmPoolStatus") or {}
+        return pool.get("Status") == "InUse" and description.get(self.status_key) == "InProgress"
+
+    def iteration_facts(self, description: Mapping[str, Any], reused_pool: bool) -> Dict[str, Any]:
+        from ..spec import WarmPool
+
+        facts: Dict[str, Any] = {}
+        keep_alive = int((description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds") or 0)
+        pool = description.get("WarmPoolStatus") or {}
+        if pool or keep_alive or reused_pool:
+            status = str(pool.get("Status") or ("Requested" if keep_alive else "Terminated"))
+            import datetime as _dt
+
+            until = None
+            ended = description.get("TrainingEndTime")
+            if status == "Available" and keep_alive and isinstance(ended, _dt.datetime):
+                until = (ended + _dt.timedelta(seconds=keep_alive)).astimezone(_dt.timezone.utc).isoformat()
+            billable = pool.get("ResourceRetainedBillableTimeInSeconds")
+            facts["warm_pool"] = WarmPool(status=status, keep_alive=keep_alive, reused=reused_pool,
+                                          available_until=until,
+                                          billable_seconds=int(billable) if billable is not None else None,
+                                          reused_by=pool.get("ReusedByJob"))
+        attempt, allowed = training_attempts(description)
+        if allowed or attempt > 1:
+            facts.update(attempt=attempt, attempts_allowed=allowed)
+        return facts
+
     def result(self, description: Mapping[str, Any], common: Dict[str, Any],
                metrics_seen: Mapping[str, float]) -> "JobResult":
         from ..spec import JobResult
@@ -337,12 +452,18 @@ class TrainingKind(JobKind):
         )
 
     def result_json(self, result: "JobResult") -> Dict[str, Any]:
-        return {
+        out: Dict[str, Any] = {
             "model_artifact_url": result.model_artifact_url,
             "output_data_url": result.output_data_url,
             "training_image": result.training_image,
             "final_metrics": dict(result.final_metrics),
         }
+        if result.warm_pool is not None:
+            out["warm_pool"] = result.warm_pool.to_json()
+        if result.attempt is not None:
+            out["attempt"] = result.attempt
+            out["attempts_allowed"] = result.attempts_allowed
+        return out
 
     def download(self, staged: "StagedJob", result: "JobResult", control: "RunControl", store: "Store",
                  output_uris: Mapping[str, str], err: TextIO) -> None:

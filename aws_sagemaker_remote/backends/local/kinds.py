@@ -304,6 +304,9 @@ def training_describe_extras(job: Job) -> Dict[str, Any]:
         extras["TrainingEndTime"] = job.ended
         if job.started:
             extras["TrainingTimeInSeconds"] = int((job.ended - job.started).total_seconds())
+    if job.ended and (job.request.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds"):
+        # no instance outlives a local job: the pool it asked for ends with it, and nothing was billed
+        extras["WarmPoolStatus"] = {"Status": "Terminated", "ResourceRetainedBillableTimeInSeconds": 0}
     if job.model_artifacts:
         extras["ModelArtifacts"] = {"S3ModelArtifacts": job.model_artifacts}
     if job.metrics:
