@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import IO, Any, Deque, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from .container import (
@@ -149,6 +150,20 @@ def _log(text: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def phase_line(name: str, seconds: float) -> str:
+    """``aws_sagemaker_remote: phase NAME took 1.23s``: how long one phase of the job took.
+
+    The watch code reads these lines from the log for its breakdown of the job's time
+    (:mod:`aws_sagemaker_remote.phases`); the local backend writes the same for its own phases.
+    """
+    return f"{LOG_PREFIX} phase {name} took {max(seconds, 0.0):.2f}s"
+
+
+def _phase(name: str, seconds: float) -> None:
+    """Log how long phase ``name`` (``install``, ``script``) took, in the form :func:`phase_line` gives."""
+    _log(phase_line(name, seconds)[len(LOG_PREFIX) + 1:])
 
 
 def _binary(stream: IO[Any]) -> Any:
@@ -316,7 +331,9 @@ def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, s
         head = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
     else:
         head = overlay.install_command()
+    started = time.monotonic()
     output = run_streaming(head + ["-r", os.path.join(unpack_dir, requirements)], env, cwd)
+    _phase("install", time.monotonic() - started)
     code = output.code
     if code != 0:
         # pip (and uv) end a failure with their error lines
@@ -386,7 +403,9 @@ def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Ma
     display = script[len("script/"):] if script.startswith("script/") else script
     # the launcher resolved every option already: the script does not read option sources again
     env = dict(env, **{IN_JOB_ENV: "1"})
+    started = time.monotonic()
     output = run_streaming([python, path] + list(script_args), env, os.path.dirname(path))
+    _phase("script", time.monotonic() - started)
     code = output.code
     if code != 0:
         # After an uncaught exception the last line is "ValueError: why"; without
