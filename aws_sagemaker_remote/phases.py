@@ -139,6 +139,9 @@ def timing(kind: str, description: Mapping[str, Any], marks: Optional[Mapping[st
     else:
         total = _span(created, description.get("ProcessingEndTime"))
         found["provisioning"] = _span(created, description.get("ProcessingStartTime"))
+        if found["provisioning"] is not None and "download" in marks:
+            # the download happened before the container started; timed apart, it is not provisioning
+            found["provisioning"] = max(found["provisioning"] - marks["download"], 0.0)
     if total is None:
         return None
     for name in TIMING_PHASES:

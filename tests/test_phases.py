@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Tuple
 
 import boto3
 import pytest
+from test_local_backend import put_code  # noqa: F401 - a fixture
 from test_watch import REGION, FakeTime, Script
 
 from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
@@ -236,3 +237,126 @@ def test_output_json_key_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "out.json"
     path.write_text(json.dumps(result.to_json()))
     assert json.loads(path.read_text())["timing"] == {"provisioning": 1.5, "total": 4.0}
+
+
+# --- the local backend: the same phases, from its own clock and the job's lines --------------------
+
+class TickingClock:
+    """A monotonic clock that moves one second each time it is read: a phase the backend times with two
+    reads lasts exactly one second."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_local_processing_reports_its_download_and_upload_on_its_clock(
+        put_code: Any, store: Any, workdir: Path) -> None:  # noqa: F811 - the imported fixture
+    from test_local_backend import BUCKET, processing_input, processing_request
+
+    from aws_sagemaker_remote.backends.local import LocalBackend
+
+    store.put_bytes(b"alpha", f"s3://{BUCKET}/data/a.txt")
+    code = put_code("processing", "import time; time.sleep(0.2); print('cleaned')\n")
+    request = processing_request("phases-local", code, instance_count=2, max_run=86400,
+                                 inputs=[processing_input("input", f"s3://{BUCKET}/data/")],
+                                 outputs={"out": f"s3://{BUCKET}/out"})
+    backend = LocalBackend(store, workdir=str(workdir), stop_grace=5.0, clock=TickingClock())
+    backend.create("processing", request)
+    out, err = io.StringIO(), Terminal()
+
+    result = wait(backend, "processing", "phases-local", out=out, err=err)
+
+    assert result.status == "Completed", result.failure_reason
+    timed = result.timing
+    assert timed is not None and timed.total is not None and timed.provisioning is not None
+    # two reads of the backend's clock around each instance's download and upload
+    assert (timed.download, timed.upload) == (1.0, 1.0)
+    assert timed.script is not None and 0.2 <= timed.script < timed.total
+    assert timed.install is None  # no requirements: nothing was installed
+    for host in ("algo-1", "algo-2"):
+        assert f"[{host}] aws_sagemaker_remote: phase download took 1.00s" in out.getvalue().splitlines()
+    shown = {line.split("] ", 1)[1].split(" ")[0] for line in status_lines(err.getvalue())}
+    assert shown <= {"Starting", "Processing", "Uploading"} and "Starting" in shown
+    assert summary_lines(result)[-1].startswith("  time: provisioning ")
+
+
+LOCAL_JOB = """
+import os, time
+from aws_sagemaker_remote import sagemaker_processing_main
+
+def main(args):
+    import tinypkg  # installed from the requirements
+    time.sleep(0.3)
+    with open(os.path.join(args.output, "done.txt"), "w") as fh:
+        fh.write(tinypkg.VALUE)
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main=main, base_job_name="phases", requirements={requirements!r},
+                              inputs={{"input": {data!r}}}, outputs={{"output": "out"}})
+"""
+
+
+def test_breakdown_of_a_local_run_end_to_end(tmp_path: Path, run_script: Any) -> None:
+    from test_bootstrap import make_wheel
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "tinypkg", "0.1", {"tinypkg/__init__.py": "VALUE = 'installed'\n"})
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"--no-index\n--find-links {wheels}\ntinypkg==0.1\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text("a,b\n1,2\n")
+    script = tmp_path / "job.py"
+    script.write_text(LOCAL_JOB.format(requirements=str(requirements), data=str(data)))
+    result_file = tmp_path / "result.json"
+
+    run = run_script(script, "--sagemaker-run=local", "--sagemaker-output-json", result_file, timeout=180)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    timed = json.loads(result_file.read_text())["timing"]
+    assert set(timed) == {"provisioning", "download", "install", "script", "upload", "total"}
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in timed.values())
+    assert timed["script"] >= 0.3
+    assert timed["install"] + timed["script"] <= timed["total"]
+    # printed once, at the end, on one line; no status line in output that is not a terminal
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("  time: ")]
+    assert re.fullmatch(r"  time: provisioning \S+, download \S+, install \S+, script \S+, upload \S+, "
+                        r"total \S+", line)
+    assert "\r" not in run.stderr and "\x1b" not in run.stderr
+    assert "phase install took" in run.stdout and "phase script took" in run.stdout
+
+
+TRAINING_JOB = """
+import os, time
+from aws_sagemaker_remote import sagemaker_training_main
+
+def main(args):
+    time.sleep(0.2)
+    with open(os.path.join(args.model_dir, "model.txt"), "w") as fh:
+        fh.write("trained")
+
+if __name__ == "__main__":
+    sagemaker_training_main(main=main, base_job_name="phases-train")
+"""
+
+
+def test_breakdown_of_a_local_training_run_end_to_end(tmp_path: Path, run_script: Any) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(TRAINING_JOB)
+    result_file = tmp_path / "result.json"
+
+    run = run_script(script, "--sagemaker-run=local", "--sagemaker-output-json", result_file)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    timed = json.loads(result_file.read_text())["timing"]
+    # no requirements: no install; the local backend bills nothing
+    assert set(timed) == {"provisioning", "download", "script", "upload", "total"}
+    assert timed["script"] >= 0.2 and timed["script"] <= timed["total"]
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("  time: ")]
+    assert re.fullmatch(r"  time: provisioning \S+, download \S+, script \S+, upload \S+, total \S+", line)
+    assert run.stderr.splitlines()[-1] == line
