@@ -280,7 +280,8 @@ def test_local_processing_reports_its_download_and_upload_on_its_clock(
     for host in ("algo-1", "algo-2"):
         assert f"[{host}] aws_sagemaker_remote: phase download took 1.00s" in out.getvalue().splitlines()
     shown = {line.split("] ", 1)[1].split(" ")[0] for line in status_lines(err.getvalue())}
-    assert shown <= {"Starting", "Processing", "Uploading"} and "Starting" in shown
+    # which phases a poll catches depends on the machine's speed; no other name may appear
+    assert shown and shown <= {"Starting", "Processing", "Uploading"}
     assert summary_lines(result)[-1].startswith("  time: provisioning ")
 
 
