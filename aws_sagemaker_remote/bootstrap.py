@@ -167,6 +167,20 @@ def _log(text: str) -> None:
         pass
 
 
+def phase_line(name: str, seconds: float) -> str:
+    """``aws_sagemaker_remote: phase NAME took 1.23s``: how long one phase of the job took.
+
+    The watch code reads these lines from the log for its breakdown of the job's time
+    (:mod:`aws_sagemaker_remote.phases`); the local backend writes the same for its own phases.
+    """
+    return f"{LOG_PREFIX} phase {name} took {max(seconds, 0.0):.2f}s"
+
+
+def _phase(name: str, seconds: float) -> None:
+    """Log how long phase ``name`` (``install``, ``script``) took, in the form :func:`phase_line` gives."""
+    _log(phase_line(name, seconds)[len(LOG_PREFIX) + 1:])
+
+
 def _binary(stream: IO[Any]) -> Any:
     return getattr(stream, "buffer", stream)
 
@@ -323,11 +337,6 @@ def configure(unpack_dir: str, manifest: Mapping[str, Any], env: Dict[str, str],
     return {str(k): str(v) for k, v in new_env.items()}
 
 
-def _phase(name: str, seconds: float) -> None:
-    """The timing marker of one step, read by the launcher's breakdown."""
-    _log(f"phase {name} took {seconds:.1f}s")
-
-
 def index_environment(unpack_dir: str, manifest: Mapping[str, Any]) -> Dict[str, str]:
     """The variables that give pip and uv the package indexes of the launching machine.
 
@@ -460,7 +469,9 @@ def run_script(unpack_dir: str, script: str, script_args: Sequence[str], env: Ma
     display = script[len("script/"):] if script.startswith("script/") else script
     # the launcher resolved every option already: the script does not read option sources again
     env = dict(env, **{IN_JOB_ENV: "1"})
+    started = time.monotonic()
     output = run_streaming([python, path] + list(script_args), env, os.path.dirname(path))
+    _phase("script", time.monotonic() - started)
     code = output.code
     if code != 0:
         # After an uncaught exception the last line is "ValueError: why"; without
@@ -535,9 +546,11 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
             _stop_point()
             if requirements:
                 started = time.monotonic()
-                install_requirements(unpack_dir, str(requirements), env, cwd,
-                                     indexes=index_environment(unpack_dir, manifest))
-                _phase("install", time.monotonic() - started)
+                try:
+                    install_requirements(unpack_dir, str(requirements), env, cwd,
+                                         indexes=index_environment(unpack_dir, manifest))
+                finally:  # a failed install took its time too
+                    _phase("install", time.monotonic() - started)
                 _stop_point()
         # the configuration may have changed PYTHONPATH; ours still comes first
         prepend_pythonpath(env, pythonpath)

@@ -272,6 +272,36 @@ def output_uris(spec: JobSpec, placement: Placement) -> Dict[str, str]:
     return {out.name: out.location.resolve(placement.bucket, placement.prefix) for out in spec.outputs}
 
 
+#: The phases of :class:`Timing`, in the order they happen.
+TIMING_PHASES = ("provisioning", "download", "install", "script", "upload")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a job's time went, in seconds; None where the job did not say (see ``docs/operating.rst``)."""
+
+    #: from the job's creation until its input download began (instances, image; for processing also
+    #: the input download, which SageMaker does not time apart)
+    provisioning: Optional[float] = None
+    #: the input download
+    download: Optional[float] = None
+    #: the requirements install (the job's own ``phase install took`` line)
+    install: Optional[float] = None
+    #: the user's script (the job's own ``phase script took`` line)
+    script: Optional[float] = None
+    #: the upload of outputs and model
+    upload: Optional[float] = None
+    #: from the job's creation to its end
+    total: Optional[float] = None
+    #: training: the seconds SageMaker bills (``BillableTimeInSeconds``)
+    billable: Optional[float] = None
+
+    def to_json(self) -> Dict[str, float]:
+        """The known values by name (``provisioning``, ..., ``total``, ``billable``), in seconds."""
+        names = TIMING_PHASES + ("total", "billable")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
 @dataclass(frozen=True)
 class WarmPool:
     """A training job's managed warm pool, as ``DescribeTrainingJob`` reports it (``WarmPoolStatus``)."""
@@ -322,6 +352,8 @@ class JobResult:
     #: SageMaker allows (1 + ``RetryStrategy.MaximumRetryAttempts``)
     attempt: Optional[int] = None
     attempts_allowed: Optional[int] = None
+    #: where the job's time went, once it ended (see :func:`aws_sagemaker_remote.phases.timing`)
+    timing: Optional[Timing] = None
 
     @property
     def exit_code(self) -> int:
@@ -332,8 +364,8 @@ class JobResult:
     def to_json(self) -> Dict[str, Any]:
         """What ``--sagemaker-output-json`` writes: ``job_name``, ``kind``, ``status`` and
         ``output_artifacts`` (output name → S3 URI), the failure reason and console URL when
-        known, and for training ``model_artifact_url``, ``output_data_url``, ``training_image``
-        and ``final_metrics``."""
+        known, ``timing`` (seconds by phase, see :class:`Timing`) once the job ended, and for
+        training ``model_artifact_url``, ``output_data_url``, ``training_image`` and ``final_metrics``."""
         out: Dict[str, Any] = {
             "job_name": self.job_name,
             "kind": self.kind,
@@ -346,6 +378,8 @@ class JobResult:
             out["console_url"] = self.console_url
         if self.value is not None:
             out["value"] = self.value
+        if self.timing is not None:
+            out["timing"] = self.timing.to_json()
         from .kinds import job_kind
 
         out.update(job_kind(self.kind).result_json(self))

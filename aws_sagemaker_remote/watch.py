@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import (
     Any,
     Callable,
@@ -54,6 +54,7 @@ from .errors import AwsError, CredentialsError, EndpointError, Interrupted, Remo
 from .jobs import PROG
 from .kinds import job_kind
 from .metrics import MetricTracker
+from .phases import PhaseMarks, breakdown_lines, current_phase, status_text, timing
 from .spec import JobResult
 
 #: Log lines kept for the failure summary.
@@ -79,6 +80,7 @@ PERMANENT_ERROR_CODES = frozenset({
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 Notify = Callable[[str], None]
+Tick = Callable[[Mapping[str, Any]], None]
 T = TypeVar("T")
 
 
@@ -171,6 +173,7 @@ def follow(
     clock: Clock = time.monotonic,
     retry_for: float = DEFAULT_RETRY_SECONDS,
     notify: Optional[Notify] = None,
+    tick: Optional[Tick] = None,
 ) -> Iterator[Union[StatusChange, LogEvent]]:
     """Yield the job's status changes and log events until it ends.
 
@@ -184,12 +187,15 @@ def follow(
         are retried (see :func:`is_transient`); after that the last error is
         raised again, saying that the job may still be running.
     :param notify: called with a one-line message when a run of errors starts.
+    :param tick: called before each pause with the latest describe response (the
+        terminal's status line is redrawn there).
     """
     cursor = cursor if cursor is not None else LogCursor.start()
     call = _Retry(kind, job_name, sleep=sleep, clock=clock, allowed=retry_for, notify=notify)
     status_every = max(float(backend.poll_interval), 0.0)
     log_every = min(float(backend.log_poll_interval), status_every)
     last: Optional[StatusChange] = None
+    latest: Mapping[str, Any] = {}
     told = False  # the user knows the logs cannot be read right now
     next_status = clock()
     while True:
@@ -199,6 +205,7 @@ def follow(
             # not stretch the interval.
             next_status = now + status_every
             change = status_change(kind, call(backend.describe, kind, job_name))
+            latest = change.description
             if change.terminal:
                 # Lines written just before the end arrive after the last read.
                 yield from call(backend.logs, kind, job_name, cursor)
@@ -213,18 +220,71 @@ def follow(
         if trouble and not told and notify is not None:
             notify(f"[{job_name}] cannot read the logs now ({trouble}); still following the job's status")
         told = bool(trouble)
+        if tick is not None:
+            tick(latest)
         sleep(max(0.0, min(log_every, next_status - clock())))
+
+
+class _StatusLine:
+    """The job's current phase and how long it has lasted, on one line of a terminal, redrawn in place.
+
+    Silent unless ``stream`` is a terminal: logs and CI output never see it. Times
+    count from when this watch saw the phase (and the watch) begin, on ``clock``.
+    """
+
+    def __init__(self, kind: str, job_name: str, stream: TextIO, clock: Clock) -> None:
+        self.kind = kind
+        self.job_name = job_name
+        self.stream = stream
+        self.clock = clock
+        try:
+            self.enabled = bool(stream.isatty())
+        except (AttributeError, ValueError):  # no such method, or a closed stream
+            self.enabled = False
+        self.started = clock()
+        self.phase: Optional[str] = None
+        self.since = self.started
+        self.shown = ""
+
+    def update(self, description: Mapping[str, Any], marks: PhaseMarks) -> None:
+        if not self.enabled or not description:
+            return
+        now = self.clock()
+        phase = current_phase(self.kind, description, marks)
+        if phase != self.phase:
+            self.phase, self.since = phase, now
+        text = status_text(self.job_name, phase, now - self.since, now - self.started)
+        if text != self.shown:
+            # "\x1b[K" erases what a longer previous text left on the line
+            self.stream.write("\r" + text + "\x1b[K")
+            self.stream.flush()
+            self.shown = text
+
+    def clear(self) -> None:
+        """Erase the line, before anything else is printed; the next update draws it again."""
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = ""
 
 
 class _Printer:
     """Writes what :func:`follow` yields and remembers the last log lines."""
 
-    def __init__(self, job_name: str, out: TextIO, err: TextIO, tail: int, metrics: MetricTracker) -> None:
+    def __init__(self, job_name: str, out: TextIO, err: TextIO, tail: int, metrics: MetricTracker,
+                 status_line: Optional[_StatusLine] = None) -> None:
         self.job_name = job_name
         self.out = out
         self.err = err
         self.lines: Deque[str] = deque(maxlen=max(tail, 0))
         self.metrics = metrics
+        self.marks = PhaseMarks()
+        self.status_line = status_line
+
+    def tick(self, description: Mapping[str, Any]) -> None:
+        if self.status_line is not None:
+            self.out.flush()
+            self.status_line.update(description, self.marks)
 
     def status(self, change: StatusChange) -> None:
         text = f"[{self.job_name}] {change.status}"
@@ -234,15 +294,20 @@ class _Printer:
         self.note(text)
 
     def note(self, text: str) -> None:
+        if self.status_line is not None:
+            self.status_line.clear()
         print(text, file=self.err, flush=True)
 
     def log(self, event: LogEvent) -> None:
         # An event may hold several lines (a traceback written at once); each
         # gets the host prefix so multi-instance output stays readable.
+        if self.status_line is not None:
+            self.status_line.clear()
         for line in event.message.rstrip("\r\n").splitlines() or [""]:
             text = f"[{event.host}] {line}"
             print(text, file=self.out)
-            self.lines.append(text)
+            if not self.marks.feed(line):  # a phase line says nothing about a failure
+                self.lines.append(text)
             if self.metrics and self.metrics.feed(line):
                 self.out.flush()
                 self.note(self.metrics.line())
@@ -294,7 +359,7 @@ def wait(
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     tracker = MetricTracker(metrics)
-    printer = _Printer(job_name, out, err, tail, tracker)
+    printer = _Printer(job_name, out, err, tail, tracker, _StatusLine(kind, job_name, err, clock))
     cursor = LogCursor.start()
     final: Optional[StatusChange] = None
     job = job_kind(kind)
@@ -302,7 +367,7 @@ def wait(
     reused_pool = False
     try:
         for item in follow(backend, kind, job_name, cursor=cursor, sleep=sleep, clock=clock, retry_for=retry_for,
-                           notify=printer.note):
+                           notify=printer.note, tick=printer.tick):
             if isinstance(item, LogEvent):
                 printer.log(item)
                 continue
@@ -327,7 +392,7 @@ def wait(
                      f"`aws-sagemaker-remote logs {kind} {job_name}`")
     assert final is not None  # follow() always ends with the terminal status
     return result_from_description(kind, final.description, backend, tuple(printer.lines), tracker.values,
-                                   reused_pool=reused_pool)
+                                   printer.marks.seconds, reused_pool=reused_pool)
 
 
 def _interrupted(
@@ -391,6 +456,7 @@ def result_from_description(
     backend: Optional[Backend],
     last_lines: Sequence[str] = (),
     metrics_seen: Optional[Mapping[str, float]] = None,
+    phase_marks: Optional[Mapping[str, float]] = None,
     *,
     reused_pool: bool = False,
 ) -> JobResult:
@@ -401,6 +467,8 @@ def result_from_description(
     :param last_lines: the last log lines printed, for the failure summary.
     :param metrics_seen: training metrics parsed from the logs, used when the job
         reports no ``FinalMetricDataList``.
+    :param phase_marks: seconds by phase from the job's ``phase NAME took`` log lines
+        (see :mod:`aws_sagemaker_remote.phases`), for the result's ``timing``.
     :param reused_pool: the job was seen running on a warm pool an earlier job kept
         (a final response no longer says so).
     """
@@ -421,14 +489,16 @@ def result_from_description(
         "log_locations": tuple(getattr(backend, "log_locations", lambda k, n: ())(kind, job_name)),
         **job.iteration_facts(description, reused_pool),
     }
-    return job.result(description, common, dict(metrics_seen or {}))
+    result = job.result(description, common, dict(metrics_seen or {}))
+    return replace(result, timing=timing(kind, description, phase_marks))
 
 
 def summary_lines(result: JobResult) -> List[str]:
     """The final summary of a job, one line each.
 
     Always the job and its status; when it completed, where its outputs are;
-    otherwise the failure reason, the last log lines and the console URL.
+    otherwise the failure reason, the last log lines and the console URL. Once the
+    job ended, where its time went (one ``time:`` line, when its timing is known).
     """
     lines = [f"{result.kind} job {result.job_name}: {result.status}"]
     if result.status == "InProgress":  # left running: say where its outputs will be
@@ -447,6 +517,7 @@ def summary_lines(result: JobResult) -> List[str]:
         if result.final_metrics:
             shown = " ".join(f"{k}={v:g}" for k, v in result.final_metrics.items())
             lines.append(f"  metrics: {shown}")
+        lines.extend(breakdown_lines(result.timing))
         return lines + iteration_lines(result)
     if result.status != "InProgress":
         tail = _last_lines_not_in(result.last_log_lines, result.failure_reason or "")[-SUMMARY_TAIL:]
@@ -455,6 +526,7 @@ def summary_lines(result: JobResult) -> List[str]:
             lines.extend(f"    {line}" for line in tail)
     if result.failure_reason:
         lines.append(f"  reason: {result.failure_reason}")
+    lines.extend(breakdown_lines(result.timing))
     if result.status != "InProgress":
         lines.append(f"  full log: {PROG} logs {result.job_name}")
         lines.extend(f"  full log: {where}" for where in result.log_locations)

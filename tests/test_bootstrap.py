@@ -11,6 +11,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -145,6 +146,9 @@ def test_requirements_are_installed_with_the_jobs_python(tmp_path: Path, new_job
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "installed offline"
     assert "aws_sagemaker_remote: installing requirements/requirements.txt" in result.stderr
+    # how long each phase took, for the watch's breakdown
+    assert re.search(r"^aws_sagemaker_remote: phase install took \d+\.\d\ds$", result.stderr, re.MULTILINE)
+    assert re.search(r"^aws_sagemaker_remote: phase script took \d+\.\d\ds$", result.stderr, re.MULTILINE)
     assert (target / "tinypkg" / "__init__.py").is_file()
 
 
@@ -273,8 +277,11 @@ def test_output_and_traceback_keep_the_order_the_script_wrote_them_in(new_job: N
     expected = [line for i in range(300) for line in (f"out {i}", f"err {i}")]
     assert lines[:600] == expected
     assert lines[600] == "Traceback (most recent call last):"
-    assert lines[-2:] == ["ValueError: bad row 7",
+    assert lines[-3:] == ["ValueError: bad row 7",
+                          # how long the script ran, for the watch's breakdown, also after a failure
+                          lines[-2],
                           "aws_sagemaker_remote: script job.py exited with code 1"]
+    assert re.fullmatch(r"aws_sagemaker_remote: phase script took \d+\.\d\ds", lines[-2])
     assert job.failure() == "script job.py exited with code 1: ValueError: bad row 7"
 
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ...bootstrap import phase_line
 from ...container import ContainerPaths
 from ...store import upload_folder
 from ..base import PROCESSING, TRAINING
@@ -29,6 +30,13 @@ class KindHooks:
     instance_count: Callable[[Mapping[str, Any]], int]
     run: Callable[[Settings, Job], None]
     describe_extras: Callable[[Job], Dict[str, Any]]
+
+
+def _phase_done(settings: Settings, job: Job, instance: Instance, name: str, started: float) -> None:
+    """Log how long the backend's own phase ``name`` (``download``, ``upload``) took for ``instance``, on
+    the backend's clock, in the form the job's bootstrap logs its own phases: the watch's breakdown of
+    the job's time reads these lines (SageMaker reports these phases in its describe response instead)."""
+    job.add_line(instance.host, phase_line(name, settings.clock() - started))
 
 
 # --- processing ------------------------------------------------------------------------------------
@@ -90,6 +98,7 @@ def run_processing(settings: Settings, job: Job) -> None:
     hosts = [i.host for i in job.instances]
     streams: List[Tuple[Instance, pipes.PipeChannel]] = []
     for instance in job.instances:
+        started = settings.clock()
         for item in request.get("ProcessingInputs", []) or []:
             source = item.get("S3Input")
             if not source:
@@ -108,6 +117,7 @@ def run_processing(settings: Settings, job: Job) -> None:
             os.makedirs(instance.local(output["S3Output"]["LocalPath"]), exist_ok=True)
         write_json(instance.paths.processing_job_config, processing_job_config(job))
         write_json(instance.paths.processing_resource_config, {"current_host": instance.host, "hosts": hosts})
+        _phase_done(settings, job, instance, "download", started)
     if job.stopped_early():
         return
     limit = disk.volume_bytes(PROCESSING, request)
@@ -131,9 +141,11 @@ def run_processing(settings: Settings, job: Job) -> None:
         # SageMaker uploads each output once the job succeeded; every instance
         # uploads under the same prefix, so equal file names overwrite (algo-N last)
         for instance in job.instances:
+            started = settings.clock()
             for output in processing_outputs(request):
                 upload(f"output {output.get('OutputName')}", upload_folder, settings.store,
                        instance.local(output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+            _phase_done(settings, job, instance, "upload", started)
         job.finish("Completed", None, message)
 
 
@@ -240,7 +252,9 @@ def run_training(settings: Settings, job: Job) -> None:
     job.set_secondary("Downloading", "Downloading input data")
     streams: List[Tuple[Instance, pipes.PipeChannel]] = []
     for instance in job.instances:
+        started = settings.clock()
         streams += [(instance, c) for c in _prepare_training_instance(settings, job, instance, hosts)]
+        _phase_done(settings, job, instance, "download", started)
     if job.stopped_early():
         return
     limit = disk.volume_bytes(TRAINING, request)
@@ -268,6 +282,7 @@ def run_training(settings: Settings, job: Job) -> None:
     stopped = job.stop_event.is_set()
     job.set_secondary("Uploading", "Uploading generated training model")
     leader = job.instances[0]
+    started = settings.clock()
     if checkpoint:
         # also after a failure or a stop: a restarted job resumes from here
         local = leader.local(checkpoint.get("LocalPath") or ContainerPaths().checkpoints)
@@ -282,6 +297,7 @@ def run_training(settings: Settings, job: Job) -> None:
                base + "/output.tar.gz", scratch)
         with job.lock:
             job.model_artifacts = base + "/model.tar.gz"
+    _phase_done(settings, job, leader, "upload", started)
     if stopped:
         job.finish("Stopped", job.stop_reason_text())
     elif failed:
