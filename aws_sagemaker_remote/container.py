@@ -34,10 +34,9 @@ IN_JOB_ENV = "AWS_SAGEMAKER_REMOTE_IN_JOB"
 
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"
-BUNDLE_FILENAME = "bundle.tar.gz"
 #: When the script's arguments do not fit in ``ContainerArguments`` (at most 100
 #: entries of at most 256 characters each), they travel as a JSON list in this
-#: file beside the bundle, named by one argument ``ARGUMENT_FILE_FLAG=<path>``.
+#: file of the code tree, named by one argument ``ARGUMENT_FILE_FLAG=<path>``.
 ARGUMENT_FILENAME = "arguments.json"
 ARGUMENT_FILE_FLAG = "--aws-sagemaker-remote-arguments-file"
 #: ``ContainerArguments`` limits of both CreateProcessingJob and CreateTrainingJob.
