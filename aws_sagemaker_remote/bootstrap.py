@@ -8,7 +8,9 @@ bundle and calls :func:`main`.
 
 Steps, in order (see ``docs/container.rst``):
 
-1. read ``<unpack_dir>/manifest.json``;
+1. read ``<unpack_dir>/manifest.json``, and lay out each input that was
+   staged as blobs (a ``ManifestFile`` channel) from its listing
+   (:func:`materialize_inputs`);
 2. run the configuration script (``source FILE``) and the configuration
    command (``eval COMMAND``) in one ``bash`` process with ``set -e``, and keep
    the environment they leave behind: what they ``export`` reaches the script;
@@ -42,6 +44,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -280,6 +283,39 @@ def read_manifest(unpack_dir: str) -> Dict[str, Any]:
     if not isinstance(manifest, dict) or not manifest.get("script"):
         raise StepFailed("the code bundle's manifest.json names no script", 1)
     return manifest
+
+
+#: Where an input's blobs wait while its tree is laid out (inside the input's own folder).
+_BLOBS = ".aws-sagemaker-remote-blobs"
+
+
+def materialize_inputs(unpack_dir: str, inputs: Sequence[Mapping[str, Any]]) -> None:
+    """Turn each input channel that received blobs (files named by their SHA-256) back into the
+    tree its listing describes: names, empty folders, duplicates. Blobs this instance did not
+    receive (a sharded input) leave their files out."""
+    from .safepath import UnsafePath, materialize
+
+    root = os.environ.get(ROOT_ENV)
+    for entry in inputs:
+        folder = ContainerPaths().relocate(str(entry["path"]), root)
+        try:
+            with open(os.path.join(unpack_dir, str(entry["listing"])), encoding="utf-8") as fh:
+                listing = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise StepFailed(f"cannot read the listing of input {folder}: {exc}", 1) from exc
+        wanted = {str(f[1]) for f in listing.get("files") or ()}
+        blobs = os.path.join(folder, _BLOBS)
+        os.makedirs(blobs, exist_ok=True)
+        # first out of the way, so a file whose name is a digest cannot meet a blob
+        for name in os.listdir(folder):
+            if name in wanted:
+                os.replace(os.path.join(folder, name), os.path.join(blobs, name))
+        try:
+            materialize(listing, blobs, folder, move=True)
+        except UnsafePath as exc:
+            raise StepFailed(f"refusing to lay out input {folder}: {exc}", 1) from None
+        finally:
+            shutil.rmtree(blobs, ignore_errors=True)
 
 
 def prepend_pythonpath(env: Dict[str, str], folders: Sequence[str]) -> None:
@@ -525,6 +561,7 @@ def run(unpack_dir: str, script_args: Sequence[str]) -> int:
     try:
         manifest = read_manifest(unpack_dir)
         kind = str(manifest.get("kind") or kind)
+        materialize_inputs(unpack_dir, manifest.get("inputs") or ())
         script_args = read_arguments(script_args)
         script = str(manifest["script"])
         cwd = os.path.dirname(os.path.join(unpack_dir, script))

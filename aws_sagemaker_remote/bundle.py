@@ -1,4 +1,14 @@
-"""The code bundle: one deterministic ``bundle.tar.gz`` per job.
+"""The code bundle: the tree of files the job's code folder holds, shipped file by file.
+
+Each file travels as a content-addressed blob (see :mod:`aws_sagemaker_remote.stage`);
+a small JSON *code manifest* lists ``[path, sha256, executable]`` for every file,
+and the job's bootstrap stub lays the tree out from it
+(:func:`aws_sagemaker_remote.safepath.unpack`). There is no archive: an
+unchanged file is never read again (a stat cache keeps its digest), and one
+changed file is the only blob a relaunch sends. Script mode
+(``--sagemaker-entry=toolkit``) is the exception: the image's toolkit takes the
+code only as a ``.tar.gz`` (:func:`write_archive`), itself a content-addressed
+blob, built again only when a file's size or mtime changed.
 
 Layout (read by :mod:`aws_sagemaker_remote.bootstrap` inside the job)::
 
@@ -11,10 +21,8 @@ Layout (read by :mod:`aws_sagemaker_remote.bootstrap` inside the job)::
     requirements/aws-sagemaker-remote-package-indexes.json  the pip/uv package indexes, if any
     config/<file>                 the configuration script, if any
 
-Identical content gives identical bytes: entries are sorted, every entry has
-the same mtime, owner and group, modes are normalised to 0644/0755, and the
-gzip header carries no timestamp or file name — so the bundle's SHA-256 is a
-content address and an unchanged project is never uploaded twice.
+Identical content gives an identical manifest: entries are sorted and modes are
+reduced to "executable or not" (0755/0644 in the job).
 
 Excluded everywhere: ``.git``, ``__pycache__``, ``*.pyc``, virtual environments
 (any folder with ``pyvenv.cfg``, and ``venv``/``.venv``), and files that usually
@@ -36,7 +44,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import stat
@@ -44,7 +51,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .container import TOOLKIT_PROGRAM
 from .errors import UsageError
@@ -55,6 +62,8 @@ from .spec import CodeSpec
 FIXED_MTIME = 315532800
 IGNORE_FILE = ".sagemakerignore"
 MANIFEST = "manifest.json"
+#: The one file the bootstrap stub runs before the tree exists: it lays the tree out.
+BOOT_FILE = "runtime/aws_sagemaker_remote/safepath.py"
 #: Credentials and keys: never uploaded, neither with the code nor in a local input folder.
 SECRET_EXCLUDES: Tuple[str, ...] = (
     ".git/", ".env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
@@ -86,10 +95,13 @@ MAX_BUNDLE_ENV = "AWS_SAGEMAKER_REMOTE_MAX_BUNDLE_MB"
 class Bundle:
     """A built bundle on local disk."""
 
+    #: the code manifest (blobs beside it)
     path: str
+    #: the code manifest's SHA-256 (its file name)
     sha256: str
+    #: bytes of every file
     size: int
-    #: (archive name, size) of every file, sorted
+    #: (path in the tree, size) of every file, sorted
     files: Tuple[Tuple[str, int], ...]
 
 
@@ -171,17 +183,18 @@ def _rules_for(folder: str) -> IgnoreRules:
     return rules
 
 
-def input_files(path: str, warn: Optional[Callable[[str], None]] = None) -> List[Tuple[str, str]]:
+def input_files(path: str, warn: Optional[Callable[[str], None]] = None,
+                dirs: Optional[List[str]] = None) -> List[Tuple[str, str]]:
     """(relative posix path, absolute path) of a local input: every file of a folder except
     credentials and ``.git``, or a single file under its own name.
 
     ``warn`` (if given) gets one line for each uploaded file that looks like a secret
     (``credentials.json``, ``secrets.yaml``, ...): data may have such names, so they go,
-    but not silently.
+    but not silently. ``dirs`` (if given) gets the relative path of every folder kept, in the same walk.
     """
     if not os.path.isdir(path):
         return [(os.path.basename(path), os.path.abspath(path))]
-    files = collect_folder(path, "", rules=IgnoreRules(SECRET_EXCLUDES), skip_venvs=False)
+    files = collect_folder(path, "", rules=IgnoreRules(SECRET_EXCLUDES), skip_venvs=False, dirs_out=dirs)
     if warn is not None:
         looks = IgnoreRules(SECRET_LOOKING)
         for rel, _full in files:
@@ -199,7 +212,7 @@ def _ignored_path(rules: IgnoreRules, rel: str) -> bool:
 
 def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = (),
                    rules: Optional[IgnoreRules] = None, skip_venvs: bool = True,
-                   notes: Optional[List[str]] = None) -> List[Tuple[str, str]]:
+                   notes: Optional[List[str]] = None, dirs_out: Optional[List[str]] = None) -> List[Tuple[str, str]]:
     """(archive name, absolute path) of the files of ``folder`` that are not excluded.
 
     Folders that are virtual environments or listed in ``exclude_paths`` (declared
@@ -227,6 +240,8 @@ def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = 
                 continue
             keep.append(d)
         dirs[:] = keep
+        if dirs_out is not None:
+            dirs_out.extend(arc_prefix + rel_root + d for d in keep)
         for name in sorted(files):
             full = os.path.join(root, name)
             if full in excluded or rules.ignored(rel_root + name, False) or not os.path.isfile(full):
@@ -283,10 +298,15 @@ def _requirements_arc(code: CodeSpec) -> Optional[str]:
     return ("requirements/" + os.path.basename(code.requirements)) if code.requirements else None
 
 
-def generated_files(code: CodeSpec, kind: str) -> Dict[str, bytes]:
-    """The bundle's files that are written from memory: the manifest, a generated requirements
-    file, the package indexes."""
-    files = {MANIFEST: json.dumps(manifest_for(code, kind), indent=2, sort_keys=True).encode("utf-8")}
+def generated_files(code: CodeSpec, kind: str, inputs: Optional[Sequence[Mapping[str, str]]] = None
+                    ) -> Dict[str, bytes]:
+    """The bundle's files that are written from memory: the manifest (with the ``inputs`` the
+    bootstrap lays out from their listings, when given), a generated requirements file, the
+    package indexes."""
+    manifest = manifest_for(code, kind)
+    if inputs is not None:
+        manifest["inputs"] = list(inputs)
+    files = {MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")}
     arc = _requirements_arc(code)
     if code.requirements_text is not None and arc:
         files[arc] = code.requirements_text.encode("utf-8")
@@ -398,11 +418,25 @@ def bundle_entries(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tu
     return sorted(seen.items())
 
 
-def listing(bundle: Bundle) -> List[str]:
-    """One ``bundle: NAME (SIZE)`` line per file the user shipped (the framework's own runtime
-    left out): what ``--sagemaker-dry-run`` shows before anything is uploaded."""
-    return [f"bundle: {name} ({_human(size)})\n" for name, size in bundle.files
+def listing(files: Sequence[Tuple[str, int]]) -> List[str]:
+    """One ``bundle: NAME (SIZE)`` line per (name, size) the user shipped (the framework's own
+    runtime left out): what ``--sagemaker-dry-run`` shows before anything is uploaded."""
+    return [f"bundle: {name} ({_human(size)})\n" for name, size in files
             if not name.startswith("runtime/") and name != TOOLKIT_PROGRAM]
+
+
+def code_manifest(files: Sequence[Tuple[str, str, bool]], boot: str) -> bytes:
+    """The code manifest: ``{"boot": SHA, "files": [[path, sha256, executable], ...]}``, sorted.
+
+    ``boot`` is the digest of ``safepath.py``, which the stub runs to lay out the rest.
+    """
+    return json.dumps({"boot": boot, "files": [list(f) for f in sorted(files)]},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def is_executable(path: str) -> bool:
+    """Whether the owner may execute ``path`` (the one mode bit the job's copy keeps)."""
+    return bool(os.stat(path).st_mode & stat.S_IXUSR)
 
 
 def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
@@ -416,38 +450,69 @@ def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
     return info
 
 
-def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bundle:
-    """Write the bundle to a temporary file and return it with its digest.
+def write_archive(entries: Sequence[Tuple[str, str, bool]], out: str) -> Tuple[str, int]:
+    """Write ``(name in the archive, local file, executable)`` entries as one ``.tar.gz`` to ``out``
+    and return its (SHA-256, size): the code as script mode's toolkit takes it
+    (``sagemaker_submit_directory``).
 
-    Files left out on purpose (links leading out of their folder) are named on
-    standard error, one ``note:`` line each.
+    Identical content gives identical bytes: entries are sorted, every entry has the
+    same mtime, owner and group, modes are 0644/0755, and the gzip header carries no
+    timestamp or file name, so the digest is a content address.
+    """
+    with open(out, "wb") as raw:  # noqa: SIM117 - a parenthesised with-group needs Python 3.9
+        # mtime=0 and an empty name keep the gzip header free of time and path
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for arc, full, executable in sorted(entries):
+                    with open(full, "rb") as fh:
+                        tar.addfile(_tarinfo(arc, os.fstat(fh.fileno()).st_size, executable), fh)
+    digest = hashlib.sha256()
+    with open(out, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest(), os.path.getsize(out)
+
+
+def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bundle:
+    """The code tree laid out as the job's code channel receives it, in a fresh folder:
+    one file per blob named by its SHA-256 and the code manifest, whose path is
+    :attr:`Bundle.path` (the bootstrap stub's first argument).
+
+    Staging does not use this (it uploads the files where they are); it serves tools
+    and tests that need a job's code channel on disk. Files left out on purpose
+    (links leading out of their folder) are named on standard error, one ``note:`` line each.
     """
     notes: List[str] = []
     entries = bundle_entries(code, notes)
     for note in notes:
         print(note, file=sys.stderr)
     # named after this process: the next launch removes it if this one is killed
-    fd, path = tempfile.mkstemp(prefix=owned_prefix("bundle"), suffix=".tar.gz", dir=workdir)
+    folder = tempfile.mkdtemp(prefix=owned_prefix("bundle"), dir=workdir)
+    listed: List[Tuple[str, str, bool]] = []
     files: List[Tuple[str, int]] = []
-    with os.fdopen(fd, "wb") as raw:  # noqa: SIM117 - a parenthesised with-group needs Python 3.9
-        # mtime=0 and an empty name keep the gzip header free of time and path
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
-            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                generated = generated_files(code, kind)
-                all_entries: List[Tuple[str, Optional[str]]] = sorted(
-                    [(a, None) for a in generated] + [(a, f) for a, f in entries if a not in generated],
-                    key=lambda e: e[0])
-                for arc, full in all_entries:
-                    if full is None:
-                        tar.addfile(_tarinfo(arc, len(generated[arc]), False), io.BytesIO(generated[arc]))
-                        files.append((arc, len(generated[arc])))
-                        continue
-                    st = os.stat(full)
-                    with open(full, "rb") as fh:
-                        tar.addfile(_tarinfo(arc, st.st_size, bool(st.st_mode & stat.S_IXUSR)), fh)
-                    files.append((arc, st.st_size))
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return Bundle(path=path, sha256=digest.hexdigest(), size=os.path.getsize(path), files=tuple(files))
+    boot = ""
+
+    def add(rel: str, data: bytes, executable: bool) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(folder, sha), "wb") as fh:
+            fh.write(data)
+        listed.append((rel, sha, executable))
+        files.append((rel, len(data)))
+        return sha
+
+    generated = generated_files(code, kind)
+    for arc, data in sorted(generated.items()):
+        add(arc, data, False)
+    for arc, full in entries:
+        if arc in generated:
+            continue
+        with open(full, "rb") as src:
+            sha = add(arc, src.read(), is_executable(full))
+        if arc == BOOT_FILE:
+            boot = sha
+    data = code_manifest(listed, boot)
+    path = os.path.join(folder, hashlib.sha256(data).hexdigest())
+    with open(path, "wb") as out:
+        out.write(data)
+    return Bundle(path=path, sha256=os.path.basename(path), size=sum(size for _, size in files),
+                  files=tuple(sorted(files)))

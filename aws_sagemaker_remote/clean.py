@@ -11,6 +11,11 @@ them. ``clean`` removes a tree when both hold:
 * none of its objects was written in that time either, so a launch staging right
   now keeps what it uploads.
 
+Blobs (``PREFIX/cas/sha256/<digest>``: the files of the code and of ``File``-mode
+inputs, their manifests, script mode's code archives) go by the same two rules; a
+channel manifest that a recent job names keeps every blob it names. Deleting blobs
+drops this machine's index of stored blobs, so the next launch lists the bucket.
+
 It also removes this machine's records of local jobs and launches older than that.
 Outputs, models and checkpoints are never touched. Without ``--yes`` it only lists.
 
@@ -36,6 +41,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .jobs import Finder
 
 _TREE_KEY = re.compile(r"^(?P<base>(?:.*/)?cas/sha256/)(?P<digest>[0-9a-f]{64})(?:\.json|/.*)$")
+#: a blob: one file's bytes (or a manifest, or script mode's code archive) under its own digest
+_BLOB_KEY = re.compile(r"^(?P<base>(?:.*/)?cas/sha256/)(?P<digest>[0-9a-f]{64})$")
+#: channel manifests larger than this are not read (one names ~70 bytes a file: 900,000 files)
+MANIFEST_MAX = 64 * 1024 * 1024
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
 
@@ -61,6 +70,13 @@ def uris_in(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         if value.startswith("s3://"):
             yield value
+        elif value.startswith('"s3://'):  # a JSON-encoded hyperparameter (script mode's submit directory)
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                return
+            if isinstance(decoded, str):
+                yield decoded
     elif isinstance(value, dict):
         for item in value.values():
             yield from uris_in(item)
@@ -93,6 +109,70 @@ def unused(found: Iterable[Tree], referenced: Set[str], cutoff: _dt.datetime) ->
     return out
 
 
+def channel_blobs(data: bytes) -> List[str]:
+    """The blob URIs a ``ManifestFile`` object names (``[{"prefix": P}, KEY, ...]``); none for anything else."""
+    try:
+        listed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return []
+    if not (isinstance(listed, list) and listed and isinstance(listed[0], dict)
+            and isinstance(listed[0].get("prefix"), str)):
+        return []
+    return [listed[0]["prefix"] + key for key in listed[1:] if isinstance(key, str)]
+
+
+def unused_blobs(bucket: str, objects: Iterable[StoredObject], read: Any, referenced: Set[str],
+                 old_roots: Set[str], cutoff: _dt.datetime) -> List[Tree]:
+    """The blobs no reference reaches and that were not written since ``cutoff``, as groups.
+
+    A referenced channel manifest keeps every blob it names. The blobs an old job's
+    manifests reach form one group each, named by that manifest; blobs no job names
+    (left by launches that created no job) form one group named by their folder.
+    ``read(key)`` returns an object's bytes.
+    """
+    blobs = {f"s3://{bucket}/{o.key}": o for o in objects if _BLOB_KEY.match(o.key)}
+
+    def named(uri: str) -> List[str]:
+        found = blobs.get(uri)
+        if found is None or found.size > MANIFEST_MAX:
+            return []
+        return channel_blobs(read(found.key))
+
+    live = {uri for uri, o in blobs.items() if o.modified >= cutoff}
+    for uri in referenced:
+        if uri in blobs:
+            live.add(uri)
+            live.update(named(uri))
+    dead = set(blobs) - live
+    groups: List[Tuple[str, List[str]]] = []
+    for root in sorted(old_roots):
+        if root in dead:
+            members = [root] + sorted(u for u in set(named(root)) if u in dead and u != root)
+            dead.difference_update(members)
+            groups.append((root, members))
+    by_folder: Dict[str, List[str]] = {}
+    for uri in sorted(dead):
+        by_folder.setdefault(uri[:uri.rindex("/") + 1], []).append(uri)
+    groups += sorted(by_folder.items())
+    return [Tree(uri=name, keys=tuple(blobs[u].key for u in members), size=sum(blobs[u].size for u in members),
+                 modified=max(blobs[u].modified for u in members)) for name, members in groups]
+
+
+def forget_blob_indexes() -> None:
+    """Drop this machine's indexes of stored blobs (``stage.BlobIndex``): after blobs were deleted,
+    the next launch lists the bucket instead of trusting them."""
+    from .store import home_dir
+
+    folder = os.path.join(home_dir(), "cache")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("blobs-") and name.endswith(".txt"):
+            _remove(os.path.join(folder, name))
+
+
 # --- the two stores -----------------------------------------------------------------------------------
 
 class LocalPlace:
@@ -104,10 +184,9 @@ class LocalPlace:
         self.root = root
         self.prefix = prefix
 
-    def trees(self) -> List[Tree]:
-        found: List[Tree] = []
+    def _objects(self) -> Iterator[Tuple[str, List[StoredObject]]]:
         if not os.path.isdir(self.root):
-            return found
+            return
         for bucket in sorted(os.listdir(self.root)):
             base = os.path.join(self.root, bucket, *self.prefix.split("/"), "cas", "sha256")
             objects = []
@@ -119,7 +198,19 @@ class LocalPlace:
                     key = os.path.relpath(path, os.path.join(self.root, bucket)).replace(os.sep, "/")
                     objects.append(StoredObject(key, st.st_size, _dt.datetime.fromtimestamp(
                         st.st_mtime, _dt.timezone.utc)))
-            found += trees(bucket, objects)
+            yield bucket, objects
+
+    def trees(self) -> List[Tree]:
+        return [tree for bucket, objects in self._objects() for tree in trees(bucket, objects)]
+
+    def blob_groups(self, referenced: Set[str], old_roots: Set[str], cutoff: _dt.datetime) -> List[Tree]:
+        found: List[Tree] = []
+        for bucket, objects in self._objects():
+            def read(key: str, bucket: str = bucket) -> bytes:
+                with open(os.path.join(self.root, bucket, *key.split("/")), "rb") as fh:
+                    return fh.read()
+
+            found += unused_blobs(bucket, objects, read, referenced, old_roots, cutoff)
         return found
 
     def delete(self, tree: Tree) -> None:
@@ -159,10 +250,21 @@ class S3Place:
             if exc.code != "NoSuchBucket":
                 raise  # no bucket: nothing was ever staged there
 
+    def _stored(self) -> List[StoredObject]:
+        return [StoredObject(o["Key"], int(o["Size"]), o["LastModified"])
+                for o in self._objects(f"{self.prefix}/cas/sha256/")]
+
     def trees(self) -> List[Tree]:
-        objects = [StoredObject(o["Key"], int(o["Size"]), o["LastModified"])
-                   for o in self._objects(f"{self.prefix}/cas/sha256/")]
-        return trees(self.bucket, objects)
+        return trees(self.bucket, self._stored())
+
+    def blob_groups(self, referenced: Set[str], old_roots: Set[str], cutoff: _dt.datetime) -> List[Tree]:
+        from .aws import translate_errors
+
+        def read(key: str) -> bytes:
+            with translate_errors(f"reading s3://{self.bucket}/{key}"):
+                return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+        return unused_blobs(self.bucket, self._stored(), read, referenced, old_roots, cutoff)
 
     def delete(self, tree: Tree) -> None:
         from .aws import translate_errors
@@ -234,10 +336,12 @@ def run_clean(args: argparse.Namespace, finder: "Finder", out: TextIO, err: Text
         referenced.update(_running_sagemaker_uris(finder))
 
     old_launches = []
+    old_roots: Set[str] = set()  # what old jobs named: their blobs are grouped under these
     for record in launches():
         created = parse_time(record.get("created"))
         if created is not None and created < cutoff:
             old_launches.append(record)
+            old_roots.update(uris_in(record.get("request")))
         else:
             referenced.update(uris_in(record.get("request")))
     old_jobs = []
@@ -246,14 +350,19 @@ def run_clean(args: argparse.Namespace, finder: "Finder", out: TextIO, err: Text
         created = parse_time(record.get("created"))
         if status in TERMINAL_STATUSES and created is not None and created < cutoff:
             old_jobs.append(record)
+            old_roots.update(uris_in(record.get("description") or {}))
         else:
             referenced.update(uris_in(record.get("description") or {}))
 
-    doomed: List[Tuple[Any, Tree]] = [(place, tree) for place in places for tree in unused(place.trees(),
-                                                                                          referenced, cutoff)]
+    doomed: List[Tuple[Any, Tree]] = []
+    for place in places:
+        doomed += [(place, tree) for tree in unused(place.trees(), referenced, cutoff)]
+        doomed += [(place, group) for group in place.blob_groups(referenced, old_roots, cutoff)]
     if args.yes:
         for place, tree in doomed:
             place.delete(tree)
+        if doomed:
+            forget_blob_indexes()
         for record in old_launches:
             _remove(os.path.join(launches_dir(), record["job_name"] + ".json"))
         for record in old_jobs:

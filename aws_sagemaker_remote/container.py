@@ -39,10 +39,9 @@ WARM_POOL_CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 
 # Where the code bundle is unpacked inside the job (our own convention).
 CODE_CHANNEL = "code"
-BUNDLE_FILENAME = "bundle.tar.gz"
 #: When the script's arguments do not fit in ``ContainerArguments`` (at most 100
 #: entries of at most 256 characters each), they travel as a JSON list in this
-#: file beside the bundle, named by one argument ``ARGUMENT_FILE_FLAG=<path>``.
+#: file of the code tree, named by one argument ``ARGUMENT_FILE_FLAG=<path>``.
 ARGUMENT_FILENAME = "arguments.json"
 ARGUMENT_FILE_FLAG = "--aws-sagemaker-remote-arguments-file"
 #: ``ContainerArguments`` limits of both CreateProcessingJob and CreateTrainingJob.

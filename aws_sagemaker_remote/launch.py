@@ -13,9 +13,9 @@ import json
 import os
 import signal
 import sys
-from typing import Any, Callable, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, List, Optional, TextIO
 
-from .bundle import build_bundle, listing as bundle_listing
+from .bundle import bundle_entries, listing as bundle_listing
 from .errors import JobFailed, UsageError
 from .jobs import follow_command, record_launch, with_launcher_tag
 from .leftovers import sweep
@@ -133,20 +133,20 @@ def terminate_like_ctrl_c() -> None:
 def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO, exporting: bool = False) -> StagedJob:
     from .aws import translate_errors
 
-    bundle = build_bundle(spec.code, spec.kind.name)
+    notes: List[str] = []
+    code = bundle_entries(spec.code, notes)
+    for note in notes:  # files left out on purpose (links leading out of their folder)
+        print(note, file=sys.stderr)
     if control.dry_run:  # what would be shipped, before anything is
-        err.writelines(bundle_listing(bundle))
+        err.writelines(bundle_listing([(name, os.path.getsize(path)) for name, path in code]))
         err.writelines(f"package index: {mask_url(url)} ({key}, from this machine's pip/uv configuration)\n"
                        for key, url in spec.code.package_indexes)
-    try:
-        with translate_errors(f"staging files to s3://{target.placement.bucket}"):
-            if exporting and not control.dry_run:
-                # the exported documents, built from the upload plan first: a refusal uploads nothing
-                planned = stage(spec, bundle, target.store, target.placement, upload=False)
-                export_documents(planned, render(planned, target.placement), control, target.placement)
-            return stage(spec, bundle, target.store, target.placement, upload=not control.dry_run, progress=err)
-    finally:
-        os.unlink(bundle.path)
+    with translate_errors(f"staging files to s3://{target.placement.bucket}"):
+        if exporting and not control.dry_run:
+            # the exported documents, built from the upload plan first: a refusal uploads nothing
+            planned = stage(spec, code, target.store, target.placement, upload=False)
+            export_documents(planned, render(planned, target.placement), control, target.placement)
+        return stage(spec, code, target.store, target.placement, upload=not control.dry_run, progress=err)
 
 
 #: What the dry run prints instead of an environment variable's value.

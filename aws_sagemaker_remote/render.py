@@ -7,9 +7,9 @@ SageMaker's PascalCase request names live here and in the job kinds'
 below. Every request built here is checked against botocore's own service
 model in the tests.
 
-How the job starts: the container runs ``python3 -c BOOTSTRAP_STUB BUNDLE DIR ARGS...``.
+How the job starts: the container runs ``python3 -c BOOTSTRAP_STUB MANIFEST DIR ARGS...``.
 The stub (standard library only, under the API's 256-character limit for one
-entrypoint element) unpacks the code bundle into ``DIR`` and hands over to
+entrypoint element) lays out the code tree its manifest lists into ``DIR`` and hands over to
 :mod:`aws_sagemaker_remote.bootstrap` from the bundle, which runs the script
 with ``ARGS`` (the user's argument list with paths mapped).
 """
@@ -22,7 +22,6 @@ from .container import (
     ARGUMENT_FILE_FLAG,
     ARGUMENT_FILENAME,
     ARGUMENTS_HYPERPARAMETER,
-    BUNDLE_FILENAME,
     DEFAULT as PATHS,
     HYPERPARAMETER_VALUE_MAX,
     HYPERPARAMETERS_MAX,
@@ -30,13 +29,13 @@ from .container import (
 )
 from .spec import Network, Placement, Resources, StagedJob
 
-#: Unpacks argv[1] into argv[2] with the bundle's own safepath module (read straight
-#: out of the archive: nothing is written before every member is checked, on any
-#: Python 3 the image has), puts the bundled runtime first on sys.path and runs the
-#: bootstrap with the remaining arguments.
+#: Lays out the code tree that the code manifest argv[1] lists into argv[2] with the
+#: code's own safepath module (the manifest's "boot" blob, beside it: every name is
+#: checked before anything is written, on any Python 3 the image has), puts the
+#: shipped runtime first on sys.path and runs the bootstrap with the remaining arguments.
 BOOTSTRAP_STUB = (
-    "import sys,tarfile as t;b,d=sys.argv[1:3];g={};"
-    "exec(t.open(b).extractfile('runtime/aws_sagemaker_remote/safepath.py').read(),g);g['unpack'](b,d);"
+    "import sys,json;m,d=sys.argv[1:3];g={};"
+    "exec(open(m[:m.rfind('/')+1]+json.load(open(m))['boot']).read(),g);g['unpack'](m,d);"
     "sys.path.insert(0,d+'/runtime');"
     "from aws_sagemaker_remote.bootstrap import main;main(d,sys.argv[3:])"
 )
@@ -45,16 +44,17 @@ ENTRYPOINT = ("python3", "-c", BOOTSTRAP_STUB)
 
 
 def container_command(staged: StagedJob) -> List[str]:
-    """``ContainerArguments``: bundle path, unpack folder, then the script's arguments.
+    """``ContainerArguments``: code manifest path, unpack folder, then the script's arguments.
 
     When staging put the arguments in a file beside the bundle (they are beyond the API's
     limits, see :func:`~aws_sagemaker_remote.container.needs_argument_file`), one argument
     names that file instead, so nothing is ever cut.
     """
     code_dir = staged.spec.kind.code_dir(PATHS)
-    head = [code_dir + "/" + BUNDLE_FILENAME, PATHS.unpacked_code]
+    head = [code_dir + "/" + staged.code_entry, PATHS.unpacked_code]
     if staged.arguments_uri is not None:
-        return head + [f"{ARGUMENT_FILE_FLAG}={code_dir}/{ARGUMENT_FILENAME}"]
+        # a file of the code tree: the stub has laid it out before the bootstrap reads it
+        return head + [f"{ARGUMENT_FILE_FLAG}={PATHS.unpacked_code}/{ARGUMENT_FILENAME}"]
     return head + list(staged.spec.arguments)
 
 
@@ -74,7 +74,7 @@ def toolkit_hyperparameters(staged: StagedJob, placement: Placement) -> Dict[str
     spec = staged.spec
     out = {
         "sagemaker_program": json.dumps(TOOLKIT_PROGRAM),
-        "sagemaker_submit_directory": json.dumps(staged.code_uri + BUNDLE_FILENAME),
+        "sagemaker_submit_directory": json.dumps(staged.code_uri),
         "sagemaker_container_log_level": str(TOOLKIT_LOG_LEVEL),
         "sagemaker_job_name": json.dumps(spec.job_name),
         ARGUMENTS_HYPERPARAMETER: json.dumps(container_command(staged)[2:]),

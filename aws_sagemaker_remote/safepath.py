@@ -8,11 +8,13 @@ place that writes such names goes through :func:`local_path` (one name) or
 :func:`safe_extract` (an archive), which refuse them with :class:`UnsafePath`.
 
 Standard library only, with no imports from this package: the job's bootstrap
-stub reads this file straight out of the code bundle to unpack the bundle
-itself (:func:`unpack`), before anything else of the package is on disk.
+stub reads this file straight out of the code channel (it is one of the code's
+content-addressed blobs) to lay out the code tree itself (:func:`unpack`),
+before anything else of the package is on disk.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -20,7 +22,7 @@ import tarfile
 import tempfile
 from typing import Any, Dict, List, Optional
 
-__all__ = ["UnsafePath", "check_member", "local_path", "safe_extract", "unpack"]
+__all__ = ["UnsafePath", "check_member", "local_path", "materialize", "safe_extract", "unpack"]
 
 #: tarfile's own 'data' filter where this Python has it (3.8.17+, 3.12+): a second guard
 #: after :func:`check_member`, and it keeps newer Pythons from warning about unfiltered extraction.
@@ -134,11 +136,56 @@ def _merge(source: str, dest: str) -> None:
             os.replace(os.path.join(root, name), target)
 
 
-def unpack(archive: str, dest: str) -> None:
-    """The bootstrap stub's unpacking: :func:`safe_extract`, and on refusal one line and exit 1."""
+def materialize(listing: Dict[str, Any], blobs: str, dest: str, move: bool = False) -> int:
+    """Lay out a tree of content-addressed blobs: returns the number of files written.
+
+    ``listing`` is ``{"files": [[rel, sha256, executable], ...], "dirs": [rel, ...]}``;
+    the blob of each file is ``blobs/<sha256>``. Every name is checked first
+    (:func:`local_path`), so a refused listing writes nothing. With ``move`` the
+    blobs are moved into place (the last use of a blob; earlier ones are copies),
+    and files whose blob is absent are skipped (an instance that got its share of
+    a sharded input); otherwise a missing blob is an error.
+    """
+    files = [(str(e[0]), str(e[1]), bool(e[2]) if len(e) > 2 else False) for e in listing.get("files") or ()]
+    dirs = [str(d) for d in listing.get("dirs") or ()]
+    dest = os.path.abspath(dest)
+    targets = [(local_path(dest, rel, "file"), sha, exe) for rel, sha, exe in files]
+    folders = [local_path(dest, rel, "folder") for rel in dirs]
+    for sha in {sha for _t, sha, _e in targets}:
+        if len(sha) != 64 or sha.strip("0123456789abcdef"):
+            raise UnsafePath(f"blob name {sha!r} is not a SHA-256 digest")
+    uses: Dict[str, int] = {}
+    for _t, sha, _e in targets:
+        uses[sha] = uses.get(sha, 0) + 1
+    for folder in folders:
+        os.makedirs(folder, exist_ok=True)
+    written = 0
+    for target, sha, exe in targets:
+        blob = os.path.join(blobs, sha)
+        if move and not os.path.exists(blob):
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        uses[sha] -= 1
+        if move and uses[sha] == 0:
+            os.replace(blob, target)
+        else:
+            shutil.copyfile(blob, target)
+        os.chmod(target, 0o755 if exe else 0o644)
+        written += 1
+    return written
+
+
+def unpack(manifest: str, dest: str) -> None:
+    """The bootstrap stub's step: lay out the code tree that ``manifest`` lists (:func:`materialize`,
+    blobs beside the manifest), or extract a ``.tar.gz`` bundle; on a refused name one line and exit 1."""
     try:
-        with tarfile.open(archive) as tar:
-            safe_extract(tar, dest)
+        if tarfile.is_tarfile(manifest):
+            with tarfile.open(manifest) as tar:
+                safe_extract(tar, dest)
+        else:
+            with open(manifest, encoding="utf-8") as fh:
+                listing = json.load(fh)
+            materialize(listing, os.path.dirname(os.path.abspath(manifest)), dest)
     except UnsafePath as exc:
-        sys.stderr.write(f"error: {archive}: {exc}\n")
+        sys.stderr.write(f"error: {manifest}: {exc}\n")
         raise SystemExit(1) from None

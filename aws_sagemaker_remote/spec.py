@@ -258,13 +258,15 @@ class StagedJob:
     """A JobSpec plus the S3 locations staging gave its code and inputs."""
 
     spec: JobSpec
-    #: code bundle tree URI
+    #: the code channel's URI (a ``ManifestFile`` naming the code's blobs)
     code_uri: str
     #: input name → S3 URI the job reads
     input_uris: Mapping[str, str]
     uploads: Tuple[UploadItem, ...] = ()
     #: the staged argument file, when the arguments do not fit ``ContainerArguments``
     arguments_uri: Optional[str] = None
+    #: the code manifest's file name in the code channel (the bootstrap stub's first argument)
+    code_entry: str = "bundle.json"
 
 
 def output_uris(spec: JobSpec, placement: Placement) -> Dict[str, str]:

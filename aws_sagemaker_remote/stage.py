@@ -1,7 +1,25 @@
-"""Step 3 of the data flow: put the bundle and local inputs in S3 by content address.
+"""Step 3 of the data flow: put the code and local inputs in S3 by content address.
 
-Every staged thing is a *tree* (a folder, a single file, or the bundle) stored
-under ``s3://BUCKET/PREFIX/cas/sha256/<digest>/`` with its files at their
+**Blobs.** Every file is stored once, as a blob named by the SHA-256 of its
+bytes: ``s3://BUCKET/PREFIX/cas/sha256/<hex>``. The job gets each tree (its
+code, and each local input read in ``File`` mode) as a manifest: a
+``ManifestFile`` channel (``[{"prefix": ".../cas/sha256/"}, "<hex>", ...]``)
+that downloads the tree's blobs, plus a listing (``[path, hex, executable]``
+for every file, and the empty folders) that the job's bootstrap turns back
+into the tree before the script starts: the code through the stub
+(:func:`aws_sagemaker_remote.safepath.unpack`), each input by
+:func:`aws_sagemaker_remote.bootstrap.materialize_inputs`. Which blobs are
+already stored comes from a local index of blobs this machine has seen in the
+bucket and, for any blob it does not know, one paginated LIST of the ``cas``
+folder: never a request per file. A relaunch after one file changed sends
+that file's blob and the small manifests; nothing else. Blobs go up on a
+bounded pool of threads (small ones in one request each, large ones in
+multipart parts, one at a time), and every upload is checked against the
+digest it is stored under (:class:`~aws_sagemaker_remote.errors.ContentChanged`).
+
+**Prefix trees.** Where the job reads S3 itself (``Pipe`` and ``FastFile``
+modes, compressed or record-wrapped inputs, a local manifest file) an input is a *tree*
+stored under ``s3://BUCKET/PREFIX/cas/sha256/<digest>/`` with its files at their
 relative paths, which is exactly the ``S3Prefix`` a job input needs. The digest
 covers every relative path, size and file digest, so equal content has an
 equal address. A small marker object ``.../cas/sha256/<digest>.json`` (outside
@@ -10,10 +28,15 @@ the whole tree is there and nothing is uploaded — a second launch with nothing
 changed uploads zero bytes. An interrupted upload resumes: files already
 present with the right size are skipped. A changed folder is a new tree, yet
 its unchanged files are copied inside S3 from an earlier tree
-(:class:`StagedIndex`), so only new content is sent.
+(:class:`StagedIndex`), several at a time, so only new content is sent.
 
-Hashing reads each file once per launch; a cache keyed by path, size, mtime and
-inode skips even that for unchanged large files.
+**Script mode** (``--sagemaker-entry=toolkit``): the image's toolkit takes the
+code only as a ``.tar.gz`` (``sagemaker_submit_directory``), so the code tree is
+one deterministic archive stored as a blob (:class:`CodeArchive`), archived
+again only when a file's size or mtime changed; the inputs are staged as above.
+
+A file whose size, mtime and inode are unchanged since the last launch is not
+read again: a stat cache (:class:`HashCache`) keeps its digest.
 """
 from __future__ import annotations
 
@@ -24,15 +47,15 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, TextIO, Tuple
 
-from .bundle import Bundle, input_files
-from .container import ARGUMENT_FILENAME, BUNDLE_FILENAME
+from .bundle import BOOT_FILE, code_manifest, generated_files, input_files, is_executable, write_archive
+from .container import ARGUMENT_FILENAME
 from .leftovers import owned_prefix
 from .shape import with_input_shapes
-from .spec import JobSpec, Placement, StagedJob, UploadItem
-from .store import Store, home_dir, join_uri
+from .spec import InputChannel, JobSpec, Placement, StagedJob, UploadItem
+from .store import SMALL_OBJECT, Store, home_dir, in_parallel, join_uri
 
 HASH_CHUNK = 1 << 20
 
@@ -211,7 +234,7 @@ class StagedIndex(_JsonCache):
 
 
 def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree, index: Optional[StagedIndex] = None) -> TreePlan:
-    """The tree's URI and the upload plan (read-only: only HEAD and LIST requests)."""
+    """The tree's URI and the upload plan (read-only: one HEAD of the marker, one LIST of the tree)."""
     base = tree_uri(bucket, prefix, tree.digest)
     if store.head(marker_uri(bucket, prefix, tree.digest)) is not None:
         return TreePlan(tree, base, tuple(UploadItem(f.path, base + f.rel, f.size, True) for f in tree.files), True)
@@ -220,10 +243,19 @@ def plan_tree(store: Store, bucket: str, prefix: str, tree: Tree, index: Optiona
     for f in tree.files:
         present = existing.get(base + f.rel) == f.size
         source = index.get(f.sha256) if (index and not present) else None
-        if source and (source == base + f.rel or store.head(source) != f.size):
-            source = None  # gone or changed since: send the bytes
+        if source == base + f.rel:
+            source = None  # a source that is gone is noticed by the copy, which then sends the bytes
         items.append(UploadItem(f.path, base + f.rel, f.size, present, source))
     return TreePlan(tree, base, tuple(items), False)
+
+
+def _copied(store: Store, source: str, uri: str) -> bool:
+    """Copy ``source`` to ``uri`` inside the store; False when the source is gone (send the bytes)."""
+    try:
+        store.copy(source, uri)
+    except Exception:  # noqa: BLE001 - botocore's and the local store's errors alike
+        return False
+    return True
 
 
 def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
@@ -231,12 +263,14 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
     """Upload (or copy) what is missing, then write the marker that says the tree is complete."""
     tree, items = plan.tree, plan.items
     if not plan.complete:
-        for f, item in zip(tree.files, items):
-            if item.copy_from:
-                store.copy(item.copy_from, item.uri)
-            elif not item.present:
-                # stored only if the bytes sent still have the digest the tree's address was made of
-                store.upload_file(item.local_path, item.uri, progress, sha256=f.sha256)
+
+        def send(f: TreeFile, item: UploadItem) -> None:
+            if item.copy_from and _copied(store, item.copy_from, item.uri):
+                return
+            # stored only if the bytes sent still have the digest the tree's address was made of
+            store.upload_file(item.local_path, item.uri, progress, f.sha256)
+
+        in_parallel(send, [(f, item) for f, item in zip(tree.files, items) if not item.present])
     if index is not None:
         for f, item in zip(tree.files, items):
             index.add(f.sha256, item.uri)
@@ -247,9 +281,117 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
                     marker_uri(bucket, prefix, tree.digest))
 
 
+#: Blob uploads in flight at once (small files; large ones go one at a time, in parallel parts).
+TRANSFER_WORKERS = 10
+#: Where the job's bootstrap finds the listing of each manifest-staged input, inside the code tree.
+INPUT_LISTINGS = "inputs"
+
+
+def blob_folder(bucket: str, prefix: str) -> str:
+    """The folder of every blob (and the ``prefix`` of every manifest staging writes)."""
+    return join_uri(bucket, prefix, "cas", "sha256") + "/"
+
+
+class BlobIndex:
+    """The blobs this machine has stored in (or seen listed in) one bucket and prefix: one
+    digest a line, appended to, so loading it costs one read and a split."""
+
+    def __init__(self, store_name: str, bucket: str, prefix: str, path: Optional[str] = None) -> None:
+        name = hashlib.sha256(f"{store_name}\0{bucket}\0{prefix}".encode()).hexdigest()[:16]
+        self.path = path or os.path.join(home_dir(), "cache", f"blobs-{store_name}-{name}.txt")
+        try:
+            with open(self.path, encoding="ascii") as fh:
+                self.known = set(fh.read().split())
+        except (OSError, ValueError):
+            self.known = set()
+        self._new: List[str] = []
+
+    def add(self, digests: Any) -> None:
+        for digest in digests:
+            if digest not in self.known:
+                self.known.add(digest)
+                self._new.append(digest)
+
+    def forget(self) -> None:
+        """The index was wrong (a blob it named is gone): start again from a listing."""
+        self.known = set()
+        self._new = []
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def save(self) -> None:
+        if not self._new:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(self.path, "a", encoding="ascii") as fh:
+                fh.write("".join(d + "\n" for d in self._new))
+            self._new = []
+        except OSError:
+            pass  # losing the index only costs a listing
+
+
+class Blobs:
+    """The blobs one launch needs: digest → (local file, size), in the order they were added."""
+
+    def __init__(self, scratch: str) -> None:
+        self.scratch = scratch
+        self.files: Dict[str, Tuple[str, int]] = {}
+        #: blobs that name others (manifests, listings): stored after everything they name
+        self.roots: List[str] = []
+
+    def add_file(self, path: str, sha256: str, size: int) -> None:
+        self.files.setdefault(sha256, (path, size))
+
+    def add_bytes(self, data: bytes, root: bool = False) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in self.files:
+            path = os.path.join(self.scratch, digest)
+            with open(path, "wb") as fh:
+                fh.write(data)
+            self.files[digest] = (path, len(data))
+        if root and digest not in self.roots:
+            self.roots.append(digest)
+        return digest
+
+
+def channel_manifest(folder: str, digests: Sequence[str]) -> bytes:
+    """A ``ManifestFile`` object: the blob folder as prefix, then each blob's key relative to it."""
+    return json.dumps([{"prefix": folder}] + sorted(set(digests)), separators=(",", ":")).encode("utf-8")
+
+
+def tree_listing(files: Sequence[Tuple[str, str, bool]], dirs: Sequence[str] = ()) -> bytes:
+    """What the job lays a tree out from: ``{"files": [[path, sha256, executable], ...], "dirs": [...]}``."""
+    return json.dumps({"files": [list(f) for f in sorted(files)], "dirs": sorted(dirs)},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def empty_dirs(dirs: Sequence[str], files: Sequence[str]) -> List[str]:
+    """The folders of ``dirs`` with no file anywhere below them (the others appear by themselves)."""
+    parents = set()
+    for rel in files:
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            parents.add("/".join(parts[:i]))
+    leaves = [d for d in dirs if d not in parents]
+    return [d for d in leaves if not any(o.startswith(d + "/") for o in leaves)]
+
+
+def by_manifest(ch: InputChannel) -> bool:
+    """A local input the job gets as blobs and a listing: one read in File mode, as written.
+
+    Pipe and FastFile read S3 themselves (they need the files under their names),
+    and compressed, record-wrapped or manifest inputs are handed over as they are.
+    """
+    return (not ch.is_s3 and ch.mode == "File" and ch.s3_data_type == "S3Prefix" and ch.compression == "None"
+            and ch.record_wrapper == "None")
+
+
 def stage(
     spec: JobSpec,
-    bundle: Bundle,
+    code: Sequence[Tuple[str, str]],
     store: Store,
     placement: Placement,
     *,
@@ -257,44 +399,101 @@ def stage(
     progress: Optional[TextIO] = None,
     cache: Optional[HashCache] = None,
 ) -> StagedJob:
-    """Put the bundle and every local input in ``placement``'s bucket and return the staged job.
+    """Put the code (``code``: (path in the tree, local file) pairs, see
+    :func:`~aws_sagemaker_remote.bundle.bundle_entries`) and every local input in
+    ``placement``'s bucket and return the staged job.
 
-    With ``upload=False`` (a dry run) only the upload plan is made: nothing is written.
-    ``s3://`` inputs are passed through untouched. ``progress`` is the stream of the
-    upload progress bar (shown only on a terminal).
+    With ``upload=False`` (a dry run) only the upload plan is made: nothing is written
+    (it may list the blob folder). ``s3://`` inputs are passed through untouched.
+    ``progress`` is the stream of the upload progress bar (shown only on a terminal).
     """
     cache = cache or HashCache()
     spec = with_input_shapes(spec, store, progress)  # an s3:// object gets its file path in the job
     with tempfile.TemporaryDirectory(prefix=owned_prefix("stage")) as scratch:
-        code = [(BUNDLE_FILENAME, bundle.path)]
-        if spec.kind.needs_argument_file(spec):
-            # too long for ContainerArguments: the list travels beside the bundle
-            path = os.path.join(scratch, ARGUMENT_FILENAME)
-            with open(path, "w", encoding="utf-8") as fh:
-                json.dump(list(spec.arguments), fh, ensure_ascii=False)
-            code.append((ARGUMENT_FILENAME, path))
-        return _stage(spec, code, {bundle.path: bundle.sha256}, store, cache, placement, upload, progress)
+        return _stage(spec, code, store, cache, placement, upload, progress, scratch)
 
 
-def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str], store: Store, cache: HashCache,
-           placement: Placement, upload: bool, progress: Optional[TextIO]) -> StagedJob:
-    """:func:`stage` once the code tree's files are known (``known``: digests already computed)."""
+def ships_archive(spec: JobSpec) -> bool:
+    """Script mode: the image's toolkit takes the code as one ``.tar.gz`` (``sagemaker_submit_directory``)."""
+    return spec.training is not None and spec.training.entry == "toolkit"
+
+
+def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: HashCache,
+           placement: Placement, upload: bool, progress: Optional[TextIO], scratch: str) -> StagedJob:
     bucket, prefix = placement.bucket, placement.prefix
-    index = StagedIndex(store.name)
-    plans: List[TreePlan] = [plan_tree(store, bucket, prefix, tree_of(code, cache, known), index)]
-    code_uri = plans[0].uri
+    folder = blob_folder(bucket, prefix)
+    blobs = Blobs(scratch)
+    code_files: List[Tuple[str, str, bool]] = []
+    plans: List[TreePlan] = []
     input_uris: Dict[str, str] = {}
+    channels: List[InputChannel] = []
+    listings: List[Dict[str, str]] = []
+    staged_index: Optional[StagedIndex] = None
+    generated: List[Tuple[str, bytes]] = []
     for ch in spec.inputs:
         if ch.is_s3:
             input_uris[ch.name] = ch.source
+            channels.append(ch)
             continue
-        plan = plan_tree(store, bucket, prefix, tree_of_path(ch.source, cache), index)
-        plans.append(plan)
-        # a manifest is named by its object, anything else by its folder (S3Prefix)
-        input_uris[ch.name] = plan.items[0].uri if ch.s3_data_type != "S3Prefix" else plan.uri
-    cache.save()
-    uploads = tuple(item for plan in plans for item in plan.items)
+        if not by_manifest(ch):
+            staged_index = staged_index or StagedIndex(store.name)
+            plan = plan_tree(store, bucket, prefix, tree_of_path(ch.source, cache), staged_index)
+            plans.append(plan)
+            # a manifest is named by its object, anything else by its folder (S3Prefix)
+            input_uris[ch.name] = plan.items[0].uri if ch.s3_data_type != "S3Prefix" else plan.uri
+            channels.append(ch)
+            continue
+        dirs: List[str] = []
+        files = input_files(ch.source, dirs=dirs)
+        entries = []
+        for rel, path in files:
+            digest = cache.sha256(path)
+            blobs.add_file(path, digest, os.path.getsize(path))
+            entries.append((rel, digest, False))
+        listing = f"{INPUT_LISTINGS}/{ch.name}.json"
+        generated.append((listing, tree_listing(entries, empty_dirs(dirs, [rel for rel, _ in files]))))
+        listings.append({"path": ch.container_path, "listing": listing})
+        manifest_digest = blobs.add_bytes(channel_manifest(folder, [d for _, d, _ in entries]), root=True)
+        input_uris[ch.name] = folder + manifest_digest
+        channels.append(replace(ch, s3_data_type="ManifestFile"))
 
+    # the code tree: the user's files, the bootstrap's manifest, and the listings above
+    made = generated_files(spec.code, spec.kind.name, inputs=listings)
+    generated += sorted(made.items())
+    code = [(rel, path) for rel, path in code if rel not in made]  # a generated file replaces its namesake
+    arguments_uri = None
+    if spec.kind.needs_argument_file(spec):
+        # too long for the request: the list travels in the code tree
+        data = json.dumps(list(spec.arguments), ensure_ascii=False).encode("utf-8")
+        generated.append((ARGUMENT_FILENAME, data))
+        arguments_uri = folder + hashlib.sha256(data).hexdigest()
+    archive: Optional[CodeArchive] = None
+    if ships_archive(spec):
+        archive = CodeArchive(code, generated, scratch)
+        code_digest = archive.digest_for(blobs)
+        code_entry = ""
+    else:
+        for rel, data in generated:
+            code_files.append((rel, blobs.add_bytes(data), False))
+        boot = ""
+        for rel, path in code:
+            digest = cache.sha256(path)
+            blobs.add_file(path, digest, os.path.getsize(path))
+            code_files.append((rel, digest, is_executable(path)))
+            if rel == BOOT_FILE:
+                boot = digest
+        code_entry = blobs.add_bytes(code_manifest(code_files, boot), root=True)
+        code_digest = blobs.add_bytes(channel_manifest(folder, [d for _, d, _ in code_files] + [code_entry]),
+                                      root=True)
+    cache.save()
+
+    index = BlobIndex(store.name, bucket, prefix)
+    present = _present(store, folder, blobs, code_digest, index)
+    if archive is not None and code_digest not in present and not blobs.files[code_digest][0]:
+        code_digest = archive.build(blobs)  # known from the cache, yet to be sent: now it must exist
+    uploads = tuple(UploadItem(path, folder + digest, size, digest in present)
+                    for digest, (path, size) in blobs.files.items())
+    uploads += tuple(item for plan in plans for item in plan.items)
     if upload:
         training = spec.training
         if training is not None and training.fresh and training.checkpoint is not None:
@@ -303,11 +502,139 @@ def _stage(spec: JobSpec, code: List[Tuple[str, str]], known: Mapping[str, str],
         missing = sum(i.size for i in uploads if not (i.present or i.copy_from))
         bar = Progress(missing, progress)
         try:
+            _upload_blobs(store, folder, blobs, present, bar, index)
             for plan in plans:
-                upload_tree(store, bucket, prefix, plan, bar, index)
+                upload_tree(store, bucket, prefix, plan, bar, staged_index)
         finally:
             bar.close()
-            index.save()
-    arguments_uri = code_uri + ARGUMENT_FILENAME if len(code) > 1 else None
-    return StagedJob(spec=spec, code_uri=code_uri, input_uris=input_uris, uploads=uploads,
-                     arguments_uri=arguments_uri)
+            if staged_index is not None:
+                staged_index.save()
+    spec = replace(spec, inputs=tuple(channels))
+    return StagedJob(spec=spec, code_uri=folder + code_digest, input_uris=input_uris, uploads=uploads,
+                     arguments_uri=arguments_uri, code_entry=code_entry)
+
+
+class CodeArchive:
+    """Script mode's code: every file of the code tree in one deterministic ``.tar.gz``
+    (:func:`~aws_sagemaker_remote.bundle.write_archive`), stored as a blob like any other.
+
+    Building it reads and compresses every file, so it is built only when it must be
+    sent: a cache maps the tree's names, sizes, mtimes and modes (and the generated
+    files' bytes) to the archive's digest and size, and an unchanged tree whose archive
+    the bucket holds is neither archived nor hashed again.
+    """
+
+    def __init__(self, code: Sequence[Tuple[str, str]], generated: Sequence[Tuple[str, bytes]], scratch: str,
+                 path: Optional[str] = None) -> None:
+        self.scratch = scratch
+        self.path = path or os.path.join(home_dir(), "cache", "archives.txt")
+        self.entries: List[Tuple[str, str, bool]] = []
+        stats: List[Any] = []
+        for rel, data in generated:
+            file = os.path.join(scratch, "generated", rel)
+            os.makedirs(os.path.dirname(file), exist_ok=True)
+            with open(file, "wb") as fh:
+                fh.write(data)
+            self.entries.append((rel, file, False))
+            stats.append([rel, hashlib.sha256(data).hexdigest()])
+        for rel, full in code:
+            st = os.stat(full)
+            executable = bool(st.st_mode & 0o100)
+            self.entries.append((rel, full, executable))
+            stats.append([rel, full, st.st_size, st.st_mtime_ns, st.st_ino, executable])
+        self.key = hashlib.sha256(json.dumps(sorted(stats), ensure_ascii=False).encode("utf-8")).hexdigest()
+        self.digest = ""
+
+    def _cached(self) -> Optional[Tuple[str, int]]:
+        found = None
+        try:
+            with open(self.path, encoding="ascii") as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) == 3 and parts[0] == self.key:
+                        found = (parts[1], int(parts[2]))  # the last record of a key wins
+        except (OSError, ValueError):
+            return None
+        return found
+
+    def digest_for(self, blobs: "Blobs") -> str:
+        """The archive's digest, added to ``blobs`` as a root (built only when the cache does not know it)."""
+        cached = self._cached()
+        if cached is None:
+            return self.build(blobs)
+        self.digest = cached[0]
+        # not built yet: the path is filled in by build() if the bucket lacks it
+        blobs.files[self.digest] = ("", cached[1])
+        blobs.roots.append(self.digest)
+        return self.digest
+
+    def build(self, blobs: "Blobs") -> str:
+        """Write the archive, record it in the cache and in ``blobs`` (replacing a stale cached digest)."""
+        out = os.path.join(self.scratch, "code.tar.gz")
+        digest, size = write_archive(self.entries, out)
+        if self.digest and self.digest != digest:
+            blobs.files.pop(self.digest, None)
+            blobs.roots.remove(self.digest)
+        final = os.path.join(self.scratch, digest)
+        os.replace(out, final)
+        blobs.files[digest] = (final, size)
+        if digest not in blobs.roots:
+            blobs.roots.append(digest)
+        self.digest = digest
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(self.path, "a", encoding="ascii") as fh:
+                fh.write(f"{self.key} {digest} {size}\n")
+        except OSError:
+            pass  # losing the cache only costs building the archive again
+        return digest
+
+
+def _present(store: Store, folder: str, blobs: Blobs, last: str, index: BlobIndex) -> Set[str]:
+    """The blobs of ``blobs`` already stored: from the index, and one listing for any it does not know.
+
+    When the index knows every blob, the code channel's manifest (written last of all)
+    is checked with one HEAD; if the bucket lost it, the index is dropped and the
+    folder listed again.
+    """
+    needed = set(blobs.files)
+    if needed <= index.known:
+        if store.head(folder + last) is not None:
+            return needed
+        index.forget()
+    listed = store.list_children(folder)
+    index.add(d for d in listed if d in needed or len(d) == 64)
+    index.save()
+    return {d for d in needed if listed.get(d) == blobs.files[d][1]}
+
+
+def _upload_blobs(store: Store, folder: str, blobs: Blobs, present: Set[str],
+                  progress: Optional[Callable[[int], None]], index: BlobIndex) -> None:
+    """Send the missing blobs: small ones on a bounded pool, large ones one after the other beside
+    them (each in parallel parts), the manifests last, so a manifest never names a blob that is
+    not there. Each upload is checked against the digest it is stored under."""
+    missing = [d for d in blobs.files if d not in present and d not in blobs.roots]
+    small = [d for d in missing if blobs.files[d][1] <= SMALL_OBJECT]
+    large = [d for d in missing if blobs.files[d][1] > SMALL_OBJECT]
+
+    def send(digest: str) -> None:
+        store.upload_file(blobs.files[digest][0], folder + digest, progress, digest)
+        index.add([digest])
+
+    def send_large() -> None:
+        for digest in large:  # one at a time: the memory a streamed upload holds stays bounded
+            send(digest)
+
+    # the large ones start first, on one worker of the pool
+    jobs: List[Tuple[Any, ...]] = ([(send_large,)] if large else []) + [(send, d) for d in small]
+    try:
+        in_parallel(_call, jobs, TRANSFER_WORKERS)
+        for digest in blobs.roots:
+            if digest not in present:
+                send(digest)
+    finally:
+        index.save()
+
+
+def _call(step: Callable[..., None], *args: Any) -> None:
+    step(*args)

@@ -11,6 +11,7 @@ The module imports no AWS library at import time.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -63,6 +64,9 @@ class Store(Protocol):
 
     def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
         """(uri, version tag) of every object under ``uri``: changes whenever an object changes."""
+
+    def list_children(self, uri: str) -> Dict[str, int]:
+        """Name → size of the objects directly in the folder ``uri`` (ends with ``/``), not below it."""
 
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
         """Upload a local file (streamed; multipart for large files).
@@ -147,6 +151,18 @@ class LocalStore:
                 os.unlink(tmp)
             raise
 
+    def list_children(self, uri: str) -> Dict[str, int]:
+        folder = self.path(uri)
+        out: Dict[str, int] = {}
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_file() and not entry.name.startswith(".tmp-"):
+                        out[entry.name] = entry.stat().st_size
+        except OSError:
+            pass
+        return out
+
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
         def copy(fh: Any) -> None:
             digest = hashlib.sha256()
@@ -203,6 +219,15 @@ class LocalStore:
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 MAX_CONCURRENCY = 4
+#: Parts of a streamed (digest-checked) upload: S3's smallest, so the parts held in memory stay few MiB.
+STREAM_CHUNKSIZE = 5 * 1024 * 1024
+#: Parts of a streamed upload in flight (and in memory) at once.
+STREAM_CONCURRENCY = 2
+#: S3 takes at most 10,000 parts; larger files get larger parts.
+MAX_PARTS = 10000
+#: Files up to this size go up in one PutObject read whole into memory (a bounded number at a time).
+SMALL_OBJECT = 1024 * 1024
+
 
 
 class S3Store:
@@ -218,6 +243,13 @@ class S3Store:
             multipart_threshold=MULTIPART_THRESHOLD,
             multipart_chunksize=MULTIPART_CHUNKSIZE,
             max_concurrency=MAX_CONCURRENCY,
+        )
+        # a stream read front to back (to check its digest) is held in memory part by part:
+        # small parts, and few of them in flight (transfers keeps one more in memory), bound that
+        self.stream_config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=STREAM_CHUNKSIZE,
+            max_concurrency=STREAM_CONCURRENCY,
         )
 
     def head(self, uri: str) -> Optional[int]:
@@ -254,12 +286,53 @@ class S3Store:
                 out.append((f"s3://{bucket}/{obj['Key']}", f"{obj['Size']}-{obj.get('ETag', '')}"))
         return sorted(out)
 
-    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
-        from .transfers import upload_file
+    def list_children(self, uri: str) -> Dict[str, int]:
+        from botocore.exceptions import ClientError
 
         bucket, key = split_uri(uri)
+        out: Dict[str, int] = {}
+        try:
+            # one listing, page by page; the delimiter leaves out everything in sub-folders
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/")
+            for page in pages:
+                for obj in page.get("Contents", []) or []:
+                    out[obj["Key"][len(key):]] = int(obj["Size"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+                return {}
+            raise
+        return out
+
+    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
+        bucket, key = split_uri(uri)
+        if sha256 and os.path.getsize(path) <= SMALL_OBJECT:
+            # one request, no transfer manager; S3 checks the checksum of what it receives
+            # and we check what we read, so the object's bytes have the digest its name says
+            with open(path, "rb") as fh:
+                data = fh.read(SMALL_OBJECT + 1)
+            digest = hashlib.sha256(data)
+            if digest.hexdigest() != sha256:
+                raise ContentChanged(path)
+            self.client.put_object(Bucket=bucket, Key=key, Body=data,
+                                   ChecksumSHA256=base64.b64encode(digest.digest()).decode("ascii"))
+            if progress:
+                progress(len(data))
+            return
+        from .transfers import upload_file
+
+        config = self.transfer_config
+        if sha256:
+            # read front to back through the digest check, so held in memory part by part:
+            # small parts, few in flight
+            config = self.stream_config
+            size = os.path.getsize(path)
+            if size > STREAM_CHUNKSIZE * MAX_PARTS:  # a stream's size is unknown to s3transfer
+                import copy
+
+                config = copy.copy(config)
+                config.multipart_chunksize = -(-size // MAX_PARTS)
         # verified against sha256 while streaming; Ctrl-C is not held up by a stalled request
-        upload_file(self.client, path, bucket, key, self.transfer_config, progress, sha256)
+        upload_file(self.client, path, bucket, key, config, progress, sha256)
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         bucket, key = split_uri(uri)
@@ -268,10 +341,18 @@ class S3Store:
     def copy(self, source: str, uri: str) -> None:
         src_bucket, src_key = split_uri(source)
         bucket, key = split_uri(uri)
-        from .transfers import copy_object
+        from botocore.exceptions import ClientError
 
-        # the managed copy switches to multipart copy above the threshold (CopyObject stops at 5 GB)
-        copy_object(self.client, src_bucket, src_key, bucket, key, self.transfer_config)
+        try:
+            # one request: the managed copy would HEAD the source first
+            self.client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": src_bucket, "Key": src_key})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidRequest":
+                raise
+            from .transfers import copy_object
+
+            # CopyObject stops at 5 GB; the managed copy switches to a multipart copy
+            copy_object(self.client, src_bucket, src_key, bucket, key, self.transfer_config)
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = split_uri(uri)
@@ -365,15 +446,55 @@ def iter_files(folder: str) -> Iterator[Tuple[str, str]]:
             yield full, os.path.relpath(full, folder).replace(os.sep, "/")
 
 
+#: Transfers of a folder's files in flight at once.
+TRANSFER_WORKERS = 8
+
+
+def in_parallel(step: Callable[..., Any], jobs: List[Tuple[Any, ...]], workers: int = TRANSFER_WORKERS) -> None:
+    """``step(*job)`` for every job on a bounded pool of threads.
+
+    The first error is raised once the transfers already running have ended, and no new
+    one starts after it. Ctrl-C acts at once: the pool's threads are daemon threads and the
+    wait is made of short steps (see :mod:`aws_sagemaker_remote.transfers`), so a stalled
+    request is left behind instead of holding up the interrupt.
+    """
+    if len(jobs) <= 1:
+        for job in jobs:
+            step(*job)
+        return
+    import concurrent.futures
+
+    from .transfers import WAIT_STEP, DaemonExecutor
+
+    pool = DaemonExecutor(min(workers, len(jobs)))
+    futures = [pool.submit(step, *job) for job in jobs]
+    try:
+        pending: Any = set(futures)
+        failed: Optional[BaseException] = None
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=WAIT_STEP,
+                                                    return_when=concurrent.futures.FIRST_EXCEPTION)
+            for future in done:
+                if failed is None and not future.cancelled() and future.exception() is not None:
+                    failed = future.exception()
+                    for other in pending:
+                        other.cancel()  # those not started yet never start
+        if failed is not None:
+            raise failed
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=False)
+
+
 def upload_folder(store: Store, folder: str, uri: str) -> List[str]:
-    """Upload every file under ``folder`` below ``uri``; returns the object URIs."""
-    out = []
+    """Upload every file under ``folder`` below ``uri`` (several at a time); returns the object URIs."""
     base = uri.rstrip("/")
-    for full, rel in iter_files(folder):
-        target = f"{base}/{rel}"
-        store.upload_file(full, target)
-        out.append(target)
-    return out
+    jobs = [(full, f"{base}/{rel}") for full, rel in iter_files(folder)]
+    in_parallel(store.upload_file, jobs)
+    return [target for _, target in jobs]
 
 
 def download_prefix(store: Store, uri: str, dest: str) -> List[str]:
@@ -390,11 +511,8 @@ def download_prefix(store: Store, uri: str, dest: str) -> List[str]:
             planned.append((obj_uri, local_path(dest, rel)))
         except UnsafePath as exc:
             raise UnsafeDownload(f"refusing to download {obj_uri}: {exc}") from None
-    paths = []
-    for obj_uri, local in planned:
-        store.download_file(obj_uri, local)
-        paths.append(local)
-    return paths
+    in_parallel(store.download_file, planned)
+    return [local for _, local in planned]
 
 
 def default_store() -> Store:

@@ -72,6 +72,9 @@ class UnknownStore:
     def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
         return []
 
+    def list_children(self, uri: str) -> Dict[str, int]:
+        return {}
+
     def upload_file(self, path: str, uri: str, progress: Optional[Callable[[int], None]] = None,
                     sha256: Optional[str] = None) -> None:
         raise _no_transfer()

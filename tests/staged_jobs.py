@@ -15,7 +15,8 @@ from aws_sagemaker_remote.spec import Placement, StagedJob
 NOW = dt.datetime(2026, 11, 21, 0, 0, 0, tzinfo=dt.timezone.utc)
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/img:1"
-CODE_URI = "s3://b/p/cas/sha256/abc/"
+#: the code channel: a ManifestFile blob (in script mode, the code archive blob)
+CODE_URI = "s3://b/p/cas/sha256/" + "c0de" * 16
 REGION = "us-east-1"
 PLACEMENT = Placement(role_arn=ROLE, image_uri=IMAGE, bucket="b", prefix="p")
 

@@ -6,6 +6,7 @@ finds them there by name.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -220,8 +221,12 @@ def test_clean_keeps_what_recent_jobs_use_and_deletes_the_rest(run_script: RunPy
 
     dry = json.loads(run_python(*CLI, "clean", "--json").stdout)
 
-    # only the old job's own input goes: the code tree is the new job's too
-    assert [t["uri"] for t in dry["trees"]] == [old_input_uri]
+    # the old job's input goes (its channel manifest and the blob only it used), and the channel
+    # manifest of its code (which listed that input); the code's files are the new job's too and stay
+    groups = {t["uri"]: t for t in dry["trees"]}
+    assert old_input_uri in groups and len(groups) == 2
+    assert groups[old_input_uri]["objects"] == 2
+    old_blob = hashlib.sha256(b"only the old job read this\n").hexdigest()
     assert dry["launch_records"] == [old]
     assert dry["local_jobs"] == [{"kind": "processing", "job_name": old}]
     assert sorted(p.name for p in cas.iterdir()) == before
@@ -230,8 +235,9 @@ def test_clean_keeps_what_recent_jobs_use_and_deletes_the_rest(run_script: RunPy
 
     assert text.returncode == 0, text.stderr
     assert f"deleted {old_input_uri}" in text.stdout
-    digest = old_input_uri.rstrip("/").rsplit("/", 1)[1]
-    assert sorted(p.name for p in cas.iterdir()) == sorted(set(before) - {digest, digest + ".json"})
+    after = sorted(p.name for p in cas.iterdir())
+    assert old_blob in before and old_blob not in after
+    assert len(before) - len(after) == sum(t["objects"] for t in dry["trees"])
     assert not launch.exists() and not job_file.parent.exists()
     assert [j["job_name"] for j in json.loads(run_python(*CLI, "list", "--json").stdout)] == [new]
     # the new job still reruns from what is left

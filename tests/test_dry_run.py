@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -58,10 +59,11 @@ def test_offline_dry_run_with_a_role_name_marks_the_account_unknown(tmp_path: Pa
     assert "hunter2" not in json.dumps(report)
     assert report["unknown"] == ["account", "role", "existing objects"]
     # the upload plan: every file with its size; whether it is already staged is unknown
-    sizes = {u["uri"].rsplit("/", 1)[1]: u["size"] for u in report["uploads"]}
-    assert sizes["rows.csv"] == len("a,b\n1,2\n") and sizes["bundle.tar.gz"] > 0
+    sizes = {u["path"].replace(os.sep, "/").rsplit("/", 1)[1]: u["size"] for u in report["uploads"]}
+    assert sizes["rows.csv"] == len("a,b\n1,2\n")
+    assert inputs["code"] in {u["uri"] for u in report["uploads"]}  # the code's manifest, among its blobs
     assert {u["staged"] for u in report["uploads"]} == {"unknown"}
-    assert report["upload_bytes"] == sum(sizes.values())
+    assert report["upload_bytes"] == sum(u["size"] for u in report["uploads"])
     assert "at most" in report["upload_bytes_note"]
 
 

@@ -7,13 +7,13 @@ import re
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any, Dict
 
 import boto3
 import pytest
+from cas_view import code_tree, files_of, input_tree
 
 from aws_sagemaker_remote import __version__
 from aws_sagemaker_remote.backends.local import LocalBackend
@@ -92,15 +92,14 @@ def test_yes_against_moto_sends_a_request_that_reproduces_the_local_output(aws: 
 
     # the bundle in S3 unpacks to the script, the runtime and a manifest
     store = S3Store(boto3.client("s3"))
-    bundle = tmp_path / "bundle.tar.gz"
-    store.download_file(inputs["code"]["S3Uri"] + "bundle.tar.gz", str(bundle))
-    with tarfile.open(bundle) as tar:
-        names = set(tar.getnames())
+    entry = request["AppSpecification"]["ContainerArguments"][0].rsplit("/", 1)[1]
+    code = code_tree(store, inputs["code"]["S3Uri"], entry, tmp_path / "job")
+    names = set(files_of(code))
     assert {"manifest.json", "script/wordcount.py", "runtime/aws_sagemaker_remote/bootstrap.py"} <= names
     assert not any(n.startswith(("script/data/", "script/output/")) for n in names)
-    staged_inputs = {rel for _, rel, _ in __import__("aws_sagemaker_remote.store", fromlist=["x"]).prefix_objects(
-        store, inputs["input"]["S3Uri"])}
-    assert staged_inputs == set(os.listdir(demo_dir / "data" / "text"))
+    assert inputs["input"]["S3DataType"] == "ManifestFile"
+    staged = input_tree(store, code, inputs["input"]["S3Uri"], inputs["input"]["LocalPath"], tmp_path / "input")
+    assert set(files_of(staged)) == set(os.listdir(demo_dir / "data" / "text"))
 
     # the very request SageMaker got, executed here, gives the local run's output
     backend = LocalBackend(store)
@@ -303,8 +302,10 @@ def test_arguments_beyond_the_api_limits_arrive_whole(aws: Any, run_script: Any,
     container_args = request["AppSpecification"]["ContainerArguments"]
     assert len(container_args) == 3 and container_args[2].startswith("--aws-sagemaker-remote-arguments-file=/opt/ml/")
     assert all(len(a) <= 256 for a in container_args)
-    assert {u["uri"].rsplit("/", 1)[1] for u in json.loads(dry.stdout)["uploads"]} >= {"bundle.tar.gz",
-                                                                                        "arguments.json"}
+    uploads = json.loads(dry.stdout)["uploads"]
+    entry = container_args[0].rsplit("/", 1)[1]
+    assert entry in {u["uri"].rsplit("/", 1)[1] for u in uploads}  # the code manifest
+    assert any(u["path"].endswith("/" + entry) for u in uploads)
 
 
 def test_without_aws_the_summary_says_where_outputs_are(run_script: Any, demo_dir: Path, clean_environment: Path) -> None:

@@ -180,8 +180,8 @@ def test_training_manifest_in_script_mode_is_the_request_field_by_field(training
         "trainingInputMode": "FastFile", "trainingImage": IMAGE,
         "metricDefinitions": [{"name": "loss", "regex": "loss: ([0-9.]+)"}, {"name": "acc", "regex": "acc=([0-9.]+)"}]}
     assert spec["hyperParameters"]["sagemaker_program"] == json.dumps(TOOLKIT_PROGRAM)
-    assert spec["hyperParameters"]["sagemaker_submit_directory"] == json.dumps(CODE_URI + "bundle.tar.gz")
-    # no code channel: the toolkit downloads the bundle
+    assert spec["hyperParameters"]["sagemaker_submit_directory"] == json.dumps(CODE_URI)
+    # no code channel: the toolkit downloads the code archive
     assert [c["channelName"] for c in spec["inputDataConfig"]] == ["train", "shards"]
     assert spec["inputDataConfig"][1]["dataSource"]["s3DataSource"]["s3URI"] == "s3://bucket/shards/"
     assert re.fullmatch(r"s3://b/p/checkpoints/job-[0-9a-f]+", spec["checkpointConfig"]["s3URI"])

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from botocore.validate import validate_parameters
 from kfp import compiler, dsl  # type: ignore[import-untyped]
-from staged_jobs import IMAGE, REGION, ROLE, rendered, staged_job
+from staged_jobs import CODE_URI, IMAGE, REGION, ROLE, rendered, staged_job
 
 from aws_sagemaker_remote.errors import UsageError
 from aws_sagemaker_remote.export.kfp import (
@@ -190,7 +190,7 @@ def test_the_command_with_overrides(tmp_path: Path) -> None:
     assert request["TrainingJobName"] == "nightly-7"
     assert request["ResourceConfig"] == {"InstanceCount": 1, "InstanceType": "ml.g5.xlarge", "VolumeSizeInGB": 50}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
-    assert channels == {"code": "s3://b/p/cas/sha256/abc/", "train": "s3://bucket/reports/",
+    assert channels == {"code": CODE_URI, "train": "s3://bucket/reports/",
                         "shards": "s3://bucket/shards/"}
     for gone in ("EnableManagedSpotTraining", "EnableNetworkIsolation", "VpcConfig", "Tags", "CheckpointConfig"):
         assert gone not in request

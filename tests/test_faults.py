@@ -138,21 +138,29 @@ def _launcher(args: Any, cwd: Path, **popen: Any) -> "subprocess.Popen[str]":
 
 def test_a_file_rewritten_while_it_uploads_is_not_stored_under_its_old_digest(
         fault_proxy: Any, aws: Any, tmp_path: Path, one_error_line: Any) -> None:
+    from aws_sagemaker_remote.store import SMALL_OBJECT
+
     project = tmp_path / "project"
     data = project / "data"
     data.mkdir(parents=True)
     (project / "hasher.py").write_text(HASHER)
-    original = {f"p{i}.bin": os.urandom(256 * 1024) for i in range(1, 5)}
+    # larger than one request's worth: streamed through the transfer manager, checked as it is read
+    size = SMALL_OBJECT + 512 * 1024
+    original = {f"p{i}.bin": os.urandom(size) for i in range(1, 5)}
     for name, content in original.items():
         (data / name).write_bytes(content)
-    fault_proxy.rate_limit(512 * 1024)  # about half a second per file
+    digest = {name: hashlib.sha256(content).hexdigest() for name, content in original.items()}
+    fault_proxy.rate_limit(1024 * 1024)  # about a second and a half per file
 
     proc = _launcher([project / "hasher.py", "--sagemaker-run=local", "--sagemaker-store=s3"], project)
     try:
-        # p1 is on its way; p4, hashed already, is rewritten in place before its turn
-        fault_proxy.wait_for(lambda e: e.fault == "rate" and (e.key or "").endswith("/p1.bin"), timeout=120)
+        # p1's blob is on its way (large blobs go one after the other); p4, hashed already, is
+        # rewritten in place before its turn
+        fault_proxy.wait_for(lambda e: e.fault == "rate" and (e.key or "").endswith("/" + digest["p1.bin"]),
+                             timeout=120)
+        rewritten = os.urandom(size)
         with open(data / "p4.bin", "r+b") as fh:
-            fh.write(os.urandom(256 * 1024))
+            fh.write(rewritten)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -160,13 +168,21 @@ def test_a_file_rewritten_while_it_uploads_is_not_stored_under_its_old_digest(
     assert proc.returncode == 1, err
     one_error_line(err, "p4.bin", "changed while it was being staged")
     assert "Completed" not in err
+    assert "CreateProcessingJob" not in aws.operations()
     s3 = boto3.client("s3", endpoint_url=aws.url)
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="sagemaker-us-east-1-123456789012")
-            for o in page.get("Contents", [])]
-    assert not [k for k in keys if k.endswith("/p4.bin")]  # nothing under the old digest
-    for marker in [k for k in keys if "/cas/sha256/" in k and k.endswith(".json")]:
-        listing = json.loads(s3.get_object(Bucket="sagemaker-us-east-1-123456789012", Key=marker)["Body"].read())
-        assert "p4.bin" not in [f["path"] for f in listing["files"]]  # no tree holding p4 is complete
+    bucket = "sagemaker-us-east-1-123456789012"
+    objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+               for o in page.get("Contents", [])]
+    names = {o["Key"].rsplit("/", 1)[-1] for o in objects}
+    # nothing under the old digest, nor the new bytes under any name
+    assert digest["p4.bin"] not in names and hashlib.sha256(rewritten).hexdigest() not in names
+    channels = []
+    for obj in objects:  # and no channel (a ManifestFile object) names the old digest
+        if obj["Size"] < 64 * 1024:
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            if body.startswith(b'[{"prefix"'):
+                channels.append(json.loads(body))
+    assert not [c for c in channels if digest["p4.bin"] in c[1:]]
 
     # the user puts the file back; the next launch stages it and the job reads the right bytes
     fault_proxy.clear()
@@ -175,7 +191,7 @@ def test_a_file_rewritten_while_it_uploads_is_not_stored_under_its_old_digest(
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     seen = dict(line.split()[2:4] for line in out.splitlines() if " sha " in line)
-    assert seen == {name: hashlib.sha256(content).hexdigest() for name, content in original.items()}
+    assert seen == digest
 
 
 def test_s3_store_refuses_bytes_that_do_not_have_the_digest(aws: Any, tmp_path: Path) -> None:
@@ -226,7 +242,7 @@ AS_FROM_A_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, s
 
 def test_ctrl_c_during_a_stalled_upload_exits_130_at_once(fault_proxy: Any, aws: Any, demo_dir: Path,
                                                           tmp_path: Path) -> None:
-    fault_proxy.stall("PutObject", key_contains="bundle.tar.gz")
+    fault_proxy.stall("PutObject", key_contains="/cas/sha256/")  # one of the code's blobs
     proc = _launcher(["-c", AS_FROM_A_TERMINAL, demo_dir / "wordcount.py", *YES], tmp_path)
     try:
         assert fault_proxy.stalling.wait(60), fault_proxy.events

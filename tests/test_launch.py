@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import io
 import json
 import textwrap
@@ -26,7 +27,7 @@ from aws_sagemaker_remote.launch import launch
 from aws_sagemaker_remote.plan import plan_control, plan_job
 from aws_sagemaker_remote.reinvoke import user_arguments
 from aws_sagemaker_remote.spec import JobSpec, Placement, RunControl
-from aws_sagemaker_remote.store import LocalStore, S3Store, prefix_objects
+from aws_sagemaker_remote.store import LocalStore, S3Store, manifest_objects
 from aws_sagemaker_remote.targets import Target
 
 NOW = dt.datetime(2026, 12, 2, 7, 0, 0, tzinfo=dt.timezone.utc)
@@ -138,6 +139,13 @@ def test_training_runs_in_process_on_the_local_backend(tmp_path: Path) -> None:
                                              "model.tar.gz")
 
 
+def _sha(spec: Any, name: str) -> str:
+    """The blob name of the one file of local input ``name``."""
+    source = Path(next(ch.source for ch in spec.inputs if ch.name == name))
+    path = source if source.is_file() else next(p for p in source.rglob("*") if p.is_file())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_processing_request_reaches_sagemaker_over_http(aws: Any, tmp_path: Path) -> None:
     spec, control = _plan(tmp_path, "processing", ("--sagemaker-run=yes", "--sagemaker-env", "MODE=cli",
                                                    "--sagemaker-tags", "team=ml"))
@@ -158,8 +166,9 @@ def test_processing_request_reaches_sagemaker_over_http(aws: Any, tmp_path: Path
     assert request["Tags"][-1]["Key"] == "aws-sagemaker-remote:launch-token"
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in request["ProcessingInputs"]}
     # what the request names was uploaded before the job was created
-    assert {rel for _, rel, _ in prefix_objects(target.store, inputs["code"])} == {"bundle.tar.gz"}
-    assert {rel for _, rel, _ in prefix_objects(target.store, inputs["input"])} == {"words.txt"}
+    code = manifest_objects(target.store, inputs["code"])
+    assert code and all(target.store.head(uri) is not None for uri, _, _ in code)  # every blob it names is there
+    assert [rel for _, rel, _ in manifest_objects(target.store, inputs["input"])] == [_sha(spec, "input")]
     outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in request["ProcessingOutputConfig"]["Outputs"]}
     assert outputs == {"output": "s3://moto-bucket/pre/jobs/job-20261202-070000-t0k3/output/output"}
     assert result.output_artifacts == outputs
@@ -180,7 +189,7 @@ def test_training_request_reaches_sagemaker_over_http(aws: Any, tmp_path: Path) 
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 86400}
     assert request["CheckpointConfig"]["S3Uri"] == "s3://moto-bucket/ckpt"
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
-    assert {rel for _, rel, _ in prefix_objects(target.store, channels["train"])} == {"rows.csv"}
+    assert [rel for _, rel, _ in manifest_objects(target.store, channels["train"])] == [_sha(spec, "train")]
     assert result.model_artifact_url == "s3://moto-bucket/pre/jobs/job-20261202-070000-t0k3/output/model.tar.gz"
 
 

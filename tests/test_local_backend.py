@@ -24,11 +24,13 @@ from aws_sagemaker_remote.backends.base import Backend, LogCursor, LogEvent
 from aws_sagemaker_remote.backends.local import KEEP_ENV, LocalBackend
 from aws_sagemaker_remote.backends.sagemaker import SageMakerBackend
 from aws_sagemaker_remote.bundle import Bundle
-from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
+from aws_sagemaker_remote.container import DEFAULT as PATHS
 from aws_sagemaker_remote.errors import AwsError, JobExists, JobNotFound
 from aws_sagemaker_remote.render import ENTRYPOINT
 from aws_sagemaker_remote.store import LocalStore
 
+#: the code manifest's name in the code channel of these hand-made requests
+CODE_ENTRY = "code.json"
 BUCKET = "bucket"
 JOB_TIMEOUT = 30.0
 
@@ -55,15 +57,19 @@ def put_code(make_bundle: Callable[..., Bundle], store: LocalStore) -> PutCode:
 
     def put(kind: str, script: str, **code: Any) -> str:
         bundle = make_bundle(script, kind, **code)
-        uri = f"s3://{BUCKET}/code/{bundle.sha256}/{BUNDLE_FILENAME}"
-        store.upload_file(bundle.path, uri)
+        uri = f"s3://{BUCKET}/code/{bundle.sha256}/"
+        # the code's blobs, and its manifest under a fixed name the container arguments give
+        folder = os.path.dirname(bundle.path)
+        for name in os.listdir(folder):
+            target = CODE_ENTRY if name == bundle.sha256 else name
+            store.upload_file(os.path.join(folder, name), uri + target)
         return uri
 
     return put
 
 
 def container_arguments(kind: str, args: Sequence[str]) -> List[str]:
-    return [PATHS.code_dir(kind) + "/" + BUNDLE_FILENAME, PATHS.unpacked_code] + list(args)
+    return [PATHS.code_dir(kind) + "/" + CODE_ENTRY, PATHS.unpacked_code] + list(args)
 
 
 def processing_input(name: str, uri: str, *, distribution: str = "FullyReplicated", data_type: str = "S3Prefix",

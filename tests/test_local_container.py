@@ -24,11 +24,13 @@ import pytest
 
 from aws_sagemaker_remote.backends.base import LogCursor
 from aws_sagemaker_remote.backends.local import LocalBackend, isolation
-from aws_sagemaker_remote.container import BUNDLE_FILENAME, DEFAULT as PATHS
+from aws_sagemaker_remote.container import DEFAULT as PATHS
 from aws_sagemaker_remote.leftovers import owned_prefix
 from aws_sagemaker_remote.render import ENTRYPOINT
 from aws_sagemaker_remote.store import LocalStore
 
+#: the code manifest's name in the code channel of these hand-made requests
+CODE_ENTRY = "code.json"
 BUCKET = "bucket"
 NAMESPACE_SCRIPT = Path(isolation.__file__).with_name("namespace.py")
 
@@ -64,8 +66,12 @@ PutCode = Callable[..., str]
 def put_code(make_bundle: Callable[..., Any], store: LocalStore) -> PutCode:
     def put(kind: str, script: str) -> str:
         bundle = make_bundle(script, kind)
-        uri = f"s3://{BUCKET}/code/{bundle.sha256}/{BUNDLE_FILENAME}"
-        store.upload_file(bundle.path, uri)
+        uri = f"s3://{BUCKET}/code/{bundle.sha256}/"
+        # the code's blobs, and its manifest under a fixed name the container arguments give
+        folder = os.path.dirname(bundle.path)
+        for name in os.listdir(folder):
+            target = CODE_ENTRY if name == bundle.sha256 else name
+            store.upload_file(os.path.join(folder, name), uri + target)
         return uri
     return put
 
@@ -85,7 +91,7 @@ def training_request(name: str, code_uri: str, *, channels: Sequence[Dict[str, A
             "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/image:latest",
             "TrainingInputMode": "File",
             "ContainerEntrypoint": list(ENTRYPOINT),
-            "ContainerArguments": [PATHS.code_dir("training") + "/" + BUNDLE_FILENAME, PATHS.unpacked_code],
+            "ContainerArguments": [PATHS.code_dir("training") + "/" + CODE_ENTRY, PATHS.unpacked_code],
         },
         "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
         "InputDataConfig": [_channel("code", code_uri)] + list(channels),
@@ -117,7 +123,7 @@ def processing_request(name: str, code_uri: str, *, instance_count: int = 1,
         "AppSpecification": {
             "ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/image:latest",
             "ContainerEntrypoint": list(ENTRYPOINT),
-            "ContainerArguments": [PATHS.code_dir("processing") + "/" + BUNDLE_FILENAME, PATHS.unpacked_code],
+            "ContainerArguments": [PATHS.code_dir("processing") + "/" + CODE_ENTRY, PATHS.unpacked_code],
         },
         "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
     }

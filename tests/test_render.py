@@ -28,6 +28,10 @@ def _validate(operation: str, request: Dict[str, Any]) -> None:
     validate_parameters(request, client.meta.service_model.operation_model(operation).input_shape)
 
 
+#: the code manifest's name in the code channel (its digest)
+ENTRY = "e" * 64
+
+
 def _staged(tmp_path: Path, kind: str, argv: list, **options: Any) -> StagedJob:
     script = tmp_path / "job.py"
     script.write_text("")
@@ -47,7 +51,7 @@ def _staged(tmp_path: Path, kind: str, argv: list, **options: Any) -> StagedJob:
     opts = type(opts).from_namespace(ns)
     spec = plan_job(decl, ns, opts, user_arguments(argv, decl, opts), now=NOW, token="ab12")
     return StagedJob(
-        spec=spec, code_uri="s3://b/p/cas/sha256/abc/",
+        spec=spec, code_uri="s3://b/p/cas/sha256/" + "c" * 64, code_entry=ENTRY,
         input_uris={"train": "s3://b/p/cas/sha256/def/", "shards": "s3://bucket/shards/"},
     )
 
@@ -70,10 +74,10 @@ def test_processing_request(tmp_path: Path) -> None:
     assert app["ImageUri"] == IMAGE
     assert app["ContainerEntrypoint"] == list(ENTRYPOINT)
     assert len(BOOTSTRAP_STUB) <= 256
-    assert app["ContainerArguments"][:2] == ["/opt/ml/processing/input/code/bundle.tar.gz", "/opt/ml/code"]
+    assert app["ContainerArguments"][:2] == ["/opt/ml/processing/input/code/" + ENTRY, "/opt/ml/code"]
     assert "--sagemaker-run=job" in app["ContainerArguments"]
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
-    assert inputs["code"]["S3Uri"] == "s3://b/p/cas/sha256/abc/"
+    assert inputs["code"]["S3Uri"] == "s3://b/p/cas/sha256/" + "c" * 64
     assert inputs["train"] == {
         "S3Uri": "s3://b/p/cas/sha256/def/", "LocalPath": "/opt/ml/processing/input/train",
         "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated",
@@ -112,7 +116,7 @@ def test_training_request(tmp_path: Path) -> None:
     algo = request["AlgorithmSpecification"]
     assert algo["TrainingImage"] == IMAGE
     assert algo["TrainingInputMode"] == "FastFile"
-    assert algo["ContainerArguments"][:2] == ["/opt/ml/input/data/code/bundle.tar.gz", "/opt/ml/code"]
+    assert algo["ContainerArguments"][:2] == ["/opt/ml/input/data/code/" + ENTRY, "/opt/ml/code"]
     assert {m["Name"]: m["Regex"] for m in algo["MetricDefinitions"]} == {"loss": r"loss: ([0-9.]+)",
                                                                          "acc": "acc=([0-9.]+)"}
     channels = {c["ChannelName"]: c for c in request["InputDataConfig"]}

@@ -6,7 +6,9 @@ the job's bootstrap stub use.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -107,19 +109,24 @@ def test_an_archive_with_inner_links_extracts_into_an_existing_folder(tmp_path: 
 
 # --- the bootstrap stub in the job ------------------------------------------------------
 
-def test_bootstrap_stub_refuses_a_tampered_bundle(tmp_path: Path, repo_root: Path) -> None:
-    bundle = tmp_path / "bundle.tar.gz"
-    safepath = repo_root / "aws_sagemaker_remote" / "safepath.py"
-    with tarfile.open(bundle, "w:gz") as tar:
-        tar.add(str(safepath), "runtime/aws_sagemaker_remote/safepath.py")
-        tar.addfile(_info("../../escape.txt", b"pwned"), io.BytesIO(b"pwned"))
+def test_bootstrap_stub_refuses_a_tampered_code_manifest(tmp_path: Path, repo_root: Path) -> None:
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    boot = (repo_root / "aws_sagemaker_remote" / "safepath.py").read_bytes()
+    boot_sha = hashlib.sha256(boot).hexdigest()
+    (channel / boot_sha).write_bytes(boot)
+    bad_sha = hashlib.sha256(b"pwned").hexdigest()
+    (channel / bad_sha).write_bytes(b"pwned")
+    manifest = channel / ("f" * 64)
+    manifest.write_text(json.dumps({"boot": boot_sha, "files": [
+        ["runtime/aws_sagemaker_remote/safepath.py", boot_sha, False], ["../../escape.txt", bad_sha, False]]}))
     unpack = tmp_path / "job" / "code"
-    run = subprocess.run([sys.executable, "-c", BOOTSTRAP_STUB, str(bundle), str(unpack)],
+    run = subprocess.run([sys.executable, "-c", BOOTSTRAP_STUB, str(manifest), str(unpack)],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "'../../escape.txt'" in lines[0] and "Traceback" not in run.stderr
-    assert _files(tmp_path) == ["bundle.tar.gz"]
+    assert _files(tmp_path) == sorted(f"channel/{name}" for name in (boot_sha, bad_sha, "f" * 64))
 
 
 # --- every download path, against the moto server ---------------------------------------

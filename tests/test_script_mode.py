@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 import textwrap
 from pathlib import Path
@@ -88,7 +89,7 @@ def test_the_dry_run_shows_a_script_mode_request(run_script: Any, project: Path,
     assert all(isinstance(v, str) for v in hyper.values())
     assert json.loads(hyper["sagemaker_program"]) == TOOLKIT_PROGRAM
     bundle_uri = json.loads(hyper["sagemaker_submit_directory"])
-    assert bundle_uri.endswith("/bundle.tar.gz")
+    assert re.search(r"/cas/sha256/[0-9a-f]{64}$", bundle_uri)  # the code archive, a content-addressed blob
     assert bundle_uri in [u["uri"] for u in report["uploads"]]
     assert json.loads(hyper["sagemaker_region"]) == "us-east-1"
     assert json.loads(hyper["sagemaker_job_name"]) == request["TrainingJobName"]
@@ -99,16 +100,15 @@ def test_the_dry_run_shows_a_script_mode_request(run_script: Any, project: Path,
     assert "--model-dir=/opt/ml/model" in recorded
 
 
-def test_arguments_beyond_one_hyperparameter_travel_in_the_code_channel(run_script: Any, project: Path,
+def test_arguments_beyond_one_hyperparameter_travel_in_the_code_archive(run_script: Any, project: Path,
                                                                          tmp_path: Path) -> None:
     long_name = "n" * 3000
     report = _dry_run(run_script, project, tmp_path, "--name", long_name)
     request = report["request"]
     recorded = json.loads(request["HyperParameters"][ARGUMENTS_HYPERPARAMETER])
-    assert recorded == [f"{ARGUMENT_FILE_FLAG}=/opt/ml/input/data/code/arguments.json"]
-    (code,) = request["InputDataConfig"]
-    assert code["ChannelName"] == "code"
-    assert code["DataSource"]["S3DataSource"]["S3Uri"] + "arguments.json" in [u["uri"] for u in report["uploads"]]
+    # a file of the archive the toolkit unpacks into /opt/ml/code: no code channel is needed for it
+    assert recorded == [f"{ARGUMENT_FILE_FLAG}=/opt/ml/code/arguments.json"]
+    assert "InputDataConfig" not in request
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -167,7 +167,9 @@ def test_end_to_end_through_the_toolkit_against_s3(aws: Any, run_script: Any, pr
     assert f"-- {TOOLKIT_PROGRAM} " in done.stdout
     assert "Reporting training SUCCESS" in done.stdout
     # it fetched the submit directory from S3 (moto) itself
-    bundle_gets = [r for r in aws.requests if r.method == "GET" and (r.path or "").endswith("/bundle.tar.gz")]
+    # (the code archive is the one blob of this job: it has no inputs, and in script mode no code channel)
+    bundle_gets = [r for r in aws.requests
+                   if r.method == "GET" and re.search(r"/cas/sha256/[0-9a-f]{64}$", r.path or "")]
     assert bundle_gets, [r.path for r in aws.requests]
     # the script got its arguments exactly, types and repeats included
     seen = [json.loads(line.split("SEEN ", 1)[1]) for line in done.stdout.splitlines() if "SEEN " in line]

@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List
 
 import boto3
 
 from aws_sagemaker_remote.api import prepare
-from aws_sagemaker_remote.bundle import build_bundle
+from aws_sagemaker_remote.bundle import bundle_entries
 from aws_sagemaker_remote.plan import plan_job
 from aws_sagemaker_remote.reinvoke import user_arguments
+from aws_sagemaker_remote.safepath import materialize, unpack
 from aws_sagemaker_remote.spec import Placement, output_uris
 from aws_sagemaker_remote.stage import HashCache, stage, tree_of_path
-from aws_sagemaker_remote.store import LocalStore, S3Store, prefix_objects
+from aws_sagemaker_remote.store import LocalStore, S3Store, manifest_objects
 
 NOW = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
 BUCKET = "stage-bucket"
@@ -42,8 +45,31 @@ def _spec(tmp_path: Path, argv: List[str] = ()):  # type: ignore[assignment]
 
 
 def _stage(spec: Any, store: Any, tmp_path: Path, dry_run: bool = False):
-    bundle = build_bundle(spec.code, spec.kind.name, workdir=str(tmp_path))
-    return stage(spec, bundle, store, PLACEMENT, upload=not dry_run, cache=HashCache(str(tmp_path / "hashes.json")))
+    code = bundle_entries(spec.code)
+    return stage(spec, code, store, PLACEMENT, upload=not dry_run, cache=HashCache(str(tmp_path / "hashes.json")))
+
+
+def job_tree(store: Any, staged: Any, name: str, dest: Path) -> Path:
+    """What the job sees in input ``name`` (or the code tree for "code"): the blobs its
+    ``ManifestFile`` channel names, laid out from the listing in the code tree as the job does."""
+    code_blobs = dest / "code-channel"
+    for uri, rel, _ in manifest_objects(store, staged.code_uri):
+        store.download_file(uri, str(code_blobs / rel))
+    unpack(str(code_blobs / staged.code_entry), str(dest / "code"))
+    if name == "code":
+        return dest / "code"
+    manifest = json.loads((dest / "code" / "manifest.json").read_text())
+    channel = next(ch for ch in staged.spec.inputs if ch.name == name)
+    listing = next(i["listing"] for i in manifest["inputs"] if i["path"] == channel.container_path)
+    folder = dest / name
+    for uri, rel, _ in manifest_objects(store, staged.input_uris[name]):
+        store.download_file(uri, str(folder / "blobs" / rel))
+    materialize(json.loads((dest / "code" / listing).read_text()), str(folder / "blobs"), str(folder / "tree"))
+    return folder / "tree"
+
+
+def files_of(folder: Path) -> Dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_stage_uploads_once_by_content_address(aws: Any, tmp_path: Path) -> None:
@@ -51,32 +77,37 @@ def test_stage_uploads_once_by_content_address(aws: Any, tmp_path: Path) -> None
     s3.create_bucket(Bucket=BUCKET)
     store = S3Store(s3)
     staged = _stage(_spec(tmp_path), store, tmp_path)
-    assert staged.code_uri.startswith(f"s3://{BUCKET}/pre/cas/sha256/") and staged.code_uri.endswith("/")
-    # a folder keeps its relative paths under its prefix; one file keeps its name
-    data_objects = {rel for _, rel, _ in prefix_objects(store, staged.input_uris["data"])}
-    assert data_objects == {"a.txt", "sub/b.txt"}
-    assert {rel for _, rel, _ in prefix_objects(store, staged.input_uris["table"])} == {"table.csv"}
-    assert {rel for _, rel, _ in prefix_objects(store, staged.code_uri)} == {"bundle.tar.gz"}
+    blobs = f"s3://{BUCKET}/pre/cas/sha256/"
+    assert staged.code_uri.startswith(blobs)
+    # local inputs travel as manifests of blobs; the job lays the tree out again
+    kinds = {ch.name: ch.s3_data_type for ch in staged.spec.inputs}
+    assert kinds == {"data": "ManifestFile", "table": "ManifestFile", "remote": "S3Prefix"}
+    assert files_of(job_tree(store, staged, "data", tmp_path / "job")) == {"a.txt": b"alpha", "sub/b.txt": b"beta"}
+    assert files_of(job_tree(store, staged, "table", tmp_path / "job2")) == {"table.csv": b"x,y\n1,2\n"}
+    assert files_of(job_tree(store, staged, "code", tmp_path / "job3"))["script/job.py"] == b"print('job')\n"
+    assert all(key.startswith("pre/cas/sha256/") for key in {r.key for r in aws.s3_uploads()})
     assert staged.input_uris["remote"] == "s3://elsewhere/prefix/"  # passed through, not copied
     assert output_uris(staged.spec, PLACEMENT)["out"] == f"s3://{BUCKET}/pre/jobs/job-20261121-000000-ab12/output/out"
-    assert len(aws.s3_uploads()) >= 4
 
-    # second launch, nothing changed: zero uploads reach the server
+    # second launch, nothing changed: no upload, no listing, one HEAD of the code's manifest
     aws.clear_log()
     again = _stage(_spec(tmp_path), store, tmp_path)
     assert aws.s3_uploads() == []
+    assert aws.operations("s3") == ["HeadObject"]
     assert all(u.present for u in again.uploads)
     assert again.input_uris == staged.input_uris and again.code_uri == staged.code_uri
 
-    # one file changes: only that folder's tree is uploaded again
+    # one file changes: its blob and the manifests that name it, nothing else
     (tmp_path / "data" / "a.txt").write_text("alpha, edited")
     aws.clear_log()
     third = _stage(_spec(tmp_path), store, tmp_path)
     assert third.input_uris["data"] != staged.input_uris["data"]
     assert third.input_uris["table"] == staged.input_uris["table"]
-    uploaded_keys = {r.path for r in aws.s3_uploads()}
-    assert all("/cas/sha256/" in key for key in uploaded_keys)
-    assert not any(staged.input_uris["table"].split(BUCKET)[1] in key for key in uploaded_keys)
+    bodies = {r.key.rsplit("/", 1)[1]: r for r in aws.s3_uploads()}
+    assert hashlib.sha256(b"alpha, edited").hexdigest() in bodies
+    assert len(bodies) == 5  # the blob, the input's listing and channel, the code's manifest and channel
+    assert files_of(job_tree(store, third, "data", tmp_path / "job4")) == {"a.txt": b"alpha, edited",
+                                                                          "sub/b.txt": b"beta"}
 
 
 def test_dry_run_uploads_nothing(aws: Any, tmp_path: Path) -> None:
@@ -95,24 +126,16 @@ def test_interrupted_upload_resumes(aws: Any, tmp_path: Path) -> None:
     store = S3Store(s3)
     spec = _spec(tmp_path)
     staged = _stage(spec, store, tmp_path, dry_run=True)
-    # only the first file of the data tree made it before an interruption: no marker yet
-    first = next(u for u in staged.uploads if u.uri.startswith(staged.input_uris["data"]))
+    # only one blob made it before an interruption
+    first = next(u for u in staged.uploads if u.local_path == str(tmp_path / "data" / "a.txt"))
     store.upload_file(first.local_path, first.uri)
     aws.clear_log()
     _stage(spec, store, tmp_path)
-
-    def key(uri: str) -> str:
-        return uri.split(f"s3://{BUCKET}/", 1)[1]
-
-    uploaded = {r.key for r in aws.s3_uploads()}
-    data_uri = staged.input_uris["data"]
-    rest = {key(u.uri) for u in staged.uploads if u.uri.startswith(data_uri) and u.uri != first.uri}
-    assert rest, "the data tree has more than one file"
-    # the file already there is not sent again; the rest of the tree and its marker are
-    assert key(first.uri) not in uploaded
-    assert rest <= uploaded
-    assert key(data_uri).rstrip("/") + ".json" in uploaded
-    assert {rel for _, rel, _ in prefix_objects(store, data_uri)} == {"a.txt", "sub/b.txt"}
+    uploaded = {f"s3://{BUCKET}/{r.key}" for r in aws.s3_uploads()}
+    assert first.uri not in uploaded
+    assert {u.uri for u in staged.uploads if u.uri != first.uri} == uploaded
+    assert aws.operations("s3").count("ListObjectsV2") == 1  # one listing, no HEAD per file
+    assert "HeadObject" not in aws.operations("s3")
 
 
 def test_multipart_upload_for_large_files(aws: Any, tmp_path: Path) -> None:
@@ -145,7 +168,7 @@ def test_tree_digest_depends_on_names_and_content(tmp_path: Path) -> None:
 def test_local_store_stages_without_aws(tmp_path: Path) -> None:
     store = LocalStore(str(tmp_path / "s3"))
     staged = _stage(_spec(tmp_path), store, tmp_path)
-    assert {rel for _, rel, _ in prefix_objects(store, staged.input_uris["data"])} == {"a.txt", "sub/b.txt"}
+    assert files_of(job_tree(store, staged, "data", tmp_path / "job")) == {"a.txt": b"alpha", "sub/b.txt": b"beta"}
     again = _stage(_spec(tmp_path), store, tmp_path)
     assert all(u.present for u in again.uploads)
 
@@ -197,11 +220,9 @@ def test_one_new_file_in_a_staged_folder_sends_only_that_file(aws: Any, tmp_path
     aws.clear_log()
     second = _stage(_spec(tmp_path), store, tmp_path)
     assert second.input_uris["data"] != first.input_uris["data"]  # a new tree...
-    sent = [r for r in aws.s3_uploads() if "/cas/sha256/" in r.path and not r.path.endswith(".json")]
-    assert [r.path.rsplit("/", 1)[1] for r in sent] == ["c.txt"]  # ...but only c.txt's bytes travel
-    assert aws.operations("s3").count("CopyObject") == 2  # a.txt and sub/b.txt, copied inside S3
-    by_rel = {rel: uri for uri, rel, _ in prefix_objects(store, second.input_uris["data"])}
-    assert set(by_rel) == {"a.txt", "sub/b.txt", "c.txt"}
-    assert store.get_bytes(by_rel["sub/b.txt"]) == b"beta"
-    copied = [u for u in second.uploads if u.copy_from]
-    assert sorted(u.uri.rsplit("/", 1)[1] for u in copied) == ["a.txt", "b.txt"]
+    blob = hashlib.sha256(b"gamma: the only new bytes").hexdigest()
+    sent = [r for r in aws.s3_uploads() if r.key.endswith(blob)]
+    assert len(sent) == 1  # ...but only c.txt's bytes travel, with no copies inside S3
+    assert "CopyObject" not in aws.operations("s3")
+    assert files_of(job_tree(store, second, "data", tmp_path / "job")) == {
+        "a.txt": b"alpha", "sub/b.txt": b"beta", "c.txt": b"gamma: the only new bytes"}

@@ -69,6 +69,16 @@ def console_url(region: str, kind: str, job_name: str) -> str:
     return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{page}/{job_name}"
 
 
+class _Lazy:
+    """A client built on its first use."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)
+
+
 class SageMakerBackend:
     """Runs jobs on Amazon SageMaker through injected boto3 clients.
 
@@ -102,7 +112,8 @@ class SageMakerBackend:
     @classmethod
     def from_clients(cls, clients: "Clients", **kwargs: Any) -> "SageMakerBackend":
         """A backend on the SageMaker and CloudWatch Logs clients of ``clients``."""
-        return cls(clients.sagemaker, clients.logs, clients.region, **kwargs)
+        # the CloudWatch Logs client is built only when logs are read (never with --sagemaker-wait=no)
+        return cls(clients.sagemaker, _Lazy(lambda: clients.logs), clients.region, **kwargs)
 
     # --- jobs ------------------------------------------------------------
     def _call(self, verb: str, kind: str) -> Any:

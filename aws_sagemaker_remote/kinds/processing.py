@@ -79,7 +79,7 @@ class ProcessingKind(JobKind):
             "S3Input": {
                 "S3Uri": staged.code_uri,
                 "LocalPath": PATHS.processing_code,
-                "S3DataType": "S3Prefix",
+                "S3DataType": "ManifestFile",  # the code's blobs and its manifest (see stage)
                 "S3InputMode": "File",
                 "S3DataDistributionType": "FullyReplicated",
                 "S3CompressionType": "None",

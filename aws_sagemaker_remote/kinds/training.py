@@ -235,12 +235,13 @@ class TrainingKind(JobKind):
         training = spec.training or Training()
         toolkit = training.entry == "toolkit"
         channels: List[Dict[str, Any]] = []
-        if not toolkit or staged.arguments_uri is not None:
-            # script mode needs the code channel only for an argument file (the toolkit fetches the bundle)
+        if not toolkit:
+            # script mode has no code channel: the toolkit fetches the code archive, which holds
+            # the argument file too when there is one
             channels.append({
                 "ChannelName": CODE_CHANNEL,
                 "DataSource": {"S3DataSource": {
-                    "S3DataType": "S3Prefix",
+                    "S3DataType": "ManifestFile",  # the code's blobs and its manifest (see stage)
                     "S3Uri": staged.code_uri,
                     "S3DataDistributionType": "FullyReplicated",
                 }},

@@ -15,7 +15,7 @@ import tempfile
 from typing import Any, Callable, List, Optional, Tuple
 
 from ...safepath import UnsafePath, local_path
-from ...store import Store, iter_files, manifest_objects, prefix_objects, split_uri
+from ...store import Store, in_parallel, iter_files, manifest_objects, prefix_objects, split_uri
 from .state import Instance, Job, JobError, Settings
 
 
@@ -48,13 +48,16 @@ def fetch(settings: Settings, job: Job, instance: Instance, uri: str, data_type:
         targets = [(obj_uri, local_path(dest, rel)) for obj_uri, rel, _size in found]
     except UnsafePath as exc:
         raise JobError(f"ClientError: refusing to download {uri}: {exc}") from None
-    for obj_uri, target in targets:
+
+    def one(obj_uri: str, target: str) -> None:
         try:
             settings.store.download_file(obj_uri, target)
         except Exception as exc:  # as above
             raise JobError(f"ClientError: cannot download {obj_uri}: {exc}") from exc
         if gzipped:
             gunzip_in_place(target)
+
+    in_parallel(one, targets)  # several at a time, as SageMaker's own downloads are
 
 
 def no_objects_reason(region: str, job: Job, uri: str, data_type: str) -> str:

@@ -1,0 +1,293 @@
+"""What a relaunch costs on the wire (counted on the moto server), what the job sees of a tree
+staged as blobs (the local backend), and which script a runner module launches."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import boto3
+import pytest
+
+from aws_sagemaker_remote.api import prepare
+from aws_sagemaker_remote.bundle import bundle_entries
+from aws_sagemaker_remote.plan import plan_job
+from aws_sagemaker_remote.reinvoke import user_arguments
+from aws_sagemaker_remote.spec import Placement
+from aws_sagemaker_remote.stage import HashCache, stage
+from aws_sagemaker_remote.store import S3Store
+
+NOW = dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)
+BUCKET = "cost-bucket"
+PLACEMENT = Placement(role_arn="arn:aws:iam::123456789012:role/r", image_uri="img", bucket=BUCKET, prefix="pre")
+
+
+def _project(tmp_path: Path, code_files: int = 40, input_files: int = 0) -> Path:
+    project = tmp_path / "project"
+    (project / "lib").mkdir(parents=True)
+    (project / "job.py").write_text("print('job')\n")
+    for i in range(code_files):  # ~20 KB each
+        (project / "lib" / f"mod{i:03}.py").write_text(f"# module {i}\n" + hashlib.sha256(b"%d" % i).hexdigest() * 320)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(input_files):
+        (data / f"part-{i // 100:02}").mkdir(exist_ok=True)
+        (data / f"part-{i // 100:02}" / f"row-{i:05}.txt").write_text(f"row {i}\n")
+    return project
+
+
+def _stage(tmp_path: Path, with_input: bool) -> Any:
+    project = tmp_path / "project"
+    inputs = {"data": str(tmp_path / "data")} if with_input else {}
+    decl, opts, parser = prepare("processing", None, inputs, {}, None, None, None, None, str(project / "job.py"),
+                                 {}, {})
+    ns = parser.parse_args([])
+    opts = type(opts).from_namespace(ns)
+    spec = plan_job(decl, ns, opts, user_arguments([], decl, opts), now=NOW, token="c0st")
+    return stage(spec, bundle_entries(spec.code), S3Store(boto3.client("s3")), PLACEMENT,
+                 cache=HashCache(str(tmp_path / "hashes.json")))
+
+
+def _sent(aws: Any) -> Tuple[List[str], int, Dict[str, int]]:
+    """(operations, bytes of request bodies, PutObject key → body size) since the log was cleared."""
+    ops = aws.operations("s3")
+    puts = {r.key: r.content_length for r in aws.s3_uploads()}
+    return ops, sum(r.content_length for r in aws.requests if r.service == "s3"), puts
+
+
+@pytest.fixture
+def bucket(aws: Any) -> None:
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+
+
+def test_nothing_changed_sends_nothing_and_asks_once(aws: Any, bucket: None, tmp_path: Path) -> None:
+    _project(tmp_path, input_files=300)
+    first = _stage(tmp_path, with_input=True)
+    aws.clear_log()
+    again = _stage(tmp_path, with_input=True)
+    ops, sent, puts = _sent(aws)
+    assert puts == {} and sent == 0
+    assert ops == ["HeadObject"]  # the code's channel manifest, written last: no LIST, no HEAD per file
+    assert again.code_uri == first.code_uri and again.input_uris == first.input_uris
+
+
+def test_one_changed_code_file_sends_that_file_and_two_small_manifests(aws: Any, bucket: None,
+                                                                      tmp_path: Path) -> None:
+    project = _project(tmp_path, code_files=40)
+    _stage(tmp_path, with_input=False)
+    changed = project / "lib" / "mod007.py"
+    changed.write_text(changed.read_text() + "# edited\n")
+    aws.clear_log()
+    _stage(tmp_path, with_input=False)
+    ops, sent, puts = _sent(aws)
+    blob = hashlib.sha256(changed.read_bytes()).hexdigest()
+    assert len(puts) == 3 and f"pre/cas/sha256/{blob}" in puts  # the file, the code manifest, the channel
+    assert ops.count("ListObjectsV2") == 1 and "HeadObject" not in ops and "CopyObject" not in ops
+    size = changed.stat().st_size
+    metadata = sent - size
+    assert size > 20_000 and metadata < 24 * 1024, (size, metadata)  # the folder holds ~850 KB
+
+
+def test_one_changed_input_file_in_a_thousand_sends_that_file_and_the_manifests(aws: Any, bucket: None,
+                                                                              tmp_path: Path) -> None:
+    _project(tmp_path, code_files=2, input_files=1000)
+    _stage(tmp_path, with_input=True)
+    changed = tmp_path / "data" / "part-04" / "row-00421.txt"
+    changed.write_text("row 421, edited\n")
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    ops, sent, puts = _sent(aws)
+    blob = hashlib.sha256(changed.read_bytes()).hexdigest()
+    # the file, the input's listing and channel manifest, the code manifest and channel: nothing per file
+    assert len(puts) == 5 and f"pre/cas/sha256/{blob}" in puts
+    # one listing of the blob folder, in pages of 1,000 keys (~1,070 blobs here)
+    assert ops.count("ListObjectsV2") == 2 and "HeadObject" not in ops and "CopyObject" not in ops
+    # a ManifestFile channel is one object naming every key (~67 bytes a file), plus the listing
+    assert sent < 200 * 1000, sent
+
+
+UNICODE_TREE = {
+    "données/été.txt": "chaud\n",
+    "日本語/ファイル.csv": "a,b\n1,2\n",
+    "same-1.txt": "duplicate bytes\n",
+    "nested/deeper/same-2.txt": "duplicate bytes\n",
+    "e" * 64: "a file whose name looks like a blob\n",
+    "emoji-✓.txt": "",
+}
+EMPTY_DIRS = ("empty", "nested/empty-too")
+
+TREE_SCRIPT = '''
+import json, os
+from aws_sagemaker_remote import sagemaker_processing_main
+
+
+def main(args):
+    files, dirs = {}, []
+    for root, subdirs, names in os.walk(args.data):
+        rel = os.path.relpath(root, args.data)
+        if not subdirs and not names and rel != ".":
+            dirs.append(rel.replace(os.sep, "/"))
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, encoding="utf-8") as fh:
+                files[os.path.relpath(path, args.data).replace(os.sep, "/")] = fh.read()
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "tree.json"), "w", encoding="utf-8") as fh:
+        json.dump({"files": files, "dirs": sorted(dirs)}, fh, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main, inputs={"data": "data"}, outputs={"output": "output"})
+'''
+
+
+def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: Path, tmp_path: Path) -> None:
+    script = tmp_path / "tree.py"
+    script.write_text(TREE_SCRIPT)
+    data = tmp_path / "data"
+    for rel, text in UNICODE_TREE.items():
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_text(text, encoding="utf-8")
+    for rel in EMPTY_DIRS:
+        (data / rel).mkdir(parents=True)
+    here = run_script(script, "--output", tmp_path / "here")
+    assert here.returncode == 0, here.stderr
+    job = run_script(script, "--sagemaker-run=local", "--output", tmp_path / "job", "--sagemaker-download-outputs")
+    assert job.returncode == 0, job.stdout + job.stderr
+    seen = json.loads((tmp_path / "job" / "tree.json").read_text(encoding="utf-8"))
+    assert seen == json.loads((tmp_path / "here" / "tree.json").read_text(encoding="utf-8"))
+    assert seen["files"] == UNICODE_TREE and seen["dirs"] == sorted(EMPTY_DIRS)
+    # and the local stand-in store holds the input as blobs named by their digest
+    blobs = clean_environment / "s3"
+    stored = {p.name for p in blobs.rglob("*") if p.is_file()}
+    assert hashlib.sha256(b"chaud\n").hexdigest() in stored
+    assert "été.txt" not in stored
+
+
+RUNNER_SCRIPT = '''
+from aws_sagemaker_remote import sagemaker_processing_main
+
+
+def main(args):
+    print("ran", args.output)
+
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main, outputs={"output": "output"})
+'''
+
+
+@pytest.mark.parametrize("runner", ["cProfile", "pdb"])
+def test_a_runner_module_launches_the_users_script(runner: str, run_python: Any, clean_environment: Path,
+                                                   tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    script = project / "mine.py"
+    script.write_text(RUNNER_SCRIPT)
+    run = run_python("-m", runner, script, "--sagemaker-run=local", "--sagemaker-dry-run", cwd=project,
+                     input="continue\nquit\n" if runner == "pdb" else None)
+    report_text = run.stdout[run.stdout.index("{"):] if "{" in run.stdout else ""
+    assert '"ContainerArguments"' in report_text, run.stdout + run.stderr
+    listed = [line for line in run.stderr.splitlines() if line.startswith("bundle: ")]
+    assert listed == [f"bundle: script/mine.py ({len(RUNNER_SCRIPT)} B)"], run.stderr
+    report = json.JSONDecoder().raw_decode(report_text)[0]
+    shipped = {os.path.basename(u["path"]) for u in report["uploads"]}
+    assert "mine.py" in shipped and f"{runner}.py" not in shipped
+    manifest_uploads = [u for u in report["uploads"] if u["path"].startswith(str(project))]
+    assert [u["path"] for u in manifest_uploads] == [str(script)]
+
+
+@pytest.mark.parametrize("size", [1024, 17 * 1024 * 1024])
+def test_a_blob_is_stored_only_with_the_bytes_its_name_says(aws: Any, bucket: None, tmp_path: Path,
+                                                            size: int) -> None:
+    from aws_sagemaker_remote.errors import ContentChanged
+
+    path = tmp_path / "blob.bin"
+    path.write_bytes(os.urandom(size))
+    store = S3Store(boto3.client("s3"))
+    stale = hashlib.sha256(b"what the file held when it was hashed").hexdigest()
+    with pytest.raises(ContentChanged):
+        store.upload_file(str(path), f"s3://{BUCKET}/pre/cas/sha256/{stale}", sha256=stale)
+    assert store.head(f"s3://{BUCKET}/pre/cas/sha256/{stale}") is None
+    aws.clear_log()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    store.upload_file(str(path), f"s3://{BUCKET}/pre/cas/sha256/{digest}", sha256=digest)
+    ops = aws.operations("s3")
+    # small: one PutObject; large: 5 MiB parts, read as they are sent
+    assert ops.count("UploadPart") == (4 if size > 16 * 1024 * 1024 else 0) and ops.count("PutObject") <= 1
+    assert store.get_bytes(f"s3://{BUCKET}/pre/cas/sha256/{digest}") == path.read_bytes()
+
+
+def test_a_pipe_input_keeps_its_prefix_tree_and_copies_unchanged_files_without_a_head_each(
+        aws: Any, bucket: None, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.args import PathArgument
+
+    _project(tmp_path, code_files=1, input_files=120)
+    project = tmp_path / "project"
+
+    def staged() -> Any:
+        decl, opts, parser = prepare("processing", None, {"data": PathArgument(str(tmp_path / "data"), mode="Pipe")},
+                                     {}, None, None, None, None, str(project / "job.py"), {}, {})
+        ns = parser.parse_args([])
+        opts = type(opts).from_namespace(ns)
+        spec = plan_job(decl, ns, opts, user_arguments([], decl, opts), now=NOW, token="c0st")
+        return stage(spec, bundle_entries(spec.code), S3Store(boto3.client("s3")), PLACEMENT,
+                     cache=HashCache(str(tmp_path / "hashes.json")))
+
+    first = staged()
+    assert first.input_uris["data"].endswith("/") and first.spec.inputs[0].s3_data_type == "S3Prefix"
+    (tmp_path / "data" / "part-00" / "new.txt").write_text("new\n")
+    aws.clear_log()
+    second = staged()
+    ops = aws.operations("s3")
+    # one request a copy; HEADs only of the tree's marker and the code's channel manifest
+    assert ops.count("CopyObject") == 120 and ops.count("HeadObject") == 2, ops
+    puts = sorted(r.key for r in aws.s3_uploads())
+    assert len(puts) == 2 and any(key.endswith("/part-00/new.txt") for key in puts)  # the file, the marker
+    assert second.input_uris["data"] != first.input_uris["data"]
+
+
+def test_script_mode_ships_one_archive_built_again_only_when_a_file_changed(
+        aws: Any, bucket: None, clean_environment: Path, tmp_path: Path) -> None:
+    project = _project(tmp_path, code_files=20)
+
+    def staged() -> Any:
+        decl, opts, parser = prepare("training", None, {}, {}, None, None, None, None, str(project / "job.py"),
+                                     {}, {})
+        ns = parser.parse_args(["--sagemaker-entry=toolkit", "--sagemaker-image=sklearn:1.2-1"])
+        opts = type(opts).from_namespace(ns)
+        spec = plan_job(decl, ns, opts, user_arguments([], decl, opts), now=NOW, token="c0st")
+        return stage(spec, bundle_entries(spec.code), S3Store(boto3.client("s3")), PLACEMENT,
+                     cache=HashCache(str(tmp_path / "hashes.json")))
+
+    archives = clean_environment / "cache" / "archives.txt"
+
+    def builds() -> int:
+        return len(archives.read_text().splitlines())
+
+    first = staged()
+    assert builds() == 1
+    puts = [r.key for r in aws.s3_uploads()]
+    # the archive alone: the code's files do not travel one by one in script mode
+    assert puts == [first.code_uri.split("/", 3)[3]], puts
+    assert [u.uri for u in first.uploads] == [first.code_uri]
+
+    aws.clear_log()
+    assert staged().code_uri == first.code_uri
+    assert builds() == 1  # nothing changed: not archived (nor read) again
+    assert aws.operations("s3") == ["HeadObject"] and not aws.s3_uploads()
+
+    os.utime(project / "lib" / "mod003.py")  # touched, same bytes: archived again, to the same address
+    aws.clear_log()
+    assert staged().code_uri == first.code_uri
+    assert builds() == 2 and not aws.s3_uploads()
+
+    changed = project / "lib" / "mod003.py"
+    changed.write_text(changed.read_text() + "# edited\n")
+    aws.clear_log()
+    third = staged()
+    assert builds() == 3 and third.code_uri != first.code_uri
+    assert [r.key for r in aws.s3_uploads()] == [third.code_uri.split("/", 3)[3]]
