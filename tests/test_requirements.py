@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import tarfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
@@ -306,8 +305,9 @@ def test_the_index_of_the_pip_configuration_reaches_the_install_and_nothing_prin
                              CodeSpec(script=str(folder / "job.py"), script_dir=str(folder)))
     assert SECRET not in repr(code)
     bundle = build_bundle(code, "processing", workdir=str(tmp_path))
-    with tarfile.open(bundle.path) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    with open(bundle.path, encoding="utf-8") as fh:  # the code manifest: path, blob, executable
+        blob = {entry[0]: entry[1] for entry in json.load(fh)["files"]}["manifest.json"]
+    manifest = json.loads((Path(bundle.path).parent / blob).read_text())
     assert manifest["package_indexes"] == INDEXES_ARC
     job = Job(bundle, tmp_path / "opt" / "ml", "processing")
     target = tmp_path / "target"
