@@ -253,7 +253,7 @@ def test_training_and_typed_arguments_take_the_full_path(project: Path) -> None:
 def test_the_option_table_is_generated_from_options_py() -> None:
     """``python -m aws_sagemaker_remote.quick`` rewrites it; a stale one only costs the short path."""
     assert Path(_option_table.__file__).read_text(encoding="utf-8") == quick.table_source(), \
-        "options.py changed: run python -m aws_sagemaker_remote.quick to rewrite _option_table.py"
+        "options.py or values.py changed: run python -m aws_sagemaker_remote.quick to rewrite _option_table.py"
 
 
 def test_constants_match_the_modules_they_stand_for() -> None:
@@ -302,18 +302,20 @@ def test_an_option_variable_still_reaches_main(tmp_path: Path, run_script: Any) 
     assert "INSTANCE=ml.c5.xlarge" in done.stdout
 
 
-@pytest.mark.parametrize("edited", [False, True], ids=["as generated", "options.py edited since"])
+@pytest.mark.parametrize("edited", [None, "options.py", "values.py"],
+                         ids=["as generated", "options.py edited since", "values.py edited since"])
 def test_a_stale_table_only_costs_the_short_path(tmp_path: Path, repo_root: Path, run_script: Any,
-                                                 edited: bool) -> None:
-    """A copy of the package whose ``options.py`` no longer matches the table runs the full path, alike."""
+                                                 edited: Optional[str]) -> None:
+    """A copy of the package whose ``options.py`` or ``values.py`` (the converters of the table's
+    defaults) no longer matches the table runs the full path, alike."""
     import shutil
 
     copy = tmp_path / "site"
     shutil.copytree(repo_root / "aws_sagemaker_remote", copy / "aws_sagemaker_remote",
                     ignore=shutil.ignore_patterns("__pycache__"))
     if edited:
-        with open(copy / "aws_sagemaker_remote" / "options.py", "a", encoding="utf-8") as fh:
-            fh.write("\n# a field added here, the table not rewritten yet\n")
+        with open(copy / "aws_sagemaker_remote" / edited, "a", encoding="utf-8") as fh:
+            fh.write("\n# a change here, the table not rewritten yet\n")
     script = tmp_path / "script.py"
     script.write_text(
         "import sys\n"
