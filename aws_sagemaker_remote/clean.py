@@ -127,10 +127,12 @@ def unused_blobs(bucket: str, objects: Iterable[StoredObject], read: Any, refere
                  old_roots: Set[str], cutoff: _dt.datetime) -> List[Tree]:
     """The blobs no reference reaches and that were not written since ``cutoff``, as groups.
 
-    A referenced channel manifest keeps every blob it names. The blobs an old job's
-    manifests reach form one group each, named by that manifest; blobs no job names
-    (left by launches that created no job) form one group named by their folder.
-    ``read(key)`` returns an object's bytes.
+    A referenced channel manifest, and any manifest written since ``cutoff`` (a launch
+    staging now), keeps every blob it names. A referenced manifest too large to read
+    (:data:`MANIFEST_MAX`) might name any blob: then nothing is deleted. The blobs an
+    old job's manifests reach form one group each, named by that manifest; blobs no
+    job names (left by launches that created no job) form one group named by their
+    folder. ``read(key)`` returns an object's bytes.
     """
     blobs = {f"s3://{bucket}/{o.key}": o for o in objects if _BLOB_KEY.match(o.key)}
 
@@ -140,11 +142,17 @@ def unused_blobs(bucket: str, objects: Iterable[StoredObject], read: Any, refere
             return []
         return channel_blobs(read(found.key))
 
-    live = {uri for uri, o in blobs.items() if o.modified >= cutoff}
-    for uri in referenced:
-        if uri in blobs:
-            live.add(uri)
-            live.update(named(uri))
+    recent = {uri for uri, o in blobs.items() if o.modified >= cutoff}
+    live = set(recent)
+    for uri in sorted(referenced & set(blobs)):
+        if blobs[uri].size > MANIFEST_MAX:
+            return []  # it may name any blob: delete none rather than one a job needs
+        live.add(uri)
+        live.update(named(uri))
+    # a launch staging right now (or one that created no job) may name older blobs in the
+    # manifests it just wrote; a recent blob too large to be read is a data file, not a manifest
+    for uri in sorted(recent - referenced):
+        live.update(named(uri))
     dead = set(blobs) - live
     groups: List[Tuple[str, List[str]]] = []
     for root in sorted(old_roots):
