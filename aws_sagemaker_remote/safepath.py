@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from typing import Any, Dict, List, Optional
 
-__all__ = ["UnsafePath", "check_member", "local_path", "materialize", "safe_extract", "unpack"]
+__all__ = ["UnsafePath", "check_member", "check_name", "local_path", "materialize", "safe_extract", "unpack"]
 
 #: tarfile's own 'data' filter where this Python has it (3.8.17+, 3.12+): a second guard
 #: after :func:`check_member`, and it keeps newer Pythons from warning about unfiltered extraction.
@@ -36,7 +36,9 @@ class UnsafePath(ValueError):
 def _segments(name: str, what: str) -> List[str]:
     if not name:
         raise UnsafePath(f"{what} {name!r} is empty")
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\0" in name:
+    # "c:x" is a drive path only on Windows; elsewhere "a:b.csv" and "1:00.log" are plain names
+    drive = os.name == "nt" and len(name) > 1 and name[1] == ":"
+    if name.startswith(("/", "\\")) or drive or "\0" in name:
         raise UnsafePath(f"{what} {name!r} is an absolute path, outside the target folder")
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -44,6 +46,13 @@ def _segments(name: str, what: str) -> List[str]:
     if not parts:
         raise UnsafePath(f"{what} {name!r} names no file")
     return parts
+
+
+def check_name(name: str, what: str = "key") -> str:
+    """``name`` as :func:`local_path` lays it out (``/``-separated, without empty or ``.`` segments),
+    or :class:`UnsafePath`: the launch checks every name of a tree with it, so a name the job would
+    refuse fails before anything is uploaded."""
+    return "/".join(_segments(name, what))
 
 
 def _inside(path: str, root: str) -> bool:

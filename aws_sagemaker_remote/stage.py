@@ -422,6 +422,20 @@ def tree_listing(files: Sequence[Tuple[str, str, bool]], dirs: Sequence[str] = (
                       sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _check_names(names: Sequence[str], where: str) -> None:
+    """Refuse (exit 2) a tree with a name the job's bootstrap would refuse or lay out elsewhere."""
+    from .errors import UsageError
+    from .safepath import UnsafePath, check_name
+
+    for rel in names:
+        try:
+            laid_out = check_name(rel, "file")
+        except UnsafePath as exc:
+            raise UsageError(f"{where}: {exc}; rename it") from None
+        if laid_out != rel:
+            raise UsageError(f"{where}: file {rel!r} would be laid out as {laid_out!r} in the job; rename it")
+
+
 def empty_dirs(dirs: Sequence[str], files: Sequence[str]) -> List[str]:
     """The folders of ``dirs`` with no file anywhere below them (the others appear by themselves)."""
     parents = set()
@@ -499,6 +513,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
             continue
         dirs: List[str] = []
         files = input_files(ch.source, dirs=dirs)
+        _check_names([rel for rel, _ in files] + dirs, ch.flag or ch.name)
         entries = []
         for rel, path in files:
             digest = cache.sha256(path)
@@ -530,6 +545,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
         for rel, data in generated:
             code_files.append((rel, blobs.add_bytes(data), False))
         boot = ""
+        _check_names([rel for rel, _ in code], "the code folder")
         for rel, path in code:
             digest = cache.sha256(path)
             blobs.add_file(path, digest, os.path.getsize(path))

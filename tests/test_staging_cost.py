@@ -118,6 +118,9 @@ UNICODE_TREE = {
     "nested/deeper/same-2.txt": "duplicate bytes\n",
     "e" * 64: "a file whose name looks like a blob\n",
     "emoji-✓.txt": "",
+    "a:b.csv": "colon\n",  # plain names on Linux, not drive paths
+    "logs/1:00.log": "one o'clock\n",
+    "c:": "a drive letter alone\n",
 }
 EMPTY_DIRS = ("empty", "nested/empty-too")
 
@@ -167,6 +170,20 @@ def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: P
     stored = {p.name for p in blobs.rglob("*") if p.is_file()}
     assert hashlib.sha256(b"chaud\n").hexdigest() in stored
     assert "été.txt" not in stored
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no such file names")
+def test_an_input_name_the_job_would_refuse_fails_the_launch(run_script: Any, clean_environment: Path,
+                                                            tmp_path: Path, one_error_line: Any) -> None:
+    script = tmp_path / "tree.py"
+    script.write_text(TREE_SCRIPT)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fine.txt").write_text("fine\n")
+    (tmp_path / "data" / "\\lead.txt").write_text("a leading backslash reads as an absolute path\n")
+    job = run_script(script, "--sagemaker-run=local", "--output", tmp_path / "job")
+    assert job.returncode == 2, job.stdout + job.stderr
+    one_error_line(job.stderr, "--data", "lead.txt")
+    assert not [p for p in (clean_environment / "s3").rglob("*") if p.is_file()]  # nothing uploaded
 
 
 RUNNER_SCRIPT = '''
