@@ -291,9 +291,11 @@ _BLOBS = ".aws-sagemaker-remote-blobs"
 
 def materialize_inputs(unpack_dir: str, inputs: Sequence[Mapping[str, Any]]) -> None:
     """Turn each input channel that received blobs (files named by their SHA-256) back into the
-    tree its listing describes: names, empty folders, duplicates. Blobs this instance did not
-    receive (a sharded input) leave their files out."""
-    from .safepath import UnsafePath, materialize
+    tree its listing describes: names, empty folders, duplicates. Each blob is found wherever
+    below the channel folder the download put it (at the top, or under its key's folders). Blobs
+    this instance did not receive leave their files out of a sharded input
+    (``ShardedByS3Key``); any other input missing one fails, naming the file."""
+    from .safepath import MissingBlob, UnsafePath, materialize
 
     root = os.environ.get(ROOT_ENV)
     for entry in inputs:
@@ -306,14 +308,22 @@ def materialize_inputs(unpack_dir: str, inputs: Sequence[Mapping[str, Any]]) -> 
         wanted = {str(f[1]) for f in listing.get("files") or ()}
         blobs = os.path.join(folder, _BLOBS)
         os.makedirs(blobs, exist_ok=True)
-        # first out of the way, so a file whose name is a digest cannot meet a blob
-        for name in os.listdir(folder):
-            if name in wanted:
-                os.replace(os.path.join(folder, name), os.path.join(blobs, name))
+        # first out of the way, so a file whose name is a digest cannot meet a blob; the folders of
+        # a key's path the download made go too, so the user's tree is all that remains
+        for where, _dirs, names in os.walk(folder, topdown=False):
+            if where == blobs or where.startswith(blobs + os.sep):
+                continue
+            for name in names:
+                if name in wanted:
+                    os.replace(os.path.join(where, name), os.path.join(blobs, name))
+            if where != folder and not os.listdir(where):
+                os.rmdir(where)
         try:
-            materialize(listing, blobs, folder, move=True)
+            materialize(listing, blobs, folder, move=True, sharded=entry.get("distribution") == "ShardedByS3Key")
         except UnsafePath as exc:
             raise StepFailed(f"refusing to lay out input {folder}: {exc}", 1) from None
+        except MissingBlob as exc:
+            raise StepFailed(f"input {folder} is incomplete: {exc}", 1) from None
         finally:
             shutil.rmtree(blobs, ignore_errors=True)
 

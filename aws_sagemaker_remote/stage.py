@@ -521,7 +521,8 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
             entries.append((rel, digest, False))
         listing = f"{INPUT_LISTINGS}/{ch.name}.json"
         generated.append((listing, tree_listing(entries, empty_dirs(dirs, [rel for rel, _ in files]))))
-        listings.append({"path": ch.container_path, "listing": listing})
+        # a sharded input's instance gets only some blobs; any other must get them all
+        listings.append({"path": ch.container_path, "listing": listing, "distribution": ch.distribution})
         manifest_digest = blobs.add_bytes(channel_manifest(folder, [d for _, d, _ in entries]), root=True)
         input_uris[ch.name] = folder + manifest_digest
         channels.append(replace(ch, s3_data_type="ManifestFile"))
