@@ -558,3 +558,39 @@ def test_the_stub_finds_the_code_under_the_keys_folders(new_job: NewJob) -> None
     run = job.run()
     assert run.returncode == 0, run.stderr
     assert "ran from" in run.stdout
+
+
+def test_an_input_folder_named_like_the_scratch_folder_is_the_users(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_sagemaker_remote.bootstrap import materialize_inputs
+
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    files = {".aws-sagemaker-remote-blobs/keep.txt": b"mine\n", "other.txt": b"other\n"}
+    entry = _input_channel(tmp_path, "", files)
+    materialize_inputs(str(tmp_path / "code"), [entry])
+    channel = Path(entry["path"])
+    assert _tree(channel) == {".aws-sagemaker-remote-blobs": None, ".aws-sagemaker-remote-blobs/keep.txt": b"mine\n",
+                              "other.txt": b"other\n", "empty": None}
+    assert sorted(os.listdir(channel.parent)) == ["data"]  # no scratch folder left beside it
+
+
+def test_a_layout_error_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_sagemaker_remote.bootstrap import StepFailed, materialize_inputs
+
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    entry = _input_channel(tmp_path, "", {"x": b"a file\n", "x/y": b"below a file of the same name\n"})
+    with pytest.raises(StepFailed) as failed:
+        materialize_inputs(str(tmp_path / "code"), [entry])
+    assert failed.value.message.startswith(f"cannot lay out input {entry['path']}: ")
+    assert "\n" not in failed.value.message
+
+
+def test_the_stub_reports_a_missing_code_blob_in_one_line(new_job: NewJob) -> None:
+    job = new_job("print('never')\n")
+    listing = json.loads(Path(job.bundle).read_text())
+    lost = next(sha for rel, sha, _exe in listing["files"] if rel.endswith("job.py"))
+    (Path(job.bundle).parent / lost).unlink()
+    run = job.run()
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert lost in line and "job.py" in line
