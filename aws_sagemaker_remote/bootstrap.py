@@ -285,15 +285,18 @@ def read_manifest(unpack_dir: str) -> Dict[str, Any]:
     return manifest
 
 
-#: Where an input's blobs wait while its tree is laid out (inside the input's own folder).
-_BLOBS = ".aws-sagemaker-remote-blobs"
+#: Where an input's blobs wait while its tree is laid out: a fresh folder beside the input's
+#: (same filesystem, so a blob moves into place without a copy), never a name in the user's tree.
+_BLOBS = ".aws-sagemaker-remote-blobs-"
 
 
 def materialize_inputs(unpack_dir: str, inputs: Sequence[Mapping[str, Any]]) -> None:
     """Turn each input channel that received blobs (files named by their SHA-256) back into the
-    tree its listing describes: names, empty folders, duplicates. Blobs this instance did not
-    receive (a sharded input) leave their files out."""
-    from .safepath import UnsafePath, materialize
+    tree its listing describes: names, empty folders, duplicates. Each blob is found wherever
+    below the channel folder the download put it (at the top, or under its key's folders). Blobs
+    this instance did not receive leave their files out of a sharded input
+    (``ShardedByS3Key``); any other input missing one fails, naming the file."""
+    from .safepath import MissingBlob, UnsafePath, materialize
 
     root = os.environ.get(ROOT_ENV)
     for entry in inputs:
@@ -304,18 +307,27 @@ def materialize_inputs(unpack_dir: str, inputs: Sequence[Mapping[str, Any]]) -> 
         except (OSError, ValueError) as exc:
             raise StepFailed(f"cannot read the listing of input {folder}: {exc}", 1) from exc
         wanted = {str(f[1]) for f in listing.get("files") or ()}
-        blobs = os.path.join(folder, _BLOBS)
-        os.makedirs(blobs, exist_ok=True)
-        # first out of the way, so a file whose name is a digest cannot meet a blob
-        for name in os.listdir(folder):
-            if name in wanted:
-                os.replace(os.path.join(folder, name), os.path.join(blobs, name))
+        blobs = ""
         try:
-            materialize(listing, blobs, folder, move=True)
+            blobs = tempfile.mkdtemp(prefix=_BLOBS, dir=os.path.dirname(os.path.abspath(folder)))
+            # first out of the way, so a file whose name is a digest cannot meet a blob; the folders
+            # of a key's path the download made go too, so the user's tree is all that remains
+            for where, _dirs, names in os.walk(folder, topdown=False):
+                for name in names:
+                    if name in wanted:
+                        os.replace(os.path.join(where, name), os.path.join(blobs, name))
+                if where != folder and not os.listdir(where):
+                    os.rmdir(where)
+            materialize(listing, blobs, folder, move=True, sharded=entry.get("distribution") == "ShardedByS3Key")
         except UnsafePath as exc:
             raise StepFailed(f"refusing to lay out input {folder}: {exc}", 1) from None
+        except MissingBlob as exc:
+            raise StepFailed(f"input {folder} is incomplete: {exc}", 1) from None
+        except OSError as exc:  # a file and a folder of one name, a full disk: one line, not a traceback
+            raise StepFailed(f"cannot lay out input {folder}: {exc}", 1) from None
         finally:
-            shutil.rmtree(blobs, ignore_errors=True)
+            if blobs:
+                shutil.rmtree(blobs, ignore_errors=True)
 
 
 def prepend_pythonpath(env: Dict[str, str], folders: Sequence[str]) -> None:

@@ -14,7 +14,8 @@ them. ``clean`` removes a tree when both hold:
 Blobs (``PREFIX/cas/sha256/<digest>``: the files of the code and of ``File``-mode
 inputs, their manifests, script mode's code archives) go by the same two rules; a
 channel manifest that a recent job names keeps every blob it names. Deleting blobs
-drops this machine's index of stored blobs, so the next launch lists the bucket.
+drops this machine's index of stored blobs and writes new content into
+``PREFIX/cas/generation``, so every machine's next launch checks the bucket again.
 
 It also removes this machine's records of local jobs and launches older than that.
 Outputs, models and checkpoints are never touched. Without ``--yes`` it only lists.
@@ -30,6 +31,7 @@ import datetime as _dt
 import json
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Set, TextIO, Tuple
 
@@ -125,10 +127,12 @@ def unused_blobs(bucket: str, objects: Iterable[StoredObject], read: Any, refere
                  old_roots: Set[str], cutoff: _dt.datetime) -> List[Tree]:
     """The blobs no reference reaches and that were not written since ``cutoff``, as groups.
 
-    A referenced channel manifest keeps every blob it names. The blobs an old job's
-    manifests reach form one group each, named by that manifest; blobs no job names
-    (left by launches that created no job) form one group named by their folder.
-    ``read(key)`` returns an object's bytes.
+    A referenced channel manifest, and any manifest written since ``cutoff`` (a launch
+    staging now), keeps every blob it names. A referenced manifest too large to read
+    (:data:`MANIFEST_MAX`) might name any blob: then nothing is deleted. The blobs an
+    old job's manifests reach form one group each, named by that manifest; blobs no
+    job names (left by launches that created no job) form one group named by their
+    folder. ``read(key)`` returns an object's bytes.
     """
     blobs = {f"s3://{bucket}/{o.key}": o for o in objects if _BLOB_KEY.match(o.key)}
 
@@ -138,11 +142,17 @@ def unused_blobs(bucket: str, objects: Iterable[StoredObject], read: Any, refere
             return []
         return channel_blobs(read(found.key))
 
-    live = {uri for uri, o in blobs.items() if o.modified >= cutoff}
-    for uri in referenced:
-        if uri in blobs:
-            live.add(uri)
-            live.update(named(uri))
+    recent = {uri for uri, o in blobs.items() if o.modified >= cutoff}
+    live = set(recent)
+    for uri in sorted(referenced & set(blobs)):
+        if blobs[uri].size > MANIFEST_MAX:
+            return []  # it may name any blob: delete none rather than one a job needs
+        live.add(uri)
+        live.update(named(uri))
+    # a launch staging right now (or one that created no job) may name older blobs in the
+    # manifests it just wrote; a recent blob too large to be read is a data file, not a manifest
+    for uri in sorted(recent - referenced):
+        live.update(named(uri))
     dead = set(blobs) - live
     groups: List[Tuple[str, List[str]]] = []
     for root in sorted(old_roots):
@@ -213,6 +223,14 @@ class LocalPlace:
             found += unused_blobs(bucket, objects, read, referenced, old_roots, cutoff)
         return found
 
+    def new_generation(self) -> None:
+        """New content in ``PREFIX/cas/generation`` of every bucket (see :func:`stage.generation_uri`)."""
+        for bucket in sorted(os.listdir(self.root)):
+            folder = os.path.join(self.root, bucket, *self.prefix.split("/"), "cas")
+            if os.path.isdir(folder):
+                with open(os.path.join(folder, "generation"), "w", encoding="ascii") as fh:
+                    fh.write(uuid.uuid4().hex)
+
     def delete(self, tree: Tree) -> None:
         bucket = tree.uri[len("s3://"):].split("/", 1)[0]
         for key in tree.keys:
@@ -274,6 +292,14 @@ class S3Place:
             for start in range(0, len(keys), DELETE_BATCH):
                 self.client.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": k} for k in keys[start:start + DELETE_BATCH]], "Quiet": True})
+
+    def new_generation(self) -> None:
+        """New content in ``PREFIX/cas/generation`` (see :func:`stage.generation_uri`)."""
+        from .aws import translate_errors
+
+        key = f"{self.prefix}/cas/generation"
+        with translate_errors(f"writing s3://{self.bucket}/{key}"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=uuid.uuid4().hex.encode())
 
     def launch_records(self, cutoff: _dt.datetime) -> List[Dict[str, Any]]:
         """The launch records in the bucket written since ``cutoff``."""
@@ -361,6 +387,8 @@ def run_clean(args: argparse.Namespace, finder: "Finder", out: TextIO, err: Text
     if args.yes:
         for place, tree in doomed:
             place.delete(tree)
+        for place in {place for place, tree in doomed if _BLOB_KEY.match(tree.keys[0] if tree.keys else "")}:
+            place.new_generation()  # other machines' indexes of stored blobs are stale now
         if doomed:
             forget_blob_indexes()
         for record in old_launches:

@@ -29,15 +29,15 @@ from .container import (
 )
 from .spec import Network, Placement, Resources, StagedJob
 
-#: Lays out the code tree that the code manifest argv[1] lists into argv[2] with the
-#: code's own safepath module (the manifest's "boot" blob, beside it: every name is
-#: checked before anything is written, on any Python 3 the image has), puts the
-#: shipped runtime first on sys.path and runs the bootstrap with the remaining arguments.
+#: Finds the code manifest argv[1] in its channel folder (at the top, or in the first folder
+#: below that holds it, where a download kept the key's folders), then runs the code's own
+#: safepath module (the manifest's "boot" blob, beside it): it lays the code tree out into
+#: argv[2] (every name checked before anything is written, on any Python 3 the image has)
+#: and runs the shipped bootstrap with the remaining arguments.
 BOOTSTRAP_STUB = (
-    "import sys,json;m,d=sys.argv[1:3];g={};"
-    "exec(open(m[:m.rfind('/')+1]+json.load(open(m))['boot']).read(),g);g['unpack'](m,d);"
-    "sys.path.insert(0,d+'/runtime');"
-    "from aws_sagemaker_remote.bootstrap import main;main(d,sys.argv[3:])"
+    "import sys,json,os;m,d=sys.argv[1:3];c,b=os.path.split(m);"
+    "p=next(r for r,_,n in os.walk(c)if b in n)+'/';g={};"
+    "exec(open(p+json.load(open(p+b))['boot']).read(),g);g['start'](p+b,d,sys.argv[3:])"
 )
 ENTRYPOINT = ("python3", "-c", BOOTSTRAP_STUB)
 

@@ -22,7 +22,8 @@ import tarfile
 import tempfile
 from typing import Any, Dict, List, Optional
 
-__all__ = ["UnsafePath", "check_member", "local_path", "materialize", "safe_extract", "unpack"]
+__all__ = ["MissingBlob", "UnsafePath", "check_member", "check_name", "find_blobs", "local_path", "materialize",
+           "safe_extract", "start", "unpack"]
 
 #: tarfile's own 'data' filter where this Python has it (3.8.17+, 3.12+): a second guard
 #: after :func:`check_member`, and it keeps newer Pythons from warning about unfiltered extraction.
@@ -33,10 +34,16 @@ class UnsafePath(ValueError):
     """A key or archive member would land outside its target folder; the message names it."""
 
 
+class MissingBlob(LookupError):
+    """A file's blob is not where the tree's blobs were downloaded; the message names both."""
+
+
 def _segments(name: str, what: str) -> List[str]:
     if not name:
         raise UnsafePath(f"{what} {name!r} is empty")
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\0" in name:
+    # "c:x" is a drive path only on Windows; elsewhere "a:b.csv" and "1:00.log" are plain names
+    drive = os.name == "nt" and len(name) > 1 and name[1] == ":"
+    if name.startswith(("/", "\\")) or drive or "\0" in name:
         raise UnsafePath(f"{what} {name!r} is an absolute path, outside the target folder")
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -44,6 +51,13 @@ def _segments(name: str, what: str) -> List[str]:
     if not parts:
         raise UnsafePath(f"{what} {name!r} names no file")
     return parts
+
+
+def check_name(name: str, what: str = "key") -> str:
+    """``name`` as :func:`local_path` lays it out (``/``-separated, without empty or ``.`` segments),
+    or :class:`UnsafePath`: the launch checks every name of a tree with it, so a name the job would
+    refuse fails before anything is uploaded."""
+    return "/".join(_segments(name, what))
 
 
 def _inside(path: str, root: str) -> bool:
@@ -136,15 +150,30 @@ def _merge(source: str, dest: str) -> None:
             os.replace(os.path.join(root, name), target)
 
 
-def materialize(listing: Dict[str, Any], blobs: str, dest: str, move: bool = False) -> int:
+def find_blobs(folder: str, digests: Any) -> Dict[str, str]:
+    """Where each of ``digests`` is under ``folder``: ``folder/<digest>``, or, where a download
+    kept the key's folders, any file below ``folder`` named by the digest."""
+    found = {d: os.path.join(folder, d) for d in digests if os.path.isfile(os.path.join(folder, d))}
+    if len(found) < len(set(digests)):
+        wanted = set(digests) - set(found)
+        for root, _dirs, names in os.walk(folder):
+            for name in names:
+                if name in wanted and name not in found:
+                    found[name] = os.path.join(root, name)
+    return found
+
+
+def materialize(listing: Dict[str, Any], blobs: str, dest: str, move: bool = False,
+                sharded: bool = False) -> int:
     """Lay out a tree of content-addressed blobs: returns the number of files written.
 
     ``listing`` is ``{"files": [[rel, sha256, executable], ...], "dirs": [rel, ...]}``;
-    the blob of each file is ``blobs/<sha256>``. Every name is checked first
-    (:func:`local_path`), so a refused listing writes nothing. With ``move`` the
-    blobs are moved into place (the last use of a blob; earlier ones are copies),
-    and files whose blob is absent are skipped (an instance that got its share of
-    a sharded input); otherwise a missing blob is an error.
+    the blob of each file is a file named ``<sha256>`` anywhere under ``blobs``
+    (:func:`find_blobs`). Every name is checked first (:func:`local_path`), so a
+    refused listing writes nothing. With ``move`` the blobs are moved into place
+    (the last use of a blob; earlier ones are copies). With ``sharded`` files whose
+    blob is absent are skipped (an instance that got its share of a sharded input);
+    otherwise a missing blob is :class:`MissingBlob`, before anything is written.
     """
     files = [(str(e[0]), str(e[1]), bool(e[2]) if len(e) > 2 else False) for e in listing.get("files") or ()]
     dirs = [str(d) for d in listing.get("dirs") or ()]
@@ -154,6 +183,11 @@ def materialize(listing: Dict[str, Any], blobs: str, dest: str, move: bool = Fal
     for sha in {sha for _t, sha, _e in targets}:
         if len(sha) != 64 or sha.strip("0123456789abcdef"):
             raise UnsafePath(f"blob name {sha!r} is not a SHA-256 digest")
+    where = find_blobs(blobs, {sha for _t, sha, _e in targets})
+    if not sharded:
+        for target, sha, _e in targets:
+            if sha not in where:
+                raise MissingBlob(f"the blob of {os.path.relpath(target, dest)!r} (sha256 {sha}) is not in {blobs}")
     uses: Dict[str, int] = {}
     for _t, sha, _e in targets:
         uses[sha] = uses.get(sha, 0) + 1
@@ -161,9 +195,9 @@ def materialize(listing: Dict[str, Any], blobs: str, dest: str, move: bool = Fal
         os.makedirs(folder, exist_ok=True)
     written = 0
     for target, sha, exe in targets:
-        blob = os.path.join(blobs, sha)
-        if move and not os.path.exists(blob):
-            continue
+        if sha not in where:
+            continue  # sharded: another instance has it
+        blob = where[sha]
         os.makedirs(os.path.dirname(target), exist_ok=True)
         uses[sha] -= 1
         if move and uses[sha] == 0:
@@ -186,6 +220,17 @@ def unpack(manifest: str, dest: str) -> None:
             with open(manifest, encoding="utf-8") as fh:
                 listing = json.load(fh)
             materialize(listing, os.path.dirname(os.path.abspath(manifest)), dest)
-    except UnsafePath as exc:
-        sys.stderr.write(f"error: {manifest}: {exc}\n")
+    except (UnsafePath, MissingBlob, OSError, ValueError) as exc:
+        # one line, not a traceback: a refused name, a missing blob, a name clash, a full disk
+        sys.stderr.write(f"error: cannot lay out the code from {manifest}: {exc}\n")
         raise SystemExit(1) from None
+
+
+def start(manifest: str, dest: str, args: List[str]) -> None:
+    """What the bootstrap stub runs: lay out the code (:func:`unpack`), then hand over to the
+    shipped bootstrap, imported from the tree just laid out."""
+    unpack(manifest, dest)
+    sys.path.insert(0, os.path.join(dest, "runtime"))
+    from aws_sagemaker_remote.bootstrap import main
+
+    main(dest, args)

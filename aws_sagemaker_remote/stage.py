@@ -10,8 +10,10 @@ into the tree before the script starts: the code through the stub
 (:func:`aws_sagemaker_remote.safepath.unpack`), each input by
 :func:`aws_sagemaker_remote.bootstrap.materialize_inputs`. Which blobs are
 already stored comes from a local index of blobs this machine has seen in the
-bucket and, for any blob it does not know, one paginated LIST of the ``cas``
-folder: never a request per file. A relaunch after one file changed sends
+bucket (checked with one small GET of ``PREFIX/cas/generation``, which ``clean``
+rewrites whenever it deletes blobs, and trusted for a day at most) and, for the
+few blobs it does not know, a HEAD each in parallel; only when many are unknown
+(the first launch of a big tree), one paginated LIST of the ``cas`` folder. A relaunch after one file changed sends
 that file's blob and the small manifests; nothing else. Blobs go up on a
 bounded pool of threads (small ones in one request each, large ones in
 multipart parts, one at a time), and every upload is checked against the
@@ -292,19 +294,64 @@ def blob_folder(bucket: str, prefix: str) -> str:
     return join_uri(bucket, prefix, "cas", "sha256") + "/"
 
 
-class BlobIndex:
-    """The blobs this machine has stored in (or seen listed in) one bucket and prefix: one
-    digest a line, appended to, so loading it costs one read and a split."""
+#: the index of stored blobs is trusted this long; then it is checked against the bucket again, so
+#: blobs removed behind the generation's back (a lifecycle rule, a manual delete) are found
+INDEX_MAX_AGE = 24 * 3600
+#: up to this many blobs the index does not know are looked up one HEAD each (in parallel); more
+#: (the cold launch of a big tree) are found with one listing of the blob folder
+HEAD_AT_MOST = 256
 
-    def __init__(self, store_name: str, bucket: str, prefix: str, path: Optional[str] = None) -> None:
-        name = hashlib.sha256(f"{store_name}\0{bucket}\0{prefix}".encode()).hexdigest()[:16]
+
+def generation_uri(folder: str) -> str:
+    """The generation object beside the blob folder ``folder``: ``clean`` writes new content into
+    it whenever it deletes blobs, so an index made before that is known to be stale."""
+    return folder.rstrip("/").rsplit("/", 1)[0] + "/generation"
+
+
+def store_place(store: Store) -> str:
+    """Where ``store`` keeps its objects (endpoint and region, or the local root): equal bucket
+    names on two endpoints are two different buckets."""
+    meta = getattr(getattr(store, "client", None), "meta", None)
+    if meta is not None:
+        return f"{getattr(meta, 'endpoint_url', '')} {getattr(meta, 'region_name', '')}"
+    return str(getattr(store, "root", ""))
+
+
+class BlobIndex:
+    """The blobs this machine has stored in (or seen in) one bucket and prefix of one endpoint: a
+    header (the bucket's generation when the index was started, and when) then one digest a line,
+    appended to, so loading it costs one read and a split."""
+
+    def __init__(self, store_name: str, bucket: str, prefix: str, path: Optional[str] = None,
+                 where: str = "") -> None:
+        name = hashlib.sha256(f"{store_name}\0{where}\0{bucket}\0{prefix}".encode()).hexdigest()[:16]
         self.path = path or os.path.join(home_dir(), "cache", f"blobs-{store_name}-{name}.txt")
+        self.generation = ""
+        self.since = 0.0
         try:
             with open(self.path, encoding="ascii") as fh:
-                self.known = set(fh.read().split())
+                words = fh.read().split()
         except (OSError, ValueError):
-            self.known = set()
+            words = []
+        if len(words) >= 3 and words[0] == "#generation":
+            try:
+                self.generation, self.since, words = words[1], float(words[2]), words[3:]
+            except ValueError:
+                words = []
+        else:
+            words = []  # no header: written before generations existed, so it cannot be checked
+        self.known: Set[str] = set(words)
         self._new: List[str] = []
+        self._fresh = not self.known
+
+    def check(self, generation: str, now: Optional[float] = None) -> None:
+        """Keep the index only if the bucket's generation is the one it was started at and it is
+        younger than :data:`INDEX_MAX_AGE`; otherwise start again, empty, at ``generation``."""
+        now = time.time() if now is None else now
+        if generation != self.generation or not (self.since <= now < self.since + INDEX_MAX_AGE):
+            self.forget()
+        if self._fresh:
+            self.generation, self.since = generation, now
 
     def add(self, digests: Any) -> None:
         for digest in digests:
@@ -313,24 +360,31 @@ class BlobIndex:
                 self._new.append(digest)
 
     def forget(self) -> None:
-        """The index was wrong (a blob it named is gone): start again from a listing."""
+        """The index was wrong (a blob it named may be gone): start again from what the bucket says."""
         self.known = set()
         self._new = []
+        self._fresh = True
         try:
             os.unlink(self.path)
         except OSError:
             pass
 
     def save(self) -> None:
-        if not self._new:
+        if not self._new and not self._fresh:
             return
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(self.path, "a", encoding="ascii") as fh:
-                fh.write("".join(d + "\n" for d in self._new))
+            if self._fresh:  # a new file: the header, then every digest known
+                with open(self.path, "w", encoding="ascii") as fh:
+                    fh.write(f"#generation {self.generation or '-'} {self.since}\n")
+                    fh.write("".join(d + "\n" for d in sorted(self.known)))
+                self._fresh = False
+            else:
+                with open(self.path, "a", encoding="ascii") as fh:
+                    fh.write("".join(d + "\n" for d in self._new))
             self._new = []
         except OSError:
-            pass  # losing the index only costs a listing
+            pass  # losing the index only costs a few requests
 
 
 class Blobs:
@@ -366,6 +420,20 @@ def tree_listing(files: Sequence[Tuple[str, str, bool]], dirs: Sequence[str] = (
     """What the job lays a tree out from: ``{"files": [[path, sha256, executable], ...], "dirs": [...]}``."""
     return json.dumps({"files": [list(f) for f in sorted(files)], "dirs": sorted(dirs)},
                       sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _check_names(names: Sequence[str], where: str) -> None:
+    """Refuse (exit 2) a tree with a name the job's bootstrap would refuse or lay out elsewhere."""
+    from .errors import UsageError
+    from .safepath import UnsafePath, check_name
+
+    for rel in names:
+        try:
+            laid_out = check_name(rel, "file")
+        except UnsafePath as exc:
+            raise UsageError(f"{where}: {exc}; rename it") from None
+        if laid_out != rel:
+            raise UsageError(f"{where}: file {rel!r} would be laid out as {laid_out!r} in the job; rename it")
 
 
 def empty_dirs(dirs: Sequence[str], files: Sequence[str]) -> List[str]:
@@ -445,6 +513,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
             continue
         dirs: List[str] = []
         files = input_files(ch.source, dirs=dirs)
+        _check_names([rel for rel, _ in files] + dirs, ch.flag or ch.name)
         entries = []
         for rel, path in files:
             digest = cache.sha256(path)
@@ -452,7 +521,8 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
             entries.append((rel, digest, False))
         listing = f"{INPUT_LISTINGS}/{ch.name}.json"
         generated.append((listing, tree_listing(entries, empty_dirs(dirs, [rel for rel, _ in files]))))
-        listings.append({"path": ch.container_path, "listing": listing})
+        # a sharded input's instance gets only some blobs; any other must get them all
+        listings.append({"path": ch.container_path, "listing": listing, "distribution": ch.distribution})
         manifest_digest = blobs.add_bytes(channel_manifest(folder, [d for _, d, _ in entries]), root=True)
         input_uris[ch.name] = folder + manifest_digest
         channels.append(replace(ch, s3_data_type="ManifestFile"))
@@ -476,6 +546,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
         for rel, data in generated:
             code_files.append((rel, blobs.add_bytes(data), False))
         boot = ""
+        _check_names([rel for rel, _ in code], "the code folder")
         for rel, path in code:
             digest = cache.sha256(path)
             blobs.add_file(path, digest, os.path.getsize(path))
@@ -487,8 +558,8 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
                                       root=True)
     cache.save()
 
-    index = BlobIndex(store.name, bucket, prefix)
-    present = _present(store, folder, blobs, code_digest, index)
+    index = BlobIndex(store.name, bucket, prefix, where=store_place(store))
+    present = _present(store, folder, blobs, index)
     if archive is not None and code_digest not in present and not blobs.files[code_digest][0]:
         code_digest = archive.build(blobs)  # known from the cache, yet to be sent: now it must exist
     uploads = tuple(UploadItem(path, folder + digest, size, digest in present)
@@ -590,22 +661,50 @@ class CodeArchive:
         return digest
 
 
-def _present(store: Store, folder: str, blobs: Blobs, last: str, index: BlobIndex) -> Set[str]:
-    """The blobs of ``blobs`` already stored: from the index, and one listing for any it does not know.
+def _generation(store: Store, uri: str) -> str:
+    """A short tag of the generation object's content; ``-`` when there is none (no ``clean`` ever
+    deleted a blob there)."""
+    try:
+        data = store.get_bytes(uri)
+    except FileNotFoundError:
+        return "-"
+    except Exception as exc:  # botocore's ClientError, without importing botocore here
+        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+            return "-"
+        raise
+    return hashlib.sha256(data).hexdigest()[:32]
 
-    When the index knows every blob, the code channel's manifest (written last of all)
-    is checked with one HEAD; if the bucket lost it, the index is dropped and the
-    folder listed again.
+
+def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[str]:
+    """The blobs of ``blobs`` already stored, at a cost proportional to what the index does not know.
+
+    One small GET of the generation object tells whether ``clean`` deleted blobs since
+    the index was started (then the index is dropped); an index older than
+    :data:`INDEX_MAX_AGE` is dropped as well. Blobs the index knows are taken as stored;
+    up to :data:`HEAD_AT_MOST` others are looked up one HEAD each, in parallel; more
+    than that with one listing of the blob folder.
     """
     needed = set(blobs.files)
-    if needed <= index.known:
-        if store.head(folder + last) is not None:
-            return needed
-        index.forget()
-    listed = store.list_children(folder)
-    index.add(d for d in listed if d in needed or len(d) == 64)
+    index.check(_generation(store, generation_uri(folder)))
+    unknown = sorted(needed - index.known)
+    if not unknown:
+        index.save()
+        return needed
+    if len(unknown) <= HEAD_AT_MOST:
+        sizes: Dict[str, Optional[int]] = {}
+
+        def look(digest: str) -> None:
+            sizes[digest] = store.head(folder + digest)
+
+        in_parallel(look, [(d,) for d in unknown], TRANSFER_WORKERS)
+    else:
+        listed = store.list_children(folder)
+        sizes = {d: listed.get(d) for d in unknown}
+    found = {d for d in unknown if sizes.get(d) == blobs.files[d][1]}
+    index.add(sorted(found))
     index.save()
-    return {d for d in needed if listed.get(d) == blobs.files[d][1]}
+    return (needed - set(unknown)) | found
 
 
 def _upload_blobs(store: Store, folder: str, blobs: Blobs, present: Set[str],

@@ -483,3 +483,114 @@ def test_training_environment_without_config_files(tmp_path: Path) -> None:
     assert env["SM_MODEL_DIR"] == paths.model_dir
     assert env["SM_CHANNELS"] == "[]"
     assert "SM_CURRENT_HOST" not in env
+
+
+# --- laying out trees staged as blobs ------------------------------------------------------------
+
+def _input_channel(tmp_path: Path, nested: str, files: Dict[str, bytes], distribution: str = "FullyReplicated",
+                   lost: Sequence[str] = ()) -> Dict[str, Any]:
+    """A channel folder as the download leaves it (blobs at its top, or under ``nested``, the key's
+    folders) and the bootstrap's entry for it; the blobs of ``lost`` files never arrived."""
+    channel = tmp_path / "opt" / "ml" / "processing" / "input" / "data"
+    code = tmp_path / "code"
+    (code / "inputs").mkdir(parents=True)
+    where = channel / nested if nested else channel
+    where.mkdir(parents=True)
+    for rel, data in files.items():
+        if rel not in lost:
+            (where / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    listing = {"files": [[rel, hashlib.sha256(data).hexdigest(), False] for rel, data in files.items()],
+               "dirs": ["empty"]}
+    (code / "inputs" / "data.json").write_text(json.dumps(listing))
+    return {"path": str(channel), "listing": "inputs/data.json", "distribution": distribution}
+
+
+def _tree(folder: Path) -> Dict[str, Any]:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in folder.rglob("*")}
+
+
+TREE = {"a.csv": b"1,2\n", "sub/b.txt": b"bee\n", "sub/same.txt": b"1,2\n"}
+
+
+@pytest.mark.parametrize("nested", ["", "pre/cas/sha256"])
+def test_an_input_tree_is_laid_out_wherever_its_blobs_landed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             nested: str) -> None:
+    from aws_sagemaker_remote.bootstrap import materialize_inputs
+
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    entry = _input_channel(tmp_path, nested, TREE)
+    materialize_inputs(str(tmp_path / "code"), [entry])
+    # exactly the user's tree: no blob, no folder of the key's path left behind
+    assert _tree(Path(entry["path"])) == {"a.csv": b"1,2\n", "sub": None, "sub/b.txt": b"bee\n",
+                                          "sub/same.txt": b"1,2\n", "empty": None}
+
+
+@pytest.mark.parametrize("nested", ["", "pre/cas/sha256"])
+def test_a_replicated_input_missing_a_blob_fails_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 nested: str) -> None:
+    from aws_sagemaker_remote.bootstrap import StepFailed, materialize_inputs
+
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    entry = _input_channel(tmp_path, nested, TREE, lost=["sub/b.txt"])
+    with pytest.raises(StepFailed) as failed:
+        materialize_inputs(str(tmp_path / "code"), [entry])
+    assert "sub/b.txt" in failed.value.message and hashlib.sha256(b"bee\n").hexdigest() in failed.value.message
+    assert "Traceback" not in failed.value.message
+
+
+def test_a_sharded_input_leaves_out_the_files_of_other_instances(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_sagemaker_remote.bootstrap import materialize_inputs
+
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    entry = _input_channel(tmp_path, "pre/cas/sha256", TREE, distribution="ShardedByS3Key", lost=["sub/b.txt"])
+    materialize_inputs(str(tmp_path / "code"), [entry])
+    assert _tree(Path(entry["path"])) == {"a.csv": b"1,2\n", "sub": None, "sub/same.txt": b"1,2\n", "empty": None}
+
+
+def test_the_stub_finds_the_code_under_the_keys_folders(new_job: NewJob) -> None:
+    job = new_job("print('ran from', __file__)\n")
+    channel = Path(job.bundle).parent
+    nested = channel / "pre" / "cas" / "sha256"
+    nested.mkdir(parents=True)
+    for blob in [p for p in channel.iterdir() if p.is_file()]:
+        blob.rename(nested / blob.name)
+    run = job.run()
+    assert run.returncode == 0, run.stderr
+    assert "ran from" in run.stdout
+
+
+def test_an_input_folder_named_like_the_scratch_folder_is_the_users(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_sagemaker_remote.bootstrap import materialize_inputs
+
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    files = {".aws-sagemaker-remote-blobs/keep.txt": b"mine\n", "other.txt": b"other\n"}
+    entry = _input_channel(tmp_path, "", files)
+    materialize_inputs(str(tmp_path / "code"), [entry])
+    channel = Path(entry["path"])
+    assert _tree(channel) == {".aws-sagemaker-remote-blobs": None, ".aws-sagemaker-remote-blobs/keep.txt": b"mine\n",
+                              "other.txt": b"other\n", "empty": None}
+    assert sorted(os.listdir(channel.parent)) == ["data"]  # no scratch folder left beside it
+
+
+def test_a_layout_error_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_sagemaker_remote.bootstrap import StepFailed, materialize_inputs
+
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    entry = _input_channel(tmp_path, "", {"x": b"a file\n", "x/y": b"below a file of the same name\n"})
+    with pytest.raises(StepFailed) as failed:
+        materialize_inputs(str(tmp_path / "code"), [entry])
+    assert failed.value.message.startswith(f"cannot lay out input {entry['path']}: ")
+    assert "\n" not in failed.value.message
+
+
+def test_the_stub_reports_a_missing_code_blob_in_one_line(new_job: NewJob) -> None:
+    job = new_job("print('never')\n")
+    listing = json.loads(Path(job.bundle).read_text())
+    lost = next(sha for rel, sha, _exe in listing["files"] if rel.endswith("job.py"))
+    (Path(job.bundle).parent / lost).unlink()
+    run = job.run()
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert lost in line and "job.py" in line

@@ -33,11 +33,18 @@ def _files(root: Path) -> List[str]:
 
 # --- the helper itself ---------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/passwd", "\\x", "C:/x", "a/..", "", "./", "a\0b"])
+@pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/passwd", "\\x", "a/..", "", "./", "a\0b"]
+                         + (["C:/x", "c:"] if os.name == "nt" else []))
 def test_local_path_refuses_names_that_leave_the_folder(tmp_path: Path, name: str) -> None:
     with pytest.raises(UnsafePath) as raised:
         local_path(str(tmp_path), name)
     assert repr(name) in str(raised.value)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a drive prefix on Windows")
+@pytest.mark.parametrize("name", ["a:b.csv", "1:00.log", "c:", "C:/x"])
+def test_local_path_keeps_names_with_a_colon_where_they_are_not_drives(tmp_path: Path, name: str) -> None:
+    assert local_path(str(tmp_path), name) == os.path.join(str(tmp_path), *name.split("/"))
 
 
 def test_local_path_keeps_ordinary_names(tmp_path: Path) -> None:

@@ -70,7 +70,8 @@ def test_nothing_changed_sends_nothing_and_asks_once(aws: Any, bucket: None, tmp
     again = _stage(tmp_path, with_input=True)
     ops, sent, puts = _sent(aws)
     assert puts == {} and sent == 0
-    assert ops == ["HeadObject"]  # the code's channel manifest, written last: no LIST, no HEAD per file
+    # the bucket's generation object (which clean rewrites when it deletes blobs): no LIST, no HEAD per file
+    assert ops == ["GetObject"]
     assert again.code_uri == first.code_uri and again.input_uris == first.input_uris
 
 
@@ -85,7 +86,8 @@ def test_one_changed_code_file_sends_that_file_and_two_small_manifests(aws: Any,
     ops, sent, puts = _sent(aws)
     blob = hashlib.sha256(changed.read_bytes()).hexdigest()
     assert len(puts) == 3 and f"pre/cas/sha256/{blob}" in puts  # the file, the code manifest, the channel
-    assert ops.count("ListObjectsV2") == 1 and "HeadObject" not in ops and "CopyObject" not in ops
+    # one HEAD for each blob the index does not know (the same three), no listing of the blob folder
+    assert ops.count("HeadObject") == 3 and "ListObjectsV2" not in ops and "CopyObject" not in ops, ops
     size = changed.stat().st_size
     metadata = sent - size
     assert size > 20_000 and metadata < 24 * 1024, (size, metadata)  # the folder holds ~850 KB
@@ -103,8 +105,8 @@ def test_one_changed_input_file_in_a_thousand_sends_that_file_and_the_manifests(
     blob = hashlib.sha256(changed.read_bytes()).hexdigest()
     # the file, the input's listing and channel manifest, the code manifest and channel: nothing per file
     assert len(puts) == 5 and f"pre/cas/sha256/{blob}" in puts
-    # one listing of the blob folder, in pages of 1,000 keys (~1,070 blobs here)
-    assert ops.count("ListObjectsV2") == 2 and "HeadObject" not in ops and "CopyObject" not in ops
+    # one HEAD for each of those five (unknown to the index), no listing of the ~1,070 blobs
+    assert ops.count("HeadObject") == 5 and "ListObjectsV2" not in ops and "CopyObject" not in ops, ops
     # a ManifestFile channel is one object naming every key (~67 bytes a file), plus the listing
     assert sent < 200 * 1000, sent
 
@@ -116,6 +118,9 @@ UNICODE_TREE = {
     "nested/deeper/same-2.txt": "duplicate bytes\n",
     "e" * 64: "a file whose name looks like a blob\n",
     "emoji-✓.txt": "",
+    "a:b.csv": "colon\n",  # plain names on Linux, not drive paths
+    "logs/1:00.log": "one o'clock\n",
+    "c:": "a drive letter alone\n",
 }
 EMPTY_DIRS = ("empty", "nested/empty-too")
 
@@ -165,6 +170,20 @@ def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: P
     stored = {p.name for p in blobs.rglob("*") if p.is_file()}
     assert hashlib.sha256(b"chaud\n").hexdigest() in stored
     assert "été.txt" not in stored
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no such file names")
+def test_an_input_name_the_job_would_refuse_fails_the_launch(run_script: Any, clean_environment: Path,
+                                                            tmp_path: Path, one_error_line: Any) -> None:
+    script = tmp_path / "tree.py"
+    script.write_text(TREE_SCRIPT)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fine.txt").write_text("fine\n")
+    (tmp_path / "data" / "\\lead.txt").write_text("a leading backslash reads as an absolute path\n")
+    job = run_script(script, "--sagemaker-run=local", "--output", tmp_path / "job")
+    assert job.returncode == 2, job.stdout + job.stderr
+    one_error_line(job.stderr, "--data", "lead.txt")
+    assert not [p for p in (clean_environment / "s3").rglob("*") if p.is_file()]  # nothing uploaded
 
 
 RUNNER_SCRIPT = '''
@@ -243,8 +262,8 @@ def test_a_pipe_input_keeps_its_prefix_tree_and_copies_unchanged_files_without_a
     aws.clear_log()
     second = staged()
     ops = aws.operations("s3")
-    # one request a copy; HEADs only of the tree's marker and the code's channel manifest
-    assert ops.count("CopyObject") == 120 and ops.count("HeadObject") == 2, ops
+    # one request a copy; a HEAD only of the tree's marker, a GET of the blobs' generation object
+    assert ops.count("CopyObject") == 120 and ops.count("HeadObject") == 1 and ops.count("GetObject") == 1, ops
     puts = sorted(r.key for r in aws.s3_uploads())
     assert len(puts) == 2 and any(key.endswith("/part-00/new.txt") for key in puts)  # the file, the marker
     assert second.input_uris["data"] != first.input_uris["data"]
@@ -278,7 +297,7 @@ def test_script_mode_ships_one_archive_built_again_only_when_a_file_changed(
     aws.clear_log()
     assert staged().code_uri == first.code_uri
     assert builds() == 1  # nothing changed: not archived (nor read) again
-    assert aws.operations("s3") == ["HeadObject"] and not aws.s3_uploads()
+    assert aws.operations("s3") == ["GetObject"] and not aws.s3_uploads()
 
     os.utime(project / "lib" / "mod003.py")  # touched, same bytes: archived again, to the same address
     aws.clear_log()
@@ -291,3 +310,72 @@ def test_script_mode_ships_one_archive_built_again_only_when_a_file_changed(
     third = staged()
     assert builds() == 3 and third.code_uri != first.code_uri
     assert [r.key for r in aws.s3_uploads()] == [third.code_uri.split("/", 3)[3]]
+
+
+def _delete_blob(name: str) -> str:
+    """Delete one blob as ``clean`` does on another machine: the object, then a new generation."""
+    from aws_sagemaker_remote.clean import S3Place
+
+    s3 = boto3.client("s3")
+    s3.delete_object(Bucket=BUCKET, Key=f"pre/cas/sha256/{name}")
+    S3Place(s3, BUCKET, "pre").new_generation()
+    return name
+
+
+def test_a_blob_deleted_by_clean_elsewhere_is_sent_again(aws: Any, bucket: None, tmp_path: Path) -> None:
+    _project(tmp_path, code_files=2, input_files=5)
+    _stage(tmp_path, with_input=True)
+    data = (tmp_path / "data" / "part-00" / "row-00003.txt").read_bytes()
+    blob = _delete_blob(hashlib.sha256(data).hexdigest())
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    ops, sent, puts = _sent(aws)
+    assert puts == {f"pre/cas/sha256/{blob}": len(data)}, puts
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"pre/cas/sha256/{blob}")["Body"].read()
+    assert body == data
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    assert aws.operations("s3") == ["GetObject"]  # the index holds again, at the new generation
+
+
+def test_the_blob_index_is_checked_again_after_a_day(aws: Any, bucket: None, clean_environment: Path,
+                                                    tmp_path: Path) -> None:
+    from aws_sagemaker_remote.stage import INDEX_MAX_AGE
+
+    _project(tmp_path, code_files=2, input_files=5)
+    _stage(tmp_path, with_input=True)
+    data = (tmp_path / "data" / "part-00" / "row-00002.txt").read_bytes()
+    blob = hashlib.sha256(data).hexdigest()
+    # removed behind the generation's back (a lifecycle rule, a manual delete)
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key=f"pre/cas/sha256/{blob}")
+    (index,) = (clean_environment / "cache").glob("blobs-s3-*.txt")
+    head, rest = index.read_text().split("\n", 1)
+    word, generation, since = head.split()
+    index.write_text(f"{word} {generation} {float(since) - INDEX_MAX_AGE - 1}\n{rest}")
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    assert _sent(aws)[2] == {f"pre/cas/sha256/{blob}": len(data)}
+
+
+def test_the_blob_index_belongs_to_one_endpoint(aws: Any, bucket: None, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.stage import BlobIndex, store_place
+
+    here = S3Store(boto3.client("s3"))
+    there = S3Store(boto3.client("s3", endpoint_url="http://127.0.0.2:1"))
+    assert BlobIndex("s3", BUCKET, "pre", where=store_place(here)).path != \
+        BlobIndex("s3", BUCKET, "pre", where=store_place(there)).path
+
+
+def test_a_few_new_blobs_cost_a_head_each_whatever_the_bucket_holds(aws: Any, bucket: None,
+                                                                      tmp_path: Path) -> None:
+    project = _project(tmp_path, code_files=2, input_files=10)
+    _stage(tmp_path, with_input=True)
+    s3 = boto3.client("s3")
+    for i in range(2500):  # blobs of other projects and earlier versions under the same prefix
+        s3.put_object(Bucket=BUCKET, Key="pre/cas/sha256/" + hashlib.sha256(b"other %d" % i).hexdigest(), Body=b"x")
+    (project / "job.py").write_text("print('job 2')\n")
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    ops, sent, puts = _sent(aws)
+    assert "ListObjectsV2" not in ops and ops.count("HeadObject") == 3 and len(ops) == 7, ops
+    assert len(puts) == 3 and sent < 16 * 1024, (puts, sent)  # the file, the code manifest, its channel
