@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import boto3
 import botocore.session
 import pytest
+from conftest import assert_one_error_line
 from test_render import PLACEMENT, _staged, _validate
 from test_watch import FakeTime, Script
 
@@ -426,3 +427,98 @@ def test_stop_with_pool_keeps_nothing_warm_after_the_stop(clients: Tuple[Any, An
     assert code == 0
     assert err.splitlines() == [f"training job {TRAIN} keeps no warm pool after it ends (keep-alive set to 0)",
                                 f"stopping training job {TRAIN}"]
+
+
+def _stop_command(clients: Tuple[Any, Any], fake: FakeTime, *argv: str) -> Tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_command(build_parser().parse_args(["stop", TRAIN, "--pool", *argv]),
+                       OneJob(SageMakerBackend(*clients, "us-east-1")), out=out, err=err,
+                       sleep=fake.sleep, clock=fake.clock)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _refuse_update(script: Script) -> None:
+    script.sm.add_client_error("update_training_job", service_error_code="ValidationException",
+                               service_message="The warm pool of the job cannot be updated while it is InProgress.",
+                               http_status_code=400,
+                               expected_params={"TrainingJobName": TRAIN,
+                                                "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}})
+
+
+def test_stop_with_pool_stops_the_job_when_the_pool_update_is_refused(clients: Tuple[Any, Any]) -> None:
+    fake = FakeTime()
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES)
+        _refuse_update(script)
+        script.stop()  # the stop is sent all the same
+        script.describe("Stopping", SecondaryStatus="Stopping", ResourceConfig=RESOURCES)
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        # ended again once the job reads Stopped
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        script.sm.add_response("update_training_job", {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:1:{TRAIN}"},
+                               {"TrainingJobName": TRAIN, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}})
+        code, out, err = _stop_command(clients, fake, "--json")
+        script.assert_done()
+    assert code == 0, err
+    assert json.loads(out) == {"job_name": TRAIN, "kind": "training", "where": "SageMaker", "stopping": True,
+                               "warm_pool_ended": True}
+    lines = err.splitlines()
+    assert lines[0].startswith(f"the warm pool of training job {TRAIN} was not ended before the stop (")
+    assert "cannot be updated while it is InProgress" in lines[0]
+    assert lines[1:] == [f"ending the warm pool of training job {TRAIN}: its instances are released"]
+    assert fake.sleeps == [10.0]
+
+
+def test_stop_with_pool_says_what_failed_when_the_pool_stays(clients: Tuple[Any, Any]) -> None:
+    fake = FakeTime()
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES)
+        _refuse_update(script)
+        script.stop()
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        _refuse_update(script)
+        code, _, err = _stop_command(clients, fake)
+        script.assert_done()
+    assert code == 1
+    assert f"stopping training job {TRAIN}" in err.splitlines()
+    line = assert_one_error_line(err, f"ending the warm pool of training job {TRAIN}", "ValidationException",
+                                 f"run `aws-sagemaker-remote stop-pool {TRAIN}` to try again")
+    assert line.startswith("aws-sagemaker-remote: error: ")
+
+
+def test_stop_with_pool_gives_up_waiting_for_the_stop(clients: Tuple[Any, Any]) -> None:
+    fake = FakeTime()
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES)
+        _refuse_update(script)
+        script.stop()
+        for _ in range(31):  # every 10 s for 300 s, and once at the end
+            script.describe("Stopping", SecondaryStatus="Stopping", ResourceConfig=RESOURCES)
+        code, _, err = _stop_command(clients, fake)
+        script.assert_done()
+    assert code == 1 and fake.now == 300.0
+    assert_one_error_line(err, f"training job {TRAIN} is still Stopping after 300 s",
+                          f"run `aws-sagemaker-remote stop-pool {TRAIN}` once it is Stopped")
+
+
+def test_stop_with_pool_sends_the_stop_to_the_server(aws: Any, run_script: RunPython, run_python: RunPython,
+                                                     demo_dir: Path, tmp_path: Path, one_error_line: Any) -> None:
+    launched = run_script(demo_dir / "train_linear.py", *YES, "--sagemaker-keep-alive", "600",
+                          "--sagemaker-output-json", tmp_path / "result.json")
+    assert launched.returncode == 0, launched.stderr
+    job = json.loads((tmp_path / "result.json").read_text())["job_name"]
+    aws.clear_log()
+
+    result = run_python(*CLI, "stop", job, "--pool")
+    # moto has neither UpdateTrainingJob nor StopTrainingJob (500 for both): the stop is sent all the same
+    assert aws.json_bodies("UpdateTrainingJob")
+    stops = aws.json_bodies("StopTrainingJob")
+    assert stops and all(b == {"TrainingJobName": job} for b in stops)
+    assert result.returncode == 1
+    one_error_line(result.stderr, f"stopping training job {job}", "500", "the warm pool was not ended either",
+                   f"stop-pool {job}")
