@@ -25,7 +25,7 @@ from aws_sagemaker_remote.cli import build_parser, run_command
 from aws_sagemaker_remote.errors import RemoteError, UsageError
 from aws_sagemaker_remote.iterating import ssm_command
 from aws_sagemaker_remote.jobs import AwsOptions, Finder, FoundJob
-from aws_sagemaker_remote.kinds.training import training_attempts
+from aws_sagemaker_remote.kinds.training import POOL_MATCH, training_attempts
 from aws_sagemaker_remote.options import KEEP_ALIVE_MAX, RETRIES_MAX, TrainingOptions, flag_name
 from aws_sagemaker_remote.render import render
 from aws_sagemaker_remote.spec import WarmPool
@@ -176,15 +176,58 @@ def test_a_job_on_a_warm_pool_says_so_and_how_long_the_pool_stays(clients: Tuple
     assert result.to_json()["warm_pool"]["status"] == "Available"
 
 
-def test_a_cold_start_with_a_keep_alive_is_not_called_a_reuse() -> None:
+def test_a_cold_start_with_a_keep_alive_is_not_called_a_reuse(clients: Tuple[Any, Any]) -> None:
+    backend = SageMakerBackend(*clients, "us-east-1", poll_interval=5.0, log_poll_interval=5.0)
+    with Script(*clients, "training", TRAIN) as script:
+        # a job that asked for a pool and got new instances: no WarmPoolStatus while it runs
+        for secondary in ("Starting", "Downloading", "Training"):
+            script.describe("InProgress", SecondaryStatus=secondary, ResourceConfig=RESOURCES)
+            script.no_log_group()
+        script.describe("Completed", SecondaryStatus="Completed", ResourceConfig=RESOURCES, TrainingEndTime=ENDED,
+                        WarmPoolStatus={"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0})
+        script.no_log_group()
+        err = io.StringIO()
+        fake = FakeTime()
+        result = wait(backend, "training", TRAIN, out=io.StringIO(), err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+
+    said = err.getvalue().splitlines()
+    assert not any("kept warm" in line for line in said)
+    cold = [line for line in said if "started on new instances" in line]
+    assert cold == [f"[{TRAIN}] started on new instances ({POOL_MATCH})"]
+    assert "no warm pool matched" in cold[0] and "instance type and count" in cold[0]
+    assert result.warm_pool is not None and not result.warm_pool.reused and result.warm_pool.new_instances
+    lines = summary_lines(result)
+    assert f"  warm pool: this job started on new instances ({POOL_MATCH})" in lines
+    assert not any("ran on instances kept warm" in line for line in lines)
+    assert result.to_json()["warm_pool"]["new_instances"] is True
+
+
+def test_no_cold_start_is_said_of_a_job_without_a_keep_alive(clients: Tuple[Any, Any]) -> None:
+    backend = SageMakerBackend(*clients, "us-east-1", poll_interval=5.0, log_poll_interval=5.0)
+    plain = {**RESOURCES, "KeepAlivePeriodInSeconds": 0}
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=plain)
+        script.no_log_group()
+        script.describe("Completed", SecondaryStatus="Completed", ResourceConfig=plain, TrainingEndTime=ENDED)
+        script.no_log_group()
+        err = io.StringIO()
+        fake = FakeTime()
+        result = wait(backend, "training", TRAIN, out=io.StringIO(), err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+    assert "warm pool" not in err.getvalue() and "new instances" not in err.getvalue()
+    assert result.warm_pool is None
+
+
+def test_the_summary_of_a_pool_taken_over_and_of_no_pool() -> None:
     description = {"TrainingJobName": TRAIN, "TrainingJobStatus": "Completed", "ResourceConfig": RESOURCES,
                    "TrainingEndTime": ENDED,
                    "WarmPoolStatus": {"Status": "Reused", "ReusedByJob": "train-2",
                                       "ResourceRetainedBillableTimeInSeconds": 42}}
     result = result_from_description("training", description, None)
-    assert result.warm_pool is not None and not result.warm_pool.reused
     assert "  warm pool: taken over by job train-2; 42 s billed for kept instances" in summary_lines(result)
-    assert not any("ran on instances kept warm" in line for line in summary_lines(result))
+    # a final response alone says nothing of how the job started
+    assert not any("kept warm" in line or "new instances" in line for line in summary_lines(result))
     # no pool asked for and none reported: nothing is said
     plain = result_from_description("training", {"TrainingJobName": TRAIN, "TrainingJobStatus": "Completed"}, None)
     assert plain.warm_pool is None and not any("warm pool" in line for line in summary_lines(plain))
@@ -397,7 +440,7 @@ def test_the_local_backend_says_what_it_does_not_emulate(run_script: RunPython, 
     # no instance outlives a local job: the pool it asked for ends with it, unbilled
     written = json.loads((tmp_path / "result.json").read_text())
     assert written["warm_pool"] == {"status": "Terminated", "keep_alive": 600, "reused": False,
-                                    "billable_seconds": 0}
+                                    "new_instances": False, "billable_seconds": 0}
     assert (written["attempt"], written["attempts_allowed"]) == (1, 3)
     assert "  warm pool: Terminated; 0 s billed for kept instances" in result.stderr.splitlines()
     # a local job has no SageMaker instances: no pool to end, no SSM session
