@@ -472,24 +472,31 @@ def prepare_in_overlay(cache: str, unpack_dir: str, manifest: Mapping[str, Any],
         with locked(overlay.lock_file, lambda: _log(f"waiting for another job to build the overlay environment "
                                                      f"{overlay.root}"), _stop_point):
             cached = overlay.is_ready()
+            install_seconds = 0.0
             if cached:
                 _log(f"using the overlay environment {overlay.root}")
             else:
                 _log(f"creating the overlay environment {overlay.root} over {sys.executable} "
                      f"with {overlay.installer}")
-                build(overlay, sys.executable, lambda line: run_streaming(line, env, cwd).code)
-            install_seconds = time.monotonic() - started
+                try:
+                    build(overlay, sys.executable, lambda line: run_streaming(line, env, cwd).code)
+                except BaseException:
+                    if requirements:  # with requirements, building the environment is part of installing them
+                        _phase("install", time.monotonic() - started)
+                    raise
+                install_seconds = time.monotonic() - started
             env = configure(unpack_dir, manifest, overlay.activate(env), cwd)
             _stop_point()
             if requirements and cached:
+                # nothing installed: no install phase (the breakdown shows none)
                 _log(f"{requirements} is already installed in the overlay environment: nothing to install")
             elif requirements:
                 started = time.monotonic()
-                install_requirements(unpack_dir, str(requirements), env, cwd, overlay, indexes)
-                install_seconds += time.monotonic() - started
+                try:
+                    install_requirements(unpack_dir, str(requirements), env, cwd, overlay, indexes)
+                finally:  # a failed install took its time too, as without a warm pool
+                    _phase("install", install_seconds + time.monotonic() - started)
                 _stop_point()
-            if requirements:
-                _phase("install", install_seconds)
             if not cached:
                 # not the configuration's text: it stays in the bundle, not in a cache on disk
                 overlay.mark_ready({"python": sys.executable, "installer": overlay.installer,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -231,6 +232,8 @@ def test_an_unfinished_overlay_is_built_again(installer: str, tmp_path: Path, wh
     failed = job.run(env=warm_pool(overlays))
     assert failed.returncode != 0
     assert "pip install -r requirements/requirements.txt failed with exit code" in (job.failure() or "")
+    # a failed install took its time too, as without a warm pool
+    assert len(re.findall(r"^aws_sagemaker_remote: phase install took \d+\.\d\ds$", failed.stderr, re.MULTILINE)) == 1
     [root] = [p for p in overlays.iterdir() if p.is_dir()]
     assert not (root / MARKER_FILE).exists()
 
@@ -261,6 +264,8 @@ def test_a_relaunch_on_a_warm_instance_installs_nothing(installer: str, tmp_path
     second = job.run(env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "aws_sagemaker_remote: installing" not in second.stderr
+    # nothing was installed: no install step in the breakdown either
+    assert "phase install took" not in second.stderr
     assert f"aws_sagemaker_remote: using the overlay environment {root}" in second.stderr
     assert second.stdout.strip().splitlines()[-1] == "from the requirements"
 
