@@ -361,3 +361,25 @@ def test_breakdown_of_a_local_training_run_end_to_end(tmp_path: Path, run_script
     [line] = [line for line in run.stderr.splitlines() if line.startswith("  time: ")]
     assert re.fullmatch(r"  time: provisioning \S+, download \S+, script \S+, upload \S+, total \S+", line)
     assert run.stderr.splitlines()[-1] == line
+
+
+def test_the_secondary_statuses_named_here_are_botocores() -> None:
+    """Every secondary status the breakdown, the attempt count and the cold-start note look for is one
+    that ``DescribeTrainingJob`` can return (botocore's SageMaker model): a misspelt one would never match."""
+    import botocore.session
+
+    from aws_sagemaker_remote.kinds import training
+    from aws_sagemaker_remote.phases import DOWNLOAD_STATUSES, PROVISIONING_STATUSES, UPLOAD_STATUSES
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    described = model.shape_for("DescribeTrainingJobResponse")
+    allowed = set(described.members["SecondaryStatus"].enum)
+    # the transitions carry the same statuses
+    transition = described.members["SecondaryStatusTransitions"].member
+    assert set(transition.members["Status"].enum) == allowed
+    for name, statuses in (("PROVISIONING_STATUSES", PROVISIONING_STATUSES), ("DOWNLOAD_STATUSES", DOWNLOAD_STATUSES),
+                           ("UPLOAD_STATUSES", UPLOAD_STATUSES), ("_ATTEMPT_STARTS", training._ATTEMPT_STARTS),
+                           ("STARTED_STATUSES", training.STARTED_STATUSES)):
+        assert statuses and set(statuses) <= allowed, (name, sorted(set(statuses) - allowed))
+    # and no status counts in two phases
+    assert not (PROVISIONING_STATUSES & DOWNLOAD_STATUSES) and not (DOWNLOAD_STATUSES & UPLOAD_STATUSES)
