@@ -391,6 +391,10 @@ def wait(
         printer.flush()
         _interrupted(backend, kind, job_name, printer, cursor, detach=detach, sleep=sleep, clock=clock,
                      stop_timeout=stop_timeout)
+    finally:
+        # an error raised out of follow() is printed by the caller: on a clean line
+        if printer.status_line is not None:
+            printer.status_line.clear()
     printer.flush()
     trouble = cursor.state.get(LOGS_INCOMPLETE)
     if trouble:

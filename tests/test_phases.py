@@ -383,3 +383,23 @@ def test_the_secondary_statuses_named_here_are_botocores() -> None:
         assert statuses and set(statuses) <= allowed, (name, sorted(set(statuses) - allowed))
     # and no status counts in two phases
     assert not (PROVISIONING_STATUSES & DOWNLOAD_STATUSES) and not (DOWNLOAD_STATUSES & UPLOAD_STATUSES)
+
+
+def test_an_error_while_following_erases_the_status_line(clients: Tuple[Any, Any]) -> None:
+    from aws_sagemaker_remote.errors import AwsError
+
+    backend = SageMakerBackend(*clients, REGION, poll_interval=5.0, log_poll_interval=5.0)
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Starting", CreationTime=T0)
+        script.no_log_group()
+        script.describe_error("ValidationException", f"Could not find requested job with name {TRAIN}")
+        out, err = io.StringIO(), Terminal()
+        fake = FakeTime()
+        with pytest.raises(AwsError):
+            wait(backend, "training", TRAIN, out=out, err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+
+    text = err.getvalue()
+    assert status_lines(text) == [f"[{TRAIN}] Starting 0:00 (total 0:00)"]
+    # the error line the caller prints next starts on a clean line
+    assert text.endswith("\r\x1b[K")
