@@ -22,7 +22,7 @@ from test_bootstrap import Job, make_wheel, without_uv
 
 from aws_sagemaker_remote.bundle import INDEXES_ARC, build_bundle
 from aws_sagemaker_remote.plan import plan_requirements
-from aws_sagemaker_remote.requirements import mask_url, package_indexes
+from aws_sagemaker_remote.requirements import mask_url, package_indexes, resolve
 from aws_sagemaker_remote.spec import CodeSpec
 
 TIMEOUT = 180
@@ -320,3 +320,57 @@ def test_the_index_of_the_pip_configuration_reaches_the_install_and_nothing_prin
     assert SECRET not in out
     # the script itself does not get the index variables
     assert "index-var=False" in result.stdout
+
+
+def _hashed_pylock(project: Path, wheels: Path, tiny_hash: str) -> None:
+    import hashlib
+
+    cfg = hashlib.sha256((wheels / "cfgpkg-0.2-py3-none-any.whl").read_bytes()).hexdigest()
+    (project / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "tests"\n\n'
+        '[[packages]]\nname = "tinypkg"\nversion = "0.1"\n'
+        f'wheels = [{{ name = "tinypkg-0.1-py3-none-any.whl", hashes = {{ sha256 = "{tiny_hash}" }} }}]\n\n'
+        '[[packages]]\nname = "cfgpkg"\nversion = "0.2"\nmarker = "python_version >= \'3\'"\n'
+        f'sdist = {{ name = "cfgpkg-0.2.tar.gz", hashes = {{ sha256 = "{"0" * 64}" }} }}\n'
+        f'wheels = [{{ name = "cfgpkg-0.2-py3-none-any.whl", hashes = {{ sha256 = "{cfg}", md5 = "x" }} }}]\n')
+
+
+def test_a_lock_files_hashes_are_checked_by_the_install(project: Path, wheels: Path, run_script: Any) -> None:
+    import hashlib
+
+    tiny = hashlib.sha256((wheels / "tinypkg-0.1-py3-none-any.whl").read_bytes()).hexdigest()
+    _hashed_pylock(project, wheels, tiny)
+    text = resolve("pylock.toml", str(project)).text or ""
+    # every file's hash the lock names, in pip's form (md5 is not one pip takes)
+    assert f"tinypkg==0.1 \\\n    --hash=sha256:{tiny}\n" in text
+    assert "cfgpkg==0.2 ; python_version >= '3' \\\n    --hash=sha256:" in text
+    assert text.count("--hash=") == 3 and "md5" not in text
+
+    result = run_script(project / "job.py", "--sagemaker-run=local", "--sagemaker-requirements=pylock.toml",
+                        cwd=project, env=offline(wheels), timeout=TIMEOUT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert seen(result.stdout) == [{"tinypkg": "tiny", "cfgpkg": "cfg"}]
+
+    # a wheel that is not the locked one is refused
+    _hashed_pylock(project, wheels, "f" * 64)
+    refused = run_script(project / "job.py", "--sagemaker-run=local", "--sagemaker-requirements=pylock.toml",
+                         cwd=project, env=offline(wheels), timeout=TIMEOUT)
+    assert refused.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in refused.stdout + refused.stderr
+
+
+def test_a_lock_with_a_package_without_hashes_ships_none(tmp_path: Path) -> None:
+    """pip checks hashes for every requirement or none: a package without any turns them off."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "job.py").write_text("")
+    (folder / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "tests"\n\n'
+        f'[[packages]]\nname = "tinypkg"\nversion = "0.1"\n'
+        f'wheels = [{{ name = "tinypkg-0.1-py3-none-any.whl", hashes = {{ sha256 = "{"a" * 64}" }} }}]\n\n'
+        '[[packages]]\nname = "mylib"\nvcs = { type = "git", url = "https://example.com/mylib.git", '
+        'commit-id = "0123456789abcdef0123456789abcdef01234567" }\n')
+    text = resolve("pylock.toml", str(folder)).text or ""
+    assert "--hash" not in text
+    assert "# without hashes: the lock has none for mylib\n" in text
+    assert "tinypkg==0.1\n" in text
