@@ -306,9 +306,11 @@ def test_the_index_of_the_pip_configuration_reaches_the_install_and_nothing_prin
     assert SECRET not in repr(code)
     bundle = build_bundle(code, "processing", workdir=str(tmp_path))
     with open(bundle.path, encoding="utf-8") as fh:  # the code manifest: path, blob, executable
-        blob = {entry[0]: entry[1] for entry in json.load(fh)["files"]}["manifest.json"]
-    manifest = json.loads((Path(bundle.path).parent / blob).read_text())
+        blobs = {entry[0]: entry[1] for entry in json.load(fh)["files"]}
+    manifest = json.loads((Path(bundle.path).parent / blobs["manifest.json"]).read_text())
     assert manifest["package_indexes"] == INDEXES_ARC
+    # the copy on this disk is its owner's alone: its URL holds the password
+    assert (Path(bundle.path).parent / blobs[INDEXES_ARC]).stat().st_mode & 0o777 == 0o600
     job = Job(bundle, tmp_path / "opt" / "ml", "processing")
     target = tmp_path / "target"
     # the job's machine has no pip configuration of its own: the index comes from the bundle
@@ -374,3 +376,12 @@ def test_a_lock_with_a_package_without_hashes_ships_none(tmp_path: Path) -> None
     assert "--hash" not in text
     assert "# without hashes: the lock has none for mylib\n" in text
     assert "tinypkg==0.1\n" in text
+
+
+def test_files_written_from_memory_for_staging_are_private(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.stage import Blobs, CodeArchive
+
+    digest = Blobs(str(tmp_path)).add_bytes(b'[["index-url", "https://alice:pw@example.com/simple"]]')
+    assert (tmp_path / digest).stat().st_mode & 0o777 == 0o600
+    CodeArchive([], [(INDEXES_ARC, b"[]")], str(tmp_path), path=str(tmp_path / "archives.txt"))
+    assert (tmp_path / "generated" / INDEXES_ARC).stat().st_mode & 0o777 == 0o600
