@@ -282,7 +282,7 @@ def _stop(args: argparse.Namespace, found: "FoundJob", out: TextIO, err: TextIO,
     if args.json:
         data = {"job_name": found.name, "kind": found.kind, "where": found.where, "stopping": True}
         if args.pool:
-            data["warm_pool_ended"] = problem is None
+            data["warm_pool_error"] = problem  # None: ended, or there was none to end
         _json(data, out)
     if problem is not None:
         print(f"{PROG}: error: {problem}", file=err)

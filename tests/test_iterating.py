@@ -506,7 +506,7 @@ def test_stop_with_pool_stops_the_job_when_the_pool_update_is_refused(clients: T
         script.assert_done()
     assert code == 0, err
     assert json.loads(out) == {"job_name": TRAIN, "kind": "training", "where": "SageMaker", "stopping": True,
-                               "warm_pool_ended": True}
+                               "warm_pool_error": None}
     lines = err.splitlines()
     assert lines[0].startswith(f"the warm pool of training job {TRAIN} was not ended before the stop (")
     assert "cannot be updated while it is InProgress" in lines[0]
