@@ -42,6 +42,7 @@ values are never printed: the configuration may export secrets.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -68,11 +69,12 @@ from .overlay import (
     Overlay,
     OverlayError,
     build,
-    find_uv,
+    ensure_pip,
     image_identity,
     locked,
     overlay_key,
     package_cache_environment,
+    pick_installer,
 )
 
 #: Lines of output kept from each step for the failure message.
@@ -409,25 +411,24 @@ def index_environment(unpack_dir: str, manifest: Mapping[str, Any]) -> Dict[str,
     return env
 
 
-#: ``PIP_*`` variables that change nothing about what is installed where.
-_PIP_COSMETIC = ("PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_DEFAULT_TIMEOUT", "PIP_ROOT_USER_ACTION",
-                 "PIP_PROGRESS_BAR", "PIP_NO_COLOR", "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_CERT")
-
-
-def _pip_settings(env: Mapping[str, str]) -> bool:
-    """True when the image or the configuration sets ``PIP_*`` variables that only pip reads
-    (an index, a target folder): then pip installs, not uv, so that they count."""
-    return any(k.startswith("PIP_") and k not in _PIP_COSMETIC and v for k, v in env.items())
-
-
 def install_requirements(unpack_dir: str, requirements: str, env: Mapping[str, str], cwd: str,
                          overlay: Optional[Overlay] = None, indexes: Optional[Mapping[str, str]] = None) -> None:
-    """``pip install -r FILE`` (``uv pip install`` when the image has uv) into this interpreter with the
-    configured environment (into ``overlay`` when given, with its installer); ``indexes`` are added to
-    the install step's environment only."""
-    uv = overlay.uv if overlay is not None else (None if _pip_settings(env) else find_uv(env))
+    """``pip install -r FILE`` (``uv pip install`` when the image has uv and nothing pip-only is set:
+    :func:`~aws_sagemaker_remote.overlay.pick_installer`, on the environment the configuration left)
+    into this interpreter (into ``overlay`` when given); ``indexes`` are added to the install step's
+    environment only."""
+    uv, pip_setting = pick_installer(env, None if overlay is not None else sys.prefix)
+    if pip_setting:
+        _log(f"uv is on PATH, but pip reads {pip_setting} and uv does not: installing with pip")
     _log(f"installing {requirements}" + (" with uv" if uv else ""))
     if overlay is not None:
+        # the installer of this install, which may not be the one that built the overlay
+        overlay = dataclasses.replace(overlay, uv=uv)
+        if not uv:
+            try:
+                ensure_pip(overlay, lambda line: run_streaming(line, env, cwd).code, hint="install pip")
+            except OverlayError as exc:
+                raise StepFailed(f"{exc.what} {_outcome(exc.code)}", exit_status(exc.code)) from None
         head = overlay.install_command()
     elif uv:
         head = [uv, "pip", "install", "--python", sys.executable]
@@ -468,12 +469,14 @@ def prepare_in_overlay(cache: str, unpack_dir: str, manifest: Mapping[str, Any],
     command = manifest.get("configuration_command")
     indexes = index_environment(unpack_dir, manifest)
     folder = os.path.join(cache, CACHE_FOLDER, "envs")
+    # the image's settings pick it before the configuration runs; the install picks again after it
+    builder = pick_installer(env)[0]
     key = overlay_key(_read_bytes(os.path.join(unpack_dir, str(requirements))) if requirements else None,
                       _read_bytes(os.path.join(unpack_dir, str(script))) if script else None,
                       str(command) if command else None,
                       indexes=json.dumps(indexes, sort_keys=True).encode("utf-8") if indexes else None,
-                      image=image_identity())
-    overlay = Overlay(os.path.join(folder, key), find_uv(env))
+                      image=image_identity(), installer="uv" if builder else "pip")
+    overlay = Overlay(os.path.join(folder, key), builder)
     env = dict(env, **package_cache_environment(cache, env))
     started = time.monotonic()
     try:
@@ -481,24 +484,31 @@ def prepare_in_overlay(cache: str, unpack_dir: str, manifest: Mapping[str, Any],
         with locked(overlay.lock_file, lambda: _log(f"waiting for another job to build the overlay environment "
                                                      f"{overlay.root}"), _stop_point):
             cached = overlay.is_ready()
+            install_seconds = 0.0
             if cached:
                 _log(f"using the overlay environment {overlay.root}")
             else:
                 _log(f"creating the overlay environment {overlay.root} over {sys.executable} "
                      f"with {overlay.installer}")
-                build(overlay, sys.executable, lambda line: run_streaming(line, env, cwd).code)
-            install_seconds = time.monotonic() - started
+                try:
+                    build(overlay, sys.executable, lambda line: run_streaming(line, env, cwd).code)
+                except BaseException:
+                    if requirements:  # with requirements, building the environment is part of installing them
+                        _phase("install", time.monotonic() - started)
+                    raise
+                install_seconds = time.monotonic() - started
             env = configure(unpack_dir, manifest, overlay.activate(env), cwd)
             _stop_point()
             if requirements and cached:
+                # nothing installed: no install phase (the breakdown shows none)
                 _log(f"{requirements} is already installed in the overlay environment: nothing to install")
             elif requirements:
                 started = time.monotonic()
-                install_requirements(unpack_dir, str(requirements), env, cwd, overlay, indexes)
-                install_seconds += time.monotonic() - started
+                try:
+                    install_requirements(unpack_dir, str(requirements), env, cwd, overlay, indexes)
+                finally:  # a failed install took its time too, as without a warm pool
+                    _phase("install", install_seconds + time.monotonic() - started)
                 _stop_point()
-            if requirements:
-                _phase("install", install_seconds)
             if not cached:
                 # not the configuration's text: it stays in the bundle, not in a cache on disk
                 overlay.mark_ready({"python": sys.executable, "installer": overlay.installer,

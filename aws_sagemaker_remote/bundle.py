@@ -290,6 +290,14 @@ def runtime_files() -> List[Tuple[str, str]]:
 INDEXES_ARC = "requirements/aws-sagemaker-remote-package-indexes.json"
 
 
+def write_private(path: str, data: bytes) -> None:
+    """Write ``data`` as a new file only its owner may read: a file written from memory may be the
+    package indexes, whose URLs can hold credentials."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 def _requirements_arc(code: CodeSpec) -> Optional[str]:
     if code.requirements_text is not None:
         from .requirements import GENERATED_NAME
@@ -494,8 +502,7 @@ def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bu
 
     def add(rel: str, data: bytes, executable: bool) -> str:
         sha = hashlib.sha256(data).hexdigest()
-        with open(os.path.join(folder, sha), "wb") as fh:
-            fh.write(data)
+        write_private(os.path.join(folder, sha), data)
         listed.append((rel, sha, executable))
         files.append((rel, len(data)))
         return sha

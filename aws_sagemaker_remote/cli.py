@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Sequence, TextIO
 
 from ._version import __version__
-from .errors import EXIT_USAGE, Interrupted, RemoteError, UsageError
+from .errors import EXIT_FAILED, EXIT_USAGE, Interrupted, RemoteError, UsageError
 from .flags import Parser
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -233,20 +233,7 @@ def run_command(
     if args.command == "describe":
         return _describe(args, found, out)
     if args.command == "stop":
-        if args.pool:
-            from .iterating import end_pool
-
-            if found.kind != "training":
-                raise UsageError(f"{found.name} is a {found.kind} job; only training jobs keep warm pools",
-                                 flag="--pool")
-            # before the stop: a stopped job would keep its instances warm for its keep-alive
-            print(end_pool(found)[1], file=err)
-        found.backend.stop(found.kind, found.name)
-        if args.json:
-            _json({"job_name": found.name, "kind": found.kind, "where": found.where, "stopping": True}, out)
-        else:
-            print(f"stopping {found.kind} job {found.name}", file=err)
-        return 0
+        return _stop(args, found, out, err, sleep, clock)
     if args.command == "logs":
         return _logs(args, found, out, err, sleep, clock)
     if args.command == "download":
@@ -254,6 +241,53 @@ def run_command(
     from .rerun import run_rerun
 
     return run_rerun(args, finder, found, out, err)
+
+
+def _stop(args: argparse.Namespace, found: "FoundJob", out: TextIO, err: TextIO,
+          sleep: Callable[[float], None], clock: Callable[[], float]) -> int:
+    """``stop JOB [--pool]``. The stop is always sent; with ``--pool`` the warm pool is ended first
+    (a stopped job keeps its instances warm like a completed one), and when SageMaker refuses that
+    while the job runs, once more after the job reads Stopped."""
+    refused: Optional[RemoteError] = None
+    if args.pool:
+        from .iterating import end_pool
+
+        if found.kind != "training":
+            raise UsageError(f"{found.name} is a {found.kind} job; only training jobs keep warm pools",
+                             flag="--pool")
+        try:
+            print(end_pool(found)[1], file=err)
+        except UsageError:
+            raise
+        except RemoteError as exc:
+            refused = exc
+    try:
+        found.backend.stop(found.kind, found.name)
+    except RemoteError as exc:
+        if refused is not None:
+            from .iterating import stop_pool_hint
+
+            # one error line still: the stop's, then the pool's
+            exc.message = f"{exc.message}; the warm pool was not ended either ({refused}); " \
+                          f"{stop_pool_hint(found.name)}"
+        raise
+    if not args.json:
+        print(f"stopping {found.kind} job {found.name}", file=err)
+    problem = None
+    if refused is not None:
+        from .iterating import end_pool_once_stopped
+
+        problem = end_pool_once_stopped(found, refused, note=lambda text: print(text, file=err),
+                                        sleep=sleep, clock=clock)
+    if args.json:
+        data = {"job_name": found.name, "kind": found.kind, "where": found.where, "stopping": True}
+        if args.pool:
+            data["warm_pool_error"] = problem  # None: ended, or there was none to end
+        _json(data, out)
+    if problem is not None:
+        print(f"{PROG}: error: {problem}", file=err)
+        return EXIT_FAILED
+    return 0
 
 
 # --- output -----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from .backends.base import TRAINING
 from .errors import RemoteError, UsageError
@@ -32,6 +32,10 @@ PROG = "aws-sagemaker-remote"
 #: The SSM target of one host of a training job (SageMaker's remote debugging guide).
 SSM_TARGET = "sagemaker-training-job:{job}_{host}"
 HOST_RE = re.compile(r"^algo-([1-9][0-9]*)$")
+#: ``stop --pool``: how long to wait for a stopped job to read Stopped before its pool is ended again
+#: (SageMaker gives the script 120 s after SIGTERM, then uploads what it saved)
+STOPPED_WAIT_SECONDS = 300.0
+STOPPED_POLL_SECONDS = 10.0
 #: What the session needs on this machine, and where each is installed from.
 NEEDED = (
     ("aws", "the AWS CLI: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"),
@@ -102,6 +106,43 @@ def end_pool(found: "FoundJob") -> Tuple[bool, str]:
     if status == "Available":
         return True, f"ending the warm pool of training job {found.name}: its instances are released"
     return True, f"training job {found.name} keeps no warm pool after it ends (keep-alive set to 0)"
+
+
+def stop_pool_hint(job_name: str) -> str:
+    """What to run by hand when the pool could not be ended."""
+    return f"run `{PROG} stop-pool {job_name}` once it is Stopped"
+
+
+def end_pool_once_stopped(found: "FoundJob", refused: RemoteError, *, note: Callable[[str], None],
+                          sleep: Callable[[float], None], clock: Callable[[], float]) -> Optional[str]:
+    """``stop --pool`` after the stop, when ending the pool before it failed (``refused``): wait for the
+    job to read Stopped (at most :data:`STOPPED_WAIT_SECONDS`), then end the pool once more.
+
+    Returns None when the pool is ended (or there is none left to end), else the one line saying what
+    failed and what to run by hand.
+    """
+    from .backends.base import TERMINAL_STATUSES
+
+    note(f"the warm pool of training job {found.name} was not ended before the stop ({refused}); trying again "
+         f"once the job is Stopped (waiting at most {STOPPED_WAIT_SECONDS:.0f} s)")
+    deadline = clock() + STOPPED_WAIT_SECONDS
+    status = None
+    try:
+        while True:
+            status = found.backend.describe(TRAINING, found.name).get("TrainingJobStatus")
+            if status in TERMINAL_STATUSES or clock() >= deadline:
+                break
+            sleep(STOPPED_POLL_SECONDS)
+        if status not in TERMINAL_STATUSES:
+            return (f"training job {found.name} is still {status} after {STOPPED_WAIT_SECONDS:.0f} s, so its warm "
+                    f"pool was not ended; {stop_pool_hint(found.name)}")
+        note(end_pool(found)[1])
+        return None
+    except UsageError:
+        raise
+    except RemoteError as exc:
+        # the job has ended: a later stop-pool may still get through (a refusal names its reason)
+        return f"{exc}; run `{PROG} stop-pool {found.name}` to try again"
 
 
 def run_stop_pool(args: argparse.Namespace, finder: "Finder", out: TextIO, err: TextIO) -> int:

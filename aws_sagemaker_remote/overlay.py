@@ -38,12 +38,18 @@ written atomically (``os.replace``) as the last step, says it is complete, and a
 overlay without one (a build that was killed) is deleted and built again.
 
 ``uv`` builds and fills the overlay when it is on ``PATH`` (``uv venv``,
-``uv pip install``); ``python -m venv`` and ``pip`` otherwise.
+``uv pip install``); ``python -m venv`` and ``pip`` otherwise, and pip also
+when pip-only settings are present (``PIP_*`` variables, or pip's configuration
+files: see :func:`pip_only_setting`), since uv reads neither. The requirements
+are installed by the installer this rule picks after the configuration ran (it
+may export such variables), and the overlay's key includes the installer picked
+before it.
 
 Standard library only: the bootstrap imports this module inside the job.
 """
 from __future__ import annotations
 
+import configparser
 import contextlib
 import hashlib
 import json
@@ -54,7 +60,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 #: Our folder inside the warm-pool cache folder: ``envs/`` (the overlays), ``pip/`` and ``uv/`` (package caches).
 CACHE_FOLDER = "aws-sagemaker-remote"
@@ -105,9 +111,9 @@ def package_cache_environment(cache: str, env: Mapping[str, str]) -> Dict[str, s
 
 def overlay_key(requirements: Optional[bytes], configuration_script: Optional[bytes],
                 configuration_command: Optional[str], indexes: Optional[bytes] = None,
-                image: Optional[str] = None) -> str:
-    """The name of the overlay of this image, interpreter, requirements file, package indexes
-    and configuration.
+                image: Optional[str] = None, installer: Optional[str] = None) -> str:
+    """The name of the overlay of this image, interpreter, requirements file, package indexes,
+    configuration and installer (``"uv"`` or ``"pip"``: the two resolve the same file differently).
 
     The interpreter (its path, prefix and version) and the image (``image``, see
     :func:`image_identity`) are part of it because an overlay is built over one
@@ -126,6 +132,7 @@ def overlay_key(requirements: Optional[bytes], configuration_script: Optional[by
         "indexes": _digest(indexes),
         "configuration_script": _digest(configuration_script),
         "configuration_command": configuration_command,
+        "installer": installer,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:32]
 
@@ -133,6 +140,77 @@ def overlay_key(requirements: Optional[bytes], configuration_script: Optional[by
 def find_uv(env: Mapping[str, str]) -> Optional[str]:
     """The ``uv`` executable on ``env['PATH']``, if any."""
     return shutil.which("uv", path=env.get("PATH", os.defpath))
+
+
+#: ``PIP_*`` variables (and the pip configuration keys of the same names) that change nothing about what
+#: is installed where.
+PIP_COSMETIC = ("PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_DEFAULT_TIMEOUT", "PIP_ROOT_USER_ACTION",
+                "PIP_PROGRESS_BAR", "PIP_NO_COLOR", "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_CERT", "PIP_TIMEOUT")
+#: The sections of a pip configuration file that ``pip install`` reads.
+_PIP_SECTIONS = ("global", "install")
+
+
+def pip_config_files(env: Mapping[str, str], prefix: Optional[str] = None) -> List[str]:
+    """The configuration files pip reads (pip's "Configuration" guide: the global files in
+    ``$XDG_CONFIG_DIRS`` and ``/etc``, the user's files, and ``pip.conf`` in the interpreter's
+    ``prefix``); ``PIP_CONFIG_FILE`` is a ``PIP_*`` variable, counted by :func:`pip_only_setting`."""
+    files = [os.path.join(d, "pip", "pip.conf") for d in (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
+    files.append("/etc/pip.conf")
+    home = env.get("HOME")
+    if home:
+        files.append(os.path.join(home, ".pip", "pip.conf"))
+    config_home = env.get("XDG_CONFIG_HOME") or (os.path.join(home, ".config") if home else None)
+    if config_home:
+        files.append(os.path.join(config_home, "pip", "pip.conf"))
+    if prefix:
+        files.append(os.path.join(prefix, "pip.conf"))
+    return files
+
+
+def _pip_config_setting(path: str) -> Optional[str]:
+    """The first setting of ``path`` that only pip reads (an index, a target folder), if any."""
+    parser = configparser.RawConfigParser()
+    try:
+        if not parser.read(path, encoding="utf-8"):
+            return None
+    except (configparser.Error, UnicodeDecodeError):
+        return f"{path} (unreadable)"  # pip would stop on it; uv would not even look
+    for section in _PIP_SECTIONS:
+        if parser.has_section(section):
+            for name, value in parser.items(section):
+                # pip's names: "index-url", "index_url" and "--index-url" are one setting
+                variable = "PIP_" + name.lstrip("-").upper().replace("-", "_")
+                if value.strip() and variable not in PIP_COSMETIC:
+                    return f"{name} in {path}"
+    return None
+
+
+def pip_only_setting(env: Mapping[str, str], prefix: Optional[str] = None) -> Optional[str]:
+    """What makes pip, not uv, install: a ``PIP_*`` variable that only pip reads (an index, a
+    target folder), or such a setting in one of pip's configuration files (:func:`pip_config_files`
+    for the interpreter ``prefix``); uv reads neither. None when there is none."""
+    for name in sorted(env):
+        if name.startswith("PIP_") and name not in PIP_COSMETIC and env[name] and \
+                not (name == "PIP_CONFIG_FILE" and env[name] == os.devnull):
+            return name
+    for path in pip_config_files(env, prefix):
+        setting = _pip_config_setting(path)
+        if setting:
+            return setting
+    return None
+
+
+def pick_installer(env: Mapping[str, str], prefix: Optional[str] = None) -> Tuple[Optional[str], Optional[str]]:
+    """(the ``uv`` to install with, or None for pip; when uv is there but pip is picked, why).
+
+    The same rule for every install: uv when it is on ``PATH`` and no pip-only setting
+    (:func:`pip_only_setting`) would be lost on it.
+    """
+    uv = find_uv(env)
+    if uv is None:
+        return None, None
+    setting = pip_only_setting(env, prefix)
+    return (None, setting) if setting else (uv, None)
 
 
 def layers() -> List[str]:
@@ -233,13 +311,9 @@ def build(overlay: Overlay, base_python: str, run: Runner) -> None:
     with open(os.path.join(folder, LAYERS_FILE), "w", encoding="utf-8") as fh:
         # addsitedir, not a bare path: the layer's own .pth files (editable installs) count too
         fh.writelines(f"import site; site.addsitedir({path!r})\n" for path in layers())
-    has_pip = subprocess.run([overlay.python, "-c", "import pip"], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+    has_pip = _has_pip(overlay)
     if not has_pip and not overlay.uv:
-        code = run([overlay.python, "-m", "ensurepip", "--default-pip"])
-        if code != 0:
-            raise OverlayError(f"installing pip into the overlay environment {overlay.root} (the interpreter "
-                               "has no pip and no ensurepip; install pip, or uv)", code)
+        ensure_pip(overlay, run)
         has_pip = True
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     for name in ("pip", "pip3", f"pip{version}"):
@@ -248,6 +322,24 @@ def build(overlay: Overlay, base_python: str, run: Runner) -> None:
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(_pip_shim(overlay, has_pip))
             os.chmod(path, 0o755)
+
+
+def _has_pip(overlay: Overlay) -> bool:
+    return subprocess.run([overlay.python, "-c", "import pip"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+
+
+def ensure_pip(overlay: Overlay, run: Runner, hint: str = "install pip, or uv") -> None:
+    """Make ``python -m pip`` work in ``overlay`` (a uv-built one may see no pip): ``ensurepip`` when needed.
+
+    :raises OverlayError: ``ensurepip`` failed.
+    """
+    if _has_pip(overlay):
+        return
+    code = run([overlay.python, "-m", "ensurepip", "--default-pip"])
+    if code != 0:
+        raise OverlayError(f"installing pip into the overlay environment {overlay.root} (the interpreter "
+                           f"has no pip and no ensurepip; {hint})", code)
 
 
 @contextlib.contextmanager

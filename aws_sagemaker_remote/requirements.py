@@ -150,12 +150,28 @@ def _pyproject(path: str, shown: str, extras: Sequence[str]) -> Requirements:
     return Requirements(GENERATED_NAME, text=header + "".join(f"{line}\n" for line in lines))
 
 
+#: The hash algorithms of a lock file that pip's ``--hash`` option takes.
+_PIP_HASHES = ("sha256", "sha384", "sha512")
+
+
+def _locked_hashes(package: Mapping[str, Any]) -> List[str]:
+    """``ALGORITHM:DIGEST`` of every wheel, sdist and archive a ``[[packages]]`` entry locks."""
+    files = list(package.get("wheels") or []) + [package.get("sdist"), package.get("archive")]
+    found: List[str] = []
+    for entry in files:
+        hashes = entry.get("hashes") if isinstance(entry, dict) else None
+        if isinstance(hashes, dict):
+            found += [f"{name}:{value}" for name, value in sorted(hashes.items())
+                      if name in _PIP_HASHES and f"{name}:{value}" not in found]
+    return found
+
+
 def _pylock(path: str, shown: str) -> Requirements:
     data = _load_toml(path, shown)
     packages = data.get("packages")
     if not isinstance(packages, list) or not packages:
         raise _error(f"{shown} lists no [[packages]] (is it a PEP 751 lock file?)")
-    lines = [f"# the packages locked in {os.path.basename(path)}\n"]
+    specs: List[Tuple[str, List[str]]] = []
     for package in packages:
         if not isinstance(package, dict) or not package.get("name"):
             raise _error(f"{shown} has a [[packages]] entry without a name")
@@ -170,7 +186,15 @@ def _pylock(path: str, shown: str) -> Requirements:
             spec = f"{name}=={package['version']}"
         else:
             raise _error(f"{shown} locks {name} to a local folder or file, which the job cannot reach")
-        lines.append(spec + marker + "\n")
+        specs.append((spec + marker, [] if isinstance(vcs, dict) else _locked_hashes(package)))
+    lines = [f"# the packages locked in {os.path.basename(path)}\n"]
+    unhashed = [spec.split(" ", 1)[0] for spec, hashes in specs if not hashes]
+    if unhashed and len(unhashed) < len(specs):
+        # pip checks hashes for every requirement or for none: one without any turns all of them off
+        lines.append(f"# without hashes: the lock has none for {', '.join(unhashed)}\n")
+    for spec, hashes in specs:
+        options = "".join(f" \\\n    --hash={h}" for h in hashes) if not unhashed else ""
+        lines.append(spec + options + "\n")
     return Requirements(GENERATED_NAME, text="".join(lines))
 
 

@@ -321,6 +321,8 @@ class WarmPool:
     billable_seconds: Optional[int] = None
     #: ``ReusedByJob``: the job the pool moved to
     reused_by: Optional[str] = None
+    #: the job asked for a pool but was seen starting on new instances (no pool matched it)
+    new_instances: bool = False
 
     def to_json(self) -> Dict[str, Any]:
         """The pool's fields, without the ones SageMaker did not report."""

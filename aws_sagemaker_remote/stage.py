@@ -52,7 +52,15 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, TextIO, Tuple
 
-from .bundle import BOOT_FILE, code_manifest, generated_files, input_files, is_executable, write_archive
+from .bundle import (
+    BOOT_FILE,
+    code_manifest,
+    generated_files,
+    input_files,
+    is_executable,
+    write_archive,
+    write_private,
+)
 from .container import ARGUMENT_FILENAME
 from .leftovers import owned_prefix
 from .shape import with_input_shapes
@@ -403,8 +411,7 @@ class Blobs:
         digest = hashlib.sha256(data).hexdigest()
         if digest not in self.files:
             path = os.path.join(self.scratch, digest)
-            with open(path, "wb") as fh:
-                fh.write(data)
+            write_private(path, data)
             self.files[digest] = (path, len(data))
         if root and digest not in self.roots:
             self.roots.append(digest)
@@ -604,8 +611,7 @@ class CodeArchive:
         for rel, data in generated:
             file = os.path.join(scratch, "generated", rel)
             os.makedirs(os.path.dirname(file), exist_ok=True)
-            with open(file, "wb") as fh:
-                fh.write(data)
+            write_private(file, data)
             self.entries.append((rel, file, False))
             stats.append([rel, hashlib.sha256(data).hexdigest()])
         for rel, full in code:

@@ -365,6 +365,7 @@ def wait(
     job = job_kind(kind)
     noted: List[str] = []  # warm pool and attempt notes, each printed once
     reused_pool = False
+    new_instances = False  # asked for a pool, started without one: said once
     try:
         for item in follow(backend, kind, job_name, cursor=cursor, sleep=sleep, clock=clock, retry_for=retry_for,
                            notify=printer.note, tick=printer.tick):
@@ -374,6 +375,12 @@ def wait(
             printer.flush()
             printer.status(item)
             reused_pool = reused_pool or job.runs_on_warm_pool(item.description)
+            # a local job runs here, not on instances a pool could keep (the launch said so already)
+            cold = None if reused_pool or new_instances or not backend.outlives_caller \
+                else job.starts_cold(item.description)
+            if cold:
+                new_instances = True
+                printer.note(f"[{job_name}] {cold}")
             for note in job.watch_notes(item.description):
                 if note not in noted:
                     noted.append(note)
@@ -384,6 +391,10 @@ def wait(
         printer.flush()
         _interrupted(backend, kind, job_name, printer, cursor, detach=detach, sleep=sleep, clock=clock,
                      stop_timeout=stop_timeout)
+    finally:
+        # an error raised out of follow() is printed by the caller: on a clean line
+        if printer.status_line is not None:
+            printer.status_line.clear()
     printer.flush()
     trouble = cursor.state.get(LOGS_INCOMPLETE)
     if trouble:
@@ -392,7 +403,7 @@ def wait(
                      f"`aws-sagemaker-remote logs {kind} {job_name}`")
     assert final is not None  # follow() always ends with the terminal status
     return result_from_description(kind, final.description, backend, tuple(printer.lines), tracker.values,
-                                   printer.marks.seconds, reused_pool=reused_pool)
+                                   printer.marks.seconds, reused_pool=reused_pool, new_instances=new_instances)
 
 
 def _interrupted(
@@ -459,6 +470,7 @@ def result_from_description(
     phase_marks: Optional[Mapping[str, float]] = None,
     *,
     reused_pool: bool = False,
+    new_instances: bool = False,
 ) -> JobResult:
     """The :class:`~aws_sagemaker_remote.spec.JobResult` of a job's final describe response.
 
@@ -471,6 +483,7 @@ def result_from_description(
         (see :mod:`aws_sagemaker_remote.phases`), for the result's ``timing``.
     :param reused_pool: the job was seen running on a warm pool an earlier job kept
         (a final response no longer says so).
+    :param new_instances: the job asked for a warm pool but was seen starting on new instances.
     """
     job = job_kind(kind)
     job_name = str(description.get(job.name_key, ""))
@@ -487,7 +500,7 @@ def result_from_description(
         "last_log_lines": tuple(last_lines),
         # optional on a backend: test doubles and older backends have no such method
         "log_locations": tuple(getattr(backend, "log_locations", lambda k, n: ())(kind, job_name)),
-        **job.iteration_facts(description, reused_pool),
+        **job.iteration_facts(description, reused_pool, new_instances),
     }
     result = job.result(description, common, dict(metrics_seen or {}))
     return replace(result, timing=timing(kind, description, phase_marks))
@@ -554,6 +567,10 @@ def iteration_lines(result: JobResult) -> List[str]:
         return lines
     if pool.reused:
         lines.append("  warm pool: this job ran on instances kept warm by an earlier job")
+    elif pool.new_instances:
+        from .kinds.training import POOL_MATCH
+
+        lines.append(f"  warm pool: this job started on new instances ({POOL_MATCH})")
     billed = f"; {pool.billable_seconds} s billed for kept instances" if pool.billable_seconds is not None else ""
     if pool.status == "Available":
         until = f" until {pool.available_until.replace('T', ' ')[:19]} UTC" if pool.available_until else ""

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import boto3
 import botocore.session
 import pytest
+from conftest import assert_one_error_line
 from test_render import PLACEMENT, _staged, _validate
 from test_watch import FakeTime, Script
 
@@ -24,7 +25,7 @@ from aws_sagemaker_remote.cli import build_parser, run_command
 from aws_sagemaker_remote.errors import RemoteError, UsageError
 from aws_sagemaker_remote.iterating import ssm_command
 from aws_sagemaker_remote.jobs import AwsOptions, Finder, FoundJob
-from aws_sagemaker_remote.kinds.training import training_attempts
+from aws_sagemaker_remote.kinds.training import POOL_MATCH, training_attempts
 from aws_sagemaker_remote.options import KEEP_ALIVE_MAX, RETRIES_MAX, TrainingOptions, flag_name
 from aws_sagemaker_remote.render import render
 from aws_sagemaker_remote.spec import WarmPool
@@ -175,15 +176,58 @@ def test_a_job_on_a_warm_pool_says_so_and_how_long_the_pool_stays(clients: Tuple
     assert result.to_json()["warm_pool"]["status"] == "Available"
 
 
-def test_a_cold_start_with_a_keep_alive_is_not_called_a_reuse() -> None:
+def test_a_cold_start_with_a_keep_alive_is_not_called_a_reuse(clients: Tuple[Any, Any]) -> None:
+    backend = SageMakerBackend(*clients, "us-east-1", poll_interval=5.0, log_poll_interval=5.0)
+    with Script(*clients, "training", TRAIN) as script:
+        # a job that asked for a pool and got new instances: no WarmPoolStatus while it runs
+        for secondary in ("Starting", "Downloading", "Training"):
+            script.describe("InProgress", SecondaryStatus=secondary, ResourceConfig=RESOURCES)
+            script.no_log_group()
+        script.describe("Completed", SecondaryStatus="Completed", ResourceConfig=RESOURCES, TrainingEndTime=ENDED,
+                        WarmPoolStatus={"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0})
+        script.no_log_group()
+        err = io.StringIO()
+        fake = FakeTime()
+        result = wait(backend, "training", TRAIN, out=io.StringIO(), err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+
+    said = err.getvalue().splitlines()
+    assert not any("kept warm" in line for line in said)
+    cold = [line for line in said if "started on new instances" in line]
+    assert cold == [f"[{TRAIN}] started on new instances ({POOL_MATCH})"]
+    assert "no warm pool matched" in cold[0] and "instance type and count" in cold[0]
+    assert result.warm_pool is not None and not result.warm_pool.reused and result.warm_pool.new_instances
+    lines = summary_lines(result)
+    assert f"  warm pool: this job started on new instances ({POOL_MATCH})" in lines
+    assert not any("ran on instances kept warm" in line for line in lines)
+    assert result.to_json()["warm_pool"]["new_instances"] is True
+
+
+def test_no_cold_start_is_said_of_a_job_without_a_keep_alive(clients: Tuple[Any, Any]) -> None:
+    backend = SageMakerBackend(*clients, "us-east-1", poll_interval=5.0, log_poll_interval=5.0)
+    plain = {**RESOURCES, "KeepAlivePeriodInSeconds": 0}
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=plain)
+        script.no_log_group()
+        script.describe("Completed", SecondaryStatus="Completed", ResourceConfig=plain, TrainingEndTime=ENDED)
+        script.no_log_group()
+        err = io.StringIO()
+        fake = FakeTime()
+        result = wait(backend, "training", TRAIN, out=io.StringIO(), err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+    assert "warm pool" not in err.getvalue() and "new instances" not in err.getvalue()
+    assert result.warm_pool is None
+
+
+def test_the_summary_of_a_pool_taken_over_and_of_no_pool() -> None:
     description = {"TrainingJobName": TRAIN, "TrainingJobStatus": "Completed", "ResourceConfig": RESOURCES,
                    "TrainingEndTime": ENDED,
                    "WarmPoolStatus": {"Status": "Reused", "ReusedByJob": "train-2",
                                       "ResourceRetainedBillableTimeInSeconds": 42}}
     result = result_from_description("training", description, None)
-    assert result.warm_pool is not None and not result.warm_pool.reused
     assert "  warm pool: taken over by job train-2; 42 s billed for kept instances" in summary_lines(result)
-    assert not any("ran on instances kept warm" in line for line in summary_lines(result))
+    # a final response alone says nothing of how the job started
+    assert not any("kept warm" in line or "new instances" in line for line in summary_lines(result))
     # no pool asked for and none reported: nothing is said
     plain = result_from_description("training", {"TrainingJobName": TRAIN, "TrainingJobStatus": "Completed"}, None)
     assert plain.warm_pool is None and not any("warm pool" in line for line in summary_lines(plain))
@@ -396,7 +440,7 @@ def test_the_local_backend_says_what_it_does_not_emulate(run_script: RunPython, 
     # no instance outlives a local job: the pool it asked for ends with it, unbilled
     written = json.loads((tmp_path / "result.json").read_text())
     assert written["warm_pool"] == {"status": "Terminated", "keep_alive": 600, "reused": False,
-                                    "billable_seconds": 0}
+                                    "new_instances": False, "billable_seconds": 0}
     assert (written["attempt"], written["attempts_allowed"]) == (1, 3)
     assert "  warm pool: Terminated; 0 s billed for kept instances" in result.stderr.splitlines()
     # a local job has no SageMaker instances: no pool to end, no SSM session
@@ -426,3 +470,98 @@ def test_stop_with_pool_keeps_nothing_warm_after_the_stop(clients: Tuple[Any, An
     assert code == 0
     assert err.splitlines() == [f"training job {TRAIN} keeps no warm pool after it ends (keep-alive set to 0)",
                                 f"stopping training job {TRAIN}"]
+
+
+def _stop_command(clients: Tuple[Any, Any], fake: FakeTime, *argv: str) -> Tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_command(build_parser().parse_args(["stop", TRAIN, "--pool", *argv]),
+                       OneJob(SageMakerBackend(*clients, "us-east-1")), out=out, err=err,
+                       sleep=fake.sleep, clock=fake.clock)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _refuse_update(script: Script) -> None:
+    script.sm.add_client_error("update_training_job", service_error_code="ValidationException",
+                               service_message="The warm pool of the job cannot be updated while it is InProgress.",
+                               http_status_code=400,
+                               expected_params={"TrainingJobName": TRAIN,
+                                                "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}})
+
+
+def test_stop_with_pool_stops_the_job_when_the_pool_update_is_refused(clients: Tuple[Any, Any]) -> None:
+    fake = FakeTime()
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES)
+        _refuse_update(script)
+        script.stop()  # the stop is sent all the same
+        script.describe("Stopping", SecondaryStatus="Stopping", ResourceConfig=RESOURCES)
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        # ended again once the job reads Stopped
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        script.sm.add_response("update_training_job", {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:1:{TRAIN}"},
+                               {"TrainingJobName": TRAIN, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}})
+        code, out, err = _stop_command(clients, fake, "--json")
+        script.assert_done()
+    assert code == 0, err
+    assert json.loads(out) == {"job_name": TRAIN, "kind": "training", "where": "SageMaker", "stopping": True,
+                               "warm_pool_error": None}
+    lines = err.splitlines()
+    assert lines[0].startswith(f"the warm pool of training job {TRAIN} was not ended before the stop (")
+    assert "cannot be updated while it is InProgress" in lines[0]
+    assert lines[1:] == [f"ending the warm pool of training job {TRAIN}: its instances are released"]
+    assert fake.sleeps == [10.0]
+
+
+def test_stop_with_pool_says_what_failed_when_the_pool_stays(clients: Tuple[Any, Any]) -> None:
+    fake = FakeTime()
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES)
+        _refuse_update(script)
+        script.stop()
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        script.describe("Stopped", SecondaryStatus="Stopped", ResourceConfig=RESOURCES,
+                        WarmPoolStatus={"Status": "Available"})
+        _refuse_update(script)
+        code, _, err = _stop_command(clients, fake)
+        script.assert_done()
+    assert code == 1
+    assert f"stopping training job {TRAIN}" in err.splitlines()
+    line = assert_one_error_line(err, f"ending the warm pool of training job {TRAIN}", "ValidationException",
+                                 f"run `aws-sagemaker-remote stop-pool {TRAIN}` to try again")
+    assert line.startswith("aws-sagemaker-remote: error: ")
+
+
+def test_stop_with_pool_gives_up_waiting_for_the_stop(clients: Tuple[Any, Any]) -> None:
+    fake = FakeTime()
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Training", ResourceConfig=RESOURCES)
+        _refuse_update(script)
+        script.stop()
+        for _ in range(31):  # every 10 s for 300 s, and once at the end
+            script.describe("Stopping", SecondaryStatus="Stopping", ResourceConfig=RESOURCES)
+        code, _, err = _stop_command(clients, fake)
+        script.assert_done()
+    assert code == 1 and fake.now == 300.0
+    assert_one_error_line(err, f"training job {TRAIN} is still Stopping after 300 s",
+                          f"run `aws-sagemaker-remote stop-pool {TRAIN}` once it is Stopped")
+
+
+def test_stop_with_pool_sends_the_stop_to_the_server(aws: Any, run_script: RunPython, run_python: RunPython,
+                                                     demo_dir: Path, tmp_path: Path, one_error_line: Any) -> None:
+    launched = run_script(demo_dir / "train_linear.py", *YES, "--sagemaker-keep-alive", "600",
+                          "--sagemaker-output-json", tmp_path / "result.json")
+    assert launched.returncode == 0, launched.stderr
+    job = json.loads((tmp_path / "result.json").read_text())["job_name"]
+    aws.clear_log()
+
+    result = run_python(*CLI, "stop", job, "--pool")
+    # moto has neither UpdateTrainingJob nor StopTrainingJob (500 for both): the stop is sent all the same
+    assert aws.json_bodies("UpdateTrainingJob")
+    stops = aws.json_bodies("StopTrainingJob")
+    assert stops and all(b == {"TrainingJobName": job} for b in stops)
+    assert result.returncode == 1
+    one_error_line(result.stderr, f"stopping training job {job}", "500", "the warm pool was not ended either",
+                   f"stop-pool {job}")

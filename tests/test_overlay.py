@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,15 @@ from test_bootstrap import Job, make_wheel
 
 from aws_sagemaker_remote.bundle import build_bundle
 from aws_sagemaker_remote.container import WARM_POOL_CACHE_ENV
-from aws_sagemaker_remote.overlay import CACHE_FOLDER, MARKER_FILE, image_identity, locked, overlay_key
+from aws_sagemaker_remote.overlay import (
+    CACHE_FOLDER,
+    MARKER_FILE,
+    PIP_COSMETIC,
+    image_identity,
+    locked,
+    overlay_key,
+    pick_installer,
+)
 from aws_sagemaker_remote.spec import CodeSpec
 
 #: The launcher's timeout: the first run builds an overlay and runs pip.
@@ -56,6 +65,9 @@ def installer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "uv":
         path = os.path.dirname(_uv_binary()) + os.pathsep + path
     monkeypatch.setenv("PATH", path)
+    for name in [k for k in os.environ if k.startswith("PIP_") and k not in PIP_COSMETIC]:
+        # pip-only settings of this machine (an index) would make pip install though uv is there
+        monkeypatch.delenv(name)
     return str(request.param)
 
 
@@ -220,6 +232,8 @@ def test_an_unfinished_overlay_is_built_again(installer: str, tmp_path: Path, wh
     failed = job.run(env=warm_pool(overlays))
     assert failed.returncode != 0
     assert "pip install -r requirements/requirements.txt failed with exit code" in (job.failure() or "")
+    # a failed install took its time too, as without a warm pool
+    assert len(re.findall(r"^aws_sagemaker_remote: phase install took \d+\.\d\ds$", failed.stderr, re.MULTILINE)) == 1
     [root] = [p for p in overlays.iterdir() if p.is_dir()]
     assert not (root / MARKER_FILE).exists()
 
@@ -250,6 +264,8 @@ def test_a_relaunch_on_a_warm_instance_installs_nothing(installer: str, tmp_path
     second = job.run(env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "aws_sagemaker_remote: installing" not in second.stderr
+    # nothing was installed: no install step in the breakdown either
+    assert "phase install took" not in second.stderr
     assert f"aws_sagemaker_remote: using the overlay environment {root}" in second.stderr
     assert second.stdout.strip().splitlines()[-1] == "from the requirements"
 
@@ -300,9 +316,12 @@ def test_a_stop_ends_the_wait_for_another_jobs_build(tmp_path: Path) -> None:
     requirements = "# nothing\n"
     job = bundle_job(tmp_path, "print('script ran')\n", requirements=requirements)
     # the job's interpreter is this one, so it looks for the overlay of the same key
-    lock = overlays / (overlay_key(requirements.encode(), None, None, image=image_identity()) + ".lock")
+    env = job.env(warm_pool(overlays))
+    installer = "uv" if pick_installer(env)[0] else "pip"
+    lock = overlays / (overlay_key(requirements.encode(), None, None, image=image_identity(), installer=installer)
+                       + ".lock")
     with locked(str(lock), lambda: None, lambda: None):
-        process = subprocess.Popen(job.command(), env=job.env(warm_pool(overlays)),
+        process = subprocess.Popen(job.command(), env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    stdin=subprocess.DEVNULL)
         try:
@@ -336,7 +355,8 @@ def test_overlays_differ_by_requirements_configuration_and_interpreter(
         overlay_key(b"six==1.17.0\n", None, None),
         overlay_key(b"six==1.16.0\n", b"export A=1\n", None),
         overlay_key(b"six==1.16.0\n", None, "pip install sagemaker"),
-    }) == 5
+        overlay_key(b"six==1.16.0\n", None, None, installer="uv"),
+    }) == 6
     # stable: another process of the same interpreter finds the same overlay
     other = run_python("-c", "from aws_sagemaker_remote.overlay import overlay_key; "
                              "print(overlay_key(b'six==1.16.0\\n', None, None))")
@@ -344,3 +364,48 @@ def test_overlays_differ_by_requirements_configuration_and_interpreter(
     assert other.stdout.strip() == key
     monkeypatch.setattr(sys, "executable", "/opt/other/bin/python3")
     assert overlay_key(b"six==1.16.0\n", None, None) != key
+
+
+@pytest.mark.parametrize("where", ["configuration", "pip.conf"])
+def test_pip_only_settings_make_pip_install_on_a_warm_pool_too(where: str, tmp_path: Path, wheels: Path) -> None:
+    """An index that only pip reads (a ``PIP_INDEX_URL`` the configuration exports, or ``index-url`` in
+    the user's pip.conf) makes pip install, as without a warm pool; uv would not see it."""
+    index = tmp_path / "index"
+    (index / "tinypkg").mkdir(parents=True)
+    wheel = wheels / "tinypkg-0.1-py3-none-any.whl"
+    (index / "tinypkg" / "index.html").write_text(f'<a href="{wheel.as_uri()}">{wheel.name}</a>\n')
+    uv_calls = tmp_path / "uv-calls"
+    fake = tmp_path / "fake-uv"
+    fake.mkdir()
+    (fake / "uv").write_text(f'#!/bin/sh\necho "$*" >> "{uv_calls}"\nexec "{_uv_binary()}" "$@"\n')
+    (fake / "uv").chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    code: Dict[str, Any] = {"requirements": "tinypkg==0.1\n"}
+    if where == "configuration":
+        code["configuration_command"] = f"export PIP_INDEX_URL={index.as_uri()}"
+    else:
+        (home / ".config" / "pip").mkdir(parents=True)
+        (home / ".config" / "pip" / "pip.conf").write_text(f"[global]\nindex-url = {index.as_uri()}\n")
+    job = bundle_job(tmp_path, "import tinypkg\nprint(tinypkg.VALUE)\n", **code)
+    overlays = tmp_path / "warmpoolcache" / CACHE_FOLDER / "envs"
+    env = dict(warm_pool(overlays), HOME=str(home), XDG_CONFIG_HOME="",
+               PATH=str(fake) + os.pathsep + _without_uv(os.environ.get("PATH", os.defpath)),
+               # none of this machine's own pip settings: the job's are the test's
+               **{k: "" for k in os.environ if k.startswith("PIP_") and k not in PIP_COSMETIC})
+
+    result = job.run(env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "from the requirements"
+    log = result.stderr.splitlines()
+    assert "aws_sagemaker_remote: installing requirements/requirements.txt" in log
+    setting = "PIP_INDEX_URL" if where == "configuration" else f"index-url in {home}/.config/pip/pip.conf"
+    assert f"aws_sagemaker_remote: uv is on PATH, but pip reads {setting} and uv does not: installing with pip" in log
+    calls = uv_calls.read_text().splitlines() if uv_calls.exists() else []
+    assert not any(call.startswith("pip install") for call in calls), calls
+    # the image's own settings are known before the configuration runs: then uv builds nothing either
+    assert (calls == []) == (where == "pip.conf"), calls
+
+    again = job.run(env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "aws_sagemaker_remote: installing" not in again.stderr

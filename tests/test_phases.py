@@ -361,3 +361,45 @@ def test_breakdown_of_a_local_training_run_end_to_end(tmp_path: Path, run_script
     [line] = [line for line in run.stderr.splitlines() if line.startswith("  time: ")]
     assert re.fullmatch(r"  time: provisioning \S+, download \S+, script \S+, upload \S+, total \S+", line)
     assert run.stderr.splitlines()[-1] == line
+
+
+def test_the_secondary_statuses_named_here_are_botocores() -> None:
+    """Every secondary status the breakdown, the attempt count and the cold-start note look for is one
+    that ``DescribeTrainingJob`` can return (botocore's SageMaker model): a misspelt one would never match."""
+    import botocore.session
+
+    from aws_sagemaker_remote.kinds import training
+    from aws_sagemaker_remote.phases import DOWNLOAD_STATUSES, PROVISIONING_STATUSES, UPLOAD_STATUSES
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    described = model.shape_for("DescribeTrainingJobResponse")
+    allowed = set(described.members["SecondaryStatus"].enum)
+    # the transitions carry the same statuses
+    transition = described.members["SecondaryStatusTransitions"].member
+    assert set(transition.members["Status"].enum) == allowed
+    for name, statuses in (("PROVISIONING_STATUSES", PROVISIONING_STATUSES), ("DOWNLOAD_STATUSES", DOWNLOAD_STATUSES),
+                           ("UPLOAD_STATUSES", UPLOAD_STATUSES), ("_ATTEMPT_STARTS", training._ATTEMPT_STARTS),
+                           ("STARTED_STATUSES", training.STARTED_STATUSES)):
+        assert statuses and set(statuses) <= allowed, (name, sorted(set(statuses) - allowed))
+    # and no status counts in two phases
+    assert not (PROVISIONING_STATUSES & DOWNLOAD_STATUSES) and not (DOWNLOAD_STATUSES & UPLOAD_STATUSES)
+
+
+def test_an_error_while_following_erases_the_status_line(clients: Tuple[Any, Any]) -> None:
+    from aws_sagemaker_remote.errors import AwsError
+
+    backend = SageMakerBackend(*clients, REGION, poll_interval=5.0, log_poll_interval=5.0)
+    with Script(*clients, "training", TRAIN) as script:
+        script.describe("InProgress", SecondaryStatus="Starting", CreationTime=T0)
+        script.no_log_group()
+        script.describe_error("ValidationException", f"Could not find requested job with name {TRAIN}")
+        out, err = io.StringIO(), Terminal()
+        fake = FakeTime()
+        with pytest.raises(AwsError):
+            wait(backend, "training", TRAIN, out=out, err=err, sleep=fake.sleep, clock=fake.clock)
+        script.assert_done()
+
+    text = err.getvalue()
+    assert status_lines(text) == [f"[{TRAIN}] Starting 0:00 (total 0:00)"]
+    # the error line the caller prints next starts on a clean line
+    assert text.endswith("\r\x1b[K")

@@ -22,7 +22,7 @@ from test_bootstrap import Job, make_wheel, without_uv
 
 from aws_sagemaker_remote.bundle import INDEXES_ARC, build_bundle
 from aws_sagemaker_remote.plan import plan_requirements
-from aws_sagemaker_remote.requirements import mask_url, package_indexes
+from aws_sagemaker_remote.requirements import mask_url, package_indexes, resolve
 from aws_sagemaker_remote.spec import CodeSpec
 
 TIMEOUT = 180
@@ -306,9 +306,11 @@ def test_the_index_of_the_pip_configuration_reaches_the_install_and_nothing_prin
     assert SECRET not in repr(code)
     bundle = build_bundle(code, "processing", workdir=str(tmp_path))
     with open(bundle.path, encoding="utf-8") as fh:  # the code manifest: path, blob, executable
-        blob = {entry[0]: entry[1] for entry in json.load(fh)["files"]}["manifest.json"]
-    manifest = json.loads((Path(bundle.path).parent / blob).read_text())
+        blobs = {entry[0]: entry[1] for entry in json.load(fh)["files"]}
+    manifest = json.loads((Path(bundle.path).parent / blobs["manifest.json"]).read_text())
     assert manifest["package_indexes"] == INDEXES_ARC
+    # the copy on this disk is its owner's alone: its URL holds the password
+    assert (Path(bundle.path).parent / blobs[INDEXES_ARC]).stat().st_mode & 0o777 == 0o600
     job = Job(bundle, tmp_path / "opt" / "ml", "processing")
     target = tmp_path / "target"
     # the job's machine has no pip configuration of its own: the index comes from the bundle
@@ -320,3 +322,66 @@ def test_the_index_of_the_pip_configuration_reaches_the_install_and_nothing_prin
     assert SECRET not in out
     # the script itself does not get the index variables
     assert "index-var=False" in result.stdout
+
+
+def _hashed_pylock(project: Path, wheels: Path, tiny_hash: str) -> None:
+    import hashlib
+
+    cfg = hashlib.sha256((wheels / "cfgpkg-0.2-py3-none-any.whl").read_bytes()).hexdigest()
+    (project / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "tests"\n\n'
+        '[[packages]]\nname = "tinypkg"\nversion = "0.1"\n'
+        f'wheels = [{{ name = "tinypkg-0.1-py3-none-any.whl", hashes = {{ sha256 = "{tiny_hash}" }} }}]\n\n'
+        '[[packages]]\nname = "cfgpkg"\nversion = "0.2"\nmarker = "python_version >= \'3\'"\n'
+        f'sdist = {{ name = "cfgpkg-0.2.tar.gz", hashes = {{ sha256 = "{"0" * 64}" }} }}\n'
+        f'wheels = [{{ name = "cfgpkg-0.2-py3-none-any.whl", hashes = {{ sha256 = "{cfg}", md5 = "x" }} }}]\n')
+
+
+def test_a_lock_files_hashes_are_checked_by_the_install(project: Path, wheels: Path, run_script: Any) -> None:
+    import hashlib
+
+    tiny = hashlib.sha256((wheels / "tinypkg-0.1-py3-none-any.whl").read_bytes()).hexdigest()
+    _hashed_pylock(project, wheels, tiny)
+    text = resolve("pylock.toml", str(project)).text or ""
+    # every file's hash the lock names, in pip's form (md5 is not one pip takes)
+    assert f"tinypkg==0.1 \\\n    --hash=sha256:{tiny}\n" in text
+    assert "cfgpkg==0.2 ; python_version >= '3' \\\n    --hash=sha256:" in text
+    assert text.count("--hash=") == 3 and "md5" not in text
+
+    result = run_script(project / "job.py", "--sagemaker-run=local", "--sagemaker-requirements=pylock.toml",
+                        cwd=project, env=offline(wheels), timeout=TIMEOUT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert seen(result.stdout) == [{"tinypkg": "tiny", "cfgpkg": "cfg"}]
+
+    # a wheel that is not the locked one is refused
+    _hashed_pylock(project, wheels, "f" * 64)
+    refused = run_script(project / "job.py", "--sagemaker-run=local", "--sagemaker-requirements=pylock.toml",
+                         cwd=project, env=offline(wheels), timeout=TIMEOUT)
+    assert refused.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in refused.stdout + refused.stderr
+
+
+def test_a_lock_with_a_package_without_hashes_ships_none(tmp_path: Path) -> None:
+    """pip checks hashes for every requirement or none: a package without any turns them off."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "job.py").write_text("")
+    (folder / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "tests"\n\n'
+        f'[[packages]]\nname = "tinypkg"\nversion = "0.1"\n'
+        f'wheels = [{{ name = "tinypkg-0.1-py3-none-any.whl", hashes = {{ sha256 = "{"a" * 64}" }} }}]\n\n'
+        '[[packages]]\nname = "mylib"\nvcs = { type = "git", url = "https://example.com/mylib.git", '
+        'commit-id = "0123456789abcdef0123456789abcdef01234567" }\n')
+    text = resolve("pylock.toml", str(folder)).text or ""
+    assert "--hash" not in text
+    assert "# without hashes: the lock has none for mylib\n" in text
+    assert "tinypkg==0.1\n" in text
+
+
+def test_files_written_from_memory_for_staging_are_private(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.stage import Blobs, CodeArchive
+
+    digest = Blobs(str(tmp_path)).add_bytes(b'[["index-url", "https://alice:pw@example.com/simple"]]')
+    assert (tmp_path / digest).stat().st_mode & 0o777 == 0o600
+    CodeArchive([], [(INDEXES_ARC, b"[]")], str(tmp_path), path=str(tmp_path / "archives.txt"))
+    assert (tmp_path / "generated" / INDEXES_ARC).stat().st_mode & 0o777 == 0o600

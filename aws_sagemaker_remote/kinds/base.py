@@ -159,9 +159,15 @@ class JobKind:
         """The running job took over instances an earlier job kept warm."""
         return False
 
-    def iteration_facts(self, description: Mapping[str, Any], reused_pool: bool) -> Dict[str, Any]:
+    def starts_cold(self, description: Mapping[str, Any]) -> Optional[str]:
+        """The note, when the running job asked for a warm pool but started on new instances; None otherwise."""
+        return None
+
+    def iteration_facts(self, description: Mapping[str, Any], reused_pool: bool,
+                        new_instances: bool = False) -> Dict[str, Any]:
         """The :class:`~aws_sagemaker_remote.spec.JobResult` fields on warm pools and attempts
-        (``warm_pool``, ``attempt``, ``attempts_allowed``) of a final describe response."""
+        (``warm_pool``, ``attempt``, ``attempts_allowed``) of a final describe response; ``reused_pool``
+        and ``new_instances`` say what the watch saw while the job ran."""
         return {}
 
     def result(self, description: Mapping[str, Any], common: Dict[str, Any],

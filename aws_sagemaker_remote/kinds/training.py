@@ -89,6 +89,14 @@ def _render_iteration_options(request: Dict[str, Any], training: "Training") -> 
         request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
 
 
+#: Secondary statuses of a job past provisioning: a job on a warm pool is ``InUse`` by then.
+STARTED_STATUSES = ("Downloading", "DownloadingTrainingImage", "Training", "Uploading")
+#: What a job must share with the job that kept a warm pool to get it (SageMaker developer guide,
+#: "SageMaker AI Managed Warm Pools", "Matching training jobs").
+POOL_MATCH = ("no warm pool matched: a pool moves only to a job with the same role, instance type and count, "
+              "volume size and KMS key, VPC subnets and security groups, network isolation and traffic "
+              "encryption, once the job that kept it has ended")
+
 #: Secondary statuses that begin an attempt: a retry "changes SecondaryStatus to Starting" (RetryStrategy
 #: in the API reference); ``Restarting`` is the model's other start.
 _ATTEMPT_STARTS = ("Starting", "Restarting")
@@ -406,7 +414,18 @@ class TrainingKind(JobKind):
         pool = description.get("WarmPoolStatus") or {}
         return pool.get("Status") == "InUse" and description.get(self.status_key) == "InProgress"
 
-    def iteration_facts(self, description: Mapping[str, Any], reused_pool: bool) -> Dict[str, Any]:
+    def starts_cold(self, description: Mapping[str, Any]) -> Optional[str]:
+        """A job with a keep-alive that reached its download or script without ``WarmPoolStatus`` ``InUse``
+        started on new instances: no pool matched it."""
+        keep_alive = (description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds") or 0
+        pool = description.get("WarmPoolStatus") or {}
+        if keep_alive and description.get(self.status_key) == "InProgress" and \
+                description.get("SecondaryStatus") in STARTED_STATUSES and pool.get("Status") != "InUse":
+            return f"started on new instances ({POOL_MATCH})"
+        return None
+
+    def iteration_facts(self, description: Mapping[str, Any], reused_pool: bool,
+                        new_instances: bool = False) -> Dict[str, Any]:
         from ..spec import WarmPool
 
         facts: Dict[str, Any] = {}
@@ -422,6 +441,7 @@ class TrainingKind(JobKind):
                 until = (ended + _dt.timedelta(seconds=keep_alive)).astimezone(_dt.timezone.utc).isoformat()
             billable = pool.get("ResourceRetainedBillableTimeInSeconds")
             facts["warm_pool"] = WarmPool(status=status, keep_alive=keep_alive, reused=reused_pool,
+                                          new_instances=new_instances and not reused_pool,
                                           available_until=until,
                                           billable_seconds=int(billable) if billable is not None else None,
                                           reused_by=pool.get("ReusedByJob"))
