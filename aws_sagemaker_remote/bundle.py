@@ -380,9 +380,10 @@ def check_bundle_size(entries: Sequence[Tuple[str, str]]) -> None:
                      f"the limit with {MAX_BUNDLE_ENV}=<megabytes>")
 
 
-def check_code(code: CodeSpec) -> None:
-    """The checks :func:`bundle_entries` makes, on their own: run before anything is sent."""
-    bundle_entries(code)
+def check_code(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tuple[str, str]]:
+    """The checks :func:`bundle_entries` makes: run before anything is sent. Returns the entries
+    (for :func:`~aws_sagemaker_remote.launch.launch`, which then does not walk the folders again)."""
+    return bundle_entries(code, notes)
 
 
 def bundle_entries(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tuple[str, str]]:
