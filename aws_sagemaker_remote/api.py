@@ -352,6 +352,7 @@ def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOption
 
     from .bundle import check_code
     from .launch import launch, terminate_like_ctrl_c
+    from .leftovers import sweep
     from .plan import plan_control, plan_job
     from .reinvoke import user_arguments
     from .targets import choose_target
@@ -359,6 +360,8 @@ def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOption
     terminate_like_ctrl_c()
     spec = plan_job(decl, namespace, opts, user_arguments(argv, decl, opts),
                     now=_dt.datetime.now(_dt.timezone.utc), token=os.urandom(2).hex())
+    # leftovers of killed launches go first: the code folder (the temp folder, say) may hold some
+    sweep()
     notes: List[str] = []
     code = check_code(spec.code, notes)  # a home folder or an oversized bundle stops here, before any request
     control = plan_control(opts, sources=sources)

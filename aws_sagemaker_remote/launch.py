@@ -49,8 +49,8 @@ def launch(
     :param read_value: read what ``main`` returned in the job back into ``JobResult.value``
         (see :mod:`~aws_sagemaker_remote.result`).
     :param code: the bundle's entries as the caller's check returned them
-        (:func:`~aws_sagemaker_remote.bundle.check_code`), so the folder is not walked twice;
-        collected here when not given.
+        (:func:`~aws_sagemaker_remote.bundle.check_code`, after :func:`~aws_sagemaker_remote.leftovers.sweep`),
+        so the folder is not walked twice; collected here when not given.
     """
     out = out or sys.stdout
     err = err or sys.stderr
