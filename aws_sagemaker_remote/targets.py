@@ -149,8 +149,9 @@ def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
             "endpoint_url": aws.endpoint_url})
         image = aws.image
         role = resolve_role(aws.role, account, region) if aws.role else default_role_arn(None, account)
-    with translate_errors(f"checking bucket {bucket}"):
-        store.ensure_bucket(bucket, region, create=not control.dry_run)
+    # checked (and created) at the first request that needs it: a warm launch's first request,
+    # the HEAD of its code manifest, proves the bucket exists
+    store.expect_bucket(bucket, region, create=not control.dry_run)
     return Target(store, make_backend, Placement(role_arn=role, image_uri=image, bucket=bucket, prefix=aws.prefix,
                                                  region=region))
 
