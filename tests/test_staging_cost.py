@@ -85,7 +85,9 @@ def test_one_changed_code_file_sends_that_file_and_two_small_manifests(aws: Any,
     ops, sent, puts = _sent(aws)
     blob = hashlib.sha256(changed.read_bytes()).hexdigest()
     assert len(puts) == 3 and f"pre/cas/sha256/{blob}" in puts  # the file, the code manifest, the channel
-    assert ops.count("ListObjectsV2") == 1 and "HeadObject" not in ops and "CopyObject" not in ops
+    # one HEAD of a blob the index knows vouches for the index: no listing, nothing per file
+    assert ops.count("HeadObject") == 1 and "ListObjectsV2" not in ops and "CopyObject" not in ops, ops
+    assert ops.count("PutObject") == 3 and len(ops) == 4, ops
     size = changed.stat().st_size
     metadata = sent - size
     assert size > 20_000 and metadata < 24 * 1024, (size, metadata)  # the folder holds ~850 KB
@@ -103,8 +105,9 @@ def test_one_changed_input_file_in_a_thousand_sends_that_file_and_the_manifests(
     blob = hashlib.sha256(changed.read_bytes()).hexdigest()
     # the file, the input's listing and channel manifest, the code manifest and channel: nothing per file
     assert len(puts) == 5 and f"pre/cas/sha256/{blob}" in puts
-    # one listing of the blob folder, in pages of 1,000 keys (~1,070 blobs here)
-    assert ops.count("ListObjectsV2") == 2 and "HeadObject" not in ops and "CopyObject" not in ops
+    # no listing of the blob folder (two pages of 1,000 keys here): one HEAD of a blob the index knows
+    assert ops.count("HeadObject") == 1 and "ListObjectsV2" not in ops and "CopyObject" not in ops, ops
+    assert ops.count("PutObject") == 5 and len(ops) == 6, ops
     # a ManifestFile channel is one object naming every key (~67 bytes a file), plus the listing
     assert sent < 200 * 1000, sent
 
