@@ -294,3 +294,37 @@ def test_script_mode_ships_one_archive_built_again_only_when_a_file_changed(
     third = staged()
     assert builds() == 3 and third.code_uri != first.code_uri
     assert [r.key for r in aws.s3_uploads()] == [third.code_uri.split("/", 3)[3]]
+
+
+WARM_SCRIPT = '''
+from aws_sagemaker_remote import sagemaker_processing_main
+
+
+def main(args):
+    return 0
+
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main, inputs={}, outputs={})
+'''
+
+
+def test_a_warm_launch_sends_three_requests(aws: Any, run_script: Any, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    script = project / "job.py"
+    script.write_text(WARM_SCRIPT)
+    flags = ["--sagemaker-run=yes", "--sagemaker-wait=no", "--sagemaker-role", "arn:aws:iam::123456789012:role/R",
+             "--sagemaker-image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1", "--sagemaker-bucket",
+             "warm-bucket"]
+    first = run_script(script, *flags, cwd=project)
+    assert first.returncode == 0, first.stderr
+    # a first launch checks the bucket, makes it, and lists the (empty) blob folder once
+    assert aws.operations("s3")[:2] == ["HeadBucket", "CreateBucket"], aws.operations("s3")
+    aws.clear_log()
+    again = run_script(script, *flags, cwd=project)
+    assert again.returncode == 0, again.stderr
+    # the code channel's manifest (which proves the bucket too), the job, and its launch record
+    assert aws.operations("s3") == ["HeadObject", "PutObject"]
+    assert aws.operations("sagemaker") == ["CreateProcessingJob"]
+    assert aws.operations("sts") == [] and aws.operations("iam") == [] and aws.operations("logs") == []
