@@ -598,9 +598,10 @@ class CodeArchive:
 #: A relaunch whose index lacks at most this many blobs looks those up alone instead of listing
 #: the blob folder (a page per 1,000 blobs: eleven requests for a 10,000-file input).
 FEW_UNKNOWN = 16
-#: An unknown blob up to this size is sent without asking whether it is stored: a PutObject
-#: of it costs about what the HEAD would.
-SEND_UNASKED = 64 * 1024
+#: An unknown blob up to this size (one PutObject) is sent without asking whether it is stored:
+#: one this machine never stored nor saw listed is nearly always new, so a HEAD would cost a round
+#: trip to save, rarely, a single request's bytes.
+SEND_UNASKED = SMALL_OBJECT
 
 
 def _present(store: Store, folder: str, blobs: Blobs, last: str, index: BlobIndex) -> Set[str]:
