@@ -349,20 +349,26 @@ def _launch(decl: Declaration, namespace: argparse.Namespace, opts: CommonOption
             sources: Sequence["tuple[str, str]"] = (), read_value: bool = False) -> Any:
     """``yes`` / ``local``: plan the job, choose its target, launch it (boto3 loads from here on)."""
     import datetime as _dt
-    import secrets
 
     from .bundle import check_code
     from .launch import launch, terminate_like_ctrl_c
+    from .leftovers import sweep
     from .plan import plan_control, plan_job
     from .reinvoke import user_arguments
     from .targets import choose_target
 
     terminate_like_ctrl_c()
     spec = plan_job(decl, namespace, opts, user_arguments(argv, decl, opts),
-                    now=_dt.datetime.now(_dt.timezone.utc), token=secrets.token_hex(2))
-    check_code(spec.code)  # a home folder or an oversized bundle stops here, before any request
+                    now=_dt.datetime.now(_dt.timezone.utc), token=os.urandom(2).hex())
+    # leftovers of killed launches go first: the code folder (the temp folder, say) may hold some
+    sweep()
+    notes: List[str] = []
+    code = check_code(spec.code, notes)  # a home folder or an oversized bundle stops here, before any request
     control = plan_control(opts, sources=sources)
-    return launch(spec, control, choose_target(spec, control), read_value=read_value)
+    target = choose_target(spec, control)
+    for note in notes:  # files left out on purpose (links leading out of their folder)
+        print(note, file=sys.stderr)
+    return launch(spec, control, target, read_value=read_value, code=code)
 
 
 #: While ``main`` runs here: temporary output folder -> the ``s3://`` URI it is uploaded to afterwards.

@@ -28,6 +28,7 @@ import re
 from typing import Any, Iterator, Optional, Union
 
 import boto3
+import botocore.session
 from boto3.exceptions import Boto3Error
 from botocore.config import Config
 from botocore.exceptions import (
@@ -142,13 +143,19 @@ class Clients:
         return str(self._session.region_name)
 
 
-def known_regions() -> "tuple[set[str], list[re.Pattern[str]]]":
-    """The regions botocore's own endpoint data lists, and each partition's region pattern (offline)."""
+def known_regions(loader: Any = None) -> "tuple[set[str], list[re.Pattern[str]]]":
+    """The regions botocore's own endpoint data lists, and each partition's region pattern (offline).
+
+    ``loader``: a botocore session's data loader. Its cache is the one the session's clients
+    read the same (1.2 MB) file through, so checking a region costs no second parse.
+    """
     import re
 
-    from botocore.loaders import create_loader
+    if loader is None:
+        from botocore.loaders import create_loader
 
-    data = create_loader().load_data("endpoints")
+        loader = create_loader()
+    data = loader.load_data("endpoints")
     names: "set[str]" = set()
     patterns = []
     for partition in data.get("partitions", []):
@@ -158,13 +165,14 @@ def known_regions() -> "tuple[set[str], list[re.Pattern[str]]]":
     return names, patterns
 
 
-def check_region(region: str, flag: str) -> None:
+def check_region(region: str, flag: str, loader: Any = None) -> None:
     """Refuse a region that no AWS partition knows, before anything is created in it.
 
     A region listed by botocore is accepted; so is one matching a partition's
-    region pattern (a region newer than the installed botocore).
+    region pattern (a region newer than the installed botocore). ``loader``: see
+    :func:`known_regions`.
     """
-    names, patterns = known_regions()
+    names, patterns = known_regions(loader)
     if region in names or any(p.match(region) for p in patterns):
         return
     examples = ", ".join(r for r in ("us-east-1", "eu-west-1", "ap-southeast-2") if r in names)
@@ -188,12 +196,14 @@ def make_session(profile: Optional[str], region: Optional[str], assume_role: Opt
     region = region or os.environ.get("AWS_REGION") or None
     with translate_errors("reading the AWS configuration"):
         try:
-            session = boto3.Session(profile_name=profile, region_name=region)
+            core = botocore.session.Session()
+            session = boto3.Session(profile_name=profile, region_name=region, botocore_session=core)
         except ProfileNotFound as exc:
             raise missing_profile(profile) from exc
     if not session.region_name:
         raise CredentialsError(NO_REGION)
-    check_region(session.region_name, "--sagemaker-region" if region else "AWS_REGION / AWS_DEFAULT_REGION (or the profile's region)")
+    check_region(session.region_name, "--sagemaker-region" if region else "AWS_REGION / AWS_DEFAULT_REGION (or the profile's region)",
+                 core.get_component("data_loader"))
     if not assume_role:
         return session
     with translate_errors(f"assuming role {assume_role}"):

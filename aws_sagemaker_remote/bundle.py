@@ -51,7 +51,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Tuple
 
 from .container import TOOLKIT_PROGRAM
 from .errors import UsageError
@@ -116,7 +116,7 @@ class IgnoreRules:
     """
 
     def __init__(self, patterns: Iterable[str] = ()) -> None:
-        self.layers: List[Tuple[str, str, object]] = []
+        self.layers: List[Tuple[str, str, object, Optional[Pattern[str]]]] = []
         #: where nested ``.gitignore`` layers go: before the deny list, so they cannot re-include a secret
         self.nested_at: Optional[int] = None
         self.add(patterns)
@@ -125,7 +125,8 @@ class IgnoreRules:
         import pathspec  # only when a bundle is built: keeps ``import aws_sagemaker_remote`` light
 
         lines = [line.rstrip("\n") for line in patterns]
-        layer = (strip, add, pathspec.GitIgnoreSpec.from_lines(lines))
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        layer = (strip, add, spec, _any_pattern(spec))
         if strip and self.nested_at is not None:
             self.layers.insert(self.nested_at, layer)
             self.nested_at += 1
@@ -135,14 +136,36 @@ class IgnoreRules:
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         verdict = False
-        for strip, add, spec in self.layers:
+        for strip, add, spec, anything in self.layers:
             if strip and not rel.startswith(strip):
                 continue
             path = add + rel[len(strip):] + ("/" if is_dir else "")
+            if anything is not None and not anything.search(path):
+                continue  # no pattern of the layer matches: it has no say
             include = spec.check_file(path).include  # type: ignore[attr-defined]
             if include is not None:
                 verdict = bool(include)
         return verdict
+
+
+def _any_pattern(spec: Any) -> Optional[Pattern[str]]:
+    """One regular expression that matches where any pattern of ``spec`` does, or None.
+
+    Most paths match no pattern of a layer: one search of this expression then
+    replaces one per pattern (a deny list has about fifty), and only a path it
+    matches is checked pattern by pattern, which decides the verdict as before.
+    """
+    import re
+
+    sources = [p.regex.pattern for p in getattr(spec, "patterns", ()) if getattr(p, "regex", None) is not None]
+    if not sources:
+        return re.compile(r"(?!)")  # matches nothing
+    # the patterns' named groups would clash in one expression; they only capture
+    joined = "|".join(f"(?:{re.sub(r'[(][?]P<[A-Za-z_][A-Za-z0-9_]*>', '(?:', text)})" for text in sources)
+    try:
+        return re.compile(joined)
+    except re.error:
+        return None  # checked pattern by pattern
 
 
 def _read_lines(path: str) -> List[str]:
@@ -197,17 +220,25 @@ def input_files(path: str, warn: Optional[Callable[[str], None]] = None,
     files = collect_folder(path, "", rules=IgnoreRules(SECRET_EXCLUDES), skip_venvs=False, dirs_out=dirs)
     if warn is not None:
         looks = IgnoreRules(SECRET_LOOKING)
+        folders: Dict[str, bool] = {}  # a folder's verdict, asked once for all its files
         for rel, _full in files:
-            if _ignored_path(looks, rel):
+            if _ignored_path(looks, rel, folders):
                 warn(f"warning: {os.path.join(path, rel)} looks like a secret and is uploaded with the input; "
                      f"move it out of the folder if it should not leave this machine")
     return files
 
 
-def _ignored_path(rules: IgnoreRules, rel: str) -> bool:
-    """Whether ``rel`` or one of its folders is matched."""
+def _ignored_path(rules: IgnoreRules, rel: str, folders: Optional[Dict[str, bool]] = None) -> bool:
+    """Whether ``rel`` or one of its folders is matched (``folders``: verdicts of folders met before)."""
     parts = rel.split("/")
-    return any(rules.ignored("/".join(parts[:i]), True) for i in range(1, len(parts))) or rules.ignored(rel, False)
+    folders = {} if folders is None else folders
+    for i in range(1, len(parts)):
+        folder = "/".join(parts[:i])
+        if folder not in folders:
+            folders[folder] = rules.ignored(folder, True)
+        if folders[folder]:
+            return True
+    return rules.ignored(rel, False)
 
 
 def collect_folder(folder: str, arc_prefix: str, exclude_paths: Sequence[str] = (),
@@ -388,9 +419,10 @@ def check_bundle_size(entries: Sequence[Tuple[str, str]]) -> None:
                      f"the limit with {MAX_BUNDLE_ENV}=<megabytes>")
 
 
-def check_code(code: CodeSpec) -> None:
-    """The checks :func:`bundle_entries` makes, on their own: run before anything is sent."""
-    bundle_entries(code)
+def check_code(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tuple[str, str]]:
+    """The checks :func:`bundle_entries` makes: run before anything is sent. Returns the entries
+    (for :func:`~aws_sagemaker_remote.launch.launch`, which then does not walk the folders again)."""
+    return bundle_entries(code, notes)
 
 
 def bundle_entries(code: CodeSpec, notes: Optional[List[str]] = None) -> List[Tuple[str, str]]:

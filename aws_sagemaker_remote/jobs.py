@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, 
 
 from ._version import __version__
 from .backends.base import NAME_KEY, PROCESSING, STATUS_KEY, TRAINING
-from .backends.local.state import RecordedJobs, Registry, json_default, recorded_status
 from .errors import AwsError, CredentialsError, UsageError
 from .store import home_dir, split_uri
 
 if TYPE_CHECKING:  # pragma: no cover
     from .aws import Clients
     from .backends.base import Backend
+    from .backends.local.state import Registry
     from .store import Store
 
 #: The tag every job launched by this tool carries; its value is the tool's version.
@@ -108,8 +108,18 @@ def launch_record(kind: str, request: Mapping[str, Any], base_job_name: str, *, 
         "created": (now or _dt.datetime.now(_dt.timezone.utc)).isoformat(),
         "request": dict(request),
     }
-    loaded: Dict[str, Any] = json.loads(json.dumps(record, default=json_default))
+    loaded: Dict[str, Any] = json.loads(json.dumps(record, default=_json_default))
     return loaded
+
+
+def _json_default(value: Any) -> Any:
+    """Times in a request as ISO 8601 text (as the local registry writes them), anything else as text.
+
+    Kept here rather than imported from the local backend: a launch on SageMaker records itself
+    without loading that backend."""
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    return str(value)
 
 
 def launches_dir() -> str:
@@ -267,6 +277,8 @@ class Finder:
 
     def __init__(self, aws: AwsOptions, registry: Optional[Registry] = None,
                  make_clients: Callable[[AwsOptions], "Clients"] = make_command_clients) -> None:
+        from .backends.local.state import Registry
+
         self.aws = aws
         self.registry = registry or Registry()
         self._make_clients = make_clients
@@ -290,6 +302,8 @@ class Finder:
         launch = read_launch(name)
         for k in self.registry.kinds_of(name):
             if k in kinds:
+                from .backends.local.state import RecordedJobs
+
                 return FoundJob(name, k, "local", RecordedJobs(self.registry), launch,
                                 self.registry.read(k, name))
         if launch and launch.get("backend") == "sagemaker" and launch.get("kind") in kinds:
@@ -352,6 +366,8 @@ def end_time(kind: str, description: Mapping[str, Any]) -> Optional[_dt.datetime
 
 def local_rows(registry: Registry) -> List[JobRow]:
     """Every job in the local registry."""
+    from .backends.local.state import recorded_status
+
     rows = []
     for record in registry.records():
         kind, description = record["kind"], record.get("description") or {}

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from typing import Any, Callable, Dict, List, Optional, TextIO
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from .bundle import bundle_entries, listing as bundle_listing
 from .errors import JobFailed, UsageError
@@ -35,6 +35,7 @@ def launch(
     out: Optional[TextIO] = None,
     err: Optional[TextIO] = None,
     read_value: bool = False,
+    code: Optional[Sequence[Tuple[str, str]]] = None,
 ) -> JobResult:
     """Run ``spec`` as a job on ``target`` and return its result (``DryRun`` for a dry run).
 
@@ -47,6 +48,9 @@ def launch(
 
     :param read_value: read what ``main`` returned in the job back into ``JobResult.value``
         (see :mod:`~aws_sagemaker_remote.result`).
+    :param code: the bundle's entries as the caller's check returned them
+        (:func:`~aws_sagemaker_remote.bundle.check_code`, after :func:`~aws_sagemaker_remote.leftovers.sweep`),
+        so the folder is not walked twice; collected here when not given.
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -54,7 +58,7 @@ def launch(
     exporting = bool(control.export_ack or control.export_kfp)
     if exporting:
         check_exports(spec, control)
-    staged = _stage(spec, control, target, err, exporting)
+    staged = _stage(spec, control, target, err, exporting, code)
     request = with_launcher_tag(render(staged, target.placement))
     if control.dry_run:
         report = dry_run_report(staged, request, control, target)
@@ -130,13 +134,15 @@ def terminate_like_ctrl_c() -> None:
         pass  # not the main thread: the caller owns signal handling
 
 
-def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO, exporting: bool = False) -> StagedJob:
+def _stage(spec: JobSpec, control: RunControl, target: Target, err: TextIO, exporting: bool = False,
+           code: Optional[Sequence[Tuple[str, str]]] = None) -> StagedJob:
     from .aws import translate_errors
 
-    notes: List[str] = []
-    code = bundle_entries(spec.code, notes)
-    for note in notes:  # files left out on purpose (links leading out of their folder)
-        print(note, file=sys.stderr)
+    if code is None:
+        notes: List[str] = []
+        code = bundle_entries(spec.code, notes)
+        for note in notes:  # files left out on purpose (links leading out of their folder)
+            print(note, file=sys.stderr)
     if control.dry_run:  # what would be shipped, before anything is
         err.writelines(bundle_listing([(name, os.path.getsize(path)) for name, path in code]))
         err.writelines(f"package index: {mask_url(url)} ({key}, from this machine's pip/uv configuration)\n"

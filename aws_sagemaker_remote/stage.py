@@ -407,6 +407,11 @@ class Blobs:
     def add_file(self, path: str, sha256: str, size: int) -> None:
         self.files.setdefault(sha256, (path, size))
 
+    def made(self, digest: str) -> bool:
+        """Whether the blob was written by this launch (a manifest, a listing), not read from a user's file."""
+        path = self.files[digest][0]
+        return not path or os.path.dirname(path) == self.scratch
+
     def add_bytes(self, data: bytes, root: bool = False) -> str:
         digest = hashlib.sha256(data).hexdigest()
         if digest not in self.files:
@@ -670,16 +675,14 @@ class CodeArchive:
 def _generation(store: Store, uri: str) -> str:
     """A short tag of the generation object's content; ``-`` when there is none (no ``clean`` ever
     deleted a blob there)."""
-    try:
-        data = store.get_bytes(uri)
-    except FileNotFoundError:
-        return "-"
-    except Exception as exc:  # botocore's ClientError, without importing botocore here
-        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
-            return "-"
-        raise
-    return hashlib.sha256(data).hexdigest()[:32]
+    data = store.read_if_present(uri)
+    return "-" if data is None else hashlib.sha256(data).hexdigest()[:32]
+
+
+#: An unknown blob up to this size (one PutObject) is sent without asking whether it is stored:
+#: one this machine never stored nor saw listed is nearly always new, so a HEAD would cost a round
+#: trip to save, rarely, a single request's bytes (a content address makes the second copy harmless).
+SEND_UNASKED = SMALL_OBJECT
 
 
 def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[str]:
@@ -687,9 +690,12 @@ def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[s
 
     One small GET of the generation object tells whether ``clean`` deleted blobs since
     the index was started (then the index is dropped); an index older than
-    :data:`INDEX_MAX_AGE` is dropped as well. Blobs the index knows are taken as stored;
-    up to :data:`HEAD_AT_MOST` others are looked up one HEAD each, in parallel; more
-    than that with one listing of the blob folder.
+    :data:`INDEX_MAX_AGE` is dropped as well. Blobs the index knows are taken as stored.
+    When up to :data:`HEAD_AT_MOST` are unknown (a relaunch after some files changed),
+    those up to :data:`SEND_UNASKED` and those this launch wrote are taken as missing
+    (sent again, to the same address, if they were there) and each larger one gets a
+    HEAD, in parallel; when more are unknown (a first launch of a big tree), one listing
+    of the blob folder answers for all.
     """
     needed = set(blobs.files)
     index.check(_generation(store, generation_uri(folder)))
@@ -698,12 +704,13 @@ def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[s
         index.save()
         return needed
     if len(unknown) <= HEAD_AT_MOST:
+        large = [d for d in unknown if blobs.files[d][1] > SEND_UNASKED and not blobs.made(d)]
         sizes: Dict[str, Optional[int]] = {}
 
         def look(digest: str) -> None:
             sizes[digest] = store.head(folder + digest)
 
-        in_parallel(look, [(d,) for d in unknown], TRANSFER_WORKERS)
+        in_parallel(look, [(d,) for d in large], TRANSFER_WORKERS)
     else:
         listed = store.list_children(folder)
         sizes = {d: listed.get(d) for d in unknown}

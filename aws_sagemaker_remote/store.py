@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
 from .errors import ContentChanged, RemoteError
@@ -83,6 +84,9 @@ class Store(Protocol):
 
     def get_bytes(self, uri: str) -> bytes:
         """Read a small object."""
+
+    def read_if_present(self, uri: str) -> Optional[bytes]:
+        """Read a small object; None when there is none."""
 
     def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
         """Download one object to a local file (created atomically)."""
@@ -190,6 +194,12 @@ class LocalStore:
         with open(path, "rb") as fh:
             return fh.read()
 
+    def read_if_present(self, uri: str) -> Optional[bytes]:
+        try:
+            return self.get_bytes(uri)
+        except FileNotFoundError:
+            return None
+
     def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
         src = self.path(uri)
         if not os.path.isfile(src):
@@ -237,6 +247,9 @@ class S3Store:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        #: (bucket, region, create) of :meth:`expect_bucket`, until the first request settles it
+        self._expected: Optional[Tuple[str, Optional[str], bool]] = None
+        self._expected_lock = threading.Lock()
         from boto3.s3.transfer import TransferConfig
 
         self.transfer_config = TransferConfig(
@@ -252,18 +265,49 @@ class S3Store:
             max_concurrency=STREAM_CONCURRENCY,
         )
 
+    def expect_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> None:
+        """:meth:`ensure_bucket`, made at the first request that needs it instead of now.
+
+        A HEAD that finds its object in ``bucket`` proves the bucket exists: a warm launch,
+        whose first request is that HEAD, then sends no ``HeadBucket`` at all. Any other
+        request (or a HEAD that finds nothing) checks the bucket first, creating it if allowed.
+        """
+        self._expected = (bucket, region, create)
+
+    def _settle(self) -> None:
+        """Check the bucket :meth:`expect_bucket` named, once, before the first request that needs it."""
+        if self._expected is None:
+            return
+        with self._expected_lock:
+            expected = self._expected
+            if expected is None:
+                return
+            from .aws import translate_errors
+
+            with translate_errors(f"checking bucket {expected[0]}"):
+                self.ensure_bucket(*expected)
+            self._expected = None
+
     def head(self, uri: str) -> Optional[int]:
         from botocore.exceptions import ClientError
 
         bucket, key = split_uri(uri)
+        expected = self._expected
+        if expected is not None and expected[0] != bucket:
+            self._settle()  # an object elsewhere says nothing about the expected bucket
         try:
-            return int(self.client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            size = int(self.client.head_object(Bucket=bucket, Key=key)["ContentLength"])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                self._settle()  # the object is missing: the bucket may be too
                 return None
             raise
+        if expected is not None:
+            self._expected = None  # the object is there, so its bucket is
+        return size
 
     def list(self, uri: str) -> List[Tuple[str, int]]:
+        self._settle()
         from botocore.exceptions import ClientError
 
         bucket, key = split_uri(uri)
@@ -279,6 +323,7 @@ class S3Store:
         return sorted(out)
 
     def fingerprint(self, uri: str) -> List[Tuple[str, str]]:
+        self._settle()
         bucket, key = split_uri(uri)
         out: List[Tuple[str, str]] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
@@ -287,6 +332,7 @@ class S3Store:
         return sorted(out)
 
     def list_children(self, uri: str) -> Dict[str, int]:
+        self._settle()
         from botocore.exceptions import ClientError
 
         bucket, key = split_uri(uri)
@@ -304,6 +350,7 @@ class S3Store:
         return out
 
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
+        self._settle()
         bucket, key = split_uri(uri)
         if sha256 and os.path.getsize(path) <= SMALL_OBJECT:
             # one request, no transfer manager; S3 checks the checksum of what it receives
@@ -335,10 +382,12 @@ class S3Store:
         upload_file(self.client, path, bucket, key, config, progress, sha256)
 
     def put_bytes(self, data: bytes, uri: str) -> None:
+        self._settle()
         bucket, key = split_uri(uri)
         self.client.put_object(Bucket=bucket, Key=key, Body=data)
 
     def copy(self, source: str, uri: str) -> None:
+        self._settle()
         src_bucket, src_key = split_uri(source)
         bucket, key = split_uri(uri)
         from botocore.exceptions import ClientError
@@ -355,11 +404,38 @@ class S3Store:
             copy_object(self.client, src_bucket, src_key, bucket, key, self.transfer_config)
 
     def get_bytes(self, uri: str) -> bytes:
+        self._settle()
         bucket, key = split_uri(uri)
         data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         return data
 
+    def read_if_present(self, uri: str) -> Optional[bytes]:
+        """Like :meth:`head`, an answer about the object settles the expected bucket: found, or
+        ``NoSuchKey`` (the bucket is there); ``NoSuchBucket`` checks (or creates) it."""
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_uri(uri)
+        expected = self._expected
+        if expected is not None and expected[0] != bucket:
+            self._settle()
+        try:
+            data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "NoSuchBucket":
+                self._settle()
+                return None
+            if code in ("404", "NoSuchKey", "NotFound"):
+                if expected is not None and expected[0] == bucket:
+                    self._expected = None  # a missing key in an existing bucket
+                return None
+            raise
+        if expected is not None and expected[0] == bucket:
+            self._expected = None
+        return data
+
     def download_file(self, uri: str, path: str, progress: Progress = None) -> None:
+        self._settle()
         bucket, key = split_uri(uri)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = path + ".part"
@@ -369,6 +445,7 @@ class S3Store:
         os.replace(tmp, path)
 
     def delete(self, uri: str) -> int:
+        self._settle()
         bucket, _ = split_uri(uri)
         keys = [split_uri(obj)[1] for obj, _ in self.list(uri)]
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys

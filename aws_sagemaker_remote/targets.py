@@ -88,6 +88,9 @@ class UnknownStore:
     def get_bytes(self, uri: str) -> bytes:
         raise _no_transfer()
 
+    def read_if_present(self, uri: str) -> Optional[bytes]:
+        return None  # nothing can be read: every blob counts as unknown
+
     def download_file(self, uri: str, path: str, progress: Optional[Callable[[int], None]] = None) -> None:
         raise _no_transfer()
 
@@ -149,8 +152,9 @@ def aws_target(aws: AwsSettings, spec: JobSpec, control: RunControl) -> Target:
             "endpoint_url": aws.endpoint_url})
         image = aws.image
         role = resolve_role(aws.role, account, region) if aws.role else default_role_arn(None, account)
-    with translate_errors(f"checking bucket {bucket}"):
-        store.ensure_bucket(bucket, region, create=not control.dry_run)
+    # checked (and created) at the first request that needs it: a warm launch's first request,
+    # the HEAD of its code manifest, proves the bucket exists
+    store.expect_bucket(bucket, region, create=not control.dry_run)
     return Target(store, make_backend, Placement(role_arn=role, image_uri=image, bucket=bucket, prefix=aws.prefix,
                                                  region=region))
 

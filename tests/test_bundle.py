@@ -142,3 +142,27 @@ def test_credentials_never_leave_the_machine(tmp_path: Path) -> None:
     staged = {rel for rel, _ in input_files(str(proj))}
     assert "data/big.bin" in staged and "train.py" in staged
     assert not any(s in rel for rel in staged for s in (".ssh", ".netrc", ".env", ".git/", "id_rsa", ".pem"))
+
+
+@pytest.mark.parametrize("which", ["DEFAULT_EXCLUDES", "SECRET_LOOKING", "user"])
+def test_ignore_rules_decide_as_pathspec_does_pattern_by_pattern(which: str) -> None:
+    """A layer is searched with one expression first; the verdicts stay pathspec's own."""
+    import itertools
+
+    import pathspec
+
+    from aws_sagemaker_remote import bundle
+
+    patterns = list(getattr(bundle, which)) if which != "user" else [
+        "*.csv", "!keep.csv", "data/", "/root.txt", "**/deep/*.py", "a?b", "[!x]y", "\\#hash", "trailing\\ "]
+    names = [".git", ".env.local", "a.pem", "id_rsa.pub", ".ssh", "config.json", ".docker", "credentials.json",
+             "x-service-account-1.json", "secrets.yaml", "token", "__pycache__", "m.pyc", ".venv", "keep.csv",
+             "t.csv", "data", "root.txt", "deep", "s.py", "axb", "zy", "#hash", "trailing ", "été", "gcloud", ".config"]
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    rules = IgnoreRules(patterns)
+    for depth in (1, 2, 3):
+        for parts in itertools.islice(itertools.product(names, repeat=depth), 4000):
+            path = "/".join(parts)
+            for is_dir in (False, True):
+                expected = bool(spec.check_file(path + ("/" if is_dir else "")).include)
+                assert rules.ignored(path, is_dir) == expected, (path, is_dir)

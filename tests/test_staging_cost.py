@@ -86,8 +86,10 @@ def test_one_changed_code_file_sends_that_file_and_two_small_manifests(aws: Any,
     ops, sent, puts = _sent(aws)
     blob = hashlib.sha256(changed.read_bytes()).hexdigest()
     assert len(puts) == 3 and f"pre/cas/sha256/{blob}" in puts  # the file, the code manifest, the channel
-    # one HEAD for each blob the index does not know (the same three), no listing of the blob folder
-    assert ops.count("HeadObject") == 3 and "ListObjectsV2" not in ops and "CopyObject" not in ops, ops
+    # the generation object vouches for the index; the unknown blobs are small or written by this
+    # launch, so they are sent unasked: no HEAD, no listing of the blob folder, nothing per file
+    assert ops.count("GetObject") == 1 and "HeadObject" not in ops and "ListObjectsV2" not in ops, ops
+    assert ops.count("PutObject") == 3 and len(ops) == 4, ops
     size = changed.stat().st_size
     metadata = sent - size
     assert size > 20_000 and metadata < 24 * 1024, (size, metadata)  # the folder holds ~850 KB
@@ -105,8 +107,9 @@ def test_one_changed_input_file_in_a_thousand_sends_that_file_and_the_manifests(
     blob = hashlib.sha256(changed.read_bytes()).hexdigest()
     # the file, the input's listing and channel manifest, the code manifest and channel: nothing per file
     assert len(puts) == 5 and f"pre/cas/sha256/{blob}" in puts
-    # one HEAD for each of those five (unknown to the index), no listing of the ~1,070 blobs
-    assert ops.count("HeadObject") == 5 and "ListObjectsV2" not in ops and "CopyObject" not in ops, ops
+    # no listing of the blob folder (two pages of 1,000 keys here), no HEAD: the generation object only
+    assert ops.count("GetObject") == 1 and "HeadObject" not in ops and "ListObjectsV2" not in ops, ops
+    assert ops.count("PutObject") == 5 and len(ops) == 6, ops
     # a ManifestFile channel is one object naming every key (~67 bytes a file), plus the listing
     assert sent < 200 * 1000, sent
 
@@ -377,5 +380,39 @@ def test_a_few_new_blobs_cost_a_head_each_whatever_the_bucket_holds(aws: Any, bu
     aws.clear_log()
     _stage(tmp_path, with_input=True)
     ops, sent, puts = _sent(aws)
-    assert "ListObjectsV2" not in ops and ops.count("HeadObject") == 3 and len(ops) == 7, ops
+    assert "ListObjectsV2" not in ops and "HeadObject" not in ops and len(ops) == 4, ops
     assert len(puts) == 3 and sent < 16 * 1024, (puts, sent)  # the file, the code manifest, its channel
+
+
+WARM_SCRIPT = '''
+from aws_sagemaker_remote import sagemaker_processing_main
+
+
+def main(args):
+    return 0
+
+
+if __name__ == "__main__":
+    sagemaker_processing_main(main, inputs={}, outputs={})
+'''
+
+
+def test_a_warm_launch_sends_three_requests(aws: Any, run_script: Any, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    script = project / "job.py"
+    script.write_text(WARM_SCRIPT)
+    flags = ["--sagemaker-run=yes", "--sagemaker-wait=no", "--sagemaker-role", "arn:aws:iam::123456789012:role/R",
+             "--sagemaker-image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1", "--sagemaker-bucket",
+             "warm-bucket"]
+    first = run_script(script, *flags, cwd=project)
+    assert first.returncode == 0, first.stderr
+    # a first launch reads the generation object, finds no bucket, checks it and makes it
+    assert aws.operations("s3")[:3] == ["GetObject", "HeadBucket", "CreateBucket"], aws.operations("s3")
+    aws.clear_log()
+    again = run_script(script, *flags, cwd=project)
+    assert again.returncode == 0, again.stderr
+    # the generation object (its NoSuchKey proves the bucket too), the job, and its launch record
+    assert aws.operations("s3") == ["GetObject", "PutObject"]
+    assert aws.operations("sagemaker") == ["CreateProcessingJob"]
+    assert aws.operations("sts") == [] and aws.operations("iam") == [] and aws.operations("logs") == []
