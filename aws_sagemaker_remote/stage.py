@@ -679,12 +679,6 @@ def _generation(store: Store, uri: str) -> str:
     return "-" if data is None else hashlib.sha256(data).hexdigest()[:32]
 
 
-#: An unknown blob up to this size (one PutObject) is sent without asking whether it is stored:
-#: one this machine never stored nor saw listed is nearly always new, so a HEAD would cost a round
-#: trip to save, rarely, a single request's bytes (a content address makes the second copy harmless).
-SEND_UNASKED = SMALL_OBJECT
-
-
 def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[str]:
     """The blobs of ``blobs`` already stored, at a cost proportional to what the index does not know.
 
@@ -692,10 +686,9 @@ def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[s
     the index was started (then the index is dropped); an index older than
     :data:`INDEX_MAX_AGE` is dropped as well. Blobs the index knows are taken as stored.
     When up to :data:`HEAD_AT_MOST` are unknown (a relaunch after some files changed),
-    those up to :data:`SEND_UNASKED` and those this launch wrote are taken as missing
-    (sent again, to the same address, if they were there) and each larger one gets a
-    HEAD, in parallel; when more are unknown (a first launch of a big tree), one listing
-    of the blob folder answers for all.
+    each gets one HEAD, in parallel, except those this launch wrote itself (manifests,
+    listings), which a working index lacks only when they are new; when more are unknown
+    (a first launch of a big tree), one listing of the blob folder answers for all.
     """
     needed = set(blobs.files)
     index.check(_generation(store, generation_uri(folder)))
@@ -704,13 +697,14 @@ def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[s
         index.save()
         return needed
     if len(unknown) <= HEAD_AT_MOST:
-        large = [d for d in unknown if blobs.files[d][1] > SEND_UNASKED and not blobs.made(d)]
+        working = bool(index.known)  # not just started or dropped
+        ask = [d for d in unknown if not (working and blobs.made(d))]
         sizes: Dict[str, Optional[int]] = {}
 
         def look(digest: str) -> None:
             sizes[digest] = store.head(folder + digest)
 
-        in_parallel(look, [(d,) for d in large], TRANSFER_WORKERS)
+        in_parallel(look, [(d,) for d in ask], TRANSFER_WORKERS)
     else:
         listed = store.list_children(folder)
         sizes = {d: listed.get(d) for d in unknown}
