@@ -982,7 +982,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         moto.stop()
         shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - started
-    defaults = sizes == FULL
+    defaults = replace(sizes, sdk_rows=()) == FULL  # which rows the SDK joins changes no size
     sdk_label = (f"SageMaker SDK {facts['sagemaker']} ``FrameworkProcessor``" if not sdk.error
                  else "SageMaker SDK v2 ``FrameworkProcessor`` (not measured)")
     header = (f"Measured {facts['date']} on {facts['cores']} cores ({facts['cpu']}), {facts['python']}; "
