@@ -26,6 +26,7 @@ Two guarantees on top of s3transfer's managed transfers, used by
 """
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
 import copy as _copy
@@ -130,6 +131,8 @@ class DaemonExecutor(concurrent.futures.Executor):
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+            # an idle thread holds nothing: the arguments may be a part's bytes
+            del item, fn, args, kwargs, future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -247,3 +250,102 @@ def download_file(client: Any, bucket: str, key: str, path: str, config: Any, pr
                     os.unlink(os.path.join(folder, entry))
 
     run_interruptibly(work, remove_partial)
+
+
+def _b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, part_size: int, in_flight: int,
+                    progress: Progress = None) -> None:
+    """Upload ``path`` to ``s3://bucket/key`` only if its bytes have digest ``sha256``; interruptibly.
+
+    A file of at most ``part_size`` bytes goes in one ``PutObject``, read whole and checked
+    before it is sent. A larger one goes in parts of ``part_size`` read straight from the file,
+    one after the other, by one reader that feeds the file's digest in order and hands each part
+    to a pool of uploaders: at most ``in_flight`` parts are read or sent (so held in memory) at
+    once, and memory stays within ``in_flight * part_size`` whatever the file's size. Each part carries its own ``ChecksumSHA256``, which S3 checks. When the last
+    part is read, the whole file's digest is compared: on a mismatch the multipart upload is
+    aborted (its parts are discarded) and nothing is stored under ``key``; the upload is
+    completed only after the check.
+
+    :raises ContentChanged: the bytes read do not have digest ``sha256``.
+    """
+
+    def work(holder: Dict[str, Any]) -> None:
+        with open(path, "rb") as fh:
+            data = fh.read(part_size + 1)
+            if len(data) <= part_size:
+                if hashlib.sha256(data).hexdigest() != sha256:
+                    raise ContentChanged(path)
+                client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64_sha256(data))
+                if progress:
+                    progress(len(data))
+                return
+            fh.seek(0)
+            _upload_parts(client, fh, path, bucket, key, sha256, part_size, in_flight, progress, holder)
+
+    run_interruptibly(work)
+
+
+class _Skipped(Exception):
+    """A part not sent because another one failed first."""
+
+
+def _upload_parts(client: Any, fh: BinaryIO, path: str, bucket: str, key: str, sha256: str, part_size: int,
+                  in_flight: int, progress: Progress, holder: Dict[str, Any]) -> None:
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
+    # the pool's threads are daemons: an interrupted launch does not wait for a stalled part
+    pool = DaemonExecutor(in_flight)
+    slots = threading.BoundedSemaphore(in_flight)
+    failed = threading.Event()
+    futures: List["concurrent.futures.Future[Dict[str, Any]]"] = []
+
+    def send(number: int, body: bytes) -> Dict[str, Any]:
+        try:
+            if failed.is_set():
+                raise _Skipped()  # another part failed: do not send more
+            checksum = _b64_sha256(body)
+            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                        Body=body, ChecksumSHA256=checksum)
+            if progress:
+                progress(len(body))
+            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            slots.release()
+
+    digest = hashlib.sha256()
+    try:
+        number = 0
+        while not failed.is_set():
+            slots.acquire()  # at most in_flight parts in memory besides the one read next
+            body = fh.read(part_size)
+            if not body and number > 0:
+                slots.release()
+                break
+            number += 1
+            digest.update(body)  # in file order: the reader is the only one that feeds it
+            futures.append(pool.submit(send, number, body))
+            del body
+        if failed.is_set():
+            concurrent.futures.wait(futures)
+            errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
+            raise next((e for e in errors if not isinstance(e, _Skipped)), RuntimeError(f"{path}: upload failed"))
+        if digest.hexdigest() != sha256:
+            raise ContentChanged(path)
+        parts = [future.result() for future in futures]
+        holder["parts"] = len(parts)
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": parts})
+    except BaseException:
+        failed.set()
+        # parts already sent are discarded: no incomplete upload is left behind to pay for
+        with contextlib.suppress(Exception):
+            concurrent.futures.wait(futures)
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    finally:
+        pool.shutdown(wait=False)
