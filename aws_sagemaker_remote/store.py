@@ -231,10 +231,8 @@ MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 MAX_CONCURRENCY = 4
 #: Parts of a digest-checked upload (the AWS CLI's size); a file up to this size goes in one request.
 STREAM_CHUNKSIZE = 8 * 1024 * 1024
-#: Parts of a digest-checked upload in flight (and in memory) at once, at most.
-STREAM_CONCURRENCY = 8
-#: Bytes of parts a digest-checked upload holds at once, at most (fewer in flight when parts are larger).
-STREAM_MEMORY = 48 * 1024 * 1024
+#: Parts of a digest-checked upload in flight at once (each read straight from the file, not held in memory).
+STREAM_CONCURRENCY = 10
 #: S3 takes at most 10,000 parts; larger files get larger parts.
 MAX_PARTS = 10000
 #: Files up to this size go up in one PutObject read whole into memory (a bounded number at a time).
@@ -366,8 +364,7 @@ class S3Store:
             # parts read straight from the file, several in flight, each checked by S3; the whole
             # file's digest checked before the upload is completed; Ctrl-C is not held up
             part = max(STREAM_CHUNKSIZE, -(-os.path.getsize(path) // MAX_PARTS))
-            in_flight = max(1, min(STREAM_CONCURRENCY, STREAM_MEMORY // part))
-            upload_verified(self.client, path, bucket, key, sha256, part, in_flight, progress)
+            upload_verified(self.client, path, bucket, key, sha256, part, STREAM_CONCURRENCY, progress)
             return
         from .transfers import upload_file
 

@@ -261,13 +261,15 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
     """Upload ``path`` to ``s3://bucket/key`` only if its bytes have digest ``sha256``; interruptibly.
 
     A file of at most ``part_size`` bytes goes in one ``PutObject``, read whole and checked
-    before it is sent. A larger one goes in parts of ``part_size`` read straight from the file,
-    one after the other, by one reader that feeds the file's digest in order and hands each part
-    to a pool of uploaders: at most ``in_flight`` parts are read or sent (so held in memory) at
-    once, and memory stays within ``in_flight * part_size`` whatever the file's size. Each part carries its own ``ChecksumSHA256``, which S3 checks. When the last
-    part is read, the whole file's digest is compared: on a mismatch the multipart upload is
-    aborted (its parts are discarded) and nothing is stored under ``key``; the upload is
-    completed only after the check.
+    before it is sent. A larger one goes in parts of ``part_size``, ``in_flight`` at a time,
+    each sent straight from the file (no part is held in memory), so memory stays small
+    whatever the file's size. One reader reads the file front to back first, feeding the
+    whole file's digest in order and taking each part's SHA-256 on the way; each part is sent
+    with that checksum (which S3 checks), and every pass over a part's bytes while it is sent
+    is checked against it as well: a part whose bytes changed since the ordered read is never
+    sent whole. The upload is completed only when the whole digest is ``sha256`` and every
+    part went up checked; otherwise it is aborted (its parts discarded) and nothing is stored
+    under ``key``.
 
     :raises ContentChanged: the bytes read do not have digest ``sha256``.
     """
@@ -278,14 +280,78 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
             if len(data) <= part_size:
                 if hashlib.sha256(data).hexdigest() != sha256:
                     raise ContentChanged(path)
-                client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64_sha256(data))
+                client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(hashlib.sha256(data)))
                 if progress:
                     progress(len(data))
                 return
-            fh.seek(0)
-            _upload_parts(client, fh, path, bucket, key, sha256, part_size, in_flight, progress, holder)
+            del data
+            _upload_parts(client, fh, path, bucket, key, sha256, part_size, in_flight, progress)
 
     run_interruptibly(work)
+
+
+def _b64(digest: Any) -> str:
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+#: Bytes read at a time while hashing a file in order.
+READ_BLOCK = 1024 * 1024
+
+
+class PartBody:
+    """One part of a file as a seekable, read-only body, read straight from the file.
+
+    Every pass from the part's start to its end is hashed and compared with ``sha256`` (the
+    part's digest from the ordered read) before its last bytes are handed out, so a request
+    whose body changed since never ends: :class:`~aws_sagemaker_remote.errors.ContentChanged`
+    is raised instead.
+    """
+
+    def __init__(self, fd: int, path: str, offset: int, length: int, sha256: bytes) -> None:
+        self._fd = fd
+        self.path = path
+        self.offset = offset
+        self.length = length
+        self.expected = sha256
+        self._pos = 0
+        self._digest: Optional[Any] = hashlib.sha256()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.length}[whence]
+        self._pos = max(0, min(self.length, base + offset))
+        # a pass is checked only when it starts at the part's start (what botocore does)
+        self._digest = hashlib.sha256() if self._pos == 0 else None
+        return self._pos
+
+    def read(self, amount: Optional[int] = -1) -> bytes:
+        left = self.length - self._pos
+        if amount is None or amount < 0 or amount > left:
+            amount = left
+        if amount == 0:
+            return b""
+        data = os.pread(self._fd, amount, self.offset + self._pos)
+        if len(data) < amount:
+            raise ContentChanged(self.path)  # the file got shorter
+        self._pos += len(data)
+        if self._digest is not None:
+            self._digest.update(data)
+            if self._pos == self.length and self._digest.digest() != self.expected:
+                raise ContentChanged(self.path)  # before the last bytes of this pass go out
+        elif self._pos == self.length:
+            raise ContentChanged(self.path)  # a pass that cannot be checked is never completed
+        return data
 
 
 class _Skipped(Exception):
@@ -293,53 +359,59 @@ class _Skipped(Exception):
 
 
 def _upload_parts(client: Any, fh: BinaryIO, path: str, bucket: str, key: str, sha256: str, part_size: int,
-                  in_flight: int, progress: Progress, holder: Dict[str, Any]) -> None:
+                  in_flight: int, progress: Progress) -> None:
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
     # the pool's threads are daemons: an interrupted launch does not wait for a stalled part
     pool = DaemonExecutor(in_flight)
-    slots = threading.BoundedSemaphore(in_flight)
     failed = threading.Event()
     futures: List["concurrent.futures.Future[Dict[str, Any]]"] = []
+    fd = fh.fileno()
 
-    def send(number: int, body: bytes) -> Dict[str, Any]:
+    def send(number: int, offset: int, length: int, part_digest: bytes) -> Dict[str, Any]:
         try:
             if failed.is_set():
-                raise _Skipped()  # another part failed: do not send more
-            checksum = _b64_sha256(body)
+                raise _Skipped()  # another part failed, or the file changed: send no more
+            checksum = base64.b64encode(part_digest).decode("ascii")
             answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                        Body=body, ChecksumSHA256=checksum)
+                                        Body=PartBody(fd, path, offset, length, part_digest),
+                                        ContentLength=length, ChecksumSHA256=checksum)
             if progress:
-                progress(len(body))
+                progress(length)
             return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
         except BaseException:
             failed.set()
             raise
-        finally:
-            slots.release()
 
     digest = hashlib.sha256()
     try:
-        number = 0
+        fh.seek(0)
+        offset = number = 0
         while not failed.is_set():
-            slots.acquire()  # at most in_flight parts in memory besides the one read next
-            body = fh.read(part_size)
-            if not body and number > 0:
-                slots.release()
+            # the ordered read: the whole digest, and each part's, from the same bytes
+            part = hashlib.sha256()
+            length = 0
+            while length < part_size:
+                block = fh.read(min(READ_BLOCK, part_size - length))
+                if not block:
+                    break
+                digest.update(block)
+                part.update(block)
+                length += len(block)
+            if length == 0 and number > 0:
                 break
             number += 1
-            digest.update(body)  # in file order: the reader is the only one that feeds it
-            futures.append(pool.submit(send, number, body))
-            del body
-        if failed.is_set():
-            concurrent.futures.wait(futures)
-            errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
-            raise next((e for e in errors if not isinstance(e, _Skipped)), RuntimeError(f"{path}: upload failed"))
-        if digest.hexdigest() != sha256:
+            futures.append(pool.submit(send, number, offset, length, part.digest()))
+            offset += length
+            if length < part_size:
+                break
+        if not failed.is_set() and digest.hexdigest() != sha256:
             raise ContentChanged(path)
-        parts = [future.result() for future in futures]
-        holder["parts"] = len(parts)
+        concurrent.futures.wait(futures)
+        errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, _Skipped)), errors[0])
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                         MultipartUpload={"Parts": parts})
+                                         MultipartUpload={"Parts": [f.result() for f in futures]})
     except BaseException:
         failed.set()
         # parts already sent are discarded: no incomplete upload is left behind to pay for
