@@ -296,15 +296,18 @@ def _b64(digest: Any) -> str:
 
 #: Bytes read at a time while hashing a file in order.
 READ_BLOCK = 1024 * 1024
+#: Bytes a part's body reads from the file at a time (however little is asked for).
+PART_BLOCK = 256 * 1024
 
 
 class PartBody:
     """One part of a file as a seekable, read-only body, read straight from the file.
 
-    Every pass from the part's start to its end is hashed and compared with ``sha256`` (the
-    part's digest from the ordered read) before its last bytes are handed out, so a request
-    whose body changed since never ends: :class:`~aws_sagemaker_remote.errors.ContentChanged`
-    is raised instead.
+    The bytes are read in blocks of :data:`PART_BLOCK` (however little the HTTP connection
+    asks for at a time). Every pass from the part's start to its end is hashed and compared
+    with ``sha256`` (the part's digest from the ordered read) as soon as its last block is
+    read, before any of that block is handed out, so a request whose body changed since never
+    ends: :class:`~aws_sagemaker_remote.errors.ContentChanged` is raised instead.
     """
 
     def __init__(self, fd: int, path: str, offset: int, length: int, sha256: bytes) -> None:
@@ -313,7 +316,9 @@ class PartBody:
         self.offset = offset
         self.length = length
         self.expected = sha256
-        self._pos = 0
+        self._pos = 0  # of the next byte handed out
+        self._block = b""  # the block read last; its bytes from _at on are not handed out yet
+        self._at = 0
         self._digest: Optional[Any] = hashlib.sha256()
 
     def __len__(self) -> int:
@@ -331,27 +336,37 @@ class PartBody:
     def seek(self, offset: int, whence: int = 0) -> int:
         base = {0: 0, 1: self._pos, 2: self.length}[whence]
         self._pos = max(0, min(self.length, base + offset))
+        self._block, self._at = b"", 0
         # a pass is checked only when it starts at the part's start (what botocore does)
         self._digest = hashlib.sha256() if self._pos == 0 else None
         return self._pos
+
+    def _fill(self) -> None:
+        start = self._pos
+        amount = min(PART_BLOCK, self.length - start)
+        data = os.pread(self._fd, amount, self.offset + start)
+        if len(data) < amount:
+            raise ContentChanged(self.path)  # the file got shorter
+        if self._digest is not None:
+            self._digest.update(data)
+        if start + amount == self.length and (self._digest is None or self._digest.digest() != self.expected):
+            raise ContentChanged(self.path)  # this pass differs (or cannot be checked): never complete it
+        self._block, self._at = data, 0
 
     def read(self, amount: Optional[int] = -1) -> bytes:
         left = self.length - self._pos
         if amount is None or amount < 0 or amount > left:
             amount = left
-        if amount == 0:
-            return b""
-        data = os.pread(self._fd, amount, self.offset + self._pos)
-        if len(data) < amount:
-            raise ContentChanged(self.path)  # the file got shorter
-        self._pos += len(data)
-        if self._digest is not None:
-            self._digest.update(data)
-            if self._pos == self.length and self._digest.digest() != self.expected:
-                raise ContentChanged(self.path)  # before the last bytes of this pass go out
-        elif self._pos == self.length:
-            raise ContentChanged(self.path)  # a pass that cannot be checked is never completed
-        return data
+        out = []
+        while amount > 0:
+            if self._at >= len(self._block):
+                self._fill()
+            piece = self._block[self._at:self._at + amount]
+            self._at += len(piece)
+            self._pos += len(piece)
+            amount -= len(piece)
+            out.append(piece)
+        return b"".join(out)
 
 
 class _Skipped(Exception):
