@@ -4,7 +4,9 @@ Two guarantees on top of s3transfer's managed transfers, used by
 :class:`~aws_sagemaker_remote.store.S3Store`:
 
 * **Content addresses are true.** Staging names an object by the SHA-256 of
-  the file it read first. :func:`upload_file` streams the file through a
+  the file it read first. :func:`upload_verified` (what staging uses) checks
+  the bytes it reads and sends against that digest and completes nothing
+  else (see there); :func:`upload_file` with a digest streams the file through a
   :class:`VerifyingReader`, which hashes exactly the bytes handed to the
   transfer; at the end of the file it compares, and on a mismatch raises
   :class:`~aws_sagemaker_remote.errors.ContentChanged` *before* the object is
