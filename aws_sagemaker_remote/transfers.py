@@ -299,7 +299,7 @@ def _b64(digest: Any) -> str:
 #: Bytes read at a time while hashing a file in order.
 READ_BLOCK = 1024 * 1024
 #: Bytes a part's body reads from the file at a time (however little is asked for).
-PART_BLOCK = 256 * 1024
+PART_BLOCK = 128 * 1024
 
 
 class PartBody:
@@ -363,12 +363,16 @@ class PartBody:
         while amount > 0:
             if self._at >= len(self._block):
                 self._fill()
-            piece = self._block[self._at:self._at + amount]
+            block = self._block
+            # a whole block is handed out as it is: no copy (memory is what ten of these hold)
+            piece = block if self._at == 0 and amount >= len(block) else block[self._at:self._at + amount]
             self._at += len(piece)
             self._pos += len(piece)
             amount -= len(piece)
             out.append(piece)
-        return b"".join(out)
+        if self._at >= len(self._block):
+            self._block, self._at = b"", 0  # not kept once handed out
+        return out[0] if len(out) == 1 else b"".join(out)
 
 
 class _Skipped(Exception):
