@@ -15,8 +15,8 @@ rewrites whenever it deletes blobs, and trusted for a day at most) and, for the
 few blobs it does not know, a HEAD each in parallel; only when many are unknown
 (the first launch of a big tree), one paginated LIST of the ``cas`` folder. A relaunch after one file changed sends
 that file's blob and the small manifests; nothing else. Blobs go up on a
-bounded pool of threads (small ones in one request each, large ones in
-multipart parts, one at a time), and every upload is checked against the
+bounded pool of threads (small ones in one request each, large ones one at a
+time, in parallel multipart parts), and every upload is checked against the
 digest it is stored under (:class:`~aws_sagemaker_remote.errors.ContentChanged`).
 
 **Prefix trees.** Where the job reads S3 itself (``Pipe`` and ``FastFile``
@@ -728,7 +728,7 @@ def _upload_blobs(store: Store, folder: str, blobs: Blobs, present: Set[str],
         index.add([digest])
 
     def send_large() -> None:
-        for digest in large:  # one at a time: the memory a streamed upload holds stays bounded
+        for digest in large:  # one at a time (each in parallel parts): a file is read in order, then sent
             send(digest)
 
     # the large ones start first, on one worker of the pool

@@ -229,10 +229,10 @@ class LocalStore:
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 MAX_CONCURRENCY = 4
-#: Parts of a streamed (digest-checked) upload: S3's smallest, so the parts held in memory stay few MiB.
-STREAM_CHUNKSIZE = 5 * 1024 * 1024
-#: Parts of a streamed upload in flight (and in memory) at once.
-STREAM_CONCURRENCY = 2
+#: Parts of a digest-checked upload (the AWS CLI's size); a file up to this size goes in one request.
+STREAM_CHUNKSIZE = 8 * 1024 * 1024
+#: Parts of a digest-checked upload in flight at once (each read straight from the file, not held in memory).
+STREAM_CONCURRENCY = 10
 #: S3 takes at most 10,000 parts; larger files get larger parts.
 MAX_PARTS = 10000
 #: Files up to this size go up in one PutObject read whole into memory (a bounded number at a time).
@@ -256,13 +256,6 @@ class S3Store:
             multipart_threshold=MULTIPART_THRESHOLD,
             multipart_chunksize=MULTIPART_CHUNKSIZE,
             max_concurrency=MAX_CONCURRENCY,
-        )
-        # a stream read front to back (to check its digest) is held in memory part by part:
-        # small parts, and few of them in flight (transfers keeps one more in memory), bound that
-        self.stream_config = TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD,
-            multipart_chunksize=STREAM_CHUNKSIZE,
-            max_concurrency=STREAM_CONCURRENCY,
         )
 
     def expect_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> None:
@@ -365,21 +358,18 @@ class S3Store:
             if progress:
                 progress(len(data))
             return
+        if sha256:
+            from .transfers import upload_verified
+
+            # parts read straight from the file, several in flight, each checked by S3; the whole
+            # file's digest checked before the upload is completed; Ctrl-C is not held up
+            part = max(STREAM_CHUNKSIZE, -(-os.path.getsize(path) // MAX_PARTS))
+            upload_verified(self.client, path, bucket, key, sha256, part, STREAM_CONCURRENCY, progress)
+            return
         from .transfers import upload_file
 
-        config = self.transfer_config
-        if sha256:
-            # read front to back through the digest check, so held in memory part by part:
-            # small parts, few in flight
-            config = self.stream_config
-            size = os.path.getsize(path)
-            if size > STREAM_CHUNKSIZE * MAX_PARTS:  # a stream's size is unknown to s3transfer
-                import copy
-
-                config = copy.copy(config)
-                config.multipart_chunksize = -(-size // MAX_PARTS)
-        # verified against sha256 while streaming; Ctrl-C is not held up by a stalled request
-        upload_file(self.client, path, bucket, key, config, progress, sha256)
+        # Ctrl-C is not held up by a stalled request
+        upload_file(self.client, path, bucket, key, self.transfer_config, progress)
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         self._settle()

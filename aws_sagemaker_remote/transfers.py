@@ -4,7 +4,9 @@ Two guarantees on top of s3transfer's managed transfers, used by
 :class:`~aws_sagemaker_remote.store.S3Store`:
 
 * **Content addresses are true.** Staging names an object by the SHA-256 of
-  the file it read first. :func:`upload_file` streams the file through a
+  the file it read first. :func:`upload_verified` (what staging uses) checks
+  the bytes it reads and sends against that digest and completes nothing
+  else (see there); :func:`upload_file` with a digest streams the file through a
   :class:`VerifyingReader`, which hashes exactly the bytes handed to the
   transfer; at the end of the file it compares, and on a mismatch raises
   :class:`~aws_sagemaker_remote.errors.ContentChanged` *before* the object is
@@ -26,6 +28,7 @@ Two guarantees on top of s3transfer's managed transfers, used by
 """
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
 import copy as _copy
@@ -130,6 +133,8 @@ class DaemonExecutor(concurrent.futures.Executor):
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+            # an idle thread holds nothing: the arguments may be a part's bytes
+            del item, fn, args, kwargs, future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -247,3 +252,193 @@ def download_file(client: Any, bucket: str, key: str, path: str, config: Any, pr
                     os.unlink(os.path.join(folder, entry))
 
     run_interruptibly(work, remove_partial)
+
+
+def _b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, part_size: int, in_flight: int,
+                    progress: Progress = None) -> None:
+    """Upload ``path`` to ``s3://bucket/key`` only if its bytes have digest ``sha256``; interruptibly.
+
+    A file of at most ``part_size`` bytes goes in one ``PutObject``, read whole and checked
+    before it is sent. A larger one goes in parts of ``part_size``, ``in_flight`` at a time,
+    each sent straight from the file (no part is held in memory), so memory stays small
+    whatever the file's size. One reader reads the file front to back first, feeding the
+    whole file's digest in order and taking each part's SHA-256 on the way; each part is sent
+    with that checksum (which S3 checks), and every pass over a part's bytes while it is sent
+    is checked against it as well: a part whose bytes changed since the ordered read is never
+    sent whole. The upload is completed only when the whole digest is ``sha256`` and every
+    part went up checked; otherwise it is aborted (its parts discarded) and nothing is stored
+    under ``key``.
+
+    :raises ContentChanged: the bytes read do not have digest ``sha256``.
+    """
+
+    def work(holder: Dict[str, Any]) -> None:
+        with open(path, "rb") as fh:
+            data = fh.read(part_size + 1)
+            if len(data) <= part_size:
+                if hashlib.sha256(data).hexdigest() != sha256:
+                    raise ContentChanged(path)
+                client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(hashlib.sha256(data)))
+                if progress:
+                    progress(len(data))
+                return
+            del data
+            _upload_parts(client, fh, path, bucket, key, sha256, part_size, in_flight, progress)
+
+    run_interruptibly(work)
+
+
+def _b64(digest: Any) -> str:
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+#: Bytes read at a time while hashing a file in order.
+READ_BLOCK = 1024 * 1024
+#: Bytes a part's body reads from the file at a time (however little is asked for).
+PART_BLOCK = 128 * 1024
+
+
+class PartBody:
+    """One part of a file as a seekable, read-only body, read straight from the file.
+
+    The bytes are read in blocks of :data:`PART_BLOCK` (however little the HTTP connection
+    asks for at a time). Every pass from the part's start to its end is hashed and compared
+    with ``sha256`` (the part's digest from the ordered read) as soon as its last block is
+    read, before any of that block is handed out, so a request whose body changed since never
+    ends: :class:`~aws_sagemaker_remote.errors.ContentChanged` is raised instead.
+    """
+
+    def __init__(self, fd: int, path: str, offset: int, length: int, sha256: bytes) -> None:
+        self._fd = fd
+        self.path = path
+        self.offset = offset
+        self.length = length
+        self.expected = sha256
+        self._pos = 0  # of the next byte handed out
+        self._block = b""  # the block read last; its bytes from _at on are not handed out yet
+        self._at = 0
+        self._digest: Optional[Any] = hashlib.sha256()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.length}[whence]
+        self._pos = max(0, min(self.length, base + offset))
+        self._block, self._at = b"", 0
+        # a pass is checked only when it starts at the part's start (what botocore does)
+        self._digest = hashlib.sha256() if self._pos == 0 else None
+        return self._pos
+
+    def _fill(self) -> None:
+        start = self._pos
+        amount = min(PART_BLOCK, self.length - start)
+        data = os.pread(self._fd, amount, self.offset + start)
+        if len(data) < amount:
+            raise ContentChanged(self.path)  # the file got shorter
+        if self._digest is not None:
+            self._digest.update(data)
+        if start + amount == self.length and (self._digest is None or self._digest.digest() != self.expected):
+            raise ContentChanged(self.path)  # this pass differs (or cannot be checked): never complete it
+        self._block, self._at = data, 0
+
+    def read(self, amount: Optional[int] = -1) -> bytes:
+        left = self.length - self._pos
+        if amount is None or amount < 0 or amount > left:
+            amount = left
+        out = []
+        while amount > 0:
+            if self._at >= len(self._block):
+                self._fill()
+            block = self._block
+            # a whole block is handed out as it is: no copy (memory is what ten of these hold)
+            piece = block if self._at == 0 and amount >= len(block) else block[self._at:self._at + amount]
+            self._at += len(piece)
+            self._pos += len(piece)
+            amount -= len(piece)
+            out.append(piece)
+        if self._at >= len(self._block):
+            self._block, self._at = b"", 0  # not kept once handed out
+        return out[0] if len(out) == 1 else b"".join(out)
+
+
+class _Skipped(Exception):
+    """A part not sent because another one failed first."""
+
+
+def _upload_parts(client: Any, fh: BinaryIO, path: str, bucket: str, key: str, sha256: str, part_size: int,
+                  in_flight: int, progress: Progress) -> None:
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
+    # the pool's threads are daemons: an interrupted launch does not wait for a stalled part
+    pool = DaemonExecutor(in_flight)
+    failed = threading.Event()
+    futures: List["concurrent.futures.Future[Dict[str, Any]]"] = []
+    fd = fh.fileno()
+
+    def send(number: int, offset: int, length: int, part_digest: bytes) -> Dict[str, Any]:
+        try:
+            if failed.is_set():
+                raise _Skipped()  # another part failed, or the file changed: send no more
+            checksum = base64.b64encode(part_digest).decode("ascii")
+            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                        Body=PartBody(fd, path, offset, length, part_digest),
+                                        ContentLength=length, ChecksumSHA256=checksum)
+            if progress:
+                progress(length)
+            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+        except BaseException:
+            failed.set()
+            raise
+
+    digest = hashlib.sha256()
+    try:
+        fh.seek(0)
+        offset = number = 0
+        while not failed.is_set():
+            # the ordered read: the whole digest, and each part's, from the same bytes
+            part = hashlib.sha256()
+            length = 0
+            while length < part_size:
+                block = fh.read(min(READ_BLOCK, part_size - length))
+                if not block:
+                    break
+                digest.update(block)
+                part.update(block)
+                length += len(block)
+            if length == 0 and number > 0:
+                break
+            number += 1
+            futures.append(pool.submit(send, number, offset, length, part.digest()))
+            offset += length
+            if length < part_size:
+                break
+        if not failed.is_set() and digest.hexdigest() != sha256:
+            raise ContentChanged(path)
+        concurrent.futures.wait(futures)
+        errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, _Skipped)), errors[0])
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": [f.result() for f in futures]})
+    except BaseException:
+        failed.set()
+        # parts already sent are discarded: no incomplete upload is left behind to pay for
+        with contextlib.suppress(Exception):
+            concurrent.futures.wait(futures)
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    finally:
+        pool.shutdown(wait=False)

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, List
@@ -414,3 +415,94 @@ def test_ctrl_c_during_a_stalled_download_exits_130_at_once(fault_proxy: Any, aw
     assert took < 10, f"{took:.1f} s after SIGINT"
     home = Path(os.environ["AWS_SAGEMAKER_REMOTE_HOME"])
     assert not [p for p in home.rglob("words.txt*") if p.is_file()]  # no partial download presented as data
+
+
+def test_a_multipart_blob_whose_bytes_do_not_have_its_digest_is_aborted(aws: Any, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-abort")
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(3 * STREAM_CHUNKSIZE + 1024))  # four parts, sent before the check
+    with pytest.raises(ContentChanged, match="big.bin"):
+        S3Store(s3).upload_file(str(path), "s3://cas-abort/blob",
+                                sha256=hashlib.sha256(b"other bytes").hexdigest())
+    operations = [r.operation for r in aws.requests if r.key == "blob"]
+    assert "AbortMultipartUpload" in operations and "CompleteMultipartUpload" not in operations, operations
+    assert not s3.list_multipart_uploads(Bucket="cas-abort").get("Uploads")
+    assert not s3.list_objects_v2(Bucket="cas-abort").get("Contents")
+
+
+def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_upload_is_aborted(
+        fault_proxy: Any, aws: Any, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-torn")
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(STREAM_CHUNKSIZE + 1024 * 1024))  # two parts, both sent at once
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    fault_proxy.rate_limit(1024 * 1024, operation="UploadPart")  # the first part takes seconds to send
+    errors: List[BaseException] = []
+    done = threading.Event()
+
+    def upload() -> None:
+        try:
+            S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-torn/blob", sha256=digest)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=upload, daemon=True).start()
+    fault_proxy.wait_for(lambda e: e.fault == "rate" and e.operation == "UploadPart", timeout=60)
+    with open(path, "r+b") as fh:  # the file was hashed whole already: the end of part one changes
+        fh.seek(STREAM_CHUNKSIZE - 512 * 1024)
+        fh.write(os.urandom(512 * 1024))
+    assert done.wait(120)
+    assert len(errors) == 1 and isinstance(errors[0], ContentChanged), errors
+    operations = [r.operation for r in aws.requests if r.key == "blob"]
+    assert "AbortMultipartUpload" in operations and "CompleteMultipartUpload" not in operations, operations
+    assert not s3.list_multipart_uploads(Bucket="cas-torn").get("Uploads")
+    assert not s3.list_objects_v2(Bucket="cas-torn").get("Contents")
+
+
+def test_a_large_blob_goes_up_in_parallel_parts_bounded_in_number(
+        fault_proxy: Any, aws: Any, tmp_path: Path) -> None:
+    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, STREAM_CONCURRENCY, S3Store
+
+    in_flight = STREAM_CONCURRENCY
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-parts")
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom((in_flight + 3) * STREAM_CHUNKSIZE))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    fault_proxy.stall("UploadPart", times=1000)  # no part is answered until released
+    done = threading.Event()
+    errors: List[BaseException] = []
+
+    def upload() -> None:
+        try:
+            S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-parts/blob", sha256=digest)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=upload, daemon=True).start()
+    try:
+        fault_proxy.wait_for(lambda e: len(fault_proxy.faults("stall")) >= in_flight, timeout=60)
+        time.sleep(1.0)  # room for any part beyond the bound to show up
+        # several parts are on their way at once, and never more than the bound
+        stalled = fault_proxy.faults("stall")
+        assert len(stalled) == in_flight, stalled
+    finally:
+        fault_proxy.clear()
+        fault_proxy.release()
+    assert done.wait(120) and not errors, errors
+    assert s3.get_object(Bucket="cas-parts", Key="blob")["Body"].read() == path.read_bytes()
+    numbers = {r.query.split("partNumber=")[1].split("&")[0] for r in aws.requests
+               if r.key == "blob" and r.operation == "UploadPart" and r.status == 200}
+    assert numbers == {str(n) for n in range(1, in_flight + 4)}
