@@ -6,16 +6,12 @@ Two guarantees on top of s3transfer's managed transfers, used by
 * **Content addresses are true.** Staging names an object by the SHA-256 of
   the file it read first. :func:`upload_verified` (what staging uses) checks
   the bytes it reads and sends against that digest and completes nothing
-  else (see there); :func:`upload_file` with a digest streams the file through a
-  :class:`VerifyingReader`, which hashes exactly the bytes handed to the
-  transfer; at the end of the file it compares, and on a mismatch raises
-  :class:`~aws_sagemaker_remote.errors.ContentChanged` *before* the object is
-  completed: s3transfer then never sends the ``PutObject`` (small files are
-  read whole before it) or aborts the multipart upload (large files: the last
-  read comes before ``CompleteMultipartUpload``). An object that exists under a
-  digest therefore holds bytes with that digest. (S3 itself cannot check a
-  whole-object SHA-256 of a multipart upload, so the check is ours; botocore's
-  default request checksums cover the bytes on the wire.)
+  else (see there), raising
+  :class:`~aws_sagemaker_remote.errors.ContentChanged` on a mismatch *before*
+  the object is completed. An object that exists under a digest therefore
+  holds bytes with that digest. (S3 itself cannot check a whole-object SHA-256
+  of a multipart upload, so the check is ours; botocore's default request
+  checksums cover the bytes on the wire.)
 * **Ctrl-C acts at once.** s3transfer waits for every request in flight
   before it lets an interrupted transfer go, and an interpreter waits for the
   threads of :mod:`concurrent.futures` before it exits: a stalled request held
@@ -44,50 +40,6 @@ from .errors import ContentChanged
 WAIT_STEP = 0.1
 
 Progress = Optional[Callable[[int], None]]
-
-
-class VerifyingReader:
-    """A read-only, non-seekable view of a file that checks its SHA-256 and size at the end.
-
-    :raises ContentChanged: from :meth:`read`, once the end of the file is read
-        (or more than ``size`` bytes were), when the bytes read so far do not
-        have digest ``sha256`` and size ``size``.
-    """
-
-    def __init__(self, fh: BinaryIO, path: str, sha256: str, size: Optional[int] = None) -> None:
-        self._fh = fh
-        self.path = path
-        self.expected = sha256
-        self.size = size
-        self.read_bytes = 0
-        self.verified = False
-        self._digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, amount: int = -1) -> bytes:
-        if amount == 0:
-            return b""
-        data = self._fh.read(amount)
-        self._digest.update(data)
-        self.read_bytes += len(data)
-        if self.size is not None and self.read_bytes > self.size:
-            raise self._changed()
-        if not data or amount is None or amount < 0 or len(data) < amount:
-            self.check()  # a short read of a regular file is its end
-        return data
-
-    def check(self) -> None:
-        """Compare what was read with the expected digest (once the whole file was read)."""
-        if self.verified:
-            return
-        if self._digest.hexdigest() != self.expected or (self.size is not None and self.read_bytes != self.size):
-            raise self._changed()
-        self.verified = True
-
-    def _changed(self) -> ContentChanged:
-        return ContentChanged(self.path)
 
 
 class DaemonExecutor(concurrent.futures.Executor):
@@ -201,25 +153,13 @@ def _subscribers(progress: Progress) -> List[Any]:
     return [ProgressCallbackInvoker(progress)]
 
 
-def upload_file(client: Any, path: str, bucket: str, key: str, config: Any, progress: Progress = None,
-                sha256: Optional[str] = None, size: Optional[int] = None) -> None:
-    """Upload ``path`` to ``s3://bucket/key``; with ``sha256``, only if its bytes have that digest.
-
-    :raises ContentChanged: the file's bytes no longer have digest ``sha256``
-        (or size ``size``); nothing was stored at the key.
-    """
+def upload_file(client: Any, path: str, bucket: str, key: str, config: Any, progress: Progress = None) -> None:
+    """Upload ``path`` to ``s3://bucket/key`` (a managed transfer: multipart above the threshold)."""
 
     def work(holder: Dict[str, Any]) -> None:
-        with open(path, "rb") as fh:
-            source: Any = VerifyingReader(fh, path, sha256, size) if sha256 else fh
-            with _manager(client, config) as manager:
-                holder["future"] = manager.upload(source, bucket, key, subscribers=_subscribers(progress))
-                holder["future"].result()
-            if sha256 and not source.verified:
-                # the transfer stopped reading before the end: never leave such an object behind
-                client.delete_object(Bucket=bucket, Key=key)
-                source.check()
-                raise ContentChanged(path)
+        with open(path, "rb") as fh, _manager(client, config) as manager:
+            holder["future"] = manager.upload(fh, bucket, key, subscribers=_subscribers(progress))
+            holder["future"].result()
 
     run_interruptibly(work)
 
