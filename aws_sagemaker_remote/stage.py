@@ -49,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, TextIO, Tuple
 
@@ -65,9 +66,8 @@ from .container import ARGUMENT_FILENAME
 from .leftovers import owned_prefix
 from .shape import with_input_shapes
 from .spec import InputChannel, JobSpec, Placement, StagedJob, UploadItem
-from .store import SMALL_OBJECT, Store, home_dir, in_parallel, join_uri
-
-HASH_CHUNK = 1 << 20
+from .store import SMALL_OBJECT, Store, home_dir, in_parallel, join_uri, split_uri
+from .transfers import file_digests, part_size
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class TreeFile:
     path: str  # local file
     size: int
     sha256: str
+    checks: Optional[Tuple[int, ...]] = None  # CRC-32 of each part, read with the digest (when known)
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,19 @@ class _JsonCache:
             pass
 
 
+#: Bytes of files to hash above which they are hashed on several threads at once.
+PARALLEL_HASH_BYTES = 16 * 1024 * 1024
+#: Threads hashing at once.
+HASH_WORKERS = min(4, os.cpu_count() or 1)
+
+
 class HashCache(_JsonCache):
-    """``path → sha256`` for files whose size, mtime and inode are unchanged since last time."""
+    """``path → sha256`` for files whose size, mtime and inode are unchanged since last time.
+
+    Each entry keeps, beside the digest, the CRC-32 of each part the file is uploaded in
+    (:func:`~aws_sagemaker_remote.transfers.file_digests`), read in the same pass: an upload
+    checks what it reads against those instead of hashing the file again.
+    """
 
     def __init__(self, path: Optional[str] = None) -> None:
         super().__init__(path or os.path.join(home_dir(), "cache", "sha256.json"))
@@ -129,21 +141,48 @@ class HashCache(_JsonCache):
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             hit = self._data.get(key)
-        if hit and hit[:3] == stamp:
+        if hit and hit[:3] == stamp and len(hit) == 5:
             return str(hit[3])
-        digest = file_sha256(path)
+        digest, checks = file_digests(path)
         with self._lock:
-            self._data[key] = stamp + [digest]
+            self._data[key] = stamp + [digest, list(checks)]
             self._dirty = True
         return digest
 
+    def hash_all(self, paths: Sequence[str]) -> None:
+        """Hash the files of ``paths`` the cache does not know yet, several at a time when they
+        add up to much (file reads and hashlib let other threads run: a cold tree of big files
+        is hashed on every core)."""
+        stale: List[str] = []
+        size = 0
+        with self._lock:
+            for path in paths:
+                st = os.stat(path)
+                hit = self._data.get(os.path.abspath(path))
+                if not (hit and len(hit) == 5 and hit[:3] == [st.st_size, st.st_mtime_ns, st.st_ino]):
+                    stale.append(path)
+                    size += st.st_size
+        if size >= PARALLEL_HASH_BYTES and len(stale) > 1:
+            in_parallel(self.sha256, [(path,) for path in stale], HASH_WORKERS)
+
+    def checks(self, path: str, sha256: str) -> Optional[Tuple[int, ...]]:
+        """The part CRCs read with digest ``sha256`` of ``path``; None if this cache has none.
+
+        No stat is checked: they describe the bytes that had that digest, and an upload
+        refuses bytes that do not match them.
+        """
+        with self._lock:
+            hit = self._data.get(os.path.abspath(path))
+        if not hit or len(hit) != 5 or hit[3] != sha256:
+            return None
+        try:
+            return tuple(int(c) for c in hit[4])
+        except (TypeError, ValueError):
+            return None  # a damaged cache costs a second read, nothing else
+
 
 def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digests(path)[0]
 
 
 def tree_of(files: Sequence[Tuple[str, str]], cache: Optional[HashCache] = None,
@@ -152,7 +191,8 @@ def tree_of(files: Sequence[Tuple[str, str]], cache: Optional[HashCache] = None,
     entries = []
     for rel, path in sorted(files):
         sha = (known or {}).get(path) or (cache.sha256(path) if cache else file_sha256(path))
-        entries.append(TreeFile(rel=rel, path=path, size=os.path.getsize(path), sha256=sha))
+        entries.append(TreeFile(rel=rel, path=path, size=os.path.getsize(path), sha256=sha,
+                                checks=cache.checks(path, sha) if cache else None))
     listing = "".join(f"{f.rel}\0{f.size}\0{f.sha256}\n" for f in entries)
     return Tree(digest=hashlib.sha256(listing.encode("utf-8")).hexdigest(), files=tuple(entries))
 
@@ -278,7 +318,7 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
             if item.copy_from and _copied(store, item.copy_from, item.uri):
                 return
             # stored only if the bytes sent still have the digest the tree's address was made of
-            store.upload_file(item.local_path, item.uri, progress, f.sha256)
+            store.upload_file(item.local_path, item.uri, progress, f.sha256, f.checks)
 
         in_parallel(send, [(f, item) for f, item in zip(tree.files, items) if not item.present])
     if index is not None:
@@ -401,11 +441,16 @@ class Blobs:
     def __init__(self, scratch: str) -> None:
         self.scratch = scratch
         self.files: Dict[str, Tuple[str, int]] = {}
+        #: the part CRCs read with a blob's digest, where known (see :class:`HashCache`)
+        self.checks: Dict[str, Tuple[int, ...]] = {}
         #: blobs that name others (manifests, listings): stored after everything they name
         self.roots: List[str] = []
 
-    def add_file(self, path: str, sha256: str, size: int) -> None:
-        self.files.setdefault(sha256, (path, size))
+    def add_file(self, path: str, sha256: str, size: int, checks: Optional[Tuple[int, ...]] = None) -> None:
+        if sha256 not in self.files:
+            self.files[sha256] = (path, size)
+            if checks is not None:
+                self.checks[sha256] = checks
 
     def made(self, digest: str) -> bool:
         """Whether the blob was written by this launch (a manifest, a listing), not read from a user's file."""
@@ -418,6 +463,8 @@ class Blobs:
             path = os.path.join(self.scratch, digest)
             write_private(path, data)
             self.files[digest] = (path, len(data))
+            part = part_size(len(data))
+            self.checks[digest] = tuple(zlib.crc32(data[at:at + part]) for at in range(0, len(data) or 1, part))
         if root and digest not in self.roots:
             self.roots.append(digest)
         return digest
@@ -526,10 +573,11 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
         dirs: List[str] = []
         files = input_files(ch.source, dirs=dirs)
         _check_names([rel for rel, _ in files] + dirs, ch.flag or ch.name)
+        cache.hash_all([path for _, path in files])
         entries = []
         for rel, path in files:
             digest = cache.sha256(path)
-            blobs.add_file(path, digest, os.path.getsize(path))
+            blobs.add_file(path, digest, os.path.getsize(path), cache.checks(path, digest))
             entries.append((rel, digest, False))
         listing = f"{INPUT_LISTINGS}/{ch.name}.json"
         generated.append((listing, tree_listing(entries, empty_dirs(dirs, [rel for rel, _ in files]))))
@@ -559,9 +607,10 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
             code_files.append((rel, blobs.add_bytes(data), False))
         boot = ""
         _check_names([rel for rel, _ in code], "the code folder")
+        cache.hash_all([path for _, path in code])
         for rel, path in code:
             digest = cache.sha256(path)
-            blobs.add_file(path, digest, os.path.getsize(path))
+            blobs.add_file(path, digest, os.path.getsize(path), cache.checks(path, digest))
             code_files.append((rel, digest, is_executable(path)))
             if rel == BOOT_FILE:
                 boot = digest
@@ -688,10 +737,16 @@ def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[s
     When up to :data:`HEAD_AT_MOST` are unknown (a relaunch after some files changed),
     each gets one HEAD, in parallel, except those this launch wrote itself (manifests,
     listings), which a working index lacks only when they are new; when more are unknown
-    (a first launch of a big tree), one listing of the blob folder answers for all.
+    (a first launch of a big tree), one listing of the blob folder answers for all. In a
+    bucket the launch has just created, nothing is looked up.
     """
     needed = set(blobs.files)
     index.check(_generation(store, generation_uri(folder)))
+    if store.created(split_uri(folder)[0]):
+        # the GET found no bucket and the launch made it: nothing is stored, whatever the index says
+        # (it may remember a bucket of that name that was deleted since)
+        index.forget()
+        return set()
     unknown = sorted(needed - index.known)
     if not unknown:
         index.save()
@@ -724,7 +779,7 @@ def _upload_blobs(store: Store, folder: str, blobs: Blobs, present: Set[str],
     large = [d for d in missing if blobs.files[d][1] > SMALL_OBJECT]
 
     def send(digest: str) -> None:
-        store.upload_file(blobs.files[digest][0], folder + digest, progress, digest)
+        store.upload_file(blobs.files[digest][0], folder + digest, progress, digest, blobs.checks.get(digest))
         index.add([digest])
 
     def send_large() -> None:

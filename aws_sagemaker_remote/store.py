@@ -11,17 +11,17 @@ The module imports no AWS library at import time.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
 
 from .errors import ContentChanged, RemoteError
 from .safepath import UnsafePath, local_path
+from .transfers import MAX_PARTS, STREAM_CHUNKSIZE, upload_verified  # noqa: F401 - re-exported
 
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
@@ -69,11 +69,15 @@ class Store(Protocol):
     def list_children(self, uri: str) -> Dict[str, int]:
         """Name → size of the objects directly in the folder ``uri`` (ends with ``/``), not below it."""
 
-    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
+    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None,
+                    checks: Optional[Sequence[int]] = None) -> None:
         """Upload a local file (streamed; multipart for large files).
 
         With ``sha256``, the object is stored only if the bytes read have that
         digest; otherwise :class:`~aws_sagemaker_remote.errors.ContentChanged`.
+        ``checks``, the CRC-32 of each part read with that digest
+        (:func:`~aws_sagemaker_remote.transfers.file_digests`), let a store
+        check the bytes it reads against them instead of hashing them again.
         """
 
     def put_bytes(self, data: bytes, uri: str) -> None:
@@ -97,6 +101,9 @@ class Store(Protocol):
     def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
         """True when the bucket exists (creating it if allowed)."""
 
+    def created(self, bucket: str) -> bool:
+        """Whether this store created ``bucket`` itself (then it holds only what was put there since)."""
+
 
 class LocalStore:
     """``s3://bucket/key`` ↔ ``ROOT/bucket/key`` on this machine."""
@@ -105,6 +112,7 @@ class LocalStore:
 
     def __init__(self, root: Optional[str] = None) -> None:
         self.root = os.path.abspath(root or os.path.join(home_dir(), "s3"))
+        self._created: Set[str] = set()
 
     def path(self, uri: str) -> str:
         """The local file that stands for ``uri``."""
@@ -167,7 +175,9 @@ class LocalStore:
             pass
         return out
 
-    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
+    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None,
+                    checks: Optional[Sequence[int]] = None) -> None:
+        # the bytes written are hashed whole (the digest checked, not the CRCs): a local copy is cheap
         def copy(fh: Any) -> None:
             digest = hashlib.sha256()
             with open(path, "rb") as src:
@@ -221,7 +231,11 @@ class LocalStore:
         folder = os.path.join(self.root, bucket)
         if not os.path.isdir(folder) and create:
             os.makedirs(folder, exist_ok=True)
+            self._created.add(bucket)
         return os.path.isdir(folder)
+
+    def created(self, bucket: str) -> bool:
+        return bucket in self._created
 
 
 # Multipart above 16 MiB in 16 MiB parts, at most 4 parts in flight: memory stays
@@ -229,12 +243,8 @@ class LocalStore:
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
 MAX_CONCURRENCY = 4
-#: Parts of a digest-checked upload (the AWS CLI's size); a file up to this size goes in one request.
-STREAM_CHUNKSIZE = 8 * 1024 * 1024
-#: Parts of a digest-checked upload in flight at once (each read straight from the file, not held in memory).
+#: Parts of a checked upload in flight at once (each read straight from the file, not held in memory).
 STREAM_CONCURRENCY = 10
-#: S3 takes at most 10,000 parts; larger files get larger parts.
-MAX_PARTS = 10000
 #: Files up to this size go up in one PutObject read whole into memory (a bounded number at a time).
 SMALL_OBJECT = 1024 * 1024
 
@@ -250,6 +260,7 @@ class S3Store:
         #: (bucket, region, create) of :meth:`expect_bucket`, until the first request settles it
         self._expected: Optional[Tuple[str, Optional[str], bool]] = None
         self._expected_lock = threading.Lock()
+        self._created: Set[str] = set()
         from boto3.s3.transfer import TransferConfig
 
         self.transfer_config = TransferConfig(
@@ -342,29 +353,15 @@ class S3Store:
             raise
         return out
 
-    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None) -> None:
+    def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None,
+                    checks: Optional[Sequence[int]] = None) -> None:
         self._settle()
         bucket, key = split_uri(uri)
-        if sha256 and os.path.getsize(path) <= SMALL_OBJECT:
-            # one request, no transfer manager; S3 checks the checksum of what it receives
-            # and we check what we read, so the object's bytes have the digest its name says
-            with open(path, "rb") as fh:
-                data = fh.read(SMALL_OBJECT + 1)
-            digest = hashlib.sha256(data)
-            if digest.hexdigest() != sha256:
-                raise ContentChanged(path)
-            self.client.put_object(Bucket=bucket, Key=key, Body=data,
-                                   ChecksumSHA256=base64.b64encode(digest.digest()).decode("ascii"))
-            if progress:
-                progress(len(data))
-            return
         if sha256:
-            from .transfers import upload_verified
-
-            # parts read straight from the file, several in flight, each checked by S3; the whole
-            # file's digest checked before the upload is completed; Ctrl-C is not held up
-            part = max(STREAM_CHUNKSIZE, -(-os.path.getsize(path) // MAX_PARTS))
-            upload_verified(self.client, path, bucket, key, sha256, part, STREAM_CONCURRENCY, progress)
+            # a file of one part in one PutObject from this thread; larger ones in parallel parts
+            # read straight from the file on a daemon thread (Ctrl-C is not held up); every byte
+            # sent is checked against what was hashed, and S3 checks the checksum of what it gets
+            upload_verified(self.client, path, bucket, key, sha256, STREAM_CONCURRENCY, progress, checks)
             return
         from .transfers import upload_file
 
@@ -461,9 +458,15 @@ class S3Store:
             self.client.create_bucket(**kwargs)
         except ClientError as exc:
             # the answer to our own create was lost and botocore's retry found the bucket made
+            # (or another launch made it first: not known to be empty, so not marked created)
             if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
+        else:
+            self._created.add(bucket)
         return True
+
+    def created(self, bucket: str) -> bool:
+        return bucket in self._created
 
 
 # --- SageMaker's S3 input semantics, shared by the local backend and local runs -------

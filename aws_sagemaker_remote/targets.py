@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .backends.base import Backend
 from .errors import UsageError
@@ -76,7 +76,7 @@ class UnknownStore:
         return {}
 
     def upload_file(self, path: str, uri: str, progress: Optional[Callable[[int], None]] = None,
-                    sha256: Optional[str] = None) -> None:
+                    sha256: Optional[str] = None, checks: Optional[Sequence[int]] = None) -> None:
         raise _no_transfer()
 
     def put_bytes(self, data: bytes, uri: str) -> None:
@@ -98,6 +98,9 @@ class UnknownStore:
         raise _no_transfer()
 
     def ensure_bucket(self, bucket: str, region: Optional[str], create: bool = True) -> bool:
+        return False
+
+    def created(self, bucket: str) -> bool:
         return False
 
 

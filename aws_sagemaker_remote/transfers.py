@@ -4,14 +4,18 @@ Two guarantees on top of s3transfer's managed transfers, used by
 :class:`~aws_sagemaker_remote.store.S3Store`:
 
 * **Content addresses are true.** Staging names an object by the SHA-256 of
-  the file it read first. :func:`upload_verified` (what staging uses) checks
-  the bytes it reads and sends against that digest and completes nothing
-  else (see there), raising
+  the file it read first, and takes the CRC-32 of each part the file will be
+  sent in from that same read (:func:`file_digests`). :func:`upload_verified`
+  (what staging uses) checks every byte it reads and sends against those and
+  completes nothing else (see there), raising
   :class:`~aws_sagemaker_remote.errors.ContentChanged` on a mismatch *before*
-  the object is completed. An object that exists under a digest therefore
-  holds bytes with that digest. (S3 itself cannot check a whole-object SHA-256
-  of a multipart upload, so the check is ours; botocore's default request
-  checksums cover the bytes on the wire.)
+  the object is completed: a file that changed after it was hashed is never
+  stored under the old digest. An object that exists under a digest therefore
+  holds bytes with that digest. S3 checks the same values on arrival: a
+  one-request upload carries the SHA-256 itself as ``ChecksumSHA256``, each
+  part its CRC-32 as ``ChecksumCRC32``. (A CRC is enough for the part check: it
+  guards against a file changing underneath, not against its owner; the name
+  stays the SHA-256 of the bytes.)
 * **Ctrl-C acts at once.** s3transfer waits for every request in flight
   before it lets an interrupted transfer go, and an interpreter waits for the
   threads of :mod:`concurrent.futures` before it exits: a stalled request held
@@ -32,7 +36,8 @@ import hashlib
 import os
 import queue
 import threading
-from typing import Any, BinaryIO, Callable, Dict, List, Optional, cast
+import zlib
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 from .errors import ContentChanged
 
@@ -194,74 +199,121 @@ def download_file(client: Any, bucket: str, key: str, path: str, config: Any, pr
     run_interruptibly(work, remove_partial)
 
 
-def _b64_sha256(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+#: Parts of a checked upload (the AWS CLI's size); a file up to this size goes in one request.
+STREAM_CHUNKSIZE = 8 * 1024 * 1024
+#: S3 takes at most 10,000 parts; larger files get larger parts.
+MAX_PARTS = 10000
+#: Bytes read at a time while hashing a file.
+READ_BLOCK = 1024 * 1024
+#: Bytes a part's body reads from the file at a time (however little is asked for).
+PART_BLOCK = 128 * 1024
 
 
-def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, part_size: int, in_flight: int,
-                    progress: Progress = None) -> None:
-    """Upload ``path`` to ``s3://bucket/key`` only if its bytes have digest ``sha256``; interruptibly.
+def part_size(size: int) -> int:
+    """The size of the parts a file of ``size`` bytes is uploaded in (one part when it is not larger)."""
+    return max(STREAM_CHUNKSIZE, -(-size // MAX_PARTS))
 
-    A file of at most ``part_size`` bytes goes in one ``PutObject``, read whole and checked
-    before it is sent. A larger one goes in parts of ``part_size``, ``in_flight`` at a time,
-    each sent straight from the file (no part is held in memory), so memory stays small
-    whatever the file's size. One reader reads the file front to back first, feeding the
-    whole file's digest in order and taking each part's SHA-256 on the way; each part is sent
-    with that checksum (which S3 checks), and every pass over a part's bytes while it is sent
-    is checked against it as well: a part whose bytes changed since the ordered read is never
-    sent whole. The upload is completed only when the whole digest is ``sha256`` and every
-    part went up checked; otherwise it is aborted (its parts discarded) and nothing is stored
-    under ``key``.
 
-    :raises ContentChanged: the bytes read do not have digest ``sha256``.
+def file_digests(path: str) -> Tuple[str, Tuple[int, ...]]:
+    """The file's SHA-256 (hex) and the CRC-32 of each of its parts (:func:`part_size`), from one read.
+
+    The CRCs let an upload check, cheaply, that what it reads later is still the
+    content the digest was made of (:func:`upload_verified`).
     """
+    digest = hashlib.sha256()
+    crcs: List[int] = []
+    with open(path, "rb") as fh:
+        part = part_size(os.fstat(fh.fileno()).st_size)
+        while True:
+            crc = length = 0
+            while length < part:
+                block = fh.read(min(READ_BLOCK, part - length))
+                if not block:
+                    break
+                digest.update(block)
+                crc = zlib.crc32(block, crc)
+                length += len(block)
+            if length or not crcs:
+                crcs.append(crc)
+            if length < part:
+                break
+    return digest.hexdigest(), tuple(crcs)
+
+
+def _crc_header(crc: int) -> str:
+    """A CRC-32 as S3's ``x-amz-checksum-crc32`` carries it: the 4 big-endian bytes, base64."""
+    return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
+
+
+def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, in_flight: int,
+                    progress: Progress = None, checks: Optional[Sequence[int]] = None) -> None:
+    """Upload ``path`` to ``s3://bucket/key`` only if its bytes are those of digest ``sha256``.
+
+    ``checks`` are the CRC-32s of the file's parts (:func:`part_size`), read together with
+    ``sha256`` (:func:`file_digests`); without them the file is read once more to get both
+    (and refused at once if its digest is not ``sha256``). Every byte sent is checked
+    against them: a file of one part is read whole, checked, and sent in one
+    ``PutObject`` whose ``ChecksumSHA256`` is ``sha256`` itself (which S3 checks too); a
+    larger one goes in parts, ``in_flight`` at a time, each sent straight from the file (no
+    part is held in memory, so memory stays small whatever the size), each with its CRC-32
+    as ``ChecksumCRC32`` (which S3 checks), and each pass over a part's bytes checked against
+    it as well, before its last block is handed to the connection. The upload is completed
+    only when every part went up checked; otherwise it is aborted (its parts discarded) and
+    nothing is stored under ``key``. Multipart uploads run on a daemon thread (Ctrl-C is not
+    held up); a one-part file is sent from the calling thread.
+
+    :raises ContentChanged: the bytes read are not those ``sha256`` and ``checks`` were made of.
+    """
+    if checks is None:
+        found, found_checks = file_digests(path)
+        if found != sha256:
+            raise ContentChanged(path)
+        checks = found_checks
+    expected = tuple(checks)
+    size = os.path.getsize(path)
+    part = part_size(size)
+    if size <= part:
+        _put_whole(client, path, bucket, key, sha256, expected, part, progress)
+        return
 
     def work(holder: Dict[str, Any]) -> None:
-        with open(path, "rb") as fh:
-            data = fh.read(part_size + 1)
-            if len(data) <= part_size:
-                if hashlib.sha256(data).hexdigest() != sha256:
-                    raise ContentChanged(path)
-                client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(hashlib.sha256(data)))
-                if progress:
-                    progress(len(data))
-                return
-            del data
-            _upload_parts(client, fh, path, bucket, key, sha256, part_size, in_flight, progress)
+        _upload_parts(client, path, bucket, key, expected, part, in_flight, progress)
 
     run_interruptibly(work)
 
 
-def _b64(digest: Any) -> str:
-    return base64.b64encode(digest.digest()).decode("ascii")
-
-
-#: Bytes read at a time while hashing a file in order.
-READ_BLOCK = 1024 * 1024
-#: Bytes a part's body reads from the file at a time (however little is asked for).
-PART_BLOCK = 128 * 1024
+def _put_whole(client: Any, path: str, bucket: str, key: str, sha256: str, checks: Tuple[int, ...],
+               part: int, progress: Progress) -> None:
+    with open(path, "rb") as fh:
+        data = fh.read(part + 1)
+    if len(checks) != 1 or len(data) > part or zlib.crc32(data) != checks[0]:
+        raise ContentChanged(path)
+    client.put_object(Bucket=bucket, Key=key, Body=data,
+                      ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode("ascii"))
+    if progress:
+        progress(len(data))
 
 
 class PartBody:
     """One part of a file as a seekable, read-only body, read straight from the file.
 
     The bytes are read in blocks of :data:`PART_BLOCK` (however little the HTTP connection
-    asks for at a time). Every pass from the part's start to its end is hashed and compared
-    with ``sha256`` (the part's digest from the ordered read) as soon as its last block is
+    asks for at a time). Every pass from the part's start to its end is checked against
+    ``crc`` (the part's CRC-32 from when the file was hashed) as soon as its last block is
     read, before any of that block is handed out, so a request whose body changed since never
     ends: :class:`~aws_sagemaker_remote.errors.ContentChanged` is raised instead.
     """
 
-    def __init__(self, fd: int, path: str, offset: int, length: int, sha256: bytes) -> None:
+    def __init__(self, fd: int, path: str, offset: int, length: int, crc: int) -> None:
         self._fd = fd
         self.path = path
         self.offset = offset
         self.length = length
-        self.expected = sha256
+        self.expected = crc
         self._pos = 0  # of the next byte handed out
         self._block = b""  # the block read last; its bytes from _at on are not handed out yet
         self._at = 0
-        self._digest: Optional[Any] = hashlib.sha256()
+        self._crc: Optional[int] = 0  # of this pass so far; None when the pass did not start at 0
 
     def __len__(self) -> int:
         return self.length
@@ -280,7 +332,7 @@ class PartBody:
         self._pos = max(0, min(self.length, base + offset))
         self._block, self._at = b"", 0
         # a pass is checked only when it starts at the part's start (what botocore does)
-        self._digest = hashlib.sha256() if self._pos == 0 else None
+        self._crc = 0 if self._pos == 0 else None
         return self._pos
 
     def _fill(self) -> None:
@@ -289,16 +341,21 @@ class PartBody:
         data = os.pread(self._fd, amount, self.offset + start)
         if len(data) < amount:
             raise ContentChanged(self.path)  # the file got shorter
-        if self._digest is not None:
-            self._digest.update(data)
-        if start + amount == self.length and (self._digest is None or self._digest.digest() != self.expected):
+        if self._crc is not None:
+            self._crc = zlib.crc32(data, self._crc)
+        if start + amount == self.length and self._crc != self.expected:
             raise ContentChanged(self.path)  # this pass differs (or cannot be checked): never complete it
         self._block, self._at = data, 0
 
     def read(self, amount: Optional[int] = -1) -> bytes:
         left = self.length - self._pos
-        if amount is None or amount < 0 or amount > left:
-            amount = left
+        if amount is None or amount < 0:
+            amount = left  # all of it: the only read that joins blocks
+        else:
+            # at most what is left of one block, as a raw file may return: botocore hashes a body
+            # for its signature in 1 MiB reads, and joined blocks would cost each thread that much
+            block_left = len(self._block) - self._at
+            amount = min(amount, left, block_left if block_left > 0 else PART_BLOCK)
         out = []
         while amount > 0:
             if self._at >= len(self._block):
@@ -319,66 +376,50 @@ class _Skipped(Exception):
     """A part not sent because another one failed first."""
 
 
-def _upload_parts(client: Any, fh: BinaryIO, path: str, bucket: str, key: str, sha256: str, part_size: int,
+def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Tuple[int, ...], part: int,
                   in_flight: int, progress: Progress) -> None:
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
     # the pool's threads are daemons: an interrupted launch does not wait for a stalled part
     pool = DaemonExecutor(in_flight)
     failed = threading.Event()
     futures: List["concurrent.futures.Future[Dict[str, Any]]"] = []
-    fd = fh.fileno()
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        size = os.fstat(fd).st_size
+        if len(checks) != -(-size // part):
+            raise ContentChanged(path)  # not the size it had when it was hashed
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
 
-    def send(number: int, offset: int, length: int, part_digest: bytes) -> Dict[str, Any]:
+        def send(number: int, offset: int, length: int, crc: int) -> Dict[str, Any]:
+            try:
+                if failed.is_set():
+                    raise _Skipped()  # another part failed, or the file changed: send no more
+                checksum = _crc_header(crc)
+                answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                            Body=PartBody(fd, path, offset, length, crc),
+                                            ContentLength=length, ChecksumCRC32=checksum)
+                if progress:
+                    progress(length)
+                return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": checksum}
+            except BaseException:
+                failed.set()
+                raise
+
         try:
-            if failed.is_set():
-                raise _Skipped()  # another part failed, or the file changed: send no more
-            checksum = base64.b64encode(part_digest).decode("ascii")
-            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                        Body=PartBody(fd, path, offset, length, part_digest),
-                                        ContentLength=length, ChecksumSHA256=checksum)
-            if progress:
-                progress(length)
-            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+            for index, crc in enumerate(checks):
+                offset = index * part
+                futures.append(pool.submit(send, index + 1, offset, min(part, size - offset), crc))
+            concurrent.futures.wait(futures)
+            errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
+            if errors:
+                raise next((e for e in errors if not isinstance(e, _Skipped)), errors[0])
+            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                             MultipartUpload={"Parts": [f.result() for f in futures]})
         except BaseException:
             failed.set()
+            # parts already sent are discarded: no incomplete upload is left behind to pay for
+            with contextlib.suppress(Exception):
+                concurrent.futures.wait(futures)
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             raise
-
-    digest = hashlib.sha256()
-    try:
-        fh.seek(0)
-        offset = number = 0
-        while not failed.is_set():
-            # the ordered read: the whole digest, and each part's, from the same bytes
-            part = hashlib.sha256()
-            length = 0
-            while length < part_size:
-                block = fh.read(min(READ_BLOCK, part_size - length))
-                if not block:
-                    break
-                digest.update(block)
-                part.update(block)
-                length += len(block)
-            if length == 0 and number > 0:
-                break
-            number += 1
-            futures.append(pool.submit(send, number, offset, length, part.digest()))
-            offset += length
-            if length < part_size:
-                break
-        if not failed.is_set() and digest.hexdigest() != sha256:
-            raise ContentChanged(path)
-        concurrent.futures.wait(futures)
-        errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
-        if errors:
-            raise next((e for e in errors if not isinstance(e, _Skipped)), errors[0])
-        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                         MultipartUpload={"Parts": [f.result() for f in futures]})
-    except BaseException:
-        failed.set()
-        # parts already sent are discarded: no incomplete upload is left behind to pay for
-        with contextlib.suppress(Exception):
-            concurrent.futures.wait(futures)
-            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise
-    finally:
-        pool.shutdown(wait=False)
+        finally:
+            pool.shutdown(wait=False)

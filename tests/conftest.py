@@ -136,6 +136,9 @@ class RecordedRequest:
     #: the request body of JSON and query-protocol calls (SageMaker, Logs, STS, IAM);
     #: never S3 object data, so the log stays small
     body: Optional[bytes] = None
+    #: the request's checksum headers (``x-amz-checksum-*``, ``x-amz-sdk-checksum-algorithm``,
+    #: ``x-amz-trailer``), lower-case name → value
+    checksums: Tuple[Tuple[str, str], ...] = ()
 
     def json(self) -> Any:
         """The decoded JSON body of a JSON-protocol call (SageMaker, CloudWatch Logs)."""
@@ -272,9 +275,12 @@ class RecordingMiddleware:
         try:
             return self.app(environ, recording_start_response)
         finally:
+            checksums = tuple(sorted(
+                (name[5:].replace("_", "-").lower(), str(value)) for name, value in environ.items()
+                if name.startswith(("HTTP_X_AMZ_CHECKSUM", "HTTP_X_AMZ_SDK_CHECKSUM", "HTTP_X_AMZ_TRAILER"))))
             record = RecordedRequest(method=method, path=path, query=query_string, service=service,
                                      operation=operation, bucket=bucket, key=key, content_length=length,
-                                     status=captured.get("status"), body=body)
+                                     status=captured.get("status"), body=body, checksums=checksums)
             with self._lock:
                 self._log.append(record)
 

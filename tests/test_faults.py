@@ -417,21 +417,87 @@ def test_ctrl_c_during_a_stalled_download_exits_130_at_once(fault_proxy: Any, aw
     assert not [p for p in home.rglob("words.txt*") if p.is_file()]  # no partial download presented as data
 
 
-def test_a_multipart_blob_whose_bytes_do_not_have_its_digest_is_aborted(aws: Any, tmp_path: Path) -> None:
+def test_a_blob_whose_bytes_do_not_have_its_digest_is_refused_before_anything_is_sent(aws: Any,
+                                                                                       tmp_path: Path) -> None:
     from aws_sagemaker_remote.errors import ContentChanged
     from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-abort")
-    path = tmp_path / "big.bin"
-    path.write_bytes(os.urandom(3 * STREAM_CHUNKSIZE + 1024))  # four parts, sent before the check
-    with pytest.raises(ContentChanged, match="big.bin"):
-        S3Store(s3).upload_file(str(path), "s3://cas-abort/blob",
-                                sha256=hashlib.sha256(b"other bytes").hexdigest())
-    operations = [r.operation for r in aws.requests if r.key == "blob"]
-    assert "AbortMultipartUpload" in operations and "CompleteMultipartUpload" not in operations, operations
+    for size in (1024, 3 * STREAM_CHUNKSIZE + 1024):  # one request; four parts
+        path = tmp_path / f"f{size}.bin"
+        path.write_bytes(os.urandom(size))
+        with pytest.raises(ContentChanged, match=path.name):
+            S3Store(s3).upload_file(str(path), f"s3://cas-abort/{path.name}",
+                                    sha256=hashlib.sha256(b"other bytes").hexdigest())
+    assert not [r.operation for r in aws.requests if r.bucket == "cas-abort" and r.key]
     assert not s3.list_multipart_uploads(Bucket="cas-abort").get("Uploads")
     assert not s3.list_objects_v2(Bucket="cas-abort").get("Contents")
+
+
+@pytest.mark.parametrize("parts", [1, 4])
+def test_a_file_changed_after_it_was_hashed_is_never_stored_under_its_digest(aws: Any, tmp_path: Path,
+                                                                             parts: int) -> None:
+    """What staging does: digest and part CRCs from one read, the upload later; the file
+    changes in between (same size, one part's bytes), as a script writing its input would."""
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+    from aws_sagemaker_remote.transfers import file_digests
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-changed")
+    path = tmp_path / "data.bin"
+    size = 1024 * 1024 if parts == 1 else 3 * STREAM_CHUNKSIZE + 1024
+    path.write_bytes(os.urandom(size))
+    digest, checks = file_digests(str(path))
+    assert len(checks) == parts
+    with open(path, "r+b") as fh:
+        fh.seek(size - 1000)  # in the last part: the earlier ones go up, checked, first
+        fh.write(os.urandom(10))
+    with pytest.raises(ContentChanged, match="data.bin"):
+        S3Store(s3).upload_file(str(path), f"s3://cas-changed/{digest}", sha256=digest, checks=checks)
+    operations = [r.operation for r in aws.requests if r.key == digest]
+    if parts == 1:
+        assert operations == []  # read, checked, refused: nothing sent
+    else:
+        assert "AbortMultipartUpload" in operations and "CompleteMultipartUpload" not in operations, operations
+    assert not s3.list_multipart_uploads(Bucket="cas-changed").get("Uploads")
+    assert not s3.list_objects_v2(Bucket="cas-changed").get("Contents")
+
+
+def test_each_request_carries_the_checksum_s3_checks_and_botocore_adds_none(aws: Any, tmp_path: Path) -> None:
+    """A whole file goes with its SHA-256 (its name), a part with its CRC-32: the values S3
+    checks the received bytes against, as botocore's own checksum code computes them."""
+    import base64
+
+    from botocore.httpchecksum import Crc32Checksum
+
+    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+    from aws_sagemaker_remote.transfers import file_digests
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-sums")
+    store = S3Store(s3)
+    small, big = tmp_path / "small.bin", tmp_path / "big.bin"
+    small.write_bytes(os.urandom(300 * 1024))
+    big.write_bytes(os.urandom(2 * STREAM_CHUNKSIZE + 5))
+    for path in (small, big):
+        digest, checks = file_digests(str(path))
+        assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+        store.upload_file(str(path), f"s3://cas-sums/{path.name}", sha256=digest, checks=checks)
+        assert s3.get_object(Bucket="cas-sums", Key=path.name)["Body"].read() == path.read_bytes()
+    (put,) = [r for r in aws.requests if r.key == "small.bin" and r.method == "PUT"]
+    assert put.operation == "PutObject"
+    expected = base64.b64encode(hashlib.sha256(small.read_bytes()).digest()).decode("ascii")
+    assert dict(put.checksums) == {"x-amz-checksum-sha256": expected}
+    data = big.read_bytes()
+    sent = {int(r.query_params["partNumber"][0]): dict(r.checksums) for r in aws.requests
+            if r.key == "big.bin" and r.operation == "UploadPart"}
+    assert sorted(sent) == [1, 2, 3]
+    for number, headers in sent.items():
+        crc = Crc32Checksum()
+        crc.update(data[(number - 1) * STREAM_CHUNKSIZE:number * STREAM_CHUNKSIZE])
+        assert headers == {"x-amz-checksum-crc32": crc.b64digest()}, (number, headers)
 
 
 def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_upload_is_aborted(

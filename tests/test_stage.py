@@ -227,3 +227,23 @@ def test_one_new_file_in_a_staged_folder_sends_only_that_file(aws: Any, tmp_path
     assert "CopyObject" not in aws.operations("s3")
     assert files_of(job_tree(store, second, "data", tmp_path / "job")) == {
         "a.txt": b"alpha", "sub/b.txt": b"beta", "c.txt": b"gamma: the only new bytes"}
+
+
+def test_the_stat_cache_keeps_part_crcs_read_with_the_digest(tmp_path: Path) -> None:
+    from aws_sagemaker_remote.transfers import file_digests
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(70_000))
+    cache_file = tmp_path / "hashes.json"
+    cache = HashCache(str(cache_file))
+    digest = cache.sha256(str(path))
+    assert (digest, cache.checks(str(path), digest)) == file_digests(str(path))
+    assert cache.checks(str(path), "0" * 64) is None  # CRCs of other bytes are never handed out
+    cache.save()
+    # an entry written before CRCs were kept (or a damaged one) is read again, not trusted
+    st = path.stat()
+    stale = {str(path): [st.st_size, st.st_mtime_ns, st.st_ino, "f" * 64]}
+    cache_file.write_text(json.dumps(stale))
+    again = HashCache(str(cache_file))
+    assert again.checks(str(path), "f" * 64) is None
+    assert again.sha256(str(path)) == digest and again.checks(str(path), digest) == file_digests(str(path))[1]

@@ -409,8 +409,11 @@ def test_a_warm_launch_sends_three_requests(aws: Any, run_script: Any, tmp_path:
              "warm-bucket"]
     first = run_script(script, *flags, cwd=project)
     assert first.returncode == 0, first.stderr
-    # a first launch reads the generation object, finds no bucket, checks it and makes it
-    assert aws.operations("s3")[:3] == ["GetObject", "HeadBucket", "CreateBucket"], aws.operations("s3")
+    # a first launch reads the generation object, finds no bucket, checks it and makes it; then
+    # it only writes: nothing can be stored in a bucket it just made, so nothing is looked up
+    ops = aws.operations("s3")
+    assert ops[:3] == ["GetObject", "HeadBucket", "CreateBucket"], ops
+    assert ops[3:] and set(ops[3:]) == {"PutObject"}, ops
     aws.clear_log()
     again = run_script(script, *flags, cwd=project)
     assert again.returncode == 0, again.stderr
@@ -418,3 +421,32 @@ def test_a_warm_launch_sends_three_requests(aws: Any, run_script: Any, tmp_path:
     assert aws.operations("s3") == ["GetObject", "PutObject"]
     assert aws.operations("sagemaker") == ["CreateProcessingJob"]
     assert aws.operations("sts") == [] and aws.operations("iam") == [] and aws.operations("logs") == []
+
+
+def test_a_bucket_deleted_and_made_again_gets_every_blob_again(aws: Any, run_script: Any, tmp_path: Path) -> None:
+    """The local index remembers the blobs of the first bucket; the launch that makes the
+    bucket again must not trust it, or the job would be handed a manifest of missing blobs."""
+    project = tmp_path / "project"
+    project.mkdir()
+    script = project / "job.py"
+    script.write_text(WARM_SCRIPT)
+    (project / "helper.py").write_text("VALUE = 1\n")
+    flags = ["--sagemaker-run=yes", "--sagemaker-wait=no", "--sagemaker-role", "arn:aws:iam::123456789012:role/R",
+             "--sagemaker-image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1", "--sagemaker-bucket",
+             "gone-bucket"]
+    assert run_script(script, *flags, cwd=project).returncode == 0
+    s3 = boto3.client("s3")
+    first = {o["Key"] for o in s3.list_objects_v2(Bucket="gone-bucket")["Contents"]}
+    for key in first:
+        s3.delete_object(Bucket="gone-bucket", Key=key)
+    s3.delete_bucket(Bucket="gone-bucket")
+    aws.clear_log()
+    again = run_script(script, *flags, cwd=project)
+    assert again.returncode == 0, again.stderr
+    (create,) = aws.json_bodies("CreateProcessingJob")
+    code = create["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    manifest = json.loads(s3.get_object(Bucket="gone-bucket", Key=code.split("/", 3)[3])["Body"].read())
+    stored = {o["Key"] for o in s3.list_objects_v2(Bucket="gone-bucket")["Contents"]}
+    prefix = manifest[0]["prefix"].split("/", 3)[3]
+    missing = [name for name in manifest[1:] if prefix + name not in stored]
+    assert len(manifest) > 3 and not missing, missing
