@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import values
 from .errors import DeclarationError, UsageError
@@ -287,6 +287,14 @@ def configured(script: str, environ: Mapping[str, str]) -> bool:
     if any(os.path.exists(path) for path, _, _ in sdk_config_paths(environ)):
         return True
     folder = os.path.dirname(os.path.abspath(script))
+    return any(_has_table(data) for _, data in pyprojects_naming_us(folder))
+
+
+def pyprojects_naming_us(folder: str) -> Iterator[Tuple[str, bytes]]:
+    """``(path, bytes)`` of each ``pyproject.toml`` at or above ``folder``, nearest first, whose
+    bytes name our table: most never do (or only as a dependency) and need not be parsed. An
+    unreadable one is skipped. ``sources.find_pyproject`` walks the same way."""
+    folder = os.path.abspath(folder)
     while True:
         path = os.path.join(folder, "pyproject.toml")
         if os.path.isfile(path):
@@ -294,13 +302,12 @@ def configured(script: str, environ: Mapping[str, str]) -> bool:
                 with open(path, "rb") as fh:
                     data = fh.read()
             except OSError:
-                data = b""  # the full path skips an unreadable file too
-            # most pyproject.toml files never name us (or only as a dependency): parse only those that do
-            if PYPROJECT_TABLE.encode() in data and _has_table(data):
-                return True
+                data = b""
+            if PYPROJECT_TABLE.encode() in data:
+                yield path, data
         parent = os.path.dirname(folder)
         if parent == folder:
-            return False
+            return
         folder = parent
 
 

@@ -35,7 +35,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 from .container import IN_JOB_ENV
 from .errors import UsageError
 from .options import OPTIONS_BY_KIND, CommonOptions, alias_flag, canonical_keywords, flag_name
-from .quick import sdk_config_paths  # the plain run checks the same places
+from .quick import pyprojects_naming_us, sdk_config_paths  # the plain run checks the same places
 
 #: Prefix of the environment variables that set option defaults.
 ENV_PREFIX = "AWS_SAGEMAKER_REMOTE_"
@@ -262,24 +262,10 @@ def _env_pairs(name: str, text: str) -> Any:
 
 def find_pyproject(folder: str) -> Optional[str]:
     """The nearest ``pyproject.toml`` at or above ``folder`` that has our table."""
-    folder = os.path.abspath(folder)
-    while True:
-        path = os.path.join(folder, "pyproject.toml")
-        if os.path.isfile(path) and _mentions_table(path):
+    for path, _ in pyprojects_naming_us(folder):
+        if _table(path) is not None:
             return path
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
-def _mentions_table(path: str) -> bool:
-    # cheap test first: most pyproject.toml files are not ours and need not be parsed
-    try:
-        with open(path, "rb") as fh:
-            return PYPROJECT_TABLE.encode() in fh.read() and _table(path) is not None
-    except OSError:
-        return False
+    return None
 
 
 def _load_toml(path: str) -> Dict[str, Any]:

@@ -16,8 +16,10 @@ few blobs it does not know, a HEAD each in parallel; only when many are unknown
 (the first launch of a big tree), one paginated LIST of the ``cas`` folder. A relaunch after one file changed sends
 that file's blob and the small manifests; nothing else. Blobs go up on a
 bounded pool of threads (small ones in one request each, large ones one at a
-time, in parallel multipart parts), and every upload is checked against the
-digest it is stored under (:class:`~aws_sagemaker_remote.errors.ContentChanged`).
+time, in parallel multipart parts), and every upload is checked against what
+was read when the file was named: part CRCs here, each part's SHA-256 by S3
+(:class:`~aws_sagemaker_remote.errors.ContentChanged`). A launch that created
+the bucket looks no blob up.
 
 **Prefix trees.** Where the job reads S3 itself (``Pipe`` and ``FastFile``
 modes, compressed or record-wrapped inputs, a local manifest file) an input is a *tree*
@@ -42,6 +44,7 @@ read again: a stat cache (:class:`HashCache`) keeps its digest.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -67,7 +70,7 @@ from .leftovers import owned_prefix
 from .shape import with_input_shapes
 from .spec import InputChannel, JobSpec, Placement, StagedJob, UploadItem
 from .store import SMALL_OBJECT, Store, home_dir, in_parallel, join_uri, split_uri
-from .transfers import file_digests, part_size
+from .transfers import Checks, file_digests, part_size
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class TreeFile:
     path: str  # local file
     size: int
     sha256: str
-    checks: Optional[Tuple[int, ...]] = None  # CRC-32 of each part, read with the digest (when known)
+    checks: Optional[Checks] = None  # of each part, read with the digest (when known)
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,9 @@ HASH_WORKERS = min(4, os.cpu_count() or 1)
 class HashCache(_JsonCache):
     """``path → sha256`` for files whose size, mtime and inode are unchanged since last time.
 
-    Each entry keeps, beside the digest, the CRC-32 of each part the file is uploaded in
-    (:func:`~aws_sagemaker_remote.transfers.file_digests`), read in the same pass: an upload
-    checks what it reads against those instead of hashing the file again.
+    Each entry keeps, beside the digest, the CRC-32 and SHA-256 of each part the file is
+    uploaded in (:func:`~aws_sagemaker_remote.transfers.file_digests`), read in the same pass:
+    an upload checks what it reads against those instead of hashing the file again.
     """
 
     def __init__(self, path: Optional[str] = None) -> None:
@@ -140,12 +143,13 @@ class HashCache(_JsonCache):
         key = os.path.abspath(path)
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
-            hit = self._data.get(key)
-        if hit and hit[:3] == stamp and len(hit) == 5:
+            hit: Any = self._data.get(key)
+        if _complete(hit) and hit[:3] == stamp:
             return str(hit[3])
         digest, checks = file_digests(path)
         with self._lock:
-            self._data[key] = stamp + [digest, list(checks)]
+            # the part size goes with the checks: they describe parts of that size only
+            self._data[key] = stamp + [digest, part_size(st.st_size), [list(c) for c in checks]]
             self._dirty = True
         return digest
 
@@ -158,27 +162,35 @@ class HashCache(_JsonCache):
         with self._lock:
             for path in paths:
                 st = os.stat(path)
-                hit = self._data.get(os.path.abspath(path))
-                if not (hit and len(hit) == 5 and hit[:3] == [st.st_size, st.st_mtime_ns, st.st_ino]):
+                hit: Any = self._data.get(os.path.abspath(path))
+                if not (_complete(hit) and hit[:3] == [st.st_size, st.st_mtime_ns, st.st_ino]):
                     stale.append(path)
                     size += st.st_size
         if size >= PARALLEL_HASH_BYTES and len(stale) > 1:
             in_parallel(self.sha256, [(path,) for path in stale], HASH_WORKERS)
 
-    def checks(self, path: str, sha256: str) -> Optional[Tuple[int, ...]]:
-        """The part CRCs read with digest ``sha256`` of ``path``; None if this cache has none.
+    def checks(self, path: str, sha256: str) -> Optional[Checks]:
+        """The part checks read with digest ``sha256`` of ``path``; None if this cache has none.
 
         No stat is checked: they describe the bytes that had that digest, and an upload
-        refuses bytes that do not match them.
+        refuses bytes that do not match them. Checks made for another part size (or damaged)
+        are not handed out: the upload then reads the file again to make them.
         """
         with self._lock:
-            hit = self._data.get(os.path.abspath(path))
-        if not hit or len(hit) != 5 or hit[3] != sha256:
+            hit: Any = self._data.get(os.path.abspath(path))
+        if not _complete(hit) or hit[3] != sha256 or hit[4] != part_size(hit[0]):
             return None
         try:
-            return tuple(int(c) for c in hit[4])
+            checks = tuple((int(crc), str(sha)) for crc, sha in hit[5])
         except (TypeError, ValueError):
-            return None  # a damaged cache costs a second read, nothing else
+            return None
+        return checks if len(checks) == max(1, -(-int(hit[0]) // int(hit[4]))) else None
+
+
+def _complete(entry: Any) -> bool:
+    """Whether a cache entry is ``[size, mtime_ns, inode, sha256, part size, checks]`` (earlier
+    entries had no checks: their files are hashed again once)."""
+    return isinstance(entry, list) and len(entry) == 6 and isinstance(entry[5], list)
 
 
 def file_sha256(path: str) -> str:
@@ -189,6 +201,8 @@ def tree_of(files: Sequence[Tuple[str, str]], cache: Optional[HashCache] = None,
             known: Optional[Mapping[str, str]] = None) -> Tree:
     """The tree of ``(relative path, local file)`` pairs; ``known`` maps files whose digest is known."""
     entries = []
+    if cache is not None:
+        cache.hash_all([path for _, path in files if path not in (known or {})])
     for rel, path in sorted(files):
         sha = (known or {}).get(path) or (cache.sha256(path) if cache else file_sha256(path))
         entries.append(TreeFile(rel=rel, path=path, size=os.path.getsize(path), sha256=sha,
@@ -320,7 +334,8 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
             # stored only if the bytes sent still have the digest the tree's address was made of
             store.upload_file(item.local_path, item.uri, progress, f.sha256, f.checks)
 
-        in_parallel(send, [(f, item) for f, item in zip(tree.files, items) if not item.present])
+        todo = [(f, item) for f, item in zip(tree.files, items) if not item.present]
+        in_parallel(_call, _small_beside_large(todo, lambda job: job[0].size, send), TRANSFER_WORKERS)
     if index is not None:
         for f, item in zip(tree.files, items):
             index.add(f.sha256, item.uri)
@@ -442,11 +457,11 @@ class Blobs:
         self.scratch = scratch
         self.files: Dict[str, Tuple[str, int]] = {}
         #: the part CRCs read with a blob's digest, where known (see :class:`HashCache`)
-        self.checks: Dict[str, Tuple[int, ...]] = {}
+        self.checks: Dict[str, Checks] = {}
         #: blobs that name others (manifests, listings): stored after everything they name
         self.roots: List[str] = []
 
-    def add_file(self, path: str, sha256: str, size: int, checks: Optional[Tuple[int, ...]] = None) -> None:
+    def add_file(self, path: str, sha256: str, size: int, checks: Optional[Checks] = None) -> None:
         if sha256 not in self.files:
             self.files[sha256] = (path, size)
             if checks is not None:
@@ -464,7 +479,9 @@ class Blobs:
             write_private(path, data)
             self.files[digest] = (path, len(data))
             part = part_size(len(data))
-            self.checks[digest] = tuple(zlib.crc32(data[at:at + part]) for at in range(0, len(data) or 1, part))
+            self.checks[digest] = tuple(
+                (zlib.crc32(piece), base64.b64encode(hashlib.sha256(piece).digest()).decode("ascii"))
+                for piece in (data[at:at + part] for at in range(0, len(data) or 1, part)))
         if root and digest not in self.roots:
             self.roots.append(digest)
         return digest
@@ -773,23 +790,16 @@ def _upload_blobs(store: Store, folder: str, blobs: Blobs, present: Set[str],
                   progress: Optional[Callable[[int], None]], index: BlobIndex) -> None:
     """Send the missing blobs: small ones on a bounded pool, large ones one after the other beside
     them (each in parallel parts), the manifests last, so a manifest never names a blob that is
-    not there. Each upload is checked against the digest it is stored under."""
+    not there. Each upload is checked against what was read when the blob was named."""
     missing = [d for d in blobs.files if d not in present and d not in blobs.roots]
-    small = [d for d in missing if blobs.files[d][1] <= SMALL_OBJECT]
-    large = [d for d in missing if blobs.files[d][1] > SMALL_OBJECT]
 
     def send(digest: str) -> None:
         store.upload_file(blobs.files[digest][0], folder + digest, progress, digest, blobs.checks.get(digest))
         index.add([digest])
 
-    def send_large() -> None:
-        for digest in large:  # one at a time (each in parallel parts): a file is read in order, then sent
-            send(digest)
-
-    # the large ones start first, on one worker of the pool
-    jobs: List[Tuple[Any, ...]] = ([(send_large,)] if large else []) + [(send, d) for d in small]
     try:
-        in_parallel(_call, jobs, TRANSFER_WORKERS)
+        in_parallel(_call, _small_beside_large([(d,) for d in missing], lambda job: blobs.files[job[0]][1], send),
+                    TRANSFER_WORKERS)
         for digest in blobs.roots:
             if digest not in present:
                 send(digest)
@@ -799,3 +809,19 @@ def _upload_blobs(store: Store, folder: str, blobs: Blobs, present: Set[str],
 
 def _call(step: Callable[..., None], *args: Any) -> None:
     step(*args)
+
+
+def _small_beside_large(jobs: Sequence[Tuple[Any, ...]], size: Callable[[Tuple[Any, ...]], int],
+                        send: Callable[..., None]) -> List[Tuple[Any, ...]]:
+    """Jobs for :func:`_call` on a pool, from ``send``'s argument tuples: each small file (up to
+    :data:`SMALL_OBJECT`, read whole into memory) on its own, and one job that sends the larger
+    ones one after the other (each read whole up to a part's size, or in parallel parts above
+    it). So memory holds at most one large file's reads, whatever the tree holds; the large ones
+    start first."""
+    large = [job for job in jobs if size(job) > SMALL_OBJECT]
+
+    def send_large() -> None:
+        for job in large:
+            send(*job)
+
+    return ([(send_large,)] if large else []) + [(send, *job) for job in jobs if size(job) <= SMALL_OBJECT]

@@ -17,11 +17,11 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Set, Tuple
 
 from .errors import ContentChanged, RemoteError
 from .safepath import UnsafePath, local_path
-from .transfers import MAX_PARTS, STREAM_CHUNKSIZE, upload_verified  # noqa: F401 - re-exported
+from .transfers import MAX_PARTS, STREAM_CHUNKSIZE, Checks, upload_verified  # noqa: F401 - re-exported
 
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
@@ -70,12 +70,12 @@ class Store(Protocol):
         """Name → size of the objects directly in the folder ``uri`` (ends with ``/``), not below it."""
 
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None,
-                    checks: Optional[Sequence[int]] = None) -> None:
+                    checks: Optional[Checks] = None) -> None:
         """Upload a local file (streamed; multipart for large files).
 
         With ``sha256``, the object is stored only if the bytes read have that
         digest; otherwise :class:`~aws_sagemaker_remote.errors.ContentChanged`.
-        ``checks``, the CRC-32 of each part read with that digest
+        ``checks``, the CRC-32 and SHA-256 of each part read with that digest
         (:func:`~aws_sagemaker_remote.transfers.file_digests`), let a store
         check the bytes it reads against them instead of hashing them again.
         """
@@ -176,7 +176,7 @@ class LocalStore:
         return out
 
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None,
-                    checks: Optional[Sequence[int]] = None) -> None:
+                    checks: Optional[Checks] = None) -> None:
         # the bytes written are hashed whole (the digest checked, not the CRCs): a local copy is cheap
         def copy(fh: Any) -> None:
             digest = hashlib.sha256()
@@ -354,7 +354,7 @@ class S3Store:
         return out
 
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None,
-                    checks: Optional[Sequence[int]] = None) -> None:
+                    checks: Optional[Checks] = None) -> None:
         self._settle()
         bucket, key = split_uri(uri)
         if sha256:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .backends.base import Backend
 from .errors import UsageError
 from .images import is_image_shorthand, needs_sdk, resolve_image, sdk_available
 from .spec import AwsSettings, JobSpec, Placement, RunControl
 from .store import LocalStore, S3Store, Store
+from .transfers import Checks
 
 #: The local stand-in's bucket when none is given.
 LOCAL_BUCKET = "sagemaker-local"
@@ -76,7 +77,7 @@ class UnknownStore:
         return {}
 
     def upload_file(self, path: str, uri: str, progress: Optional[Callable[[int], None]] = None,
-                    sha256: Optional[str] = None, checks: Optional[Sequence[int]] = None) -> None:
+                    sha256: Optional[str] = None, checks: Optional[Checks] = None) -> None:
         raise _no_transfer()
 
     def put_bytes(self, data: bytes, uri: str) -> None:

@@ -4,18 +4,19 @@ Two guarantees on top of s3transfer's managed transfers, used by
 :class:`~aws_sagemaker_remote.store.S3Store`:
 
 * **Content addresses are true.** Staging names an object by the SHA-256 of
-  the file it read first, and takes the CRC-32 of each part the file will be
-  sent in from that same read (:func:`file_digests`). :func:`upload_verified`
-  (what staging uses) checks every byte it reads and sends against those and
-  completes nothing else (see there), raising
+  the file it read first, and takes the CRC-32 and SHA-256 of each part the
+  file will be sent in from that same read (:func:`file_digests`).
+  :func:`upload_verified` (what staging uses) checks every byte it reads and
+  sends against the CRCs, raising
   :class:`~aws_sagemaker_remote.errors.ContentChanged` on a mismatch *before*
-  the object is completed: a file that changed after it was hashed is never
-  stored under the old digest. An object that exists under a digest therefore
-  holds bytes with that digest. S3 checks the same values on arrival: a
-  one-request upload carries the SHA-256 itself as ``ChecksumSHA256``, each
-  part its CRC-32 as ``ChecksumCRC32``. (A CRC is enough for the part check: it
-  guards against a file changing underneath, not against its owner; the name
-  stays the SHA-256 of the bytes.)
+  the object is completed, and sends each request with the SHA-256 of what
+  was first read (the digest itself for a one-request upload, each part's
+  for a multipart one), which S3 checks against what it receives: a file
+  that changed after it was hashed is never stored under the old digest.
+  An object that exists under a digest therefore holds bytes with that
+  digest. (A server that does not check checksums, such as a test server,
+  leaves the CRC as the only check: enough for a file that changes by
+  accident, not for one changed on purpose to keep its CRCs.)
 * **Ctrl-C acts at once.** s3transfer waits for every request in flight
   before it lets an interrupted transfer go, and an interpreter waits for the
   threads of :mod:`concurrent.futures` before it exits: a stalled request held
@@ -37,7 +38,7 @@ import os
 import queue
 import threading
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from .errors import ContentChanged
 
@@ -60,13 +61,17 @@ class DaemonExecutor(concurrent.futures.Executor):
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._threads: List[threading.Thread] = []
         self._lock = threading.Lock()
-        self._idle = 0
+        self._idle = 0  # threads waiting for work
+        self._waiting = 0  # work no thread has taken yet
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "concurrent.futures.Future[Any]":
         future: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
-        self._queue.put((future, fn, args, kwargs))
         with self._lock:
-            if self._idle == 0 and len(self._threads) < self._max:
+            self._queue.put((future, fn, args, kwargs))
+            self._waiting += 1
+            # a thread for each piece of work the idle ones cannot take: counting idle threads
+            # alone, a burst of submissions met one idle thread and started no other
+            if self._waiting > self._idle and len(self._threads) < self._max:
                 thread = threading.Thread(target=self._work, name="s3-transfer", daemon=True)
                 self._threads.append(thread)
                 thread.start()
@@ -79,6 +84,8 @@ class DaemonExecutor(concurrent.futures.Executor):
             item = self._queue.get()
             with self._lock:
                 self._idle -= 1
+                if item is not None:
+                    self._waiting -= 1
             if item is None:
                 return
             future, fn, args, kwargs = item
@@ -214,61 +221,87 @@ def part_size(size: int) -> int:
     return max(STREAM_CHUNKSIZE, -(-size // MAX_PARTS))
 
 
-def file_digests(path: str) -> Tuple[str, Tuple[int, ...]]:
-    """The file's SHA-256 (hex) and the CRC-32 of each of its parts (:func:`part_size`), from one read.
+#: What is known of one part of a file from the read that named it: its CRC-32, and its
+#: SHA-256 in base64 (as ``ChecksumSHA256`` carries it).
+PartCheck = Tuple[int, str]
+#: One :data:`PartCheck` per part (:func:`part_size`), in order.
+Checks = Tuple[PartCheck, ...]
 
-    The CRCs let an upload check, cheaply, that what it reads later is still the
-    content the digest was made of (:func:`upload_verified`).
+
+def _add_to_part(part_digest: Any, block: bytes, crc: int) -> int:
+    part_digest.update(block)
+    return zlib.crc32(block, crc)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def file_digests(path: str) -> Tuple[str, Checks]:
+    """The file's SHA-256 (hex) and, from the same read, the CRC-32 and SHA-256 of each of its
+    parts (:func:`part_size`).
+
+    An upload checks what it reads later against the CRCs (cheaply) and sends each part with
+    its SHA-256, which S3 checks: so what is stored under the file's digest is what was read
+    here. The first part's digest is the whole digest's state where it ends; the other parts
+    are hashed on a second thread, beside the whole file's digest (hashlib lets both run at
+    once). The file is read in blocks: memory does not grow with its size.
     """
     digest = hashlib.sha256()
-    crcs: List[int] = []
-    with open(path, "rb") as fh:
-        part = part_size(os.fstat(fh.fileno()).st_size)
-        while True:
-            crc = length = 0
-            while length < part:
-                block = fh.read(min(READ_BLOCK, part - length))
-                if not block:
+    checks: List[PartCheck] = []
+    helper: Optional[concurrent.futures.ThreadPoolExecutor] = None
+    try:
+        with open(path, "rb") as fh:
+            part = part_size(os.fstat(fh.fileno()).st_size)
+            while True:
+                crc = length = 0
+                own = hashlib.sha256() if checks else None  # None: the first part, hashed by `digest`
+                while length < part:
+                    block = fh.read(min(READ_BLOCK, part - length))
+                    if not block:
+                        break
+                    if own is None:
+                        digest.update(block)
+                        crc = zlib.crc32(block, crc)
+                    else:
+                        helper = helper or concurrent.futures.ThreadPoolExecutor(1)
+                        pending = helper.submit(_add_to_part, own, block, crc)
+                        digest.update(block)
+                        crc = pending.result()
+                    length += len(block)
+                if length or not checks:
+                    checks.append((crc, _b64((own or digest.copy()).digest())))
+                if length < part:
                     break
-                digest.update(block)
-                crc = zlib.crc32(block, crc)
-                length += len(block)
-            if length or not crcs:
-                crcs.append(crc)
-            if length < part:
-                break
-    return digest.hexdigest(), tuple(crcs)
-
-
-def _crc_header(crc: int) -> str:
-    """A CRC-32 as S3's ``x-amz-checksum-crc32`` carries it: the 4 big-endian bytes, base64."""
-    return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
+    finally:
+        if helper is not None:
+            helper.shutdown()
+    return digest.hexdigest(), tuple(checks)
 
 
 def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, in_flight: int,
-                    progress: Progress = None, checks: Optional[Sequence[int]] = None) -> None:
+                    progress: Progress = None, checks: Optional[Checks] = None) -> None:
     """Upload ``path`` to ``s3://bucket/key`` only if its bytes are those of digest ``sha256``.
 
-    ``checks`` are the CRC-32s of the file's parts (:func:`part_size`), read together with
-    ``sha256`` (:func:`file_digests`); without them the file is read once more to get both
-    (and refused at once if its digest is not ``sha256``). Every byte sent is checked
-    against them: a file of one part is read whole, checked, and sent in one
-    ``PutObject`` whose ``ChecksumSHA256`` is ``sha256`` itself (which S3 checks too); a
-    larger one goes in parts, ``in_flight`` at a time, each sent straight from the file (no
-    part is held in memory, so memory stays small whatever the size), each with its CRC-32
-    as ``ChecksumCRC32`` (which S3 checks), and each pass over a part's bytes checked against
-    it as well, before its last block is handed to the connection. The upload is completed
-    only when every part went up checked; otherwise it is aborted (its parts discarded) and
-    nothing is stored under ``key``. Multipart uploads run on a daemon thread (Ctrl-C is not
-    held up); a one-part file is sent from the calling thread.
+    ``checks`` are the CRC-32 and SHA-256 of the file's parts (:func:`part_size`), read
+    together with ``sha256`` (:func:`file_digests`); without them the file is read once more
+    to get them (and refused at once if its digest is not ``sha256``). A file of one part is
+    read whole, checked against its CRC, and sent in one ``PutObject`` whose
+    ``ChecksumSHA256`` is ``sha256`` itself. A larger one goes in parts, ``in_flight`` at a
+    time, each sent straight from the file (no part is held in memory, so memory stays small
+    whatever the size) with its SHA-256 as ``ChecksumSHA256``; every pass over a part's bytes
+    is checked against its CRC before its last block is handed to the connection. S3 checks
+    each SHA-256 against the bytes it received, so a change the CRC cannot see is refused
+    there. The upload is completed only when every part went up checked; otherwise it is
+    aborted (its parts discarded) and nothing is stored under ``key``. Multipart uploads run
+    on a daemon thread (Ctrl-C is not held up); a one-part file is sent from the calling thread.
 
     :raises ContentChanged: the bytes read are not those ``sha256`` and ``checks`` were made of.
     """
     if checks is None:
-        found, found_checks = file_digests(path)
+        found, checks = file_digests(path)
         if found != sha256:
             raise ContentChanged(path)
-        checks = found_checks
     expected = tuple(checks)
     size = os.path.getsize(path)
     part = part_size(size)
@@ -282,14 +315,13 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
     run_interruptibly(work)
 
 
-def _put_whole(client: Any, path: str, bucket: str, key: str, sha256: str, checks: Tuple[int, ...],
+def _put_whole(client: Any, path: str, bucket: str, key: str, sha256: str, checks: Checks,
                part: int, progress: Progress) -> None:
     with open(path, "rb") as fh:
         data = fh.read(part + 1)
-    if len(checks) != 1 or len(data) > part or zlib.crc32(data) != checks[0]:
+    if len(checks) != 1 or len(data) > part or zlib.crc32(data) != checks[0][0]:
         raise ContentChanged(path)
-    client.put_object(Bucket=bucket, Key=key, Body=data,
-                      ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode("ascii"))
+    client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(bytes.fromhex(sha256)))
     if progress:
         progress(len(data))
 
@@ -376,7 +408,7 @@ class _Skipped(Exception):
     """A part not sent because another one failed first."""
 
 
-def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Tuple[int, ...], part: int,
+def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Checks, part: int,
                   in_flight: int, progress: Progress) -> None:
     # the pool's threads are daemons: an interrupted launch does not wait for a stalled part
     pool = DaemonExecutor(in_flight)
@@ -387,27 +419,27 @@ def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Tuple[i
         size = os.fstat(fd).st_size
         if len(checks) != -(-size // part):
             raise ContentChanged(path)  # not the size it had when it was hashed
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")["UploadId"]
 
-        def send(number: int, offset: int, length: int, crc: int) -> Dict[str, Any]:
+        def send(number: int, offset: int, length: int, check: PartCheck) -> Dict[str, Any]:
             try:
                 if failed.is_set():
                     raise _Skipped()  # another part failed, or the file changed: send no more
-                checksum = _crc_header(crc)
+                crc, checksum = check
                 answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
                                             Body=PartBody(fd, path, offset, length, crc),
-                                            ContentLength=length, ChecksumCRC32=checksum)
+                                            ContentLength=length, ChecksumSHA256=checksum)
                 if progress:
                     progress(length)
-                return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": checksum}
+                return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
             except BaseException:
                 failed.set()
                 raise
 
         try:
-            for index, crc in enumerate(checks):
+            for index, check in enumerate(checks):
                 offset = index * part
-                futures.append(pool.submit(send, index + 1, offset, min(part, size - offset), crc))
+                futures.append(pool.submit(send, index + 1, offset, min(part, size - offset), check))
             concurrent.futures.wait(futures)
             errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
             if errors:

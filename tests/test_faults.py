@@ -8,6 +8,7 @@ and files are left.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -16,8 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List, Tuple
 
 import boto3
 import pytest
@@ -465,12 +467,10 @@ def test_a_file_changed_after_it_was_hashed_is_never_stored_under_its_digest(aws
     assert not s3.list_objects_v2(Bucket="cas-changed").get("Contents")
 
 
-def test_each_request_carries_the_checksum_s3_checks_and_botocore_adds_none(aws: Any, tmp_path: Path) -> None:
-    """A whole file goes with its SHA-256 (its name), a part with its CRC-32: the values S3
-    checks the received bytes against, as botocore's own checksum code computes them."""
-    import base64
-
-    from botocore.httpchecksum import Crc32Checksum
+def test_each_request_carries_the_sha256_s3_checks_and_botocore_adds_none(aws: Any, tmp_path: Path) -> None:
+    """A whole file goes with its SHA-256 (its name), a part with its own SHA-256: the values
+    S3 checks the received bytes against, as botocore's own checksum code computes them."""
+    from botocore.httpchecksum import Sha256Checksum
 
     from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
     from aws_sagemaker_remote.transfers import file_digests
@@ -486,18 +486,80 @@ def test_each_request_carries_the_checksum_s3_checks_and_botocore_adds_none(aws:
         assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
         store.upload_file(str(path), f"s3://cas-sums/{path.name}", sha256=digest, checks=checks)
         assert s3.get_object(Bucket="cas-sums", Key=path.name)["Body"].read() == path.read_bytes()
+
+    def sha256_header(data: bytes) -> str:
+        checksum = Sha256Checksum()
+        checksum.update(data)
+        return str(checksum.b64digest())
+
     (put,) = [r for r in aws.requests if r.key == "small.bin" and r.method == "PUT"]
     assert put.operation == "PutObject"
-    expected = base64.b64encode(hashlib.sha256(small.read_bytes()).digest()).decode("ascii")
-    assert dict(put.checksums) == {"x-amz-checksum-sha256": expected}
+    assert dict(put.checksums) == {"x-amz-checksum-sha256": sha256_header(small.read_bytes())}
     data = big.read_bytes()
     sent = {int(r.query_params["partNumber"][0]): dict(r.checksums) for r in aws.requests
             if r.key == "big.bin" and r.operation == "UploadPart"}
     assert sorted(sent) == [1, 2, 3]
     for number, headers in sent.items():
-        crc = Crc32Checksum()
-        crc.update(data[(number - 1) * STREAM_CHUNKSIZE:number * STREAM_CHUNKSIZE])
-        assert headers == {"x-amz-checksum-crc32": crc.b64digest()}, (number, headers)
+        part = data[(number - 1) * STREAM_CHUNKSIZE:number * STREAM_CHUNKSIZE]
+        assert headers == {"x-amz-checksum-sha256": sha256_header(part)}, (number, headers)
+
+
+def _keeping_the_crc(data: bytes, change_at: int, fix_at: int) -> bytes:
+    """``data`` with the byte at ``change_at`` flipped and the 4 at ``fix_at`` set so that the
+    CRC-32 stays the same (a CRC is linear over GF(2): solve for the 32 bits that cancel it)."""
+    empty = zlib.crc32(bytes(len(data)))
+
+    def effect(flips: Dict[int, int]) -> int:  # the CRC change a set of bit flips makes
+        delta = bytearray(len(data))
+        for at, bits in flips.items():
+            delta[at] = bits
+        return zlib.crc32(bytes(delta)) ^ empty
+
+    target = effect({change_at: 0xFF})
+    pivots: Dict[int, Tuple[int, int]] = {}  # top bit -> (effect, which of the 32 fix bits)
+    for bit in range(32):
+        value, mask = effect({fix_at + bit // 8: 1 << (bit % 8)}), 1 << bit
+        for top in range(31, -1, -1):
+            if value >> top & 1:
+                if top not in pivots:
+                    pivots[top] = (value, mask)
+                    break
+                value, mask = value ^ pivots[top][0], mask ^ pivots[top][1]
+    mask = 0
+    for top in range(31, -1, -1):
+        if target >> top & 1:
+            target, mask = target ^ pivots[top][0], mask ^ pivots[top][1]
+    out = bytearray(data)
+    out[change_at] ^= 0xFF
+    for bit in range(32):
+        if mask >> bit & 1:
+            out[fix_at + bit // 8] ^= 1 << (bit % 8)
+    assert zlib.crc32(bytes(out)) == zlib.crc32(data) and bytes(out) != data
+    return bytes(out)
+
+
+def test_a_change_that_keeps_a_parts_crc_is_left_to_the_sha256_s3_checks(aws: Any, tmp_path: Path) -> None:
+    """The CRC check guards against a file changing by accident; a change made to keep each
+    CRC is refused by S3, which checks a part against its ``ChecksumSHA256``: the SHA-256 of
+    the bytes read when the file was hashed, not of those sent. (moto stores parts without
+    checking, so the header is checked here against both.)"""
+    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+    from aws_sagemaker_remote.transfers import file_digests
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-forged")
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(STREAM_CHUNKSIZE + 4096))
+    digest, checks = file_digests(str(path))
+    first = path.read_bytes()[:STREAM_CHUNKSIZE]
+    forged = _keeping_the_crc(first, 5000, 9000)
+    with open(path, "r+b") as fh:
+        fh.write(forged)
+    S3Store(s3).upload_file(str(path), f"s3://cas-forged/{digest}", sha256=digest, checks=checks)
+    (sent,) = [dict(r.checksums) for r in aws.requests if r.operation == "UploadPart" and "partNumber=1" in r.query]
+    header = sent["x-amz-checksum-sha256"]
+    assert header == base64.b64encode(hashlib.sha256(first).digest()).decode("ascii")
+    assert header != base64.b64encode(hashlib.sha256(forged).digest()).decode("ascii")  # S3 says BadDigest
 
 
 def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_upload_is_aborted(
@@ -572,3 +634,75 @@ def test_a_large_blob_goes_up_in_parallel_parts_bounded_in_number(
     numbers = {r.query.split("partNumber=")[1].split("&")[0] for r in aws.requests
                if r.key == "blob" and r.operation == "UploadPart" and r.status == 200}
     assert numbers == {str(n) for n in range(1, in_flight + 4)}
+
+
+def test_the_transfer_pool_starts_a_thread_for_each_job_an_idle_one_cannot_take() -> None:
+    """Work submitted in a burst while one thread is idle: each job runs at once (up to the
+    bound), not after the one before it ends. A job here blocks until released, as a stalled
+    request would."""
+    from aws_sagemaker_remote.transfers import DaemonExecutor
+
+    pool = DaemonExecutor(4)
+    release = threading.Event()
+    started: List[int] = []
+    try:
+        pool.submit(lambda: None).result(timeout=10)
+        time.sleep(0.2)  # that thread is idle now, waiting for work
+        futures = [pool.submit(lambda n=n: (started.append(n), release.wait(30))) for n in range(6)]
+        deadline = time.monotonic() + 10
+        while len(started) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # room for a fifth to start, which the bound forbids
+        assert sorted(started) == [0, 1, 2, 3], started
+    finally:
+        release.set()
+    for future in futures:
+        future.result(timeout=10)
+    assert sorted(started) == list(range(6))
+    pool.shutdown(wait=True)
+
+
+def test_a_prefix_trees_large_files_go_up_one_at_a_time_beside_the_small_ones(
+        fault_proxy: Any, aws: Any, tmp_path: Path) -> None:
+    """Files above 1 MiB are read whole (up to a part's size) before they are sent: ten at
+    once would hold ten of them in memory. They go one after the other while the small ones
+    go ten at a time."""
+    from aws_sagemaker_remote.stage import HashCache, StagedIndex, plan_tree, tree_of_path, upload_tree
+    from aws_sagemaker_remote.store import SMALL_OBJECT, S3Store
+
+    folder = tmp_path / "tree"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"big-{i}.bin").write_bytes(os.urandom(SMALL_OBJECT + 4096))
+    for i in range(6):
+        (folder / f"small-{i}.txt").write_text(f"small {i}\n")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="tree-lanes")
+    store = S3Store(s3)
+    plan = plan_tree(store, "tree-lanes", "pre", tree_of_path(str(folder), HashCache(str(tmp_path / "h.json"))),
+                     StagedIndex("s3", str(tmp_path / "index.json")))
+    fault_proxy.stall("PutObject", key_contains="big-", times=100)
+    done = threading.Event()
+    errors: List[BaseException] = []
+
+    def upload() -> None:
+        try:
+            upload_tree(store, "tree-lanes", "pre", plan)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=upload, daemon=True).start()
+    try:
+        fault_proxy.wait_for(lambda e: e.fault == "stall", timeout=60)
+        fault_proxy.wait_for(lambda e: len([x for x in fault_proxy.events if x.operation == "PutObject"
+                                            and "small-" in (x.key or "")]) == 6, timeout=60)
+        time.sleep(0.5)  # room for a second large one to start, which must not
+        assert len(fault_proxy.faults("stall")) == 1, fault_proxy.faults("stall")
+    finally:
+        fault_proxy.clear()
+        fault_proxy.release()
+    assert done.wait(120) and not errors, errors
+    stored = {o["Key"].rsplit("/", 1)[-1] for o in s3.list_objects_v2(Bucket="tree-lanes")["Contents"]}
+    assert {f"big-{i}.bin" for i in range(4)} | {f"small-{i}.txt" for i in range(6)} <= stored
