@@ -212,6 +212,8 @@ STREAM_CHUNKSIZE = 8 * 1024 * 1024
 MAX_PARTS = 10000
 #: Bytes read at a time while hashing a file.
 READ_BLOCK = 1024 * 1024
+#: Bytes read at a time while hashing a file of several parts (into one buffer, used again).
+BIG_READ_BLOCK = 4 * 1024 * 1024
 #: Bytes a part's body reads from the file at a time (however little is asked for).
 PART_BLOCK = 128 * 1024
 
@@ -228,11 +230,6 @@ PartCheck = Tuple[int, str]
 Checks = Tuple[PartCheck, ...]
 
 
-def _add_to_part(part_digest: Any, block: bytes, crc: int) -> int:
-    part_digest.update(block)
-    return zlib.crc32(block, crc)
-
-
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
@@ -243,39 +240,50 @@ def file_digests(path: str) -> Tuple[str, Checks]:
 
     An upload checks what it reads later against the CRCs (cheaply) and sends each part with
     its SHA-256, which S3 checks: so what is stored under the file's digest is what was read
-    here. The first part's digest is the whole digest's state where it ends; the other parts
-    are hashed on a second thread, beside the whole file's digest (hashlib lets both run at
-    once). The file is read in blocks: memory does not grow with its size.
+    here. A file of one part has the file's digest as its part's. The parts of a larger file
+    are hashed on a second thread beside the whole file's digest (hashlib lets both run at
+    once), from one buffer read into again and again: memory does not grow with the size.
     """
     digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        part = part_size(os.fstat(fh.fileno()).st_size)
+        crc = length = 0
+        while length <= part:
+            block = fh.read(min(READ_BLOCK, part + 1 - length))
+            if not block:
+                break
+            digest.update(block)
+            crc = zlib.crc32(block, crc)
+            length += len(block)
+        if length <= part:  # one part: the usual case
+            return digest.hexdigest(), ((crc, _b64(digest.digest())),)
+        return _parts_digests(fh, part)
+
+
+def _parts_digests(fh: Any, part: int) -> Tuple[str, Checks]:
+    fh.seek(0)
+    digest = hashlib.sha256()
     checks: List[PartCheck] = []
-    helper: Optional[concurrent.futures.ThreadPoolExecutor] = None
-    try:
-        with open(path, "rb") as fh:
-            part = part_size(os.fstat(fh.fileno()).st_size)
-            while True:
-                crc = length = 0
-                own = hashlib.sha256() if checks else None  # None: the first part, hashed by `digest`
-                while length < part:
-                    block = fh.read(min(READ_BLOCK, part - length))
-                    if not block:
-                        break
-                    if own is None:
-                        digest.update(block)
-                        crc = zlib.crc32(block, crc)
-                    else:
-                        helper = helper or concurrent.futures.ThreadPoolExecutor(1)
-                        pending = helper.submit(_add_to_part, own, block, crc)
-                        digest.update(block)
-                        crc = pending.result()
-                    length += len(block)
-                if length or not checks:
-                    checks.append((crc, _b64((own or digest.copy()).digest())))
-                if length < part:
+    buffer = bytearray(BIG_READ_BLOCK)
+    with concurrent.futures.ThreadPoolExecutor(1) as helper:
+        while True:
+            crc = length = 0
+            own = hashlib.sha256()
+            while length < part:
+                view = memoryview(buffer)[:min(BIG_READ_BLOCK, part - length)]
+                got = fh.readinto(view)
+                if not got:
                     break
-    finally:
-        if helper is not None:
-            helper.shutdown()
+                block = view[:got]
+                pending = helper.submit(own.update, block)
+                digest.update(block)
+                crc = zlib.crc32(block, crc)
+                pending.result()  # before the buffer is read into again
+                length += got
+            if length:
+                checks.append((crc, _b64(own.digest())))
+            if length < part:
+                break
     return digest.hexdigest(), tuple(checks)
 
 
