@@ -15,8 +15,8 @@ rewrites whenever it deletes blobs, and trusted for a day at most) and, for the
 few blobs it does not know, a HEAD each in parallel; only when many are unknown
 (the first launch of a big tree), one paginated LIST of the ``cas`` folder. A relaunch after one file changed sends
 that file's blob and the small manifests; nothing else. Blobs go up on a
-bounded pool of threads (small ones in one request each, large ones one at a
-time, in parallel multipart parts), and every upload is checked against what
+bounded pool of threads (up to 1 MiB ten at a time, larger ones one at a time
+beside them: up to 8 MiB in one request, above in parallel multipart parts), and every upload is checked against what
 was read when the file was named: part CRCs here, each part's SHA-256 by S3
 (:class:`~aws_sagemaker_remote.errors.ContentChanged`). A launch that created
 the bucket looks no blob up.
@@ -32,7 +32,8 @@ the whole tree is there and nothing is uploaded — a second launch with nothing
 changed uploads zero bytes. An interrupted upload resumes: files already
 present with the right size are skipped. A changed folder is a new tree, yet
 its unchanged files are copied inside S3 from an earlier tree
-(:class:`StagedIndex`), several at a time, so only new content is sent.
+(:class:`StagedIndex`), several at a time, so only new content is sent (the
+files sent go as blobs do: up to 1 MiB ten at a time, larger ones one at a time).
 
 **Script mode** (``--sagemaker-entry=toolkit``): the image's toolkit takes the
 code only as a ``.tar.gz`` (``sagemaker_submit_directory``), so the code tree is
@@ -149,7 +150,9 @@ class HashCache(_JsonCache):
         digest, checks = file_digests(path)
         with self._lock:
             # the part size goes with the checks: they describe parts of that size only
-            self._data[key] = stamp + [digest, part_size(st.st_size), [list(c) for c in checks]]
+            # (a file of one part keeps its CRC alone: its part's SHA-256 is its digest)
+            kept = [checks[0][0]] if len(checks) == 1 else [list(c) for c in checks]
+            self._data[key] = stamp + [digest, part_size(st.st_size), kept]
             self._dirty = True
         return digest
 
@@ -181,6 +184,8 @@ class HashCache(_JsonCache):
         if not _complete(hit) or hit[3] != sha256 or hit[4] != part_size(hit[0]):
             return None
         try:
+            if len(hit[5]) == 1 and isinstance(hit[5][0], int) and int(hit[0]) <= int(hit[4]):
+                return ((hit[5][0], base64.b64encode(bytes.fromhex(sha256)).decode("ascii")),)
             checks = tuple((int(crc), str(sha)) for crc, sha in hit[5])
         except (TypeError, ValueError):
             return None
@@ -335,7 +340,9 @@ def upload_tree(store: Store, bucket: str, prefix: str, plan: TreePlan,
             store.upload_file(item.local_path, item.uri, progress, f.sha256, f.checks)
 
         todo = [(f, item) for f, item in zip(tree.files, items) if not item.present]
-        in_parallel(_call, _small_beside_large(todo, lambda job: job[0].size, send), TRANSFER_WORKERS)
+        # a copy inside S3 reads nothing here: it never waits behind the large files
+        in_parallel(_call, _small_beside_large(todo, lambda job: 0 if job[1].copy_from else job[0].size, send),
+                    TRANSFER_WORKERS)
     if index is not None:
         for f, item in zip(tree.files, items):
             index.add(f.sha256, item.uri)
@@ -813,15 +820,26 @@ def _call(step: Callable[..., None], *args: Any) -> None:
 
 def _small_beside_large(jobs: Sequence[Tuple[Any, ...]], size: Callable[[Tuple[Any, ...]], int],
                         send: Callable[..., None]) -> List[Tuple[Any, ...]]:
-    """Jobs for :func:`_call` on a pool, from ``send``'s argument tuples: each small file (up to
-    :data:`SMALL_OBJECT`, read whole into memory) on its own, and one job that sends the larger
-    ones one after the other (each read whole up to a part's size, or in parallel parts above
-    it). So memory holds at most one large file's reads, whatever the tree holds; the large ones
-    start first."""
+    """Jobs for :func:`_call` on a pool, from ``send``'s argument tuples: each small one (``size``
+    up to :data:`SMALL_OBJECT`: a file read whole into memory, or none read at all) on its
+    own, and one job that sends the larger ones one after the other (each read whole up to a
+    part's size, or in parallel parts above it). So memory holds at most one large file's
+    reads, whatever the tree holds; the large ones start first, and stop at the first error
+    of any job (the pool starts no new job after it, but this one is already running)."""
     large = [job for job in jobs if size(job) > SMALL_OBJECT]
+    failed = threading.Event()
+
+    def guarded(*args: Any) -> None:
+        try:
+            send(*args)
+        except BaseException:
+            failed.set()
+            raise
 
     def send_large() -> None:
         for job in large:
-            send(*job)
+            if failed.is_set():
+                return  # the error is raised by the job that failed
+            guarded(*job)
 
-    return ([(send_large,)] if large else []) + [(send, *job) for job in jobs if size(job) <= SMALL_OBJECT]
+    return ([(send_large,)] if large else []) + [(guarded, *job) for job in jobs if size(job) <= SMALL_OBJECT]

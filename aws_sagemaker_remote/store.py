@@ -523,10 +523,12 @@ TRANSFER_WORKERS = 8
 def in_parallel(step: Callable[..., Any], jobs: List[Tuple[Any, ...]], workers: int = TRANSFER_WORKERS) -> None:
     """``step(*job)`` for every job on a bounded pool of threads.
 
-    The first error is raised once the transfers already running have ended, and no new
-    one starts after it. Ctrl-C acts at once: the pool's threads are daemon threads and the
-    wait is made of short steps (see :mod:`aws_sagemaker_remote.transfers`), so a stalled
-    request is left behind instead of holding up the interrupt.
+    Jobs are handed to the pool a few at a time (twice as many as it has threads), not all
+    at once: 10,000 waiting futures cost memory, and every look at them cost time. The first
+    error is raised once the transfers already running have ended, and no new one starts
+    after it. Ctrl-C acts at once: the pool's threads are daemon threads and the wait is made
+    of short steps (see :mod:`aws_sagemaker_remote.transfers`), so a stalled request is left
+    behind instead of holding up the interrupt.
     """
     if len(jobs) <= 1:
         for job in jobs:
@@ -536,14 +538,23 @@ def in_parallel(step: Callable[..., Any], jobs: List[Tuple[Any, ...]], workers: 
 
     from .transfers import WAIT_STEP, DaemonExecutor
 
-    pool = DaemonExecutor(min(workers, len(jobs)))
-    futures = [pool.submit(step, *job) for job in jobs]
+    threads = min(workers, len(jobs))
+    pool = DaemonExecutor(threads)
+    waiting = iter(jobs)
+    pending: Set[Any] = set()
+    failed: Optional[BaseException] = None
     try:
-        pending: Any = set(futures)
-        failed: Optional[BaseException] = None
-        while pending:
-            done, pending = concurrent.futures.wait(pending, timeout=WAIT_STEP,
-                                                    return_when=concurrent.futures.FIRST_EXCEPTION)
+        while True:
+            if failed is None:  # after an error, no new job starts
+                for job in waiting:
+                    pending.add(pool.submit(step, *job))
+                    if len(pending) >= 2 * threads:
+                        break
+            if not pending:
+                break
+            done, still = concurrent.futures.wait(pending, timeout=WAIT_STEP,
+                                                  return_when=concurrent.futures.FIRST_COMPLETED)
+            pending = set(still)
             for future in done:
                 if failed is None and not future.cancelled() and future.exception() is not None:
                     failed = future.exception()
@@ -552,7 +563,7 @@ def in_parallel(step: Callable[..., Any], jobs: List[Tuple[Any, ...]], workers: 
         if failed is not None:
             raise failed
     except KeyboardInterrupt:
-        for future in futures:
+        for future in pending:
             future.cancel()
         raise
     finally:

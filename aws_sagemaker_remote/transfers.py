@@ -23,9 +23,11 @@ Two guarantees on top of s3transfer's managed transfers, used by
   Ctrl-C for a whole read timeout. Here the transfer runs on daemon threads
   (:class:`DaemonExecutor`) driven from a daemon thread, and the caller waits in
   short, interruptible steps; on ``KeyboardInterrupt`` the transfer is
-  cancelled and left behind, and the interrupt goes on at once. An unfinished
-  multipart upload is never completed, so nothing half-sent becomes visible;
-  the partial file of an unfinished download is removed.
+  cancelled and left behind, and the interrupt goes on at once. An interrupted
+  multipart upload sends no more parts and is never completed (it is aborted
+  if the process lives on), so nothing half-sent becomes visible; the partial
+  file of an unfinished download is removed. (A file of one part is sent from
+  the calling thread, whose socket waits Ctrl-C interrupts.)
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ import os
 import queue
 import threading
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, cast
 
 from .errors import ContentChanged
 
@@ -246,7 +248,10 @@ def file_digests(path: str) -> Tuple[str, Checks]:
     """
     digest = hashlib.sha256()
     with open(path, "rb", buffering=0) as fh:
-        part = part_size(os.fstat(fh.fileno()).st_size)
+        size = os.fstat(fh.fileno()).st_size
+        part = part_size(size)
+        if size > part:
+            return _parts_digests(fh, part)
         crc = length = 0
         while length <= part:
             block = fh.read(min(READ_BLOCK, part + 1 - length))
@@ -257,7 +262,7 @@ def file_digests(path: str) -> Tuple[str, Checks]:
             length += len(block)
         if length <= part:  # one part: the usual case
             return digest.hexdigest(), ((crc, _b64(digest.digest())),)
-        return _parts_digests(fh, part)
+        return _parts_digests(fh, part)  # it grew past one part since fstat: start again
 
 
 def _parts_digests(fh: Any, part: int) -> Tuple[str, Checks]:
@@ -317,10 +322,25 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
         _put_whole(client, path, bucket, key, sha256, expected, part, progress)
         return
 
-    def work(holder: Dict[str, Any]) -> None:
-        _upload_parts(client, path, bucket, key, expected, part, in_flight, progress)
+    stop = threading.Event()  # set on Ctrl-C: no more parts, and never completed (aborted instead)
 
-    run_interruptibly(work)
+    def work(holder: Dict[str, Any]) -> None:
+        _upload_parts(client, path, bucket, key, expected, part, in_flight, progress, stop)
+
+    run_interruptibly(work, on_interrupt=stop.set)
+
+
+@contextlib.contextmanager
+def _changed_if_refused(path: str) -> Iterator[None]:
+    """S3's ``BadDigest`` (the bytes it received do not have the checksum sent with them) as
+    what it means here: the file changed since it was hashed, in a way its CRCs did not show."""
+    try:
+        yield
+    except Exception as exc:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "BadDigest":
+            raise ContentChanged(path) from exc
+        raise
 
 
 def _put_whole(client: Any, path: str, bucket: str, key: str, sha256: str, checks: Checks,
@@ -329,7 +349,8 @@ def _put_whole(client: Any, path: str, bucket: str, key: str, sha256: str, check
         data = fh.read(part + 1)
     if len(checks) != 1 or len(data) > part or zlib.crc32(data) != checks[0][0]:
         raise ContentChanged(path)
-    client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(bytes.fromhex(sha256)))
+    with _changed_if_refused(path):
+        client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(bytes.fromhex(sha256)))
     if progress:
         progress(len(data))
 
@@ -417,10 +438,9 @@ class _Skipped(Exception):
 
 
 def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Checks, part: int,
-                  in_flight: int, progress: Progress) -> None:
+                  in_flight: int, progress: Progress, failed: threading.Event) -> None:
     # the pool's threads are daemons: an interrupted launch does not wait for a stalled part
     pool = DaemonExecutor(in_flight)
-    failed = threading.Event()
     futures: List["concurrent.futures.Future[Dict[str, Any]]"] = []
     with open(path, "rb") as fh:
         fd = fh.fileno()
@@ -434,9 +454,10 @@ def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Checks,
                 if failed.is_set():
                     raise _Skipped()  # another part failed, or the file changed: send no more
                 crc, checksum = check
-                answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                            Body=PartBody(fd, path, offset, length, crc),
-                                            ContentLength=length, ChecksumSHA256=checksum)
+                with _changed_if_refused(path):
+                    answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                                Body=PartBody(fd, path, offset, length, crc),
+                                                ContentLength=length, ChecksumSHA256=checksum)
                 if progress:
                     progress(length)
                 return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
@@ -452,6 +473,8 @@ def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Checks,
             errors = [e for e in (f.exception() for f in futures if not f.cancelled()) if e is not None]
             if errors:
                 raise next((e for e in errors if not isinstance(e, _Skipped)), errors[0])
+            if failed.is_set():
+                raise _Skipped()  # interrupted: the caller has gone on already
             client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                              MultipartUpload={"Parts": [f.result() for f in futures]})
         except BaseException:

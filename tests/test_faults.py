@@ -706,3 +706,57 @@ def test_a_prefix_trees_large_files_go_up_one_at_a_time_beside_the_small_ones(
     assert done.wait(120) and not errors, errors
     stored = {o["Key"].rsplit("/", 1)[-1] for o in s3.list_objects_v2(Bucket="tree-lanes")["Contents"]}
     assert {f"big-{i}.bin" for i in range(4)} | {f"small-{i}.txt" for i in range(6)} <= stored
+
+
+def test_after_the_first_error_no_new_transfer_starts_and_the_large_ones_stop() -> None:
+    """Jobs reach the pool a few at a time, so the first error leaves the rest unstarted; the
+    one job sending the large files one after the other stops at it too."""
+    from aws_sagemaker_remote.stage import _call, _small_beside_large
+    from aws_sagemaker_remote.store import SMALL_OBJECT, in_parallel
+
+    started: List[str] = []
+    lock = threading.Lock()
+
+    def send(name: str) -> None:
+        with lock:
+            started.append(name)
+        time.sleep(0.05)
+        if name == "small-3":
+            raise OSError("disk gone")
+
+    jobs = [(f"large-{i}",) for i in range(50)] + [(f"small-{i}",) for i in range(500)]
+    with pytest.raises(OSError, match="disk gone"):
+        in_parallel(_call, _small_beside_large(jobs, lambda job: SMALL_OBJECT + 1 if job[0].startswith("large")
+                                               else 1, send), 4)
+    larges = [name for name in started if name.startswith("large")]
+    smalls = [name for name in started if name.startswith("small")]
+    assert "small-3" in smalls and len(smalls) < 20, smalls  # not the 500
+    assert len(larges) < 5, larges  # one at a time, and none after the error
+
+    ran: List[int] = []
+    in_parallel(lambda n: ran.append(n), [(n,) for n in range(300)], 4)  # without errors, every job runs once
+    assert sorted(ran) == list(range(300))
+
+
+@pytest.mark.parametrize("size_parts", [1, 2])
+def test_s3_refusing_the_checksum_means_the_file_changed(fault_proxy: Any, aws: Any, tmp_path: Path,
+                                                         size_parts: int) -> None:
+    """S3 answers BadDigest when the bytes it received do not have the checksum sent with them
+    (a change the CRCs did not show): the user sees the one line of a changed file, and a
+    multipart upload is aborted."""
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+    from aws_sagemaker_remote.transfers import file_digests
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-bad-digest")
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(1000 if size_parts == 1 else STREAM_CHUNKSIZE + 1000))
+    digest, checks = file_digests(str(path))
+    fault_proxy.fail("BadDigest", operation="PutObject" if size_parts == 1 else "UploadPart", times=1,
+                     message="The SHA256 you specified did not match the calculated checksum.")
+    with pytest.raises(ContentChanged, match="f.bin"):
+        S3Store(boto3.client("s3")).upload_file(str(path), f"s3://cas-bad-digest/{digest}", sha256=digest,
+                                                checks=checks)
+    assert not s3.list_objects_v2(Bucket="cas-bad-digest").get("Contents")
+    assert not s3.list_multipart_uploads(Bucket="cas-bad-digest").get("Uploads")
