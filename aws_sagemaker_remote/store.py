@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Set,
 
 from .errors import ContentChanged, RemoteError
 from .safepath import UnsafePath, local_path
-from .transfers import MAX_PARTS, STREAM_CHUNKSIZE, Checks, upload_verified  # noqa: F401 - re-exported
+from .transfers import Checks, upload_verified
 
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"

@@ -422,7 +422,8 @@ def test_ctrl_c_during_a_stalled_download_exits_130_at_once(fault_proxy: Any, aw
 def test_a_blob_whose_bytes_do_not_have_its_digest_is_refused_before_anything_is_sent(aws: Any,
                                                                                        tmp_path: Path) -> None:
     from aws_sagemaker_remote.errors import ContentChanged
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-abort")
@@ -443,8 +444,8 @@ def test_a_file_changed_after_it_was_hashed_is_never_stored_under_its_digest(aws
     """What staging does: digest and part CRCs from one read, the upload later; the file
     changes in between (same size, one part's bytes), as a script writing its input would."""
     from aws_sagemaker_remote.errors import ContentChanged
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
-    from aws_sagemaker_remote.transfers import file_digests
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, file_digests
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-changed")
@@ -472,8 +473,8 @@ def test_each_request_carries_the_sha256_s3_checks_and_botocore_adds_none(aws: A
     S3 checks the received bytes against, as botocore's own checksum code computes them."""
     from botocore.httpchecksum import Sha256Checksum
 
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
-    from aws_sagemaker_remote.transfers import file_digests
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, file_digests
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-sums")
@@ -543,8 +544,8 @@ def test_a_change_that_keeps_a_parts_crc_is_left_to_the_sha256_s3_checks(aws: An
     CRC is refused by S3, which checks a part against its ``ChecksumSHA256``: the SHA-256 of
     the bytes read when the file was hashed, not of those sent. (moto stores parts without
     checking, so the header is checked here against both.)"""
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
-    from aws_sagemaker_remote.transfers import file_digests
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, file_digests
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-forged")
@@ -565,7 +566,8 @@ def test_a_change_that_keeps_a_parts_crc_is_left_to_the_sha256_s3_checks(aws: An
 def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_upload_is_aborted(
         fault_proxy: Any, aws: Any, tmp_path: Path) -> None:
     from aws_sagemaker_remote.errors import ContentChanged
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-torn")
@@ -599,7 +601,8 @@ def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_uplo
 
 def test_a_large_blob_goes_up_in_parallel_parts_bounded_in_number(
         fault_proxy: Any, aws: Any, tmp_path: Path) -> None:
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, STREAM_CONCURRENCY, S3Store
+    from aws_sagemaker_remote.store import STREAM_CONCURRENCY, S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE
 
     in_flight = STREAM_CONCURRENCY
     s3 = boto3.client("s3")
@@ -648,7 +651,12 @@ def test_the_transfer_pool_starts_a_thread_for_each_job_an_idle_one_cannot_take(
     try:
         pool.submit(lambda: None).result(timeout=10)
         time.sleep(0.2)  # that thread is idle now, waiting for work
-        futures = [pool.submit(lambda n=n: (started.append(n), release.wait(30))) for n in range(6)]
+
+        def job(n: int) -> None:
+            started.append(n)
+            release.wait(30)
+
+        futures = [pool.submit(job, n) for n in range(6)]
         deadline = time.monotonic() + 10
         while len(started) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -745,8 +753,8 @@ def test_s3_refusing_the_checksum_means_the_file_changed(fault_proxy: Any, aws: 
     (a change the CRCs did not show): the user sees the one line of a changed file, and a
     multipart upload is aborted."""
     from aws_sagemaker_remote.errors import ContentChanged
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE, S3Store
-    from aws_sagemaker_remote.transfers import file_digests
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, file_digests
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cas-bad-digest")

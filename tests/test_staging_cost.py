@@ -226,7 +226,7 @@ def test_a_runner_module_launches_the_users_script(runner: str, run_python: Any,
 def test_a_blob_is_stored_only_with_the_bytes_its_name_says(aws: Any, bucket: None, tmp_path: Path,
                                                             size: int) -> None:
     from aws_sagemaker_remote.errors import ContentChanged
-    from aws_sagemaker_remote.store import STREAM_CHUNKSIZE
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE
 
     path = tmp_path / "blob.bin"
     path.write_bytes(os.urandom(size))
