@@ -563,6 +563,23 @@ def test_a_change_that_keeps_a_parts_crc_is_left_to_the_sha256_s3_checks(aws: An
     assert header != base64.b64encode(hashlib.sha256(forged).digest()).decode("ascii")  # S3 says BadDigest
 
 
+def _in_background(work: Any) -> Tuple[threading.Event, List[BaseException]]:
+    """Run ``work()`` on a daemon thread: (set when it ends, what it raised)."""
+    done = threading.Event()
+    errors: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # the test checks it
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done, errors
+
+
 def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_upload_is_aborted(
         fault_proxy: Any, aws: Any, tmp_path: Path) -> None:
     from aws_sagemaker_remote.errors import ContentChanged
@@ -575,18 +592,8 @@ def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_uplo
     path.write_bytes(os.urandom(STREAM_CHUNKSIZE + 1024 * 1024))  # two parts, both sent at once
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     fault_proxy.rate_limit(1024 * 1024, operation="UploadPart")  # the first part takes seconds to send
-    errors: List[BaseException] = []
-    done = threading.Event()
-
-    def upload() -> None:
-        try:
-            S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-torn/blob", sha256=digest)
-        except BaseException as exc:  # checked below
-            errors.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=upload, daemon=True).start()
+    done, errors = _in_background(
+        lambda: S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-torn/blob", sha256=digest))
     fault_proxy.wait_for(lambda e: e.fault == "rate" and e.operation == "UploadPart", timeout=60)
     with open(path, "r+b") as fh:  # the file was hashed whole already: the end of part one changes
         fh.seek(STREAM_CHUNKSIZE - 512 * 1024)
@@ -611,18 +618,8 @@ def test_a_large_blob_goes_up_in_parallel_parts_bounded_in_number(
     path.write_bytes(os.urandom((in_flight + 3) * STREAM_CHUNKSIZE))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     fault_proxy.stall("UploadPart", times=1000)  # no part is answered until released
-    done = threading.Event()
-    errors: List[BaseException] = []
-
-    def upload() -> None:
-        try:
-            S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-parts/blob", sha256=digest)
-        except BaseException as exc:  # checked below
-            errors.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=upload, daemon=True).start()
+    done, errors = _in_background(
+        lambda: S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-parts/blob", sha256=digest))
     try:
         fault_proxy.wait_for(lambda e: len(fault_proxy.faults("stall")) >= in_flight, timeout=60)
         time.sleep(1.0)  # room for any part beyond the bound to show up
@@ -690,18 +687,7 @@ def test_a_prefix_trees_large_files_go_up_one_at_a_time_beside_the_small_ones(
     plan = plan_tree(store, "tree-lanes", "pre", tree_of_path(str(folder), HashCache(str(tmp_path / "h.json"))),
                      StagedIndex("s3", str(tmp_path / "index.json")))
     fault_proxy.stall("PutObject", key_contains="big-", times=100)
-    done = threading.Event()
-    errors: List[BaseException] = []
-
-    def upload() -> None:
-        try:
-            upload_tree(store, "tree-lanes", "pre", plan)
-        except BaseException as exc:  # checked below
-            errors.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=upload, daemon=True).start()
+    done, errors = _in_background(lambda: upload_tree(store, "tree-lanes", "pre", plan))
     try:
         fault_proxy.wait_for(lambda e: e.fault == "stall", timeout=60)
         fault_proxy.wait_for(lambda e: len([x for x in fault_proxy.events if x.operation == "PutObject"
