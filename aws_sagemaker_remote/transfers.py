@@ -265,30 +265,59 @@ def file_digests(path: str) -> Tuple[str, Checks]:
         return _parts_digests(fh, part)  # it grew past one part since fstat: start again
 
 
+class _PartHasher:
+    """The CRC-32 and SHA-256 of one part, fed block by block."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.crc = 0
+
+    def update(self, block: memoryview) -> None:
+        self.sha256.update(block)
+        self.crc = zlib.crc32(block, self.crc)
+
+    def check(self) -> PartCheck:
+        return self.crc, _b64(self.sha256.digest())
+
+
 def _parts_digests(fh: Any, part: int) -> Tuple[str, Checks]:
+    # The whole file's SHA-256 is one sequential computation: it is the critical path, so this
+    # thread only reads and feeds it, while a helper thread makes each part's CRC and SHA-256
+    # from the same blocks. Two buffers take turns: the next block is read while the helper
+    # still hashes the last one (hashlib and zlib let other threads run on large blocks).
     fh.seek(0)
     digest = hashlib.sha256()
     checks: List[PartCheck] = []
-    buffer = bytearray(BIG_READ_BLOCK)
-    with concurrent.futures.ThreadPoolExecutor(1) as helper:
+    buffers = (bytearray(BIG_READ_BLOCK), bytearray(BIG_READ_BLOCK))
+    using: List[Optional["concurrent.futures.Future[None]"]] = [None, None]  # the helper's work on each
+    hasher = _PartHasher()
+    in_part = turn = 0
+
+    def close(done: _PartHasher) -> None:
+        checks.append(done.check())
+
+    with concurrent.futures.ThreadPoolExecutor(1) as helper:  # runs its tasks in order
         while True:
-            crc = length = 0
-            own = hashlib.sha256()
-            while length < part:
-                view = memoryview(buffer)[:min(BIG_READ_BLOCK, part - length)]
-                got = fh.readinto(view)
-                if not got:
-                    break
-                block = view[:got]
-                pending = helper.submit(own.update, block)
-                digest.update(block)
-                crc = zlib.crc32(block, crc)
-                pending.result()  # before the buffer is read into again
-                length += got
-            if length:
-                checks.append((crc, _b64(own.digest())))
-            if length < part:
+            busy = using[turn]
+            if busy is not None:
+                busy.result()  # the helper is done with this buffer: it may be read into again
+            view = memoryview(buffers[turn])[:min(BIG_READ_BLOCK, part - in_part)]
+            got = fh.readinto(view)
+            if not got:
                 break
+            block = view[:got]
+            using[turn] = helper.submit(hasher.update, block)
+            digest.update(block)
+            in_part += got
+            turn ^= 1
+            if in_part == part:
+                helper.submit(close, hasher)
+                hasher, in_part = _PartHasher(), 0
+        if in_part:
+            helper.submit(close, hasher)
+    for busy in using:
+        if busy is not None:
+            busy.result()  # an error of the helper's is raised here
     return digest.hexdigest(), tuple(checks)
 
 
