@@ -115,7 +115,10 @@ class Clients:
 
     @functools.cached_property
     def s3(self) -> Any:
-        return self._client("s3")
+        client = self._client("s3")
+        for operation in ("PutObject", "UploadPart"):
+            client.meta.events.register(f"before-sign.s3.{operation}", _leave_checked_body_unsigned)
+        return client
 
     @functools.cached_property
     def sagemaker(self) -> Any:
@@ -230,6 +233,25 @@ def missing_profile(profile: Optional[str]) -> UsageError:
         if name:
             return UsageError(f"no AWS profile named {name!r} in the AWS config files", flag=variable)
     return UsageError("the AWS profile is not in the AWS config files", flag="--sagemaker-profile")
+
+
+def _leave_checked_body_unsigned(request: Any, **_: Any) -> None:
+    """Sign a body sent with its SHA-256 as ``UNSIGNED-PAYLOAD``: its checksum header is signed.
+
+    Over plain HTTP (an ``AWS_ENDPOINT_URL`` such as a local S3 stand-in) botocore hashes
+    every body for the signature, reading it once more. A blob or a part of one goes with
+    ``x-amz-checksum-sha256``, computed when the file was named; S3 checks the bytes it
+    receives against that header, which the signature covers, so hashing them again buys
+    nothing. Over HTTPS botocore already leaves such bodies out of the signature. The
+    setting is botocore's documented ``s3.payload_signing_enabled``, changed for this one
+    request only (other bodies stay signed).
+    """
+    if "x-amz-checksum-sha256" not in request.headers:
+        return
+    config = request.context.get("client_config") or Config()
+    s3 = dict(config.s3 or {})
+    s3["payload_signing_enabled"] = False
+    request.context["client_config"] = config.merge(Config(s3=s3))
 
 
 def _client_config() -> Config:

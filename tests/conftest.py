@@ -139,6 +139,9 @@ class RecordedRequest:
     #: the request's checksum headers (``x-amz-checksum-*``, ``x-amz-sdk-checksum-algorithm``,
     #: ``x-amz-trailer``), lower-case name → value
     checksums: Tuple[Tuple[str, str], ...] = ()
+    #: ``x-amz-content-sha256``: what the signature says of the body (its SHA-256 in hex, or
+    #: ``UNSIGNED-PAYLOAD``); None for a request without one
+    payload_hash: Optional[str] = None
 
     def json(self) -> Any:
         """The decoded JSON body of a JSON-protocol call (SageMaker, CloudWatch Logs)."""
@@ -280,7 +283,8 @@ class RecordingMiddleware:
                 if name.startswith(("HTTP_X_AMZ_CHECKSUM", "HTTP_X_AMZ_SDK_CHECKSUM", "HTTP_X_AMZ_TRAILER"))))
             record = RecordedRequest(method=method, path=path, query=query_string, service=service,
                                      operation=operation, bucket=bucket, key=key, content_length=length,
-                                     status=captured.get("status"), body=body, checksums=checksums)
+                                     status=captured.get("status"), body=body, checksums=checksums,
+                                     payload_hash=environ.get("HTTP_X_AMZ_CONTENT_SHA256"))
             with self._lock:
                 self._log.append(record)
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -503,6 +504,39 @@ def test_each_request_carries_the_sha256_s3_checks_and_botocore_adds_none(aws: A
     for number, headers in sent.items():
         part = data[(number - 1) * STREAM_CHUNKSIZE:number * STREAM_CHUNKSIZE]
         assert headers == {"x-amz-checksum-sha256": sha256_header(part)}, (number, headers)
+
+
+def test_a_body_sent_with_its_sha256_is_not_hashed_again_for_the_signature(aws: Any, tmp_path: Path) -> None:
+    """Over plain HTTP botocore signs the SHA-256 of every body, reading it once more. A blob
+    or part carries ``x-amz-checksum-sha256`` (signed, and checked by S3 against the bytes),
+    so its body goes as ``UNSIGNED-PAYLOAD``; every other request keeps its signed payload hash."""
+    from aws_sagemaker_remote.aws import make_clients
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, file_digests
+
+    s3 = make_clients(boto3.Session()).s3
+    s3.create_bucket(Bucket="cas-unsigned")
+    store = S3Store(s3)
+    small, big = tmp_path / "small.bin", tmp_path / "big.bin"
+    small.write_bytes(os.urandom(1000))
+    big.write_bytes(os.urandom(STREAM_CHUNKSIZE + 5))
+    for path in (small, big):
+        digest, checks = file_digests(str(path))
+        store.upload_file(str(path), f"s3://cas-unsigned/{path.name}", sha256=digest, checks=checks)
+    listing = b'{"files": []}'
+    store.put_bytes(listing, "s3://cas-unsigned/listing.json")  # no checksum of ours: signed as before
+    for path in (small, big):
+        assert s3.get_object(Bucket="cas-unsigned", Key=path.name)["Body"].read() == path.read_bytes()
+
+    sent = [r for r in aws.requests if r.bucket == "cas-unsigned" and r.method in ("PUT", "POST")]
+    checked = [r for r in sent if dict(r.checksums).get("x-amz-checksum-sha256")]
+    assert sorted(r.operation or "" for r in checked) == ["PutObject", "UploadPart", "UploadPart"]
+    assert {r.payload_hash for r in checked} == {"UNSIGNED-PAYLOAD"}
+    others = {r.operation: r.payload_hash for r in sent if r not in checked}
+    assert set(others) >= {"CreateBucket", "CreateMultipartUpload", "CompleteMultipartUpload", "PutObject"}
+    for operation, payload_hash in others.items():
+        assert re.fullmatch(r"[0-9a-f]{64}", payload_hash or ""), (operation, payload_hash)
+    assert others["PutObject"] == hashlib.sha256(listing).hexdigest()
 
 
 def _keeping_the_crc(data: bytes, change_at: int, fix_at: int) -> bytes:
