@@ -238,18 +238,20 @@ def missing_profile(profile: Optional[str]) -> UsageError:
 def _leave_checked_body_unsigned(request: Any, **_: Any) -> None:
     """Sign a body sent with its SHA-256 as ``UNSIGNED-PAYLOAD``: its checksum header is signed.
 
-    Over plain HTTP (an ``AWS_ENDPOINT_URL`` such as a local S3 stand-in) botocore hashes
-    every body for the signature, reading it once more. A blob or a part of one goes with
-    ``x-amz-checksum-sha256``, computed when the file was named; S3 checks the bytes it
-    receives against that header, which the signature covers, so hashing them again buys
-    nothing. Over HTTPS botocore already leaves such bodies out of the signature. The
-    setting is botocore's documented ``s3.payload_signing_enabled``, changed for this one
-    request only (other bodies stay signed).
+    botocore hashes a body for the signature, reading it once more, unless the request goes
+    over HTTPS with a checksum botocore computed itself: a blob, or a part of one, carries a
+    ``x-amz-checksum-sha256`` of ours (computed when the file was named), so botocore would
+    hash it over HTTP and HTTPS alike. S3 checks the bytes it receives against that header,
+    which the signature covers, so the second hash buys nothing. This is botocore's
+    documented ``s3.payload_signing_enabled``, changed for this one request only (other
+    bodies stay signed), and left alone when the AWS config sets it.
     """
     if "x-amz-checksum-sha256" not in request.headers:
         return
     config = request.context.get("client_config") or Config()
     s3 = dict(config.s3 or {})
+    if s3.get("payload_signing_enabled") is not None:
+        return  # the user's own choice
     s3["payload_signing_enabled"] = False
     request.context["client_config"] = config.merge(Config(s3=s3))
 

@@ -71,7 +71,7 @@ from .leftovers import owned_prefix
 from .shape import with_input_shapes
 from .spec import InputChannel, JobSpec, Placement, StagedJob, UploadItem
 from .store import SMALL_OBJECT, Store, home_dir, in_parallel, join_uri, split_uri
-from .transfers import Checks, file_digests, part_size
+from .transfers import STREAM_CHUNKSIZE, Checks, file_digests, part_size
 
 
 @dataclass(frozen=True)
@@ -142,34 +142,44 @@ class HashCache(_JsonCache):
     def sha256(self, path: str) -> str:
         st = os.stat(path)
         key = os.path.abspath(path)
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             hit: Any = self._data.get(key)
-        if _complete(hit) and hit[:3] == stamp:
+        if _fresh(hit, st):
             return str(hit[3])
         digest, checks = file_digests(path)
         with self._lock:
             # the part size goes with the checks: they describe parts of that size only
             # (a file of one part keeps its CRC alone: its part's SHA-256 is its digest)
             kept = [checks[0][0]] if len(checks) == 1 else [list(c) for c in checks]
-            self._data[key] = stamp + [digest, part_size(st.st_size), kept]
+            self._data[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest, part_size(st.st_size), kept]
             self._dirty = True
         return digest
+
+    def record(self, path: str, st: os.stat_result, sha256: str, crc: int) -> None:
+        """Keep what a read of a one-part file found: its digest and CRC-32 (``st``: its stat
+        from before that read, so that a change since makes the entry stale)."""
+        with self._lock:
+            self._data[os.path.abspath(path)] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256,
+                                                 part_size(st.st_size), [crc]]
+            self._dirty = True
+
+    def unknown(self, paths: Sequence[str]) -> Dict[str, int]:
+        """The files of ``paths`` the cache does not know as they are now, with their sizes."""
+        stale: Dict[str, int] = {}
+        for path in paths:
+            st = os.stat(path)
+            with self._lock:
+                hit: Any = self._data.get(os.path.abspath(path))
+            if not _fresh(hit, st):
+                stale[path] = st.st_size
+        return stale
 
     def hash_all(self, paths: Sequence[str]) -> None:
         """Hash the files of ``paths`` the cache does not know yet, several at a time when they
         add up to much (file reads and hashlib let other threads run: a cold tree of big files
         is hashed on every core)."""
-        stale: List[str] = []
-        size = 0
-        with self._lock:
-            for path in paths:
-                st = os.stat(path)
-                hit: Any = self._data.get(os.path.abspath(path))
-                if not (_complete(hit) and hit[:3] == [st.st_size, st.st_mtime_ns, st.st_ino]):
-                    stale.append(path)
-                    size += st.st_size
-        if size >= PARALLEL_HASH_BYTES and len(stale) > 1:
+        stale = self.unknown(paths)
+        if sum(stale.values()) >= PARALLEL_HASH_BYTES and len(stale) > 1:
             in_parallel(self.sha256, [(path,) for path in stale], HASH_WORKERS)
 
     def checks(self, path: str, sha256: str) -> Optional[Checks]:
@@ -196,6 +206,12 @@ def _complete(entry: Any) -> bool:
     """Whether a cache entry is ``[size, mtime_ns, inode, sha256, part size, checks]`` (earlier
     entries had no checks: their files are hashed again once)."""
     return isinstance(entry, list) and len(entry) == 6 and isinstance(entry[5], list)
+
+
+def _fresh(entry: Any, st: os.stat_result) -> bool:
+    """Whether a cache entry describes the file of stat ``st``: complete, and the same size,
+    mtime and inode."""
+    return _complete(entry) and entry[:3] == [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def file_sha256(path: str) -> str:
@@ -512,6 +528,11 @@ def _check_names(names: Sequence[str], where: str) -> None:
 
     for rel in names:
         try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the file system gave that are not UTF-8
+            raise UsageError(f"{where}: the name {rel!r} is not UTF-8, which S3 keys and the job's "
+                             f"listing are; rename it") from None
+        try:
             laid_out = check_name(rel, "file")
         except UnsafePath as exc:
             raise UsageError(f"{where}: {exc}; rename it") from None
@@ -581,6 +602,23 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
     listings: List[Dict[str, str]] = []
     staged_index: Optional[StagedIndex] = None
     generated: List[Tuple[str, bytes]] = []
+    walked: Dict[str, Tuple[List[Tuple[str, str]], List[str]]] = {}  # manifest inputs: files, folders
+    for ch in spec.inputs:
+        if not ch.is_s3 and by_manifest(ch):
+            dirs: List[str] = []
+            files = input_files(ch.source, dirs=dirs)
+            _check_names([rel for rel, _ in files] + dirs, ch.flag or ch.name)
+            walked[ch.name] = (files, dirs)
+    archived = ships_archive(spec)
+    if not archived:
+        _check_names([rel for rel, _ in code], "the code folder")
+    index = BlobIndex(store.name, bucket, prefix, where=store_place(store))
+    view: Optional[_FolderView] = None
+    sent: Set[str] = set()
+    if upload:  # every name is checked: sending may start
+        unnamed = [path for files, _ in walked.values() for _, path in files]
+        unnamed += [] if archived else [path for _, path in code]
+        view, sent = _send_unnamed(store, folder, cache, unnamed, index, progress)
     for ch in spec.inputs:
         if ch.is_s3:
             input_uris[ch.name] = ch.source
@@ -594,9 +632,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
             input_uris[ch.name] = plan.items[0].uri if ch.s3_data_type != "S3Prefix" else plan.uri
             channels.append(ch)
             continue
-        dirs: List[str] = []
-        files = input_files(ch.source, dirs=dirs)
-        _check_names([rel for rel, _ in files] + dirs, ch.flag or ch.name)
+        files, dirs = walked[ch.name]
         cache.hash_all([path for _, path in files])
         entries = []
         for rel, path in files:
@@ -622,7 +658,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
         generated.append((ARGUMENT_FILENAME, data))
         arguments_uri = folder + hashlib.sha256(data).hexdigest()
     archive: Optional[CodeArchive] = None
-    if ships_archive(spec):
+    if archived:
         archive = CodeArchive(code, generated, scratch)
         code_digest = archive.digest_for(blobs)
         code_entry = ""
@@ -630,7 +666,6 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
         for rel, data in generated:
             code_files.append((rel, blobs.add_bytes(data), False))
         boot = ""
-        _check_names([rel for rel, _ in code], "the code folder")
         cache.hash_all([path for _, path in code])
         for rel, path in code:
             digest = cache.sha256(path)
@@ -643,11 +678,10 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
                                       root=True)
     cache.save()
 
-    index = BlobIndex(store.name, bucket, prefix, where=store_place(store))
-    present = _present(store, folder, blobs, index)
+    present = _present(store, folder, blobs, index, view)
     if archive is not None and code_digest not in present and not blobs.files[code_digest][0]:
         code_digest = archive.build(blobs)  # known from the cache, yet to be sent: now it must exist
-    uploads = tuple(UploadItem(path, folder + digest, size, digest in present)
+    uploads = tuple(UploadItem(path, folder + digest, size, digest in present and digest not in sent)
                     for digest, (path, size) in blobs.files.items())
     uploads += tuple(item for plan in plans for item in plan.items)
     if upload:
@@ -655,7 +689,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
         if training is not None and training.fresh and training.checkpoint is not None:
             # --sagemaker-fresh: the job must find no earlier run's checkpoints (a key prefix of its own)
             store.delete(training.checkpoint.resolve(bucket, prefix).rstrip("/") + "/")
-        missing = sum(i.size for i in uploads if not (i.present or i.copy_from))
+        missing = sum(i.size for i in uploads if not (i.present or i.copy_from or i.uri[len(folder):] in sent))
         bar = Progress(missing, progress)
         try:
             _upload_blobs(store, folder, blobs, present, bar, index)
@@ -752,7 +786,8 @@ def _generation(store: Store, uri: str) -> str:
     return "-" if data is None else hashlib.sha256(data).hexdigest()[:32]
 
 
-def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[str]:
+def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex,
+             view: Optional[_FolderView] = None) -> Set[str]:
     """The blobs of ``blobs`` already stored, at a cost proportional to what the index does not know.
 
     One small GET of the generation object tells whether ``clean`` deleted blobs since
@@ -762,35 +797,113 @@ def _present(store: Store, folder: str, blobs: Blobs, index: BlobIndex) -> Set[s
     each gets one HEAD, in parallel, except those this launch wrote itself (manifests,
     listings), which a working index lacks only when they are new; when more are unknown
     (a first launch of a big tree), one listing of the blob folder answers for all. In a
-    bucket the launch has just created, nothing is looked up.
+    bucket the launch has just created, nothing is looked up. ``view`` is what
+    :func:`_send_unnamed` learnt of the folder (the GET is not made again, nor a listing it took).
     """
     needed = set(blobs.files)
-    index.check(_generation(store, generation_uri(folder)))
-    if store.created(split_uri(folder)[0]):
-        # the GET found no bucket and the launch made it: nothing is stored, whatever the index says
-        # (it may remember a bucket of that name that was deleted since)
-        index.forget()
-        return set()
+    view = view or _FolderView(store, folder, index)
+    if view.new_bucket:
+        return needed & index.known  # what this launch has sent: nothing else is there
     unknown = sorted(needed - index.known)
     if not unknown:
         index.save()
         return needed
-    if len(unknown) <= HEAD_AT_MOST:
+    sizes: Dict[str, Optional[int]] = {}
+    if view.listing is not None or len(unknown) > HEAD_AT_MOST:
+        listing = view.listed()
+        sizes.update((d, listing.get(d)) for d in unknown)
+    else:
         working = bool(index.known)  # not just started or dropped
         ask = [d for d in unknown if not (working and blobs.made(d))]
-        sizes: Dict[str, Optional[int]] = {}
 
         def look(digest: str) -> None:
             sizes[digest] = store.head(folder + digest)
 
         in_parallel(look, [(d,) for d in ask], TRANSFER_WORKERS)
-    else:
-        listed = store.list_children(folder)
-        sizes = {d: listed.get(d) for d in unknown}
     found = {d for d in unknown if sizes.get(d) == blobs.files[d][1]}
     index.add(sorted(found))
     index.save()
     return (needed - set(unknown)) | found
+
+
+#: Files smaller than this are read with a request of their own size (see :func:`_send_unnamed`).
+SMALL_READ = 64 * 1024
+
+
+class _FolderView:
+    """What the blob folder holds, asked at most once each way: the generation object is read
+    first (the index dropped if ``clean`` deleted blobs since, or if the launch has just made
+    the bucket, which holds nothing), and one listing is taken only when it is needed."""
+
+    def __init__(self, store: Store, folder: str, index: BlobIndex) -> None:
+        self.store, self.folder = store, folder
+        index.check(_generation(store, generation_uri(folder)))
+        self.new_bucket = store.created(split_uri(folder)[0])
+        if self.new_bucket:
+            # the GET found no bucket and the launch made it: nothing is stored, whatever the index
+            # says (it may remember a bucket of that name that was deleted since)
+            index.forget()
+        self.listing: Optional[Dict[str, int]] = {} if self.new_bucket else None
+
+    def listed(self) -> Dict[str, int]:
+        """Name -> size of every blob in the folder (one paginated listing, taken once)."""
+        if self.listing is None:
+            self.listing = self.store.list_children(self.folder)
+        return self.listing
+
+
+def _send_unnamed(store: Store, folder: str, cache: HashCache, paths: Sequence[str], index: BlobIndex,
+                  progress: Optional[TextIO]) -> Tuple[Optional[_FolderView], Set[str]]:
+    """Name and send, from one read each, the small files of ``paths`` the cache does not know,
+    when there are more than :data:`HEAD_AT_MOST` of them (the first launch of a tree, or one
+    whose stat cache is gone).
+
+    Each is read once, hashed, and sent from those same bytes when the blob folder lacks it:
+    no file waits for all the others to be hashed first, and none is read twice. A digest
+    the index knows is taken as stored; the first one it does not know brings one listing
+    of the folder (what :func:`_present` takes for that many unknown blobs anyway), and in a
+    bucket the launch has just made nothing is looked up. Returns what was learnt of the
+    folder, for :func:`_present` (None when this did nothing: too few such files, or one
+    that cannot be read, which the usual path then reports before anything is sent), and
+    the digests sent.
+    """
+    sizes = cache.unknown(paths)
+    small = [path for path, size in sizes.items() if size <= SMALL_OBJECT]
+    if len(small) <= HEAD_AT_MOST or not all(os.access(path, os.R_OK) for path in small):
+        return None, set()
+    view = _FolderView(store, folder, index)
+    sent: Set[str] = set()
+    lock = threading.Lock()
+    bar = Progress(sum(sizes[path] for path in small), progress)
+
+    def one(path: str) -> None:
+        st = os.stat(path)  # before the read: a change after it leaves the cache entry stale
+        with open(path, "rb") as fh:
+            # one byte more than the size tells a file that grew; a file near 1 MiB is asked for a
+            # part's worth: a request that large gets pages of its own, returned when freed, where
+            # one of 1 MiB settles in the thread's heap and stays (glibc's adaptive mmap
+            # threshold): ten threads kept 17 MiB more
+            data = fh.read(st.st_size + 1 if st.st_size < SMALL_READ else STREAM_CHUNKSIZE + 1)
+        if len(data) != st.st_size or len(data) > SMALL_OBJECT:
+            return  # changed while read: named with the others, later
+        digest = hashlib.sha256(data).hexdigest()
+        cache.record(path, st, digest, zlib.crc32(data))
+        with lock:  # also while the one listing is taken: the other files wait for it
+            # sent (or being sent) by another file of the same bytes, known, or listed
+            stored = digest in sent or digest in index.known or view.listed().get(digest) == len(data)
+            if not stored:
+                sent.add(digest)
+        if not stored:
+            store.put_bytes(data, folder + digest, sha256=digest)
+            index.add([digest])
+        bar(len(data))  # a file found stored is done as well
+
+    try:
+        in_parallel(one, [(path,) for path in small], TRANSFER_WORKERS)
+    finally:
+        bar.close()
+        index.save()
+    return view, sent
 
 
 def _upload_blobs(store: Store, folder: str, blobs: Blobs, present: Set[str],

@@ -80,8 +80,8 @@ class Store(Protocol):
         check the bytes it reads against them instead of hashing them again.
         """
 
-    def put_bytes(self, data: bytes, uri: str) -> None:
-        """Write a small object."""
+    def put_bytes(self, data: bytes, uri: str, sha256: Optional[str] = None) -> None:
+        """Write a small object; ``sha256`` (its digest in hex, when known) goes with it for S3 to check."""
 
     def copy(self, source: str, uri: str) -> None:
         """Copy an object within the store (no bytes leave this machine)."""
@@ -191,7 +191,9 @@ class LocalStore:
 
         self._write(uri, copy)
 
-    def put_bytes(self, data: bytes, uri: str) -> None:
+    def put_bytes(self, data: bytes, uri: str, sha256: Optional[str] = None) -> None:
+        if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+            raise ContentChanged(uri)  # as S3 refuses bytes that do not have their ChecksumSHA256
         self._write(uri, lambda fh: fh.write(data))
 
     def copy(self, source: str, uri: str) -> None:
@@ -368,10 +370,15 @@ class S3Store:
         # Ctrl-C is not held up by a stalled request
         upload_file(self.client, path, bucket, key, self.transfer_config, progress)
 
-    def put_bytes(self, data: bytes, uri: str) -> None:
+    def put_bytes(self, data: bytes, uri: str, sha256: Optional[str] = None) -> None:
         self._settle()
         bucket, key = split_uri(uri)
-        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        if sha256 is None:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data)
+            return
+        from .transfers import put_verified
+
+        put_verified(self.client, data, bucket, key, sha256)
 
     def copy(self, source: str, uri: str) -> None:
         self._settle()

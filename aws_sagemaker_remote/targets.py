@@ -80,7 +80,7 @@ class UnknownStore:
                     sha256: Optional[str] = None, checks: Optional[Checks] = None) -> None:
         raise _no_transfer()
 
-    def put_bytes(self, data: bytes, uri: str) -> None:
+    def put_bytes(self, data: bytes, uri: str, sha256: Optional[str] = None) -> None:
         raise _no_transfer()
 
     def copy(self, source: str, uri: str) -> None:

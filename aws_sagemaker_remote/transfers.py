@@ -296,6 +296,7 @@ def _parts_digests(fh: Any, part: int) -> Tuple[str, Checks]:
     def close(done: _PartHasher) -> None:
         checks.append(done.check())
 
+    closing: List["concurrent.futures.Future[None]"] = []
     with concurrent.futures.ThreadPoolExecutor(1) as helper:  # runs its tasks in order
         while True:
             busy = using[turn]
@@ -311,13 +312,13 @@ def _parts_digests(fh: Any, part: int) -> Tuple[str, Checks]:
             in_part += got
             turn ^= 1
             if in_part == part:
-                helper.submit(close, hasher)
+                closing.append(helper.submit(close, hasher))
                 hasher, in_part = _PartHasher(), 0
         if in_part:
-            helper.submit(close, hasher)
-    for busy in using:
-        if busy is not None:
-            busy.result()  # an error of the helper's is raised here
+            closing.append(helper.submit(close, hasher))
+    for done in [*using, *closing]:
+        if done is not None:
+            done.result()  # an error of the helper's is raised here
     return digest.hexdigest(), tuple(checks)
 
 
@@ -372,14 +373,20 @@ def _changed_if_refused(path: str) -> Iterator[None]:
         raise
 
 
+def put_verified(client: Any, data: bytes, bucket: str, key: str, sha256: str, source: str = "") -> None:
+    """One ``PutObject`` of ``data`` whose SHA-256 is ``sha256`` (hex), sent as ``ChecksumSHA256``
+    for S3 to check; its refusal (``BadDigest``) is :class:`ContentChanged` of ``source``."""
+    with _changed_if_refused(source or f"s3://{bucket}/{key}"):
+        client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(bytes.fromhex(sha256)))
+
+
 def _put_whole(client: Any, path: str, bucket: str, key: str, sha256: str, checks: Checks,
                part: int, progress: Progress) -> None:
     with open(path, "rb") as fh:
         data = fh.read(part + 1)
     if len(checks) != 1 or len(data) > part or zlib.crc32(data) != checks[0][0]:
         raise ContentChanged(path)
-    with _changed_if_refused(path):
-        client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(bytes.fromhex(sha256)))
+    put_verified(client, data, bucket, key, sha256, path)
     if progress:
         progress(len(data))
 

@@ -232,6 +232,8 @@ def test_local_store_refuses_bytes_that_do_not_have_the_digest(tmp_path: Path) -
     path.write_bytes(b"new bytes")
     with pytest.raises(ContentChanged):
         store.upload_file(str(path), "s3://b/cas/f.bin", sha256=hashlib.sha256(b"old bytes").hexdigest())
+    with pytest.raises(ContentChanged):  # bytes sent from memory are checked the same way
+        store.put_bytes(b"new bytes", "s3://b/cas/g.bin", sha256=hashlib.sha256(b"old bytes").hexdigest())
     assert store.list("s3://b/") == []
     assert not [p for p in (tmp_path / "s3").rglob("*") if p.is_file()]  # no temporary file either
 
@@ -537,6 +539,24 @@ def test_a_body_sent_with_its_sha256_is_not_hashed_again_for_the_signature(aws: 
     for operation, payload_hash in others.items():
         assert re.fullmatch(r"[0-9a-f]{64}", payload_hash or ""), (operation, payload_hash)
     assert others["PutObject"] == hashlib.sha256(listing).hexdigest()
+
+
+def test_payload_signing_set_in_the_aws_config_is_kept(aws: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    from aws_sagemaker_remote.aws import make_clients
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import file_digests
+
+    config = tmp_path / "config"
+    config.write_text("[default]\ns3 =\n    payload_signing_enabled = true\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    s3 = make_clients(boto3.Session()).s3
+    s3.create_bucket(Bucket="cas-signed")
+    path = tmp_path / "small.bin"
+    path.write_bytes(os.urandom(1000))
+    digest, checks = file_digests(str(path))
+    S3Store(s3).upload_file(str(path), "s3://cas-signed/small.bin", sha256=digest, checks=checks)
+    (put,) = [r for r in aws.requests if r.key == "small.bin" and r.method == "PUT"]
+    assert dict(put.checksums).get("x-amz-checksum-sha256") and put.payload_hash == digest
 
 
 def _keeping_the_crc(data: bytes, change_at: int, fix_at: int) -> bytes:

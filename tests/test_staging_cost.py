@@ -2,10 +2,12 @@
 staged as blobs (the local backend), and which script a runner module launches."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -114,6 +116,86 @@ def test_one_changed_input_file_in_a_thousand_sends_that_file_and_the_manifests(
     assert sent < 200 * 1000, sent
 
 
+def test_a_first_launch_of_many_files_sends_each_from_the_read_that_named_it(aws: Any, bucket: None,
+                                                                            tmp_path: Path) -> None:
+    """More files than are worth a HEAD each, none hashed before: one listing says what the blob
+    folder holds, then each file is read, named and (when missing) sent from that one read."""
+    _project(tmp_path, code_files=2, input_files=600)
+    data = tmp_path / "data"
+    (data / "same-a.txt").write_text("same bytes\n")
+    (data / "same-b.txt").write_text("same bytes\n")
+    s3 = boto3.client("s3")
+    held = hashlib.sha256(b"row 7\n").hexdigest()  # data/part-00/row-00007.txt, stored by another launch
+    s3.put_object(Bucket=BUCKET, Key=f"pre/cas/sha256/{held}", Body=b"row 7\n")
+    aws.clear_log()
+    staged = _stage(tmp_path, with_input=True)
+
+    ops = aws.operations("s3")
+    assert ops.count("ListObjectsV2") == 1 and "HeadObject" not in ops, ops
+    blob_puts = [r for r in aws.requests if r.operation == "PutObject" and (r.key or "").startswith("pre/cas/")]
+    keys = [r.key or "" for r in blob_puts]
+    assert len(keys) == len(set(keys)), "a blob was sent twice"
+    files = [p for p in data.rglob("*") if p.is_file()] + [p for p in (tmp_path / "project").rglob("*.py")]
+    digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    assert f"pre/cas/sha256/{held}" not in keys
+    assert digests - {held} <= {k.rsplit("/", 1)[1] for k in keys}
+    for request in blob_puts:  # each with the SHA-256 of what was read, for S3 to check
+        digest = (request.key or "").rsplit("/", 1)[1]
+        assert dict(request.checksums)["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(digest)).decode()
+    for path in files:
+        key = "pre/cas/sha256/" + hashlib.sha256(path.read_bytes()).hexdigest()
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == path.read_bytes()
+    reported = {u.uri.rsplit("/", 1)[1]: u.present for u in staged.uploads if "/cas/" in u.uri}
+    assert reported[held] is True and reported[hashlib.sha256(b"same bytes\n").hexdigest()] is False
+
+    # the reads were kept: nothing is read or sent again, and a file changed since goes alone
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    assert "PutObject" not in aws.operations("s3"), aws.operations("s3")
+    # with the stat cache gone every file is read again, but the blob index still knows each
+    # digest: nothing is listed, looked up or sent
+    os.remove(tmp_path / "hashes.json")
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    assert aws.operations("s3") == ["GetObject"], aws.operations("s3")
+    changed = data / "part-03" / "row-00321.txt"
+    changed.write_text("row 321, edited\n")
+    aws.clear_log()
+    _stage(tmp_path, with_input=True)
+    _, _, puts = _sent(aws)
+    assert len(puts) == 5 and f"pre/cas/sha256/{hashlib.sha256(changed.read_bytes()).hexdigest()}" in puts
+
+
+def test_a_first_launch_of_many_files_into_a_new_bucket_looks_nothing_up(aws: Any, run_script: Any,
+                                                                        tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    script = project / "job.py"
+    script.write_text(WARM_SCRIPT.replace("inputs={}", 'inputs={"data": "data"}'))
+    for i in range(300):
+        (project / "data" / f"d{i // 100}").mkdir(parents=True, exist_ok=True)
+        (project / "data" / f"d{i // 100}" / f"f{i:03}.txt").write_text(f"file {i}\n")
+    flags = ["--sagemaker-run=yes", "--sagemaker-wait=no", "--sagemaker-role", "arn:aws:iam::123456789012:role/R",
+             "--sagemaker-image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1", "--sagemaker-bucket",
+             "new-bucket", "--data", str(project / "data")]
+    done = run_script(script, *flags, cwd=project)
+    assert done.returncode == 0, done.stderr
+    ops = aws.operations("s3")
+    assert ops[:3] == ["GetObject", "HeadBucket", "CreateBucket"], ops
+    assert set(ops[3:]) == {"PutObject"}, ops
+    assert re.search(r"\(\d+(\.\d+)? \w+ uploaded, 0 copied within S3, 0 already there\)", done.stderr), done.stderr
+    s3 = boto3.client("s3")
+    stored = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="new-bucket")
+              for o in page.get("Contents", [])}
+    (create,) = aws.json_bodies("CreateProcessingJob")
+    for channel in create["ProcessingInputs"]:
+        manifest = json.loads(s3.get_object(Bucket="new-bucket",
+                                            Key=channel["S3Input"]["S3Uri"].split("/", 3)[3])["Body"].read())
+        prefix = manifest[0]["prefix"].split("/", 3)[3]
+        assert [name for name in manifest[1:] if prefix + name not in stored] == []
+    assert len([k for k in stored if "/cas/" in k]) > 300
+
+
 UNICODE_TREE = {
     "données/été.txt": "chaud\n",
     "日本語/ファイル.csv": "a,b\n1,2\n",
@@ -152,11 +234,14 @@ if __name__ == "__main__":
 '''
 
 
-def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [0, 300])  # 300 more files: named and sent from one read each
+def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: Path, tmp_path: Path,
+                                           extra: int) -> None:
     script = tmp_path / "tree.py"
     script.write_text(TREE_SCRIPT)
     data = tmp_path / "data"
-    for rel, text in UNICODE_TREE.items():
+    tree = dict(UNICODE_TREE, **{f"many/f{i:03}.txt": f"file {i % 250}\n" for i in range(extra)})
+    for rel, text in tree.items():
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_text(text, encoding="utf-8")
     for rel in EMPTY_DIRS:
@@ -167,7 +252,7 @@ def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: P
     assert job.returncode == 0, job.stdout + job.stderr
     seen = json.loads((tmp_path / "job" / "tree.json").read_text(encoding="utf-8"))
     assert seen == json.loads((tmp_path / "here" / "tree.json").read_text(encoding="utf-8"))
-    assert seen["files"] == UNICODE_TREE and seen["dirs"] == sorted(EMPTY_DIRS)
+    assert seen["files"] == tree and seen["dirs"] == sorted(EMPTY_DIRS)
     # and the local stand-in store holds the input as blobs named by their digest
     blobs = clean_environment / "s3"
     stored = {p.name for p in blobs.rglob("*") if p.is_file()}
@@ -176,16 +261,24 @@ def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: P
 
 
 @pytest.mark.skipif(os.name == "nt", reason="Windows has no such file names")
+@pytest.mark.parametrize("others", [0, 300])  # 300 more: files that would be sent as they are read
+@pytest.mark.parametrize("name", ["\\lead.txt", "caf\udce9.txt"])  # a backslash; bytes that are not UTF-8
 def test_an_input_name_the_job_would_refuse_fails_the_launch(run_script: Any, clean_environment: Path,
-                                                            tmp_path: Path, one_error_line: Any) -> None:
+                                                            tmp_path: Path, one_error_line: Any, name: str,
+                                                            others: int) -> None:
     script = tmp_path / "tree.py"
     script.write_text(TREE_SCRIPT)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "fine.txt").write_text("fine\n")
-    (tmp_path / "data" / "\\lead.txt").write_text("a leading backslash reads as an absolute path\n")
+    for i in range(others):
+        (tmp_path / "data" / f"other-{i:03}.txt").write_text(f"other {i}\n")
+    try:
+        (tmp_path / "data" / name).write_text("a name the job would lay out elsewhere, or cannot name\n")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes no such name")
     job = run_script(script, "--sagemaker-run=local", "--output", tmp_path / "job")
     assert job.returncode == 2, job.stdout + job.stderr
-    one_error_line(job.stderr, "--data", "lead.txt")
+    one_error_line(job.stderr, "--data", "lead.txt" if "lead" in name else "not UTF-8")
     assert not [p for p in (clean_environment / "s3").rglob("*") if p.is_file()]  # nothing uploaded
 
 
