@@ -572,6 +572,9 @@ class Bench:
         if sc.input_files:
             data = folder / "data"
             make_input_folder(data, sc.input_files, sc.input_file_bytes)
+        # the data just written is still being flushed to disk: whichever tool ran first would
+        # read it while that goes on (a gigabyte of writeback slowed the first run by a third)
+        os.sync()
         with_sdk = not self.sdk.error and wanted(sc.key, list(self.sdk_rows) or None)
         tools = [t for t in TOOLS if t != "sdk" or with_sdk]
         samples = {t: ToolSamples() for t in TOOLS}
