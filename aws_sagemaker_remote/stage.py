@@ -71,7 +71,7 @@ from .leftovers import owned_prefix
 from .shape import with_input_shapes
 from .spec import InputChannel, JobSpec, Placement, StagedJob, UploadItem
 from .store import SMALL_OBJECT, Store, home_dir, in_parallel, join_uri, split_uri
-from .transfers import STREAM_CHUNKSIZE, Checks, file_digests, part_size
+from .transfers import STREAM_CHUNKSIZE, Checks, bytes_digests, file_digests, part_size
 
 
 @dataclass(frozen=True)
@@ -496,15 +496,12 @@ class Blobs:
         return not path or os.path.dirname(path) == self.scratch
 
     def add_bytes(self, data: bytes, root: bool = False) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+        digest, checks = bytes_digests(data)
         if digest not in self.files:
             path = os.path.join(self.scratch, digest)
             write_private(path, data)
             self.files[digest] = (path, len(data))
-            part = part_size(len(data))
-            self.checks[digest] = tuple(
-                (zlib.crc32(piece), base64.b64encode(hashlib.sha256(piece).digest()).decode("ascii"))
-                for piece in (data[at:at + part] for at in range(0, len(data) or 1, part)))
+            self.checks[digest] = checks
         if root and digest not in self.roots:
             self.roots.append(digest)
         return digest

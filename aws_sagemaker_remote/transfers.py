@@ -265,6 +265,15 @@ def file_digests(path: str) -> Tuple[str, Checks]:
         return _parts_digests(fh, part)  # it grew past one part since fstat: start again
 
 
+def bytes_digests(data: bytes) -> Tuple[str, Checks]:
+    """:func:`file_digests` of bytes held in memory (a manifest, a listing)."""
+    part = part_size(len(data))
+    view = memoryview(data)
+    checks = tuple((zlib.crc32(piece), _b64(hashlib.sha256(piece).digest()))
+                   for piece in (view[at:at + part] for at in range(0, len(data) or 1, part)))
+    return hashlib.sha256(data).hexdigest(), checks
+
+
 class _PartHasher:
     """The CRC-32 and SHA-256 of one part, fed block by block."""
 

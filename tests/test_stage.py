@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import boto3
+import pytest
 
 from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.bundle import bundle_entries
@@ -18,6 +19,7 @@ from aws_sagemaker_remote.safepath import materialize, unpack
 from aws_sagemaker_remote.spec import Placement, output_uris
 from aws_sagemaker_remote.stage import HashCache, stage, tree_of_path
 from aws_sagemaker_remote.store import LocalStore, S3Store, manifest_objects
+from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, bytes_digests, file_digests
 
 NOW = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
 BUCKET = "stage-bucket"
@@ -247,3 +249,14 @@ def test_the_stat_cache_keeps_part_crcs_read_with_the_digest(tmp_path: Path) -> 
     again = HashCache(str(cache_file))
     assert again.checks(str(path), "f" * 64) is None
     assert again.sha256(str(path)) == digest and again.checks(str(path), digest) == file_digests(str(path))[1]
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, STREAM_CHUNKSIZE, STREAM_CHUNKSIZE + 1, 3 * STREAM_CHUNKSIZE + 7])
+def test_bytes_in_memory_get_the_digests_of_the_same_bytes_in_a_file(tmp_path: Path, size: int) -> None:
+    """Manifests and listings are named and checked as files of the same bytes would be."""
+    data = os.urandom(size)
+    path = tmp_path / "same.bin"
+    path.write_bytes(data)
+    digest, checks = bytes_digests(data)
+    assert (digest, checks) == file_digests(str(path))
+    assert digest == hashlib.sha256(data).hexdigest() and len(checks) == max(1, -(-size // STREAM_CHUNKSIZE))
