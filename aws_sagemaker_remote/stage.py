@@ -127,6 +127,11 @@ PARALLEL_HASH_BYTES = 16 * 1024 * 1024
 HASH_WORKERS = min(4, os.cpu_count() or 1)
 
 
+#: Entries the stat cache keeps before it drops those of files the launch did not name (about
+#: 100 bytes each for files of one part: the cache is read whole at every launch).
+HASH_CACHE_ENTRIES = 50_000
+
+
 class HashCache(_JsonCache):
     """``path → sha256`` for files whose size, mtime and inode are unchanged since last time.
 
@@ -135,14 +140,17 @@ class HashCache(_JsonCache):
     an upload checks what it reads against those instead of hashing the file again.
     """
 
-    def __init__(self, path: Optional[str] = None) -> None:
+    def __init__(self, path: Optional[str] = None, max_entries: int = HASH_CACHE_ENTRIES) -> None:
         super().__init__(path or os.path.join(home_dir(), "cache", "sha256.json"))
         self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self._used: Set[str] = set()  # the files this launch named
 
     def sha256(self, path: str) -> str:
         st = os.stat(path)
         key = os.path.abspath(path)
         with self._lock:
+            self._used.add(key)
             hit: Any = self._data.get(key)
         if _fresh(hit, st):
             return str(hit[3])
@@ -158,10 +166,21 @@ class HashCache(_JsonCache):
     def record(self, path: str, st: os.stat_result, sha256: str, crc: int) -> None:
         """Keep what a read of a one-part file found: its digest and CRC-32 (``st``: its stat
         from before that read, so that a change since makes the entry stale)."""
+        key = os.path.abspath(path)
         with self._lock:
-            self._data[os.path.abspath(path)] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256,
-                                                 part_size(st.st_size), [crc]]
+            self._used.add(key)
+            self._data[key] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256, part_size(st.st_size), [crc]]
             self._dirty = True
+
+    def save(self) -> None:
+        """Write the cache; past ``max_entries`` it keeps only the files this launch named (the
+        others, of folders staged before, are hashed again if they come back), so it does not
+        grow with every folder ever staged."""
+        with self._lock:
+            if len(self._data) > self.max_entries:
+                self._data = {key: entry for key, entry in self._data.items() if key in self._used}
+                self._dirty = True
+        super().save()
 
     def unknown(self, paths: Sequence[str]) -> Dict[str, int]:
         """The files of ``paths`` the cache does not know as they are now, with their sizes."""

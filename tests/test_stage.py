@@ -260,3 +260,25 @@ def test_bytes_in_memory_get_the_digests_of_the_same_bytes_in_a_file(tmp_path: P
     digest, checks = bytes_digests(data)
     assert (digest, checks) == file_digests(str(path))
     assert digest == hashlib.sha256(data).hexdigest() and len(checks) == max(1, -(-size // STREAM_CHUNKSIZE))
+
+
+def test_the_stat_cache_past_its_size_keeps_only_the_files_the_launch_named(tmp_path: Path) -> None:
+    files = []
+    for i in range(5):
+        files.append(tmp_path / f"f{i}.txt")
+        files[-1].write_text(f"file {i}\n")
+    store = tmp_path / "hashes.json"
+    first = HashCache(str(store), max_entries=3)
+    for path in files:
+        first.sha256(str(path))
+    first.save()  # five entries, all named by this launch: all kept
+    assert len(json.loads(store.read_text())) == 5
+    under = HashCache(str(store), max_entries=10)
+    under.sha256(str(files[0]))
+    under.save()  # under the limit: the others stay
+    assert len(json.loads(store.read_text())) == 5
+    again = HashCache(str(store), max_entries=3)
+    for path in files[:2]:
+        again.sha256(str(path))
+    again.save()
+    assert set(json.loads(store.read_text())) == {os.path.abspath(p) for p in files[:2]}
