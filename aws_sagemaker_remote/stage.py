@@ -53,7 +53,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, TextIO, Tuple
 
@@ -155,21 +154,19 @@ class HashCache(_JsonCache):
         if _fresh(hit, st):
             return str(hit[3])
         digest, checks = file_digests(path)
-        with self._lock:
-            # the part size goes with the checks: they describe parts of that size only
-            # (a file of one part keeps its CRC alone: its part's SHA-256 is its digest)
-            kept = [checks[0][0]] if len(checks) == 1 else [list(c) for c in checks]
-            self._data[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest, part_size(st.st_size), kept]
-            self._dirty = True
+        self.record(path, st, digest, checks)
         return digest
 
-    def record(self, path: str, st: os.stat_result, sha256: str, crc: int) -> None:
-        """Keep what a read of a one-part file found: its digest and CRC-32 (``st``: its stat
-        from before that read, so that a change since makes the entry stale)."""
+    def record(self, path: str, st: os.stat_result, sha256: str, checks: Checks) -> None:
+        """Keep what a read of ``path`` found (:func:`~aws_sagemaker_remote.transfers.file_digests`);
+        ``st`` is its stat from before that read, so that a change since makes the entry stale."""
         key = os.path.abspath(path)
+        # the part size goes with the checks: they describe parts of that size only
+        # (a file of one part keeps its CRC alone: its part's SHA-256 is its digest)
+        kept = [checks[0][0]] if len(checks) == 1 else [list(c) for c in checks]
         with self._lock:
             self._used.add(key)
-            self._data[key] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256, part_size(st.st_size), [crc]]
+            self._data[key] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256, part_size(st.st_size), kept]
             self._dirty = True
 
     def save(self) -> None:
@@ -902,8 +899,8 @@ def _send_unnamed(store: Store, folder: str, cache: HashCache, paths: Sequence[s
             data = fh.read(st.st_size + 1 if st.st_size < SMALL_READ else STREAM_CHUNKSIZE + 1)
         if len(data) != st.st_size or len(data) > SMALL_OBJECT:
             return  # changed while read: named with the others, later
-        digest = hashlib.sha256(data).hexdigest()
-        cache.record(path, st, digest, zlib.crc32(data))
+        digest, checks = bytes_digests(data)
+        cache.record(path, st, digest, checks)
         with lock:  # also while the one listing is taken: the other files wait for it
             # sent (or being sent) by another file of the same bytes, known, or listed
             stored = digest in sent or digest in index.known or view.listed().get(digest) == len(data)

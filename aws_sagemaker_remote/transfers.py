@@ -266,8 +266,11 @@ def file_digests(path: str) -> Tuple[str, Checks]:
 
 
 def bytes_digests(data: bytes) -> Tuple[str, Checks]:
-    """:func:`file_digests` of bytes held in memory (a manifest, a listing)."""
+    """:func:`file_digests` of bytes held in memory (a manifest, a listing, a small file read whole)."""
     part = part_size(len(data))
+    if len(data) <= part:  # one part: its SHA-256 is the whole's
+        whole = hashlib.sha256(data).digest()
+        return whole.hex(), ((zlib.crc32(data), _b64(whole)),)
     view = memoryview(data)
     checks = tuple((zlib.crc32(piece), _b64(hashlib.sha256(piece).digest()))
                    for piece in (view[at:at + part] for at in range(0, len(data) or 1, part)))
