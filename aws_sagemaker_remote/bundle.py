@@ -43,7 +43,6 @@ Local input folders are staged without the credentials and ``.git``
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import stat
@@ -492,12 +491,12 @@ def _tarinfo(name: str, size: int, executable: bool) -> tarfile.TarInfo:
 
 def write_archive(entries: Sequence[Tuple[str, str, bool]], out: str) -> Tuple[str, int]:
     """Write ``(name in the archive, local file, executable)`` entries as one ``.tar.gz`` to ``out``
-    and return its (SHA-256, size): the code as script mode's toolkit takes it
+    and return its (blob name, size): the code as script mode's toolkit takes it
     (``sagemaker_submit_directory``).
 
     Identical content gives identical bytes: entries are sorted, every entry has the
     same mtime, owner and group, modes are 0644/0755, and the gzip header carries no
-    timestamp or file name, so the digest is a content address.
+    timestamp or file name, so the name is a content address.
     """
     with open(out, "wb") as raw:  # noqa: SIM117 - a parenthesised with-group needs Python 3.9
         # mtime=0 and an empty name keep the gzip header free of time and path
@@ -506,17 +505,15 @@ def write_archive(entries: Sequence[Tuple[str, str, bool]], out: str) -> Tuple[s
                 for arc, full, executable in sorted(entries):
                     with open(full, "rb") as fh:
                         tar.addfile(_tarinfo(arc, os.fstat(fh.fileno()).st_size, executable), fh)
-    digest = hashlib.sha256()
-    with open(out, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest(), os.path.getsize(out)
+    from .transfers import file_digests  # named as every blob is: the name S3 checks
+
+    return file_digests(out)[0], os.path.getsize(out)
 
 
 def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bundle:
     """The code tree laid out as the job's code channel receives it, in a fresh folder:
-    one file per blob named by its SHA-256 and the code manifest, whose path is
-    :attr:`Bundle.path` (the bootstrap stub's first argument).
+    one file per blob, named by its content (:func:`~aws_sagemaker_remote.transfers.blob_name`),
+    and the code manifest, whose path is :attr:`Bundle.path` (the bootstrap stub's first argument).
 
     Staging does not use this (it uploads the files where they are); it serves tools
     and tests that need a job's code channel on disk. Files left out on purpose
@@ -532,8 +529,10 @@ def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bu
     files: List[Tuple[str, int]] = []
     boot = ""
 
+    from .transfers import bytes_digests
+
     def add(rel: str, data: bytes, executable: bool) -> str:
-        sha = hashlib.sha256(data).hexdigest()
+        sha = bytes_digests(data)[0]
         write_private(os.path.join(folder, sha), data)
         listed.append((rel, sha, executable))
         files.append((rel, len(data)))
@@ -550,7 +549,7 @@ def build_bundle(code: CodeSpec, kind: str, workdir: Optional[str] = None) -> Bu
         if arc == BOOT_FILE:
             boot = sha
     data = code_manifest(listed, boot)
-    path = os.path.join(folder, hashlib.sha256(data).hexdigest())
+    path = os.path.join(folder, bytes_digests(data)[0])
     with open(path, "wb") as out:
         out.write(data)
     return Bundle(path=path, sha256=os.path.basename(path), size=sum(size for _, size in files),

@@ -43,8 +43,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .jobs import Finder
 
 _TREE_KEY = re.compile(r"^(?P<base>(?:.*/)?cas/sha256/)(?P<digest>[0-9a-f]{64})(?:\.json|/.*)$")
-#: a blob: one file's bytes (or a manifest, or script mode's code archive) under its own digest
-_BLOB_KEY = re.compile(r"^(?P<base>(?:.*/)?cas/sha256/)(?P<digest>[0-9a-f]{64})$")
+#: a blob: one file's bytes (or a manifest, or script mode's code archive) under its own name
+#: (:func:`~aws_sagemaker_remote.transfers.blob_name`: its SHA-256, or its parts' and their number)
+_BLOB_KEY = re.compile(r"^(?P<base>(?:.*/)?cas/sha256/)(?P<digest>[0-9a-f]{64}(?:-[1-9][0-9]{0,4})?)$")
 #: channel manifests larger than this are not read (one names ~70 bytes a file: 900,000 files)
 MANIFEST_MAX = 64 * 1024 * 1024
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -163,6 +164,11 @@ def find_blobs(folder: str, digests: Any) -> Dict[str, str]:
     return found
 
 
+#: What a blob's name looks like (see :func:`aws_sagemaker_remote.transfers.blob_name`): the
+#: SHA-256 of its bytes in hex, or of its parts' digests followed by ``-`` and their number.
+BLOB_NAME = re.compile(r"[0-9a-f]{64}(?:-[1-9][0-9]{0,4})?\Z")
+
+
 def materialize(listing: Dict[str, Any], blobs: str, dest: str, move: bool = False,
                 sharded: bool = False) -> int:
     """Lay out a tree of content-addressed blobs: returns the number of files written.
@@ -181,8 +187,8 @@ def materialize(listing: Dict[str, Any], blobs: str, dest: str, move: bool = Fal
     targets = [(local_path(dest, rel, "file"), sha, exe) for rel, sha, exe in files]
     folders = [local_path(dest, rel, "folder") for rel in dirs]
     for sha in {sha for _t, sha, _e in targets}:
-        if len(sha) != 64 or sha.strip("0123456789abcdef"):
-            raise UnsafePath(f"blob name {sha!r} is not a SHA-256 digest")
+        if not BLOB_NAME.match(sha):
+            raise UnsafePath(f"{sha!r} is not a blob name (a SHA-256 digest)")
     where = find_blobs(blobs, {sha for _t, sha, _e in targets})
     if not sharded:
         for target, sha, _e in targets:

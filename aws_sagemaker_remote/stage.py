@@ -1,7 +1,10 @@
 """Step 3 of the data flow: put the code and local inputs in S3 by content address.
 
 **Blobs.** Every file is stored once, as a blob named by the SHA-256 of its
-bytes: ``s3://BUCKET/PREFIX/cas/sha256/<hex>``. The job gets each tree (its
+bytes: ``s3://BUCKET/PREFIX/cas/sha256/<hex>`` (a file of more than one part,
+8 MiB and up, by the SHA-256 of its parts' digests and their number,
+``<hex>-<parts>``: S3's own checksum of the multipart upload, made on every
+core at once; :func:`~aws_sagemaker_remote.transfers.blob_name`). The job gets each tree (its
 code, and each local input read in ``File`` mode) as a manifest: a
 ``ManifestFile`` channel (``[{"prefix": ".../cas/sha256/"}, "<hex>", ...]``)
 that downloads the tree's blobs, plus a listing (``[path, hex, executable]``
@@ -219,9 +222,12 @@ class HashCache(_JsonCache):
 
 
 def _complete(entry: Any) -> bool:
-    """Whether a cache entry is ``[size, mtime_ns, inode, sha256, part size, checks]`` (earlier
-    entries had no checks: their files are hashed again once)."""
-    return isinstance(entry, list) and len(entry) == 6 and isinstance(entry[5], list)
+    """Whether a cache entry is ``[size, mtime_ns, inode, name, part size, checks]`` (earlier
+    entries had no checks, or named a file of several parts by the SHA-256 of the whole where
+    its parts now name it: their files are hashed again once)."""
+    return (isinstance(entry, list) and len(entry) == 6 and isinstance(entry[5], list)
+            and isinstance(entry[0], int) and isinstance(entry[4], int)
+            and (entry[0] <= entry[4] or "-" in str(entry[3])))
 
 
 def _fresh(entry: Any, st: os.stat_result) -> bool:
@@ -669,7 +675,7 @@ def _stage(spec: JobSpec, code: Sequence[Tuple[str, str]], store: Store, cache: 
         # too long for the request: the list travels in the code tree
         data = json.dumps(list(spec.arguments), ensure_ascii=False).encode("utf-8")
         generated.append((ARGUMENT_FILENAME, data))
-        arguments_uri = folder + hashlib.sha256(data).hexdigest()
+        arguments_uri = folder + bytes_digests(data)[0]  # the blob add_bytes makes of it below
     archive: Optional[CodeArchive] = None
     if archived:
         archive = CodeArchive(code, generated, scratch)

@@ -11,7 +11,6 @@ The module imports no AWS library at import time.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Set,
 
 from .errors import ContentChanged, RemoteError
 from .safepath import UnsafePath, local_path
-from .transfers import Checks, upload_verified
+from .transfers import Checks, NameHasher, bytes_digests, upload_verified
 
 #: Where the framework keeps its local S3 stand-in and caches (overridable for tests).
 HOME_ENV = "AWS_SAGEMAKER_REMOTE_HOME"
@@ -73,15 +72,17 @@ class Store(Protocol):
                     checks: Optional[Checks] = None) -> None:
         """Upload a local file (streamed; multipart for large files).
 
-        With ``sha256``, the object is stored only if the bytes read have that
-        digest; otherwise :class:`~aws_sagemaker_remote.errors.ContentChanged`.
-        ``checks``, the CRC-32 and SHA-256 of each part read with that digest
+        With ``sha256``, the object is stored only if the bytes read are those of
+        that blob name (:func:`~aws_sagemaker_remote.transfers.blob_name`: the
+        SHA-256 of a file of one part); otherwise
+        :class:`~aws_sagemaker_remote.errors.ContentChanged`.
+        ``checks``, the CRC-32 and SHA-256 of each part read with that name
         (:func:`~aws_sagemaker_remote.transfers.file_digests`), let a store
         check the bytes it reads against them instead of hashing them again.
         """
 
     def put_bytes(self, data: bytes, uri: str, sha256: Optional[str] = None) -> None:
-        """Write a small object; ``sha256`` (its digest in hex, when known) goes with it for S3 to check."""
+        """Write a small object; ``sha256`` (its blob name, when known) goes with it for S3 to check."""
 
     def copy(self, source: str, uri: str) -> None:
         """Copy an object within the store (no bytes leave this machine)."""
@@ -177,22 +178,22 @@ class LocalStore:
 
     def upload_file(self, path: str, uri: str, progress: Progress = None, sha256: Optional[str] = None,
                     checks: Optional[Checks] = None) -> None:
-        # the bytes written are hashed whole (the digest checked, not the CRCs): a local copy is cheap
+        # the bytes written are hashed whole (the name checked, not the CRCs): a local copy is cheap
         def copy(fh: Any) -> None:
-            digest = hashlib.sha256()
             with open(path, "rb") as src:
+                hasher = NameHasher(os.fstat(src.fileno()).st_size)
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     fh.write(chunk)
-                    digest.update(chunk)
+                    hasher.update(chunk)
                     if progress:
                         progress(len(chunk))
-            if sha256 and digest.hexdigest() != sha256:
-                raise ContentChanged(path)  # before the rename: nothing appears under the digest
+            if sha256 and hasher.name() != sha256:
+                raise ContentChanged(path)  # before the rename: nothing appears under the name
 
         self._write(uri, copy)
 
     def put_bytes(self, data: bytes, uri: str, sha256: Optional[str] = None) -> None:
-        if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        if sha256 and bytes_digests(data)[0] != sha256:
             raise ContentChanged(uri)  # as S3 refuses bytes that do not have their ChecksumSHA256
         self._write(uri, lambda fh: fh.write(data))
 

@@ -4,7 +4,8 @@ Two guarantees on top of s3transfer's managed transfers, used by
 :class:`~aws_sagemaker_remote.store.S3Store`:
 
 * **Content addresses are true.** Staging names an object by the SHA-256 of
-  the file it read first, and takes the CRC-32 and SHA-256 of each part the
+  the file it read first (of each part it is sent in, for a file of several:
+  :func:`blob_name`), and takes the CRC-32 and SHA-256 of each part the
   file will be sent in from that same read (:func:`file_digests`).
   :func:`upload_verified` (what staging uses) checks every byte it reads and
   sends against the CRCs, raising
@@ -12,9 +13,8 @@ Two guarantees on top of s3transfer's managed transfers, used by
   the object is completed, and sends each request with the SHA-256 of what
   was first read (the digest itself for a one-request upload, each part's
   for a multipart one), which S3 checks against what it receives: a file
-  that changed after it was hashed is never stored under the old digest.
-  An object that exists under a digest therefore holds bytes with that
-  digest. (A server that does not check checksums, such as a test server,
+  that changed after it was hashed is never stored under the old name.
+  An object that exists under a name therefore holds bytes of that name. (A server that does not check checksums, such as a test server,
   leaves the CRC as the only check: enough for a file that changes by
   accident, not for one changed on purpose to keep its CRCs.)
 * **Ctrl-C acts at once.** s3transfer waits for every request in flight
@@ -36,11 +36,12 @@ import concurrent.futures
 import contextlib
 import copy as _copy
 import hashlib
+import itertools
 import os
 import queue
 import threading
 import zlib
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 from .errors import ContentChanged
 
@@ -214,8 +215,8 @@ STREAM_CHUNKSIZE = 8 * 1024 * 1024
 MAX_PARTS = 10000
 #: Bytes read at a time while hashing a file.
 READ_BLOCK = 1024 * 1024
-#: Bytes read at a time while hashing a file of several parts (into one buffer, used again).
-BIG_READ_BLOCK = 4 * 1024 * 1024
+#: Threads that hash the parts of one big file at once (at most one per core).
+HASH_THREADS = 8
 #: Bytes a part's body reads from the file at a time (however little is asked for).
 PART_BLOCK = 128 * 1024
 
@@ -236,45 +237,68 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def blob_name(part_digests: Sequence[bytes]) -> str:
+    """The name of a blob whose parts (:func:`part_size`) have these SHA-256 digests, in order.
+
+    One part: the SHA-256 of the bytes, in hex. More: the SHA-256 of the parts' digests joined,
+    in hex, then ``-`` and the number of parts: what S3 reports as the ``COMPOSITE`` SHA-256
+    checksum of the multipart upload the blob is sent in (there in base64), so S3 checks the
+    name of every blob it stores. The parts of a big file are hashed on every core at once,
+    where one SHA-256 of the whole would take one core through the file before its first byte
+    could be sent; the suffix keeps the two kinds of name apart (no file of one part can be
+    made to take the name of another file's parts).
+    """
+    if len(part_digests) == 1:
+        return part_digests[0].hex()
+    return f"{hashlib.sha256(b''.join(part_digests)).hexdigest()}-{len(part_digests)}"
+
+
+def object_sha256(name: str, data: bytes) -> str:
+    """The SHA-256 (base64) a ``PutObject`` of ``data``, the blob named ``name``, is sent with:
+    the name itself for a blob of one part (the usual case: no hashing again)."""
+    if "-" not in name:
+        return _b64(bytes.fromhex(name))
+    return _b64(hashlib.sha256(data).digest())
+
+
 def file_digests(path: str) -> Tuple[str, Checks]:
-    """The file's SHA-256 (hex) and, from the same read, the CRC-32 and SHA-256 of each of its
-    parts (:func:`part_size`).
+    """The file's blob name (:func:`blob_name`) and, from the same read, the CRC-32 and SHA-256
+    of each of its parts (:func:`part_size`).
 
     An upload checks what it reads later against the CRCs (cheaply) and sends each part with
-    its SHA-256, which S3 checks: so what is stored under the file's digest is what was read
-    here. A file of one part has the file's digest as its part's. The parts of a larger file
-    are hashed on a second thread beside the whole file's digest (hashlib lets both run at
-    once), from one buffer read into again and again: memory does not grow with the size.
+    its SHA-256, which S3 checks: so what is stored under the file's name is what was read
+    here. The parts of a larger file are hashed on several threads at once (hashlib and zlib
+    let them run together), each reading into a buffer of its own: memory does not grow with
+    the size.
     """
-    digest = hashlib.sha256()
     with open(path, "rb", buffering=0) as fh:
         size = os.fstat(fh.fileno()).st_size
         part = part_size(size)
-        if size > part:
-            return _parts_digests(fh, part)
-        crc = length = 0
-        while length <= part:
-            block = fh.read(min(READ_BLOCK, part + 1 - length))
-            if not block:
-                break
-            digest.update(block)
-            crc = zlib.crc32(block, crc)
-            length += len(block)
-        if length <= part:  # one part: the usual case
-            return digest.hexdigest(), ((crc, _b64(digest.digest())),)
-        return _parts_digests(fh, part)  # it grew past one part since fstat: start again
+        if size <= part:
+            hasher = _PartHasher()
+            length = 0
+            while length <= part:
+                block = fh.read(min(READ_BLOCK, part + 1 - length))
+                if not block:
+                    break
+                hasher.update(block)
+                length += len(block)
+            if length <= part:  # one part: the usual case
+                return hasher.sha256.hexdigest(), (hasher.check(),)
+            size = os.fstat(fh.fileno()).st_size  # it grew past one part since: hash its parts
+    return _parts_digests(path, max(size, part + 1))
 
 
 def bytes_digests(data: bytes) -> Tuple[str, Checks]:
     """:func:`file_digests` of bytes held in memory (a manifest, a listing, a small file read whole)."""
     part = part_size(len(data))
-    if len(data) <= part:  # one part: its SHA-256 is the whole's
-        whole = hashlib.sha256(data).digest()
-        return whole.hex(), ((zlib.crc32(data), _b64(whole)),)
     view = memoryview(data)
-    checks = tuple((zlib.crc32(piece), _b64(hashlib.sha256(piece).digest()))
-                   for piece in (view[at:at + part] for at in range(0, len(data) or 1, part)))
-    return hashlib.sha256(data).hexdigest(), checks
+    hashers = []
+    for at in range(0, len(data) or 1, part):
+        hasher = _PartHasher()
+        hasher.update(view[at:at + part])
+        hashers.append(hasher)
+    return blob_name([h.sha256.digest() for h in hashers]), tuple(h.check() for h in hashers)
 
 
 class _PartHasher:
@@ -284,7 +308,7 @@ class _PartHasher:
         self.sha256 = hashlib.sha256()
         self.crc = 0
 
-    def update(self, block: memoryview) -> None:
+    def update(self, block: Any) -> None:
         self.sha256.update(block)
         self.crc = zlib.crc32(block, self.crc)
 
@@ -292,55 +316,81 @@ class _PartHasher:
         return self.crc, _b64(self.sha256.digest())
 
 
-def _parts_digests(fh: Any, part: int) -> Tuple[str, Checks]:
-    # The whole file's SHA-256 is one sequential computation: it is the critical path, so this
-    # thread only reads and feeds it, while a helper thread makes each part's CRC and SHA-256
-    # from the same blocks. Two buffers take turns: the next block is read while the helper
-    # still hashes the last one (hashlib and zlib let other threads run on large blocks).
-    fh.seek(0)
-    digest = hashlib.sha256()
-    checks: List[PartCheck] = []
-    buffers = (bytearray(BIG_READ_BLOCK), bytearray(BIG_READ_BLOCK))
-    using: List[Optional["concurrent.futures.Future[None]"]] = [None, None]  # the helper's work on each
-    hasher = _PartHasher()
-    in_part = turn = 0
+class NameHasher:
+    """:func:`blob_name` of bytes fed in order, for a blob of ``size`` bytes (a copy that names
+    what it writes); bytes of another length give a name that is not the blob's."""
 
-    def close(done: _PartHasher) -> None:
-        checks.append(done.check())
+    def __init__(self, size: int) -> None:
+        self.part = part_size(size)
+        self._done: List[bytes] = []
+        self._current = hashlib.sha256()
+        self._in_part = 0
 
-    closing: List["concurrent.futures.Future[None]"] = []
-    with concurrent.futures.ThreadPoolExecutor(1) as helper:  # runs its tasks in order
-        while True:
-            busy = using[turn]
-            if busy is not None:
-                busy.result()  # the helper is done with this buffer: it may be read into again
-            view = memoryview(buffers[turn])[:min(BIG_READ_BLOCK, part - in_part)]
-            got = fh.readinto(view)
-            if not got:
-                break
-            block = view[:got]
-            using[turn] = helper.submit(hasher.update, block)
-            digest.update(block)
-            in_part += got
-            turn ^= 1
-            if in_part == part:
-                closing.append(helper.submit(close, hasher))
-                hasher, in_part = _PartHasher(), 0
-        if in_part:
-            closing.append(helper.submit(close, hasher))
-    for done in [*using, *closing]:
-        if done is not None:
-            done.result()  # an error of the helper's is raised here
-    return digest.hexdigest(), tuple(checks)
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._in_part == self.part:  # the part is full and more follows: the next part
+                self._done.append(self._current.digest())
+                self._current, self._in_part = hashlib.sha256(), 0
+            piece = view[:self.part - self._in_part]
+            self._current.update(piece)
+            self._in_part += len(piece)
+            view = view[len(piece):]
+
+    def name(self) -> str:
+        return blob_name([*self._done, self._current.digest()])
+
+
+def _hash_threads() -> int:
+    try:
+        return max(1, min(HASH_THREADS, len(os.sched_getaffinity(0))))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return max(1, min(HASH_THREADS, os.cpu_count() or 1))
+
+
+def _parts_digests(path: str, size: int) -> Tuple[str, Checks]:
+    # Each thread takes the next part not taken yet and reads it, block by block into its own
+    # buffer, feeding the part's SHA-256 and CRC (both let the other threads run meanwhile).
+    part = part_size(size)
+    count = -(-size // part)
+    found: List[Optional[_PartHasher]] = [None] * count
+    taken = itertools.count()  # next() of a count is atomic: every part is taken once
+
+    def hash_parts() -> None:
+        buffer = memoryview(bytearray(READ_BLOCK))
+        with open(path, "rb", buffering=0) as fh:
+            for index in iter(lambda: next(taken), None):
+                if index >= count:
+                    return
+                hasher = _PartHasher()
+                fh.seek(index * part)
+                left = min(part, size - index * part)
+                while left:
+                    got = fh.readinto(buffer[:min(READ_BLOCK, left)])
+                    if not got:
+                        break  # shorter than it was: the upload refuses it (a part's length or CRC)
+                    hasher.update(buffer[:got])
+                    left -= got
+                found[index] = hasher
+
+    threads = min(_hash_threads(), count)
+    with concurrent.futures.ThreadPoolExecutor(threads - 1 or 1) as helpers:
+        others = [helpers.submit(hash_parts) for _ in range(threads - 1)]
+        hash_parts()  # this thread is one of them
+        for other in others:
+            other.result()  # an error of a helper's is raised here
+    hashers = cast(List[_PartHasher], found)
+    return blob_name([h.sha256.digest() for h in hashers]), tuple(h.check() for h in hashers)
 
 
 def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, in_flight: int,
                     progress: Progress = None, checks: Optional[Checks] = None) -> None:
-    """Upload ``path`` to ``s3://bucket/key`` only if its bytes are those of digest ``sha256``.
+    """Upload ``path`` to ``s3://bucket/key`` only if its bytes are those of the blob named
+    ``sha256`` (:func:`blob_name`: the SHA-256 of a file of one part).
 
     ``checks`` are the CRC-32 and SHA-256 of the file's parts (:func:`part_size`), read
-    together with ``sha256`` (:func:`file_digests`); without them the file is read once more
-    to get them (and refused at once if its digest is not ``sha256``). A file of one part is
+    together with that name (:func:`file_digests`); without them the file is read once more
+    to get them (and refused at once if its name is not ``sha256``). A file of one part is
     read whole, checked against its CRC, and sent in one ``PutObject`` whose
     ``ChecksumSHA256`` is ``sha256`` itself. A larger one goes in parts, ``in_flight`` at a
     time, each sent straight from the file (no part is held in memory, so memory stays small
@@ -348,7 +398,8 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
     is checked against its CRC before its last block is handed to the connection. S3 checks
     each SHA-256 against the bytes it received, so a change the CRC cannot see is refused
     there. The upload is completed only when every part went up checked; otherwise it is
-    aborted (its parts discarded) and nothing is stored under ``key``. Multipart uploads run
+    aborted (its parts discarded) and nothing is stored under ``key``; S3's checksum of what it
+    stores is then the name itself (``COMPOSITE``). Multipart uploads run
     on a daemon thread (Ctrl-C is not held up); a one-part file is sent from the calling thread.
 
     :raises ContentChanged: the bytes read are not those ``sha256`` and ``checks`` were made of.
@@ -385,11 +436,16 @@ def _changed_if_refused(path: str) -> Iterator[None]:
         raise
 
 
-def put_verified(client: Any, data: bytes, bucket: str, key: str, sha256: str, source: str = "") -> None:
-    """One ``PutObject`` of ``data`` whose SHA-256 is ``sha256`` (hex), sent as ``ChecksumSHA256``
-    for S3 to check; its refusal (``BadDigest``) is :class:`ContentChanged` of ``source``."""
-    with _changed_if_refused(source or f"s3://{bucket}/{key}"):
-        client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=_b64(bytes.fromhex(sha256)))
+def put_verified(client: Any, data: bytes, bucket: str, key: str, name: str, source: str = "") -> None:
+    """One ``PutObject`` of ``data``, the blob named ``name`` (:func:`blob_name`), sent with its
+    SHA-256 as ``ChecksumSHA256`` for S3 to check; its refusal (``BadDigest``) is
+    :class:`ContentChanged` of ``source``. Bytes of several parts, whose name S3 cannot check
+    in one request, are checked here first."""
+    what = source or f"s3://{bucket}/{key}"
+    if "-" in name and bytes_digests(data)[0] != name:
+        raise ContentChanged(what)
+    with _changed_if_refused(what):
+        client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumSHA256=object_sha256(name, data))
 
 
 def _put_whole(client: Any, path: str, bucket: str, key: str, sha256: str, checks: Checks,

@@ -1,6 +1,7 @@
 """What a job sees of trees staged as blobs: read back from a store the way the job's bootstrap lays them out."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Dict, Optional
@@ -35,3 +36,16 @@ def input_tree(store: Store, code: Path, channel_uri: str, container_path: str, 
 def files_of(folder: Path, names: Optional[Dict[str, bytes]] = None) -> Dict[str, bytes]:
     """Relative posix path → bytes of every file under ``folder``."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+#: S3's usual part size, which names a blob of more than one part (8 MiB up to 80,000 MiB).
+PART = 8 * 1024 * 1024
+
+
+def blob_name_of(data: bytes) -> str:
+    """A blob's name, made here as the docs define it (not by the package): the SHA-256 of the
+    bytes; above one 8 MiB part, S3's composite checksum of its parts in hex, ``-`` their number."""
+    if len(data) <= PART:
+        return hashlib.sha256(data).hexdigest()
+    parts = [hashlib.sha256(data[at:at + PART]).digest() for at in range(0, len(data), PART)]
+    return f"{hashlib.sha256(b''.join(parts)).hexdigest()}-{len(parts)}"

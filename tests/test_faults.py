@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Tuple
 
 import boto3
 import pytest
+from cas_view import blob_name_of
 from conftest import python_environment
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -213,7 +214,7 @@ def test_s3_store_refuses_bytes_that_do_not_have_the_digest(aws: Any, tmp_path: 
         wrong = hashlib.sha256(b"something else").hexdigest()
         with pytest.raises(ContentChanged, match=path.name):
             store.upload_file(str(path), f"s3://cas-check/{path.name}", sha256=wrong)
-        right = hashlib.sha256(path.read_bytes()).hexdigest()
+        right = blob_name_of(path.read_bytes())
         store.upload_file(str(path), f"s3://cas-check/ok-{path.name}", sha256=right)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="cas-check").get("Contents", []))
     assert keys == ["ok-big.bin", "ok-small.bin"]
@@ -236,6 +237,29 @@ def test_local_store_refuses_bytes_that_do_not_have_the_digest(tmp_path: Path) -
         store.put_bytes(b"new bytes", "s3://b/cas/g.bin", sha256=hashlib.sha256(b"old bytes").hexdigest())
     assert store.list("s3://b/") == []
     assert not [p for p in (tmp_path / "s3").rglob("*") if p.is_file()]  # no temporary file either
+
+
+@pytest.mark.parametrize("size", [5, 8 * 1024 * 1024, 8 * 1024 * 1024 + 1, 2 * 8 * 1024 * 1024 + 3])
+def test_local_store_names_bytes_as_s3_does(tmp_path: Path, size: int) -> None:
+    """The local stand-in store checks the name S3 would (the parts' composite above 8 MiB),
+    for a file and for bytes, and refuses the SHA-256 of the whole where the parts name it."""
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import LocalStore
+
+    store = LocalStore(str(tmp_path / "s3"))
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    name = blob_name_of(data)
+    store.upload_file(str(path), f"s3://b/cas/{name}", sha256=name)
+    store.put_bytes(data, f"s3://b/mem/{name}", sha256=name)
+    assert store.get_bytes(f"s3://b/cas/{name}") == data == store.get_bytes(f"s3://b/mem/{name}")
+    whole = hashlib.sha256(data).hexdigest()
+    if whole != name:
+        with pytest.raises(ContentChanged):
+            store.upload_file(str(path), "s3://b/cas/whole", sha256=whole)
+        with pytest.raises(ContentChanged):
+            store.put_bytes(data, "s3://b/mem/whole", sha256=whole)
 
 
 # --- processes and leftovers ----------------------------------------------------------------------
@@ -392,7 +416,7 @@ def test_s3_store_stores_files_of_every_size_when_the_digest_matches(aws: Any, t
         path = tmp_path / f"f{size}.bin"
         path.write_bytes(os.urandom(size))
         store.upload_file(str(path), f"s3://cas-sizes/{path.name}", seen.append,
-                          sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+                          sha256=blob_name_of(path.read_bytes()))
         assert s3.get_object(Bucket="cas-sizes", Key=path.name)["Body"].read() == path.read_bytes()
     assert sum(seen) == 1 + MULTIPART_THRESHOLD  # progress counts every byte sent
 
@@ -487,9 +511,16 @@ def test_each_request_carries_the_sha256_s3_checks_and_botocore_adds_none(aws: A
     big.write_bytes(os.urandom(2 * STREAM_CHUNKSIZE + 5))
     for path in (small, big):
         digest, checks = file_digests(str(path))
-        assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digest == blob_name_of(path.read_bytes())
         store.upload_file(str(path), f"s3://cas-sums/{path.name}", sha256=digest, checks=checks)
         assert s3.get_object(Bucket="cas-sums", Key=path.name)["Body"].read() == path.read_bytes()
+    # the big file's name is the checksum the server made of the parts it stored (COMPOSITE; S3
+    # writes it with "-<parts>" after it, moto without)
+    sha, _, parts = file_digests(str(big))[0].partition("-")
+    stored = s3.get_object_attributes(Bucket="cas-sums", Key=big.name, ObjectAttributes=["Checksum"])["Checksum"]
+    assert stored["ChecksumType"] == "COMPOSITE" and parts == "3"
+    assert stored["ChecksumSHA256"] in {base64.b64encode(bytes.fromhex(sha)).decode("ascii") + suffix
+                                        for suffix in ("", "-3")}
 
     def sha256_header(data: bytes) -> str:
         checksum = Sha256Checksum()
@@ -644,7 +675,7 @@ def test_a_part_whose_bytes_change_while_it_is_sent_never_completes_and_the_uplo
     s3.create_bucket(Bucket="cas-torn")
     path = tmp_path / "big.bin"
     path.write_bytes(os.urandom(STREAM_CHUNKSIZE + 1024 * 1024))  # two parts, both sent at once
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = blob_name_of(path.read_bytes())
     fault_proxy.rate_limit(1024 * 1024, operation="UploadPart")  # the first part takes seconds to send
     done, errors = _in_background(
         lambda: S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-torn/blob", sha256=digest))
@@ -670,7 +701,7 @@ def test_a_large_blob_goes_up_in_parallel_parts_bounded_in_number(
     s3.create_bucket(Bucket="cas-parts")
     path = tmp_path / "big.bin"
     path.write_bytes(os.urandom((in_flight + 3) * STREAM_CHUNKSIZE))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = blob_name_of(path.read_bytes())
     fault_proxy.stall("UploadPart", times=1000)  # no part is answered until released
     done, errors = _in_background(
         lambda: S3Store(boto3.client("s3")).upload_file(str(path), "s3://cas-parts/blob", sha256=digest))

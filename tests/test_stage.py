@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 import boto3
 import pytest
+from cas_view import blob_name_of
 
 from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.bundle import bundle_entries
@@ -259,7 +260,26 @@ def test_bytes_in_memory_get_the_digests_of_the_same_bytes_in_a_file(tmp_path: P
     path.write_bytes(data)
     digest, checks = bytes_digests(data)
     assert (digest, checks) == file_digests(str(path))
-    assert digest == hashlib.sha256(data).hexdigest() and len(checks) == max(1, -(-size // STREAM_CHUNKSIZE))
+    assert digest == blob_name_of(data) and len(checks) == max(1, -(-size // STREAM_CHUNKSIZE))
+
+
+def test_a_stat_cache_entry_naming_a_big_file_by_its_whole_sha256_is_made_again(tmp_path: Path) -> None:
+    """Files of several parts were once named by the SHA-256 of the whole; their parts name them
+    now: such an entry is read again (once), not handed out."""
+    path = tmp_path / "big.bin"
+    data = os.urandom(STREAM_CHUNKSIZE + 10)
+    path.write_bytes(data)
+    cache_file = tmp_path / "sha256.json"
+    cache = HashCache(str(cache_file))
+    name = cache.sha256(str(path))
+    assert name == blob_name_of(data) and name.endswith("-2")
+    cache.save()
+    entries = json.loads(cache_file.read_text())
+    entries[str(path)][3] = hashlib.sha256(data).hexdigest()  # what an earlier version kept
+    cache_file.write_text(json.dumps(entries))
+    again = HashCache(str(cache_file))
+    assert again.unknown([str(path)]) == {str(path): len(data)}
+    assert again.sha256(str(path)) == name
 
 
 def test_the_stat_cache_past_its_size_keeps_only_the_files_the_launch_named(tmp_path: Path) -> None:

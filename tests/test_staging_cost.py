@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Tuple
 
 import boto3
 import pytest
+from cas_view import blob_name_of
 
 from aws_sagemaker_remote.api import prepare
 from aws_sagemaker_remote.bundle import bundle_entries
@@ -241,6 +242,8 @@ def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: P
     script.write_text(TREE_SCRIPT)
     data = tmp_path / "data"
     tree = dict(UNICODE_TREE, **{f"many/f{i:03}.txt": f"file {i % 250}\n" for i in range(extra)})
+    # a file of two parts (named by them: "<hex>-2"), and a file whose name looks like that
+    tree.update({"big/two-parts.txt": "x" * (8 * 1024 * 1024 + 1), "f" * 64 + "-2": "not a blob\n"})
     for rel, text in tree.items():
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_text(text, encoding="utf-8")
@@ -257,6 +260,7 @@ def test_a_job_sees_exactly_the_local_tree(run_script: Any, clean_environment: P
     blobs = clean_environment / "s3"
     stored = {p.name for p in blobs.rglob("*") if p.is_file()}
     assert hashlib.sha256(b"chaud\n").hexdigest() in stored
+    assert blob_name_of(tree["big/two-parts.txt"].encode()) in stored
     assert "été.txt" not in stored
 
 
@@ -329,7 +333,7 @@ def test_a_blob_is_stored_only_with_the_bytes_its_name_says(aws: Any, bucket: No
         store.upload_file(str(path), f"s3://{BUCKET}/pre/cas/sha256/{stale}", sha256=stale)
     assert store.head(f"s3://{BUCKET}/pre/cas/sha256/{stale}") is None
     aws.clear_log()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = blob_name_of(path.read_bytes())
     store.upload_file(str(path), f"s3://{BUCKET}/pre/cas/sha256/{digest}", sha256=digest)
     ops = aws.operations("s3")
     # small: one PutObject; large: parts of STREAM_CHUNKSIZE, read as they are sent
