@@ -5,18 +5,20 @@ Two guarantees on top of s3transfer's managed transfers, used by
 
 * **Content addresses are true.** Staging names an object by the SHA-256 of
   the file it read first (of each part it is sent in, for a file of several:
-  :func:`blob_name`), and takes the CRC-32 and SHA-256 of each part the
-  file will be sent in from that same read (:func:`file_digests`).
-  :func:`upload_verified` (what staging uses) checks every byte it reads and
-  sends against the CRCs, raising
+  :func:`blob_name`), and takes the SHA-256 of each part the file will be
+  sent in from that same read (:func:`file_digests`; and the CRC-32 of a
+  file of one part). :func:`upload_verified` (what staging uses) checks
+  every byte it reads and sends against those (a file of one part against
+  its CRC, a part of a larger one against its SHA-256), raising
   :class:`~aws_sagemaker_remote.errors.ContentChanged` on a mismatch *before*
   the object is completed, and sends each request with the SHA-256 of what
-  was first read (the digest itself for a one-request upload, each part's
+  was first read (the name itself for a one-request upload, each part's
   for a multipart one), which S3 checks against what it receives: a file
   that changed after it was hashed is never stored under the old name.
-  An object that exists under a name therefore holds bytes of that name. (A server that does not check checksums, such as a test server,
-  leaves the CRC as the only check: enough for a file that changes by
-  accident, not for one changed on purpose to keep its CRCs.)
+  An object that exists under a name therefore holds bytes of that name.
+  (A server that does not check checksums, such as a test server, leaves
+  the local check alone: for a file of one part, its CRC, enough for a
+  file that changes by accident, not for one changed on purpose to keep it.)
 * **Ctrl-C acts at once.** s3transfer waits for every request in flight
   before it lets an interrupted transfer go, and an interpreter waits for the
   threads of :mod:`concurrent.futures` before it exits: a stalled request held
@@ -227,7 +229,8 @@ def part_size(size: int) -> int:
 
 
 #: What is known of one part of a file from the read that named it: its CRC-32, and its
-#: SHA-256 in base64 (as ``ChecksumSHA256`` carries it).
+#: SHA-256 in base64 (as ``ChecksumSHA256`` carries it). The parts of a file of several are
+#: checked against their SHA-256 as they are sent, so their CRC is not made (0).
 PartCheck = Tuple[int, str]
 #: One :data:`PartCheck` per part (:func:`part_size`), in order.
 Checks = Tuple[PartCheck, ...]
@@ -265,11 +268,12 @@ def file_digests(path: str) -> Tuple[str, Checks]:
     """The file's blob name (:func:`blob_name`) and, from the same read, the CRC-32 and SHA-256
     of each of its parts (:func:`part_size`).
 
-    An upload checks what it reads later against the CRCs (cheaply) and sends each part with
-    its SHA-256, which S3 checks: so what is stored under the file's name is what was read
-    here. The parts of a larger file are hashed on several threads at once (hashlib and zlib
-    let them run together), each reading into a buffer of its own: memory does not grow with
-    the size.
+    An upload checks what it reads later against these (a file of one part against its CRC,
+    cheaply, as it is read whole; a part of a larger file against its SHA-256, hashed as it
+    streams out) and sends each part with its SHA-256, which S3 checks: so what is stored under
+    the file's name is what was read here. The parts of a larger file are hashed on several
+    threads at once (hashlib lets them run together), each reading into a buffer of its own:
+    memory does not grow with the size.
     """
     with open(path, "rb", buffering=0) as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -293,24 +297,27 @@ def bytes_digests(data: bytes) -> Tuple[str, Checks]:
     """:func:`file_digests` of bytes held in memory (a manifest, a listing, a small file read whole)."""
     part = part_size(len(data))
     view = memoryview(data)
+    several = len(data) > part
     hashers = []
     for at in range(0, len(data) or 1, part):
-        hasher = _PartHasher()
+        hasher = _PartHasher(crc=not several)
         hasher.update(view[at:at + part])
         hashers.append(hasher)
     return blob_name([h.sha256.digest() for h in hashers]), tuple(h.check() for h in hashers)
 
 
 class _PartHasher:
-    """The CRC-32 and SHA-256 of one part, fed block by block."""
+    """The SHA-256 and (with ``crc``) the CRC-32 of one part, fed block by block."""
 
-    def __init__(self) -> None:
+    def __init__(self, crc: bool = True) -> None:
         self.sha256 = hashlib.sha256()
         self.crc = 0
+        self._with_crc = crc
 
     def update(self, block: Any) -> None:
         self.sha256.update(block)
-        self.crc = zlib.crc32(block, self.crc)
+        if self._with_crc:
+            self.crc = zlib.crc32(block, self.crc)
 
     def check(self) -> PartCheck:
         return self.crc, _b64(self.sha256.digest())
@@ -350,7 +357,8 @@ def _hash_threads() -> int:
 
 def _parts_digests(path: str, size: int) -> Tuple[str, Checks]:
     # Each thread takes the next part not taken yet and reads it, block by block into its own
-    # buffer, feeding the part's SHA-256 and CRC (both let the other threads run meanwhile).
+    # buffer, feeding the part's SHA-256 (which lets the other threads run meanwhile). No CRC:
+    # a part is checked against its SHA-256 when it is sent (PartBody).
     part = part_size(size)
     count = -(-size // part)
     found: List[Optional[_PartHasher]] = [None] * count
@@ -362,7 +370,7 @@ def _parts_digests(path: str, size: int) -> Tuple[str, Checks]:
             for index in iter(lambda: next(taken), None):
                 if index >= count:
                     return
-                hasher = _PartHasher()
+                hasher = _PartHasher(crc=False)
                 fh.seek(index * part)
                 left = min(part, size - index * part)
                 while left:
@@ -388,16 +396,15 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
     """Upload ``path`` to ``s3://bucket/key`` only if its bytes are those of the blob named
     ``sha256`` (:func:`blob_name`: the SHA-256 of a file of one part).
 
-    ``checks`` are the CRC-32 and SHA-256 of the file's parts (:func:`part_size`), read
+    ``checks`` are the CRC-32 (one part) and SHA-256 of the file's parts (:func:`part_size`), read
     together with that name (:func:`file_digests`); without them the file is read once more
     to get them (and refused at once if its name is not ``sha256``). A file of one part is
     read whole, checked against its CRC, and sent in one ``PutObject`` whose
     ``ChecksumSHA256`` is ``sha256`` itself. A larger one goes in parts, ``in_flight`` at a
     time, each sent straight from the file (no part is held in memory, so memory stays small
     whatever the size) with its SHA-256 as ``ChecksumSHA256``; every pass over a part's bytes
-    is checked against its CRC before its last block is handed to the connection. S3 checks
-    each SHA-256 against the bytes it received, so a change the CRC cannot see is refused
-    there. The upload is completed only when every part went up checked; otherwise it is
+    is hashed and checked against that before its last block is handed to the connection, as
+    S3 checks it against the bytes it received. The upload is completed only when every part went up checked; otherwise it is
     aborted (its parts discarded) and nothing is stored under ``key``; S3's checksum of what it
     stores is then the name itself (``COMPOSITE``). Multipart uploads run
     on a daemon thread (Ctrl-C is not held up); a one-part file is sent from the calling thread.
@@ -426,7 +433,7 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
 @contextlib.contextmanager
 def _changed_if_refused(path: str) -> Iterator[None]:
     """S3's ``BadDigest`` (the bytes it received do not have the checksum sent with them) as
-    what it means here: the file changed since it was hashed, in a way its CRCs did not show."""
+    what it means here: the file changed since it was hashed, in a way the check here did not show."""
     try:
         yield
     except Exception as exc:
@@ -463,22 +470,25 @@ class PartBody:
     """One part of a file as a seekable, read-only body, read straight from the file.
 
     The bytes are read in blocks of :data:`PART_BLOCK` (however little the HTTP connection
-    asks for at a time). Every pass from the part's start to its end is checked against
-    ``crc`` (the part's CRC-32 from when the file was hashed) as soon as its last block is
-    read, before any of that block is handed out, so a request whose body changed since never
-    ends: :class:`~aws_sagemaker_remote.errors.ContentChanged` is raised instead.
+    asks for at a time). Every pass from the part's start to its end is hashed and checked
+    against ``sha256`` (the part's SHA-256 in base64, from when the file was named) as soon
+    as its last block is read, before any of that block is handed out, so a request whose
+    body changed since never ends:
+    :class:`~aws_sagemaker_remote.errors.ContentChanged` is raised instead. (It is the check
+    S3 makes of the ``ChecksumSHA256`` sent with the part, made here too for a server that
+    makes none.)
     """
 
-    def __init__(self, fd: int, path: str, offset: int, length: int, crc: int) -> None:
+    def __init__(self, fd: int, path: str, offset: int, length: int, sha256: str) -> None:
         self._fd = fd
         self.path = path
         self.offset = offset
         self.length = length
-        self.expected = crc
+        self.expected = sha256
         self._pos = 0  # of the next byte handed out
         self._block = b""  # the block read last; its bytes from _at on are not handed out yet
         self._at = 0
-        self._crc: Optional[int] = 0  # of this pass so far; None when the pass did not start at 0
+        self._hash: Optional[Any] = hashlib.sha256()  # of this pass so far; None when it did not start at 0
 
     def __len__(self) -> int:
         return self.length
@@ -497,7 +507,7 @@ class PartBody:
         self._pos = max(0, min(self.length, base + offset))
         self._block, self._at = b"", 0
         # a pass is checked only when it starts at the part's start (what botocore does)
-        self._crc = 0 if self._pos == 0 else None
+        self._hash = hashlib.sha256() if self._pos == 0 else None
         return self._pos
 
     def _fill(self) -> None:
@@ -506,9 +516,9 @@ class PartBody:
         data = os.pread(self._fd, amount, self.offset + start)
         if len(data) < amount:
             raise ContentChanged(self.path)  # the file got shorter
-        if self._crc is not None:
-            self._crc = zlib.crc32(data, self._crc)
-        if start + amount == self.length and self._crc != self.expected:
+        if self._hash is not None:
+            self._hash.update(data)
+        if start + amount == self.length and (self._hash is None or _b64(self._hash.digest()) != self.expected):
             raise ContentChanged(self.path)  # this pass differs (or cannot be checked): never complete it
         self._block, self._at = data, 0
 
@@ -557,10 +567,10 @@ def _upload_parts(client: Any, path: str, bucket: str, key: str, checks: Checks,
             try:
                 if failed.is_set():
                     raise _Skipped()  # another part failed, or the file changed: send no more
-                crc, checksum = check
+                checksum = check[1]
                 with _changed_if_refused(path):
                     answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                                Body=PartBody(fd, path, offset, length, crc),
+                                                Body=PartBody(fd, path, offset, length, checksum),
                                                 ContentLength=length, ChecksumSHA256=checksum)
                 if progress:
                     progress(length)

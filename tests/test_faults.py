@@ -624,11 +624,12 @@ def _keeping_the_crc(data: bytes, change_at: int, fix_at: int) -> bytes:
     return bytes(out)
 
 
-def test_a_change_that_keeps_a_parts_crc_is_left_to_the_sha256_s3_checks(aws: Any, tmp_path: Path) -> None:
-    """The CRC check guards against a file changing by accident; a change made to keep each
-    CRC is refused by S3, which checks a part against its ``ChecksumSHA256``: the SHA-256 of
-    the bytes read when the file was hashed, not of those sent. (moto stores parts without
-    checking, so the header is checked here against both.)"""
+def test_a_change_that_keeps_a_parts_crc_is_caught_by_its_sha256(aws: Any, tmp_path: Path) -> None:
+    """A part of a big file is checked against its SHA-256 as it is sent (as S3 checks the
+    ``ChecksumSHA256`` sent with it), so a change made to keep each CRC is refused here as
+    well, even by a server that checks nothing (moto stores parts without checking): the
+    upload is aborted and nothing is stored."""
+    from aws_sagemaker_remote.errors import ContentChanged
     from aws_sagemaker_remote.store import S3Store
     from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, file_digests
 
@@ -641,11 +642,12 @@ def test_a_change_that_keeps_a_parts_crc_is_left_to_the_sha256_s3_checks(aws: An
     forged = _keeping_the_crc(first, 5000, 9000)
     with open(path, "r+b") as fh:
         fh.write(forged)
-    S3Store(s3).upload_file(str(path), f"s3://cas-forged/{digest}", sha256=digest, checks=checks)
-    (sent,) = [dict(r.checksums) for r in aws.requests if r.operation == "UploadPart" and "partNumber=1" in r.query]
-    header = sent["x-amz-checksum-sha256"]
-    assert header == base64.b64encode(hashlib.sha256(first).digest()).decode("ascii")
-    assert header != base64.b64encode(hashlib.sha256(forged).digest()).decode("ascii")  # S3 says BadDigest
+    with pytest.raises(ContentChanged, match="big.bin"):
+        S3Store(s3).upload_file(str(path), f"s3://cas-forged/{digest}", sha256=digest, checks=checks)
+    operations = [r.operation for r in aws.requests if r.key == digest]
+    assert "AbortMultipartUpload" in operations and "CompleteMultipartUpload" not in operations, operations
+    assert not s3.list_objects_v2(Bucket="cas-forged").get("Contents")
+    assert not s3.list_multipart_uploads(Bucket="cas-forged").get("Uploads")
 
 
 def _in_background(work: Any) -> Tuple[threading.Event, List[BaseException]]:
