@@ -51,7 +51,8 @@ STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 MAX_SCANNED = 500
 PROG = "aws-sagemaker-remote"
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_CODE_TREE = re.compile(r"^(?P<prefix>.*?)/?cas/sha256/[0-9a-f]{64}/?$")
+#: the code channel: a tree's folder, or a blob (a manifest) named as transfers.blob_name names them
+_CODE_TREE = re.compile(r"^(?P<prefix>.*?)/?cas/sha256/[0-9a-f]{64}(?:-[1-9][0-9]{0,4})?/?$")
 
 
 # --- tag and records ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 **Blobs.** Every file is stored once, as a blob named by the SHA-256 of its
 bytes: ``s3://BUCKET/PREFIX/cas/sha256/<hex>`` (a file of more than one part,
-8 MiB and up, by the SHA-256 of its parts' digests and their number,
+above 8 MiB, by the SHA-256 of its parts' digests and their number,
 ``<hex>-<parts>``: S3's own checksum of the multipart upload, made on every
 core at once; :func:`~aws_sagemaker_remote.transfers.blob_name`). The job gets each tree (its
 code, and each local input read in ``File`` mode) as a manifest: a
@@ -137,9 +137,10 @@ HASH_CACHE_ENTRIES = 50_000
 class HashCache(_JsonCache):
     """``path → sha256`` for files whose size, mtime and inode are unchanged since last time.
 
-    Each entry keeps, beside the digest, the CRC-32 and SHA-256 of each part the file is
-    uploaded in (:func:`~aws_sagemaker_remote.transfers.file_digests`), read in the same pass:
-    an upload checks what it reads against those instead of hashing the file again.
+    Each entry keeps, beside the name, what the same read found of each part the file is
+    uploaded in (:func:`~aws_sagemaker_remote.transfers.file_digests`): the CRC-32 of a file of
+    one part, which its upload checks instead of hashing it again, and the SHA-256 of each part
+    of a bigger one, sent with the part (and checked against it as it is sent).
     """
 
     def __init__(self, path: Optional[str] = None, max_entries: int = HASH_CACHE_ENTRIES) -> None:
@@ -167,9 +168,12 @@ class HashCache(_JsonCache):
         # the part size goes with the checks: they describe parts of that size only
         # (a file of one part keeps its CRC alone: its part's SHA-256 is its digest)
         kept = [checks[0][0]] if len(checks) == 1 else [list(c) for c in checks]
+        entry: List[Any] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256, part_size(st.st_size), kept]
+        if len(checks) > 1:
+            entry.append(_PARTS_NAMED)  # an earlier version, which would misread the entry, skips it
         with self._lock:
             self._used.add(key)
-            self._data[key] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256, part_size(st.st_size), kept]
+            self._data[key] = entry
             self._dirty = True
 
     def save(self) -> None:
@@ -221,13 +225,22 @@ class HashCache(_JsonCache):
         return checks if len(checks) == max(1, -(-int(hit[0]) // int(hit[4]))) else None
 
 
+#: The last field of the entry of a file of several parts, named by them (with no CRCs):
+#: versions that named such a file by the SHA-256 of the whole, with the parts' CRCs, kept
+#: six fields, and take an entry of seven for one they cannot read (and read the file again).
+_PARTS_NAMED = "parts"
+
+
 def _complete(entry: Any) -> bool:
-    """Whether a cache entry is ``[size, mtime_ns, inode, name, part size, checks]`` (earlier
-    entries had no checks, or named a file of several parts by the SHA-256 of the whole where
-    its parts now name it: their files are hashed again once)."""
-    return (isinstance(entry, list) and len(entry) == 6 and isinstance(entry[5], list)
-            and isinstance(entry[0], int) and isinstance(entry[4], int)
-            and (entry[0] <= entry[4] or "-" in str(entry[3])))
+    """Whether a cache entry is ``[size, mtime_ns, inode, name, part size, checks]``, and
+    ``"parts"`` after them for a file of several parts (earlier entries had no checks, or
+    named a file of several parts by the SHA-256 of the whole where its parts now name it:
+    their files are read again once)."""
+    if not (isinstance(entry, list) and len(entry) in (6, 7) and isinstance(entry[5], list)
+            and isinstance(entry[0], int) and isinstance(entry[4], int)):
+        return False
+    several = entry[0] > entry[4]
+    return entry[6:] == ([_PARTS_NAMED] if several else []) and (not several or "-" in str(entry[3]))
 
 
 def _fresh(entry: Any, st: os.stat_result) -> bool:
@@ -501,7 +514,7 @@ class Blobs:
     def __init__(self, scratch: str) -> None:
         self.scratch = scratch
         self.files: Dict[str, Tuple[str, int]] = {}
-        #: the part CRCs read with a blob's digest, where known (see :class:`HashCache`)
+        #: what the read that named a blob found of its parts, where known (see :class:`HashCache`)
         self.checks: Dict[str, Checks] = {}
         #: blobs that name others (manifests, listings): stored after everything they name
         self.roots: List[str] = []

@@ -245,8 +245,9 @@ def blob_name(part_digests: Sequence[bytes]) -> str:
 
     One part: the SHA-256 of the bytes, in hex. More: the SHA-256 of the parts' digests joined,
     in hex, then ``-`` and the number of parts: what S3 reports as the ``COMPOSITE`` SHA-256
-    checksum of the multipart upload the blob is sent in (there in base64), so S3 checks the
-    name of every blob it stores. The parts of a big file are hashed on every core at once,
+    checksum of the multipart upload the blob is sent in (there in base64): S3 checks each
+    part against its digest, and :func:`upload_verified` that the digests make the name, so
+    what S3 stores has that name. The parts of a big file are hashed on every core at once,
     where one SHA-256 of the whole would take one core through the file before its first byte
     could be sent; the suffix keeps the two kinds of name apart (no file of one part can be
     made to take the name of another file's parts).
@@ -363,6 +364,7 @@ def _parts_digests(path: str, size: int) -> Tuple[str, Checks]:
     count = -(-size // part)
     found: List[Optional[_PartHasher]] = [None] * count
     taken = itertools.count()  # next() of a count is atomic: every part is taken once
+    stop = threading.Event()  # this thread was interrupted (Ctrl-C) or failed: the helpers stop too
 
     def hash_parts() -> None:
         buffer = memoryview(bytearray(READ_BLOCK))
@@ -373,20 +375,27 @@ def _parts_digests(path: str, size: int) -> Tuple[str, Checks]:
                 hasher = _PartHasher(crc=False)
                 fh.seek(index * part)
                 left = min(part, size - index * part)
-                while left:
+                while left and not stop.is_set():
                     got = fh.readinto(buffer[:min(READ_BLOCK, left)])
                     if not got:
-                        break  # shorter than it was: the upload refuses it (a part's length or CRC)
+                        break  # shorter than it was: the upload refuses it (its parts' count or SHA-256)
                     hasher.update(buffer[:got])
                     left -= got
                 found[index] = hasher
 
     threads = min(_hash_threads(), count)
-    with concurrent.futures.ThreadPoolExecutor(threads - 1 or 1) as helpers:
+    # daemon threads, not waited for on the way out: Ctrl-C does not wait for the whole file
+    helpers = DaemonExecutor(threads - 1 or 1)
+    try:
         others = [helpers.submit(hash_parts) for _ in range(threads - 1)]
         hash_parts()  # this thread is one of them
         for other in others:
             other.result()  # an error of a helper's is raised here
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        helpers.shutdown(wait=False)
     hashers = cast(List[_PartHasher], found)
     return blob_name([h.sha256.digest() for h in hashers]), tuple(h.check() for h in hashers)
 
@@ -415,6 +424,8 @@ def upload_verified(client: Any, path: str, bucket: str, key: str, sha256: str, 
         found, checks = file_digests(path)
         if found != sha256:
             raise ContentChanged(path)
+    elif len(checks) > 1 and blob_name([base64.b64decode(sha) for _, sha in checks]) != sha256:
+        raise ContentChanged(path)  # parts that do not make this name: whatever kept them is wrong
     expected = tuple(checks)
     size = os.path.getsize(path)
     part = part_size(size)

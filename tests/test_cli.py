@@ -541,3 +541,14 @@ def test_clean_of_a_bucket_that_does_not_exist_finds_nothing(aws: MotoServer, ru
     result = run_python(*CLI, "clean", "--bucket", "never-created", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["trees"] == []
+
+
+@pytest.mark.parametrize("name", ["a" * 64, "a" * 64 + "-2"])
+def test_the_launch_record_sits_beside_code_whatever_its_manifest_is_named(name: str) -> None:
+    """A code channel's manifest of more than 8 MiB is named by its parts (``HEX-PARTS``): its
+    job's launch record is still found beside it (``rerun`` from another machine reads it)."""
+    from aws_sagemaker_remote.jobs import record_uri
+
+    request = {"ProcessingJobName": "job-1",
+               "ProcessingInputs": [{"InputName": "code", "S3Input": {"S3Uri": f"s3://b/pre/cas/sha256/{name}"}}]}
+    assert record_uri("processing", request) == "s3://b/pre/jobs/job-1/launch.json"

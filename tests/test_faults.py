@@ -650,6 +650,59 @@ def test_a_change_that_keeps_a_parts_crc_is_caught_by_its_sha256(aws: Any, tmp_p
     assert not s3.list_multipart_uploads(Bucket="cas-forged").get("Uploads")
 
 
+def test_parts_that_do_not_make_the_name_are_refused_before_anything_is_sent(aws: Any, tmp_path: Path) -> None:
+    """Checks handed in with a name (from the stat cache) must make that name: otherwise the
+    file would be stored under a name S3 never sees (it checks each part, not the name)."""
+    from aws_sagemaker_remote.errors import ContentChanged
+    from aws_sagemaker_remote.store import S3Store
+    from aws_sagemaker_remote.transfers import STREAM_CHUNKSIZE, file_digests
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cas-misnamed")
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(STREAM_CHUNKSIZE + 10))
+    name, checks = file_digests(str(path))
+    wrong = "0" * 64 + "-2"
+    with pytest.raises(ContentChanged, match="big.bin"):
+        S3Store(s3).upload_file(str(path), f"s3://cas-misnamed/{wrong}", sha256=wrong, checks=checks)
+    assert not [r for r in aws.requests if r.key == wrong]
+    S3Store(s3).upload_file(str(path), f"s3://cas-misnamed/{name}", sha256=name, checks=checks)
+    assert s3.get_object(Bucket="cas-misnamed", Key=name)["Body"].read() == path.read_bytes()
+
+
+HASH_A_BIG_FILE = """
+import sys
+from aws_sagemaker_remote.transfers import file_digests
+print("hashing", flush=True)
+file_digests(sys.argv[1])
+print("hashed", flush=True)
+"""
+
+
+def test_ctrl_c_while_a_big_file_is_hashed_stops_every_hashing_thread(tmp_path: Path) -> None:
+    """The parts are hashed on several threads: Ctrl-C stops them all at once, rather than
+    after the whole file has been read (a sparse file of 256 GiB: a minute of hashing or more)."""
+    sparse = tmp_path / "sparse.bin"
+    with open(sparse, "wb") as fh:
+        fh.truncate(256 * 1024 ** 3)  # no blocks on disk: reads return zeros
+    script = tmp_path / "hash.py"
+    script.write_text(HASH_A_BIG_FILE)
+    proc = subprocess.Popen([sys.executable, "-c", AS_FROM_A_TERMINAL, str(script), str(sparse)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_environment())
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "hashing"
+        time.sleep(1.0)  # every thread is reading by now
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "KeyboardInterrupt" in err and "hashed" not in out, err
+    assert took < 10, f"{took:.1f} s after SIGINT"
+
+
 def _in_background(work: Any) -> Tuple[threading.Event, List[BaseException]]:
     """Run ``work()`` on a daemon thread: (set when it ends, what it raised)."""
     done = threading.Event()
