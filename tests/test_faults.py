@@ -270,20 +270,27 @@ AS_FROM_A_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, s
                       "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
+def _ctrl_c(proc: "subprocess.Popen[str]", ready: Any, settle: float) -> Tuple[str, str, float]:
+    """Once ``ready()`` is true and ``settle`` seconds more have passed, SIGINT ``proc`` as a
+    terminal's Ctrl-C would: (its stdout, its stderr, seconds from the signal to its exit)."""
+    try:
+        assert ready()
+        time.sleep(settle)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        return out, err, time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_ctrl_c_during_a_stalled_upload_exits_130_at_once(fault_proxy: Any, aws: Any, demo_dir: Path,
                                                           tmp_path: Path) -> None:
     fault_proxy.stall("PutObject", key_contains="/cas/sha256/")  # one of the code's blobs
     proc = _launcher(["-c", AS_FROM_A_TERMINAL, demo_dir / "wordcount.py", *YES], tmp_path)
-    try:
-        assert fault_proxy.stalling.wait(60), fault_proxy.events
-        time.sleep(0.5)  # the launcher is now waiting for an answer that does not come
-        signalled = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
-        took = time.monotonic() - signalled
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # once the launcher is waiting for an answer that does not come
+    _out, err, took = _ctrl_c(proc, lambda: fault_proxy.stalling.wait(60), 0.5)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
@@ -429,16 +436,7 @@ def test_ctrl_c_during_a_stalled_download_exits_130_at_once(fault_proxy: Any, aw
     fault_proxy.stall("GetObject", key_contains="words.txt")
     proc = _launcher(["-c", AS_FROM_A_TERMINAL, demo_dir / "wordcount.py", "--input", "s3://stalled-input/in/",
                       "--output", tmp_path / "out"], tmp_path)
-    try:
-        assert fault_proxy.stalling.wait(60), fault_proxy.events
-        time.sleep(0.5)
-        signalled = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
-        took = time.monotonic() - signalled
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _out, err, took = _ctrl_c(proc, lambda: fault_proxy.stalling.wait(60), 0.5)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert took < 10, f"{took:.1f} s after SIGINT"
@@ -689,16 +687,10 @@ def test_ctrl_c_while_a_big_file_is_hashed_stops_every_hashing_thread(tmp_path: 
     script.write_text(HASH_A_BIG_FILE)
     proc = subprocess.Popen([sys.executable, "-c", AS_FROM_A_TERMINAL, str(script), str(sparse)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_environment())
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "hashing"
-        time.sleep(1.0)  # every thread is reading by now
-        signalled = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-        took = time.monotonic() - signalled
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    # a second after it started, every hashing thread is reading
+    out, err, took = _ctrl_c(proc, lambda: stdout.readline().strip() == "hashing", 1.0)
     assert "KeyboardInterrupt" in err and "hashed" not in out, err
     assert took < 10, f"{took:.1f} s after SIGINT"
 
