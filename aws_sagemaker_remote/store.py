@@ -76,9 +76,10 @@ class Store(Protocol):
         that blob name (:func:`~aws_sagemaker_remote.transfers.blob_name`: the
         SHA-256 of a file of one part); otherwise
         :class:`~aws_sagemaker_remote.errors.ContentChanged`.
-        ``checks``, the CRC-32 and SHA-256 of each part read with that name
-        (:func:`~aws_sagemaker_remote.transfers.file_digests`), let a store
-        check the bytes it reads against them instead of hashing them again.
+        ``checks``, what the read that made that name found of each part (the
+        CRC-32 of a file of one part, the SHA-256 of each part of a bigger one;
+        :func:`~aws_sagemaker_remote.transfers.file_digests`), let a store check
+        the bytes it sends against them without reading the file a third time.
         """
 
     def put_bytes(self, data: bytes, uri: str, sha256: Optional[str] = None) -> None:
